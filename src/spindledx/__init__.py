@@ -1,0 +1,3 @@
+"""spindledx: mitotic counting on H&E tiles, IHC panel interpretation and batch QA for spindle-cell tumours."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,85 @@
+"""Command-line entry point: a thin typer layer over the library.
+
+Each stage registers its own commands (``spindledx.<stage>.commands.register``); this module only builds the
+app and maps errors to exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 unexpected
+failure (DESIGN.md, "Contracts").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from spindledx import __version__
+from spindledx.errors import BadInputError
+
+app = typer.Typer(
+    name="spindledx",
+    help="Mitotic counts on H&E tiles, IHC panel differentials and batch QA for spindle-cell tumours.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"spindledx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """spindledx command-line interface."""
+
+
+def _register_commands() -> None:
+    from spindledx import grading_commands
+    from spindledx.ihc import commands as ihc_commands
+    from spindledx.mitosis import commands as mitosis_commands
+    from spindledx.qa import commands as qa_commands
+    from spindledx.slide import commands as slide_commands
+
+    for module in (ihc_commands, grading_commands, mitosis_commands, qa_commands, slide_commands):
+        module.register(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (2 for bad input, 1 for an unexpected failure)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except BadInputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if os.environ.get("SPINDLEDX_DEBUG"):
+            raise
+        typer.echo(f"unexpected error ({type(exc).__name__}): {exc}  [set SPINDLEDX_DEBUG=1 for a traceback]",
+                   err=True)
+        return 1
+    return 0
+
+
+def run() -> None:  # pragma: no cover - console-script shim
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""High-power-field geometry, mitotic densities and FNCLCC grading.
+
+Implements the conversions of ``../shared/reference/grading_and_hpf.md``:
+
+* field diameter (mm) = field number / (objective magnification x tube factor), area = pi (d / 2)^2
+  (Renne SL, Pathologica 2023;115:302: eyepiece 10x/22 with a 40x objective gives 0.238 mm^2);
+* density per mm^2 = count / area counted (Cree IA et al., Mod Pathol 2021;34:1651, "Counting mitoses: SI(ze)
+  matters!"), and the per-10-HPF equivalent = density x 10 x HPF area;
+* FNCLCC mitotic score 1/2/3 for 0-9 / 10-19 / >=20 mitoses per 10 HPF, necrosis 0/1/2 for none / <50% / >=50%,
+  grade 1/2/3 for score sums 2-3 / 4-5 / 6-8 (Coindre JM, Arch Pathol Lab Med 2006;130:1448; Trojani M et al.,
+  Int J Cancer 1984;33:37).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from spindledx.errors import BadInputError
+
+DEFAULT_FIELD_NUMBER_MM = 22.0
+DEFAULT_OBJECTIVE_MAGNIFICATION = 40.0
+MIN_PLAUSIBLE_MPP = 0.05
+MAX_PLAUSIBLE_MPP = 20.0
+
+
+def hpf_area_mm2(field_number_mm: float = DEFAULT_FIELD_NUMBER_MM,
+                 objective_magnification: float = DEFAULT_OBJECTIVE_MAGNIFICATION,
+                 *, tube_factor: float = 1.0) -> float:
+    """Area of one circular high-power field.
+
+    Parameters
+    ----------
+    field_number_mm
+        Eyepiece field number in mm (e.g. 22 for a "10x/22" eyepiece).
+    objective_magnification
+        Objective magnification (e.g. 40).
+    tube_factor
+        Any intermediate magnification in the tube (1.0 on most modern microscopes).
+
+    Returns
+    -------
+    float
+        Field area in mm^2; 22 / 40 gives 0.2376 mm^2 (Renne 2023).
+    """
+    if field_number_mm <= 0 or objective_magnification <= 0 or tube_factor <= 0:
+        raise BadInputError("field number, objective magnification and tube factor must be positive")
+    diameter_mm = field_number_mm / (objective_magnification * tube_factor)
+    return math.pi * (diameter_mm / 2.0) ** 2
+
+
+DEFAULT_HPF_AREA_MM2 = hpf_area_mm2()
+
+
+def check_mpp(mpp: float) -> float:
+    """Return ``mpp`` (micrometres per pixel) if it is a plausible scan resolution, else raise BadInputError."""
+    if not (isinstance(mpp, int | float) and math.isfinite(mpp)) or not (
+            MIN_PLAUSIBLE_MPP <= mpp <= MAX_PLAUSIBLE_MPP):
+        raise BadInputError(
+            f"mpp {mpp!r} is not a plausible scan resolution (expected {MIN_PLAUSIBLE_MPP}-{MAX_PLAUSIBLE_MPP} "
+            "um/px; 40x scans are about 0.25, 20x about 0.5)")
+    return float(mpp)
+
+
+def image_area_mm2(width_px: int, height_px: int, mpp: float) -> float:
+    """Area of a rectangular image in mm^2: (width x mpp) x (height x mpp) / 1e6."""
+    check_mpp(mpp)
+    return (width_px * mpp) * (height_px * mpp) / 1e6
+
+
+def density_per_mm2(count: int | float, area_mm2: float) -> float:
+    """Mitoses per mm^2 over the counted area (Cree et al. 2021)."""
+    if area_mm2 <= 0:
+        raise BadInputError("the counted area must be positive")
+    return float(count) / area_mm2
+
+
+def per_10_hpf(density_mm2: float, hpf_area: float = DEFAULT_HPF_AREA_MM2) -> float:
+    """Convert a density in mitoses/mm^2 to the count expected in 10 fields of ``hpf_area`` mm^2 each."""
+    if hpf_area <= 0:
+        raise BadInputError("the HPF area must be positive")
+    return density_mm2 * 10.0 * hpf_area
+
+
+def fnclcc_mitotic_score(mitoses_per_10hpf: float) -> int:
+    """FNCLCC mitotic score: 1 for 0-9, 2 for 10-19, 3 for >= 20 mitoses per 10 HPF.
+
+    A fractional per-10-HPF figure (from a density conversion) is compared as is: 9.6 scores 1.
+    """
+    if mitoses_per_10hpf < 0 or not math.isfinite(mitoses_per_10hpf):
+        raise BadInputError("the mitotic count must be a non-negative number")
+    if mitoses_per_10hpf >= 20:
+        return 3
+    if mitoses_per_10hpf >= 10:
+        return 2
+    return 1
+
+
+NECROSIS_SCORES = {"none": 0, "<50": 1, ">=50": 2}
+
+# FNCLCC differentiation score by entity and pattern (grading_and_hpf.md, section 1: essentialpathology.info
+# checklist and basicmedicalkey Table 3.1). Keys are the entity ids of the IHC knowledge base.
+DIFFERENTIATION_BY_ENTITY: dict[str, dict[str, int]] = {
+    "leiomyosarcoma": {"well_differentiated": 1, "conventional": 2, "poorly_differentiated": 3,
+                       "pleomorphic": 3, "epithelioid": 3},
+    "mpnst": {"conventional": 2, "poorly_differentiated": 3, "triton": 3},
+    "angiosarcoma": {"conventional": 2, "poorly_differentiated": 3},
+    "synovial_sarcoma": {"conventional": 3},
+    "rhabdomyosarcoma": {"conventional": 3},
+    "dedifferentiated_liposarcoma": {"conventional": 3},
+    "undifferentiated_pleomorphic_sarcoma": {"conventional": 3},
+    "fibrosarcoma": {"well_differentiated": 1, "conventional": 2, "poorly_differentiated": 3},
+}
+
+# Coindre 2006: grading should not be applied to tumours of intermediate malignancy or benign tumours.
+NOT_GRADED = {"leiomyoma", "schwannoma", "nodular_fasciitis", "desmoid_fibromatosis",
+              "inflammatory_myofibroblastic_tumor", "dfsp", "solitary_fibrous_tumor", "gist", "pecoma",
+              "kaposi_sarcoma", "sarcomatoid_carcinoma", "sarcomatoid_mesothelioma", "spindle_cell_melanoma",
+              "follicular_dendritic_cell_sarcoma"}
+
+
+@dataclass(frozen=True)
+class FnclccGrade:
+    """FNCLCC scores and grade, with the counting-area assumption that produced the mitotic score."""
+
+    differentiation_score: int
+    mitotic_score: int
+    necrosis_score: int
+    total: int
+    grade: int
+    mitoses: float
+    area_mm2: float
+    mitoses_per_mm2: float
+    mitoses_per_10hpf: float
+    hpf_area_mm2: float
+    area_note: str
+    caveats: tuple[str, ...] = ()
+
+
+def differentiation_score_for(entity: str, pattern: str = "conventional") -> int:
+    """FNCLCC differentiation score for an entity id and histological pattern."""
+    key = entity.strip().lower().replace("-", "_").replace(" ", "_")
+    if key in NOT_GRADED:
+        raise BadInputError(f"FNCLCC grading is not applied to {key} (benign, intermediate or non-sarcoma; "
+                            "Coindre 2006); give --differentiation explicitly to grade anyway")
+    table = DIFFERENTIATION_BY_ENTITY.get(key)
+    if table is None:
+        known = ", ".join(sorted(DIFFERENTIATION_BY_ENTITY))
+        raise BadInputError(f"no FNCLCC differentiation table for '{entity}'; known: {known}; "
+                            "or give --differentiation 1|2|3")
+    pat = pattern.strip().lower().replace("-", "_").replace(" ", "_")
+    if pat not in table:
+        raise BadInputError(f"pattern '{pattern}' unknown for {key}; choose one of: {', '.join(table)}")
+    return table[pat]
+
+
+def fnclcc_grade(*, mitoses: float, differentiation_score: int, necrosis: str,
+                 area_mm2: float | None = None, n_hpf: float = 10.0,
+                 hpf_area: float = DEFAULT_HPF_AREA_MM2) -> FnclccGrade:
+    """FNCLCC grade from a mitotic count, necrosis extent and differentiation score.
+
+    Parameters
+    ----------
+    mitoses
+        Mitotic figures counted.
+    differentiation_score
+        1, 2 or 3 (see :func:`differentiation_score_for`).
+    necrosis
+        ``"none"``, ``"<50"`` or ``">=50"`` (% of tumour, microscopic).
+    area_mm2
+        Area over which ``mitoses`` were counted. If omitted, the count is taken over ``n_hpf`` fields of
+        ``hpf_area`` mm^2 each.
+    n_hpf, hpf_area
+        Number and area (mm^2) of the high-power fields counted, and the reference field for the per-10-HPF
+        figure.
+
+    Returns
+    -------
+    FnclccGrade
+        Scores, grade and the area assumption stated in words.
+    """
+    if differentiation_score not in (1, 2, 3):
+        raise BadInputError("differentiation score must be 1, 2 or 3")
+    nec = necrosis.strip().replace(" ", "").replace("%", "").replace("≥", ">=")
+    if nec in {"0", "no", "absent"}:
+        nec = "none"
+    if nec not in NECROSIS_SCORES:
+        raise BadInputError(f"necrosis must be one of none, <50, >=50 (got '{necrosis}')")
+    if mitoses < 0:
+        raise BadInputError("the mitotic count must be non-negative")
+    if area_mm2 is None:
+        if n_hpf <= 0:
+            raise BadInputError("the number of HPF must be positive")
+        area_mm2 = n_hpf * hpf_area
+        area_note = (f"{mitoses:g} mitoses in {n_hpf:g} HPF of {hpf_area:.3f} mm² each "
+                     f"({area_mm2:.3f} mm² counted)")
+    else:
+        area_note = f"{mitoses:g} mitoses in {area_mm2:.3f} mm² counted"
+    density = density_per_mm2(mitoses, area_mm2)
+    p10 = per_10_hpf(density, hpf_area)
+    area_note += f"; per 10 HPF means per {10 * hpf_area:.2f} mm² (10 fields of {hpf_area:.3f} mm²)"
+    m_score = fnclcc_mitotic_score(p10)
+    n_score = NECROSIS_SCORES[nec]
+    total = differentiation_score + m_score + n_score
+    grade = 1 if total <= 3 else 2 if total <= 5 else 3
+    caveats = []
+    caveats.append("per-10-HPF cut-offs depend on the field area: the area of the original FNCLCC fields is not "
+                   "verified here, so state the area (Cree et al. 2021)")
+    if 8.0 <= p10 < 10.0 or 18.0 <= p10 < 20.0:
+        caveats.append("the count lies just below a score cut-off: recount or count a larger area")
+    caveats.append("FNCLCC grading is not suitable for core needle biopsies (Coindre 2006)")
+    return FnclccGrade(differentiation_score, m_score, n_score, total, grade, float(mitoses), area_mm2, density,
+                       p10, hpf_area, area_note, tuple(caveats))

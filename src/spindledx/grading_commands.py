@@ -1,0 +1,64 @@
+"""``spindledx grade``: FNCLCC scores and grade from a mitotic count (see :mod:`spindledx.counting`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from spindledx import counting
+from spindledx.errors import BadInputError
+
+
+def grade(
+    mitoses: float = typer.Option(..., "--mitoses", help="Mitotic figures counted."),
+    area_mm2: float | None = typer.Option(None, "--area-mm2", help="Area counted, mm² (overrides --hpf)."),
+    hpf: float = typer.Option(10.0, "--hpf", help="Number of high-power fields counted."),
+    field_number: float = typer.Option(counting.DEFAULT_FIELD_NUMBER_MM, "--field-number",
+                                       help="Eyepiece field number, mm."),
+    objective: float = typer.Option(counting.DEFAULT_OBJECTIVE_MAGNIFICATION, "--objective",
+                                    help="Objective magnification."),
+    hpf_area: float | None = typer.Option(None, "--hpf-area-mm2",
+                                          help="Area of one HPF in mm² (overrides field number/objective)."),
+    necrosis: str = typer.Option(..., "--necrosis", help="Tumour necrosis: none, <50 or >=50 (%)."),
+    differentiation: int | None = typer.Option(None, "--differentiation", min=1, max=3,
+                                               help="FNCLCC differentiation score 1-3."),
+    entity: str | None = typer.Option(None, "--entity", help="Entity id, to look up differentiation."),
+    pattern: str = typer.Option("conventional", "--pattern", help="Histological pattern for --entity."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """FNCLCC grade: differentiation + mitotic score + necrosis, stating the area the count refers to."""
+    if differentiation is None:
+        if entity is None:
+            raise BadInputError("give --differentiation 1|2|3 or --entity (with --pattern)")
+        differentiation = counting.differentiation_score_for(entity, pattern)
+    field_area = hpf_area if hpf_area is not None else counting.hpf_area_mm2(field_number, objective)
+    result = counting.fnclcc_grade(mitoses=mitoses, differentiation_score=differentiation, necrosis=necrosis,
+                                   area_mm2=area_mm2, n_hpf=hpf, hpf_area=field_area)
+    if fmt == "json":
+        typer.echo(json.dumps(dataclasses.asdict(result), indent=2, ensure_ascii=False))
+        return
+    if fmt != "table":
+        raise BadInputError(f"unknown --format '{fmt}' (table or json)")
+    table = Table(title=f"FNCLCC grade {result.grade}", show_header=True)
+    table.add_column("parameter")
+    table.add_column("score", justify="right")
+    table.add_column("basis")
+    table.add_row("differentiation", str(result.differentiation_score), entity or "given")
+    table.add_row("mitotic count", str(result.mitotic_score),
+                  f"{result.mitoses_per_10hpf:.1f}/10 HPF = {result.mitoses_per_mm2:.2f}/mm²")
+    table.add_row("necrosis", str(result.necrosis_score), necrosis)
+    table.add_row("total", str(result.total), "2-3 → G1, 4-5 → G2, 6-8 → G3")
+    console = Console()
+    console.print(table)
+    console.print(f"Area: {result.area_note}")
+    for caveat in result.caveats:
+        console.print(f"[yellow]caveat:[/yellow] {caveat}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``grade`` to the spindledx app."""
+    app.command("grade")(grade)

@@ -1,0 +1,1 @@
+"""IHC panel interpretation: vocabulary, knowledge base, Bayesian differential, next markers."""

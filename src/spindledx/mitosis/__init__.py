@@ -1,0 +1,1 @@
+"""Mitotic figures on H&E tiles: reading, stain, candidates, classifier, detection, evaluation."""

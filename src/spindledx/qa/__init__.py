@@ -1,0 +1,1 @@
+"""Batch QA over sample sets: image quality flags, batch runner, report."""

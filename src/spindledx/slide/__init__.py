@@ -1,0 +1,1 @@
+"""Whole-slide images: reading, tissue detection, tiling and the mitotic hotspot."""
