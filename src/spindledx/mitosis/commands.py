@@ -1,9 +1,164 @@
-"""CLI commands of the `mitosis` stage (registered by :mod:`spindledx.cli`)."""
+"""CLI commands of the `mitosis` stage (registered by :mod:`spindledx.cli`): ``score`` and ``evaluate``.
+
+Thin layer over :mod:`spindledx.mitosis.score`, :mod:`spindledx.mitosis.outputs` and
+:mod:`spindledx.mitosis.evaluate`: collect images, call the library, render a rich table, JSON or CSV.
+"""
 
 from __future__ import annotations
 
+import csv
+import io as _stdio
+import json
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from spindledx import counting
+from spindledx.errors import BadInputError
+from spindledx.mitosis.io import IMAGE_SUFFIXES, read_image
+from spindledx.mitosis.score import TileScore, default_detector, score_image
+
+_FORMATS = ("table", "json", "csv")
+
+
+def _load_detector(threshold: float | None):
+    """The detector used by the commands (a seam for tests, which inject a fake one)."""
+    return default_detector(threshold=threshold)
+
+
+def collect_images(paths: list[str]) -> list[Path]:
+    """Expand PATHs: files as given, folders recursively (png/jpg/jpeg/tif/tiff, sorted). Raises on empty input."""
+    images: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise BadInputError(f"{path}: no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in this folder")
+            images.extend(found)
+        elif path.exists():
+            images.append(path)
+        else:
+            raise BadInputError(f"{path}: no such file or folder")
+    if not images:
+        raise BadInputError("no images given")
+    return images
+
+
+def _unique_stems(images: list[Path]) -> list[str]:
+    """Output stems: the file stem, or the path with separators replaced when two images share a stem."""
+    stems = [p.stem for p in images]
+    if len(set(stems)) == len(stems):
+        return stems
+    return ["__".join(p.with_suffix("").parts).replace(":", "") for p in images]
+
+
+def _hpf_area(hpf_area_mm2: float | None, field_number: float | None, objective: float | None) -> float:
+    if hpf_area_mm2 is not None:
+        if field_number is not None or objective is not None:
+            raise BadInputError("give either --hpf-area-mm2 or --field-number/--objective, not both")
+        if hpf_area_mm2 <= 0:
+            raise BadInputError("--hpf-area-mm2 must be positive")
+        return float(hpf_area_mm2)
+    return counting.hpf_area_mm2(field_number if field_number is not None else counting.DEFAULT_FIELD_NUMBER_MM,
+                                 objective if objective is not None else counting.DEFAULT_OBJECTIVE_MAGNIFICATION)
+
+
+def score(
+    paths: list[str] = typer.Argument(..., metavar="PATH...", help="Images (png/jpg/tif) or folders of images."),
+    mpp: float | None = typer.Option(None, "--mpp", help="Resolution in µm/px, overriding the files' metadata."),
+    fmt: str = typer.Option("table", "--format", help="table, json or csv (detections)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for per-image CSV, GeoJSON, overlay PNG + summary."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Minimum detection score (default: model's)."),
+    hpf_area_mm2: float | None = typer.Option(None, "--hpf-area-mm2", help="Area of one HPF in mm²."),
+    field_number: float | None = typer.Option(None, "--field-number", help="Eyepiece field number, mm (22)."),
+    objective: float | None = typer.Option(None, "--objective", help="Objective magnification (40)."),
+) -> None:
+    """Detect mitotic figures and count them per mm² and per 10 HPF (HPF area stated)."""
+    if fmt not in _FORMATS:
+        raise BadInputError(f"unknown --format '{fmt}' (table, json or csv)")
+    if mpp is not None:
+        counting.check_mpp(mpp)
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
+    hpf_area = _hpf_area(hpf_area_mm2, field_number, objective)
+    images = collect_images(paths)
+    stems = _unique_stems(images)
+    detector = _load_detector(threshold)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    results: list[TileScore] = []
+    failures: list[tuple[str, str]] = []
+    for image, stem in zip(images, stems, strict=True):
+        try:
+            tile = read_image(image, mpp=mpp)
+            result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area)
+        except BadInputError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            failures.append((str(image), str(exc)))
+            continue
+        for warning in result.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+        results.append(result)
+        if out is not None:
+            from spindledx.mitosis.outputs import write_tile_outputs
+
+            write_tile_outputs(tile.rgb, result, out, stem=stem)
+    if out is not None:
+        from spindledx.mitosis.outputs import write_detections_csv, write_summary_json
+
+        write_summary_json(results, out / "summary.json", failed=failures)
+        write_detections_csv(results, out / "mitoses.csv")
+    _render(results, fmt, hpf_area)
+    if out is not None and fmt == "table":
+        Console(stderr=True).print(f"outputs written to {out}/ (per image: *_mitoses.csv, *_mitoses.geojson, "
+                                   "*_overlay.png; summary.json, mitoses.csv)")
+    if failures:
+        raise BadInputError(f"{len(failures)} of {len(images)} images could not be scored"
+                            + (f" (the other {len(results)} were)" if results else ""))
+
+
+def _render(results: list[TileScore], fmt: str, hpf_area: float) -> None:
+    if fmt == "json":
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
+        return
+    if fmt == "csv":
+        from spindledx.mitosis.outputs import CSV_COLUMNS, detection_rows
+
+        buffer = _stdio.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(detection_rows(results))
+        typer.echo(buffer.getvalue(), nl=False)
+        return
+    if not results:
+        return
+    table = Table(title="Mitotic figures", show_header=True)
+    for column, justify in (("image", "left"), ("µm/px", "right"), ("area mm²", "right"), ("count", "right"),
+                            ("per mm²", "right"), ("per 10 HPF", "right"), ("FNCLCC mitotic score", "right")):
+        table.add_column(column, justify=justify)
+    for r in results:
+        table.add_row(r.image, f"{r.mpp:g}{'' if r.mpp_source != 'assumed' else ' (assumed)'}",
+                      f"{r.area_mm2:.4f}", str(r.count), f"{r.mitoses_per_mm2:.1f}", f"{r.mitoses_per_10hpf:.1f}",
+                      str(r.fnclcc_mitotic_score))
+    total_area = sum(r.area_mm2 for r in results)
+    total_count = sum(r.count for r in results)
+    if len(results) > 1:
+        density = counting.density_per_mm2(total_count, total_area)
+        per10 = counting.per_10_hpf(density, hpf_area)
+        table.add_section()
+        table.add_row(f"all {len(results)} images", "", f"{total_area:.4f}", str(total_count), f"{density:.1f}",
+                      f"{per10:.1f}", str(counting.fnclcc_mitotic_score(per10)))
+    console = Console()
+    console.print(table)
+    console.print(f"HPF = {hpf_area:.4f} mm² each; per 10 HPF = per {10 * hpf_area:.2f} mm². "
+                  f"Counted area {total_area:.3f} mm² = {total_area / hpf_area:.2f} HPF"
+                  + ("; below 10 HPF the per-10-HPF figure and FNCLCC score are extrapolations."
+                     if total_area < 10 * hpf_area else "."))
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the spindledx app."""
+    app.command("score")(score)

@@ -1,0 +1,139 @@
+"""Files written by ``spindledx score --out``: detections CSV, QuPath GeoJSON, overlay PNG, JSON summary.
+
+* CSV: one row per figure, columns ``image, x, y, score`` (pixel coordinates, x = column, y = row).
+* GeoJSON (RFC 7946 FeatureCollection of ``Point`` features in image pixel coordinates) with the properties QuPath
+  (>= 0.3) reads on import (File > Import objects): ``objectType: "detection"``, ``classification: {"name":
+  "Mitosis", "color": [r, g, b]}`` and ``measurements: {"score": p}``. Feature ids are name-based UUIDs
+  (RFC 4122 version 5), so the same input gives the same file.
+* Overlay PNG: the tile with a circle of :data:`OVERLAY_RADIUS_UM` (7.5 µm, the MIDOG hit radius) around each
+  figure and its score, drawn with OpenCV.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from spindledx.mitosis.score import TileScore
+
+OVERLAY_RADIUS_UM = 7.5
+MITOSIS_CLASS = "Mitosis"
+MITOSIS_COLOR_RGB = (255, 200, 0)
+CSV_COLUMNS = ("image", "x", "y", "score")
+_UUID_NAMESPACE = uuid.UUID("5b1f0c9e-6d0a-4e0e-9a7e-3c2f4d1b8a61")
+
+
+def output_stem(image: str) -> str:
+    """File-name stem for an image's outputs (``sample_slides/tile_01.png`` -> ``tile_01``)."""
+    return Path(image).stem
+
+
+def detection_rows(scores: Iterable[TileScore]) -> list[dict[str, Any]]:
+    """CSV rows ``{"image", "x", "y", "score"}`` for every figure of every tile."""
+    rows = []
+    for result in scores:
+        for det in result.mitoses:
+            rows.append({"image": result.image, "x": round(float(det.x), 1), "y": round(float(det.y), 1),
+                         "score": round(float(det.score), 4)})
+    return rows
+
+
+def write_detections_csv(scores: TileScore | Iterable[TileScore], path: str | Path) -> Path:
+    """Write the figures of one or several tiles as CSV (columns :data:`CSV_COLUMNS`); returns the path."""
+    if isinstance(scores, TileScore):
+        scores = [scores]
+    path = Path(path)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
+        writer.writeheader()
+        writer.writerows(detection_rows(scores))
+    return path
+
+
+def to_geojson(result: TileScore) -> dict[str, Any]:
+    """QuPath-importable GeoJSON FeatureCollection of the tile's figures as detection points."""
+    features = []
+    for index, det in enumerate(result.mitoses):
+        features.append({
+            "type": "Feature",
+            "id": str(uuid.uuid5(_UUID_NAMESPACE, f"{result.image}#{index}#{det.x:.1f},{det.y:.1f}")),
+            "geometry": {"type": "Point", "coordinates": [round(float(det.x), 1), round(float(det.y), 1)]},
+            "properties": {
+                "objectType": "detection",
+                "name": f"mitosis {index + 1}",
+                "classification": {"name": MITOSIS_CLASS, "color": list(MITOSIS_COLOR_RGB)},
+                "measurements": {"score": round(float(det.score), 4)},
+                "isLocked": False,
+            },
+        })
+    return {"type": "FeatureCollection", "features": features}
+
+
+def write_geojson(result: TileScore, path: str | Path) -> Path:
+    """Write :func:`to_geojson` to ``path``; returns the path."""
+    path = Path(path)
+    path.write_text(json.dumps(to_geojson(result), indent=1), encoding="utf-8")
+    return path
+
+
+def draw_overlay(rgb: np.ndarray, result: TileScore, *, radius_um: float = OVERLAY_RADIUS_UM) -> np.ndarray:
+    """Copy of ``rgb`` with a circle of ``radius_um`` and the score drawn at each figure (RGB uint8)."""
+    canvas = np.ascontiguousarray(rgb.copy())
+    radius_px = max(3, round(radius_um / result.mpp))
+    thickness = max(1, round(radius_px / 12))
+    font_scale = max(0.35, radius_px / 60)
+    color = MITOSIS_COLOR_RGB
+    for det in result.mitoses:
+        centre = (round(det.x), round(det.y))
+        cv2.circle(canvas, centre, radius_px, (0, 0, 0), thickness + 2, lineType=cv2.LINE_AA)
+        cv2.circle(canvas, centre, radius_px, color, thickness, lineType=cv2.LINE_AA)
+        label = f"{det.score:.2f}"
+        origin = (centre[0] + radius_px + 2, centre[1] - radius_px)
+        cv2.putText(canvas, label, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), thickness + 2,
+                    cv2.LINE_AA)
+        cv2.putText(canvas, label, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, color, thickness, cv2.LINE_AA)
+    return canvas
+
+
+def write_overlay_png(rgb: np.ndarray, result: TileScore, path: str | Path, *,
+                      radius_um: float = OVERLAY_RADIUS_UM) -> Path:
+    """Write :func:`draw_overlay` as PNG; returns the path."""
+    path = Path(path)
+    overlay = draw_overlay(rgb, result, radius_um=radius_um)
+    if not cv2.imwrite(str(path), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def write_summary_json(scores: Iterable[TileScore], path: str | Path, *,
+                       failed: Iterable[tuple[str, str]] = ()) -> Path:
+    """Write the DESIGN.md ``score`` JSON list; images that failed are listed under a separate file key."""
+    path = Path(path)
+    payload = [result.to_dict() for result in scores]
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    failures = list(failed)
+    if failures:
+        errors_path = path.with_name(path.stem + "_errors.json")
+        errors_path.write_text(json.dumps([{"image": image, "error": message} for image, message in failures],
+                                          indent=2, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def write_tile_outputs(rgb: np.ndarray, result: TileScore, out_dir: str | Path, *,
+                       stem: str | None = None) -> dict[str, Path]:
+    """Write the CSV, GeoJSON and overlay PNG of one tile into ``out_dir``; returns ``{kind: path}``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = stem or output_stem(result.image)
+    return {
+        "csv": write_detections_csv(result, out_dir / f"{stem}_mitoses.csv"),
+        "geojson": write_geojson(result, out_dir / f"{stem}_mitoses.geojson"),
+        "overlay": write_overlay_png(rgb, result, out_dir / f"{stem}_overlay.png"),
+    }

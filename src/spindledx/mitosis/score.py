@@ -1,0 +1,193 @@
+"""Score one H&E tile: detect mitotic figures, then count them per mm² and per 10 HPF.
+
+The arithmetic is that of :mod:`spindledx.counting` (area in mm² from the size and µm/px, density = count / area,
+per 10 HPF = density x 10 x HPF area, FNCLCC mitotic score). Detections closer than
+:data:`DEDUP_RADIUS_UM` (7.5 µm, the MIDOG hit radius) are merged, keeping the higher score, so that one figure
+is never counted twice. The JSON form is the ``score`` contract of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spindledx import counting
+from spindledx.errors import BadInputError
+from spindledx.mitosis.io import Tile, read_image
+from spindledx.mitosis.types import Detection, Detector
+
+DEDUP_RADIUS_UM = 7.5
+"""Detections nearer than this are one figure (the MIDOG hit radius; Aubreville et al., Med Image Anal 2023)."""
+
+
+@dataclass(frozen=True)
+class TileScore:
+    """Mitotic count of one tile (the DESIGN.md ``score`` JSON object, plus provenance).
+
+    Attributes
+    ----------
+    image
+        Path of the image as given.
+    width, height
+        Size in pixels.
+    mpp, mpp_source
+        Resolution in µm/px and where it came from (``override``, ``metadata`` or ``assumed``).
+    area_mm2
+        Tile area in mm².
+    mitoses
+        Detected figures (pixel coordinates of the image), highest score first.
+    count
+        Number of figures.
+    mitoses_per_mm2, mitoses_per_10hpf, hpf_area_mm2
+        Density and its per-10-HPF equivalent for HPFs of ``hpf_area_mm2`` each.
+    fnclcc_mitotic_score
+        1, 2 or 3 from the per-10-HPF figure (meaningful only over a counted area of about 10 HPF or more).
+    warnings
+        One-line messages for the user.
+    """
+
+    image: str
+    width: int
+    height: int
+    mpp: float
+    mpp_source: str
+    area_mm2: float
+    mitoses: tuple[Detection, ...]
+    count: int
+    mitoses_per_mm2: float
+    mitoses_per_10hpf: float
+    hpf_area_mm2: float
+    fnclcc_mitotic_score: int
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with the DESIGN.md ``score`` keys (coordinates to 0.1 px, scores to 1e-4)."""
+        return {
+            "image": self.image,
+            "width": self.width,
+            "height": self.height,
+            "mpp": self.mpp,
+            "mpp_source": self.mpp_source,
+            "area_mm2": round(self.area_mm2, 6),
+            "mitoses": [{"x": round(float(d.x), 1), "y": round(float(d.y), 1), "score": round(float(d.score), 4)}
+                        for d in self.mitoses],
+            "count": self.count,
+            "mitoses_per_mm2": round(self.mitoses_per_mm2, 4),
+            "mitoses_per_10hpf": round(self.mitoses_per_10hpf, 4),
+            "hpf_area_mm2": round(self.hpf_area_mm2, 6),
+            "fnclcc_mitotic_score": self.fnclcc_mitotic_score,
+            "warnings": list(self.warnings),
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The :meth:`to_dict` object as a JSON string."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def default_detector(*, threshold: float | None = None) -> Detector:
+    """The shipped detector (:func:`spindledx.mitosis.detect.detect_mitoses`), imported lazily."""
+    from spindledx.mitosis.detect import detect_mitoses
+
+    if threshold is None:
+        return detect_mitoses
+
+    def detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
+        return detect_mitoses(rgb, mpp, threshold=threshold)
+
+    return detector
+
+
+def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector: Detector | None = None,
+                hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2, threshold: float | None = None) -> TileScore:
+    """Detect and count mitotic figures in one tile.
+
+    Parameters
+    ----------
+    source
+        Image path (read with :func:`spindledx.mitosis.io.read_image`) or an already read :class:`Tile`.
+    mpp
+        Resolution override in µm/px (for a path; a :class:`Tile` keeps its own unless this is given).
+    detector
+        ``(rgb, mpp) -> list[Detection]``; default :func:`default_detector`.
+    hpf_area_mm2
+        Area of one high-power field for the per-10-HPF figure (default: field number 22 at 40x, 0.238 mm²).
+    threshold
+        Minimum detection score. Passed to the default detector; for an injected detector, detections below
+        it are dropped.
+
+    Returns
+    -------
+    TileScore
+    """
+    if isinstance(source, Tile):
+        tile = source
+        if mpp is not None:
+            tile = Tile(rgb=tile.rgb, mpp=counting.check_mpp(mpp), mpp_source="override", path=tile.path,
+                        width=tile.width, height=tile.height, warnings=tile.warnings)
+    else:
+        tile = read_image(source, mpp=mpp)
+    if hpf_area_mm2 <= 0:
+        raise BadInputError("the HPF area must be positive")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
+    run = default_detector(threshold=threshold) if detector is None else detector
+    found = list(run(tile.rgb, tile.mpp))
+    if detector is not None and threshold is not None:
+        found = [d for d in found if d.score >= threshold]
+    found = [d for d in found if 0 <= d.x < tile.width and 0 <= d.y < tile.height]
+    mitoses = deduplicate(found, mpp=tile.mpp)
+    return summarize(tile, mitoses, hpf_area_mm2=hpf_area_mm2)
+
+
+def summarize(tile: Tile, mitoses: list[Detection] | tuple[Detection, ...], *,
+              hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2) -> TileScore:
+    """Turn detections on a tile into counts with :mod:`spindledx.counting`."""
+    area = counting.image_area_mm2(tile.width, tile.height, tile.mpp)
+    density = counting.density_per_mm2(len(mitoses), area)
+    per10 = counting.per_10_hpf(density, hpf_area_mm2)
+    return TileScore(image=tile.path, width=tile.width, height=tile.height, mpp=tile.mpp,
+                     mpp_source=tile.mpp_source, area_mm2=area,
+                     mitoses=tuple(sorted(mitoses, key=lambda d: -d.score)), count=len(mitoses),
+                     mitoses_per_mm2=density, mitoses_per_10hpf=per10, hpf_area_mm2=hpf_area_mm2,
+                     fnclcc_mitotic_score=counting.fnclcc_mitotic_score(per10), warnings=tile.warnings)
+
+
+def deduplicate(detections: list[Detection], *, mpp: float, radius_um: float = DEDUP_RADIUS_UM) -> list[Detection]:
+    """Greedy non-maximum suppression of points: keep the best-scoring, drop others within ``radius_um``.
+
+    Parameters
+    ----------
+    detections
+        Points in pixel coordinates.
+    mpp
+        µm per pixel of those coordinates.
+    radius_um
+        Suppression radius in µm (7.5 µm = the MIDOG hit radius).
+
+    Returns
+    -------
+    list of Detection
+        Kept detections, highest score first.
+    """
+    if len(detections) < 2:
+        return list(detections)
+    from scipy.spatial import cKDTree
+
+    ordered = sorted(detections, key=lambda d: -d.score)
+    xy = np.array([[d.x, d.y] for d in ordered], dtype=float)
+    tree = cKDTree(xy)
+    radius_px = radius_um / mpp
+    suppressed = np.zeros(len(ordered), dtype=bool)
+    kept: list[Detection] = []
+    for i, det in enumerate(ordered):
+        if suppressed[i]:
+            continue
+        kept.append(det)
+        for j in tree.query_ball_point(xy[i], r=radius_px):
+            if j > i:
+                suppressed[j] = True
+    return kept

@@ -1,0 +1,113 @@
+"""`spindledx score` / `spindledx evaluate` end to end, with a fake detector injected."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from spindledx.cli import main
+from spindledx.mitosis import commands
+from spindledx.mitosis.types import Detection
+
+
+def dark_spot_detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
+    """Fake detector: one detection per dark (sum < 150) connected blob."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(rgb.astype(int).sum(axis=2) < 150)
+    centres = ndimage.center_of_mass(np.ones_like(labels), labels, range(1, n + 1))
+    return [Detection(float(c[1]), float(c[0]), 0.9) for c in centres]
+
+
+@pytest.fixture(autouse=True)
+def fake_detector(monkeypatch):
+    monkeypatch.setattr(commands, "_load_detector", lambda threshold: dark_spot_detector)
+
+
+def _tile(path, spots, size=(200, 240)):
+    rgb = np.full((*size, 3), (235, 170, 220), np.uint8)
+    for x, y in spots:
+        rgb[y - 3:y + 4, x - 3:x + 4] = (40, 20, 80)
+    Image.fromarray(rgb).save(path, dpi=(25400 / 0.25, 25400 / 0.25))
+    return path
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    root = tmp_path / "tiles"
+    (root / "sub").mkdir(parents=True)
+    _tile(root / "a.png", [(50, 50), (150, 100)])
+    _tile(root / "sub" / "b.png", [(30, 40)])
+    return root
+
+
+def test_score_folder_json(folder, capsys):
+    assert main(["score", str(folder), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["image"] for d in data] == [str(folder / "a.png"), str(folder / "sub" / "b.png")]
+    assert [d["count"] for d in data] == [2, 1]
+    assert {"image", "width", "height", "mpp", "area_mm2", "mitoses", "count", "mitoses_per_mm2",
+            "mitoses_per_10hpf", "hpf_area_mm2"} <= set(data[0])
+
+
+def test_score_table_states_hpf_area(folder, capsys):
+    assert main(["score", str(folder / "a.png"), "--field-number", "20", "--objective", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "0.1963 mm²" in out  # pi (20/40/2)^2
+    assert "FNCLCC" in out
+
+
+def test_score_csv(folder, capsys):
+    assert main(["score", str(folder), "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "image,x,y,score" and len(lines) == 4
+
+
+def test_folder_with_bad_image_scores_the_others_and_exits_2(folder, tmp_path, capsys):
+    (folder / "broken.png").write_text("not an image")
+    (folder / "empty.tif").write_bytes(b"")
+    out = tmp_path / "out"
+    code = main(["score", str(folder), "--out", str(out), "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert f"error: {folder / 'broken.png'}" in captured.err
+    assert "empty.tif" in captured.err and "2 of 4 images could not be scored" in captured.err
+    assert "Traceback" not in captured.err
+    data = json.loads(captured.out)
+    assert [d["count"] for d in data] == [2, 1]
+    for stem in ("a", "b"):
+        assert (out / f"{stem}_mitoses.csv").is_file()
+        assert json.loads((out / f"{stem}_mitoses.geojson").read_text())["type"] == "FeatureCollection"
+        assert (out / f"{stem}_overlay.png").stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [d["count"] for d in summary] == [2, 1]
+    assert len(json.loads((out / "summary_errors.json").read_text())) == 2
+
+
+def test_empty_folder_and_missing_path_are_bad_input(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["score", str(tmp_path / "empty")]) == 2
+    assert "no images" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "missing.png")]) == 2
+    assert main(["score", str(tmp_path / "empty"), "--mpp", "100"]) == 2
+
+
+def test_assumed_mpp_warning_on_stderr(tmp_path, capsys):
+    path = tmp_path / "nometa.png"
+    Image.fromarray(np.full((64, 64, 3), (235, 170, 220), np.uint8)).save(path)
+    assert main(["score", str(path), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert "warning:" in captured.err and "assuming 0.25" in captured.err
+    assert json.loads(captured.out)[0]["mpp_source"] == "assumed"
+    assert main(["score", str(path), "--format", "json", "--mpp", "0.5"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["mpp"] == 0.5 and "assuming" not in captured.err
+
+
+def test_hpf_options_conflict(folder, capsys):
+    assert main(["score", str(folder), "--hpf-area-mm2", "0.3", "--field-number", "20"]) == 2
+    assert main(["score", str(folder), "--hpf-area-mm2", "0.3", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["hpf_area_mm2"] == 0.3
