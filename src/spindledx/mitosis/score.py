@@ -89,14 +89,17 @@ class TileScore:
 
 
 def default_detector(*, threshold: float | None = None) -> Detector:
-    """The shipped detector (:func:`spindledx.mitosis.detect.detect_mitoses`), imported lazily."""
-    from spindledx.mitosis.detect import detect_mitoses
+    """The shipped detector (:func:`spindledx.mitosis.detect.detect_mitoses`) with its model loaded once.
 
-    if threshold is None:
-        return detect_mitoses
+    The model (``models/``, checksum verified) is loaded here, not per tile, so a folder run pays for it once.
+    """
+    from spindledx.mitosis.detect import detect_mitoses
+    from spindledx.mitosis.model import load_model
+
+    model = load_model()
 
     def detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
-        return detect_mitoses(rgb, mpp, threshold=threshold)
+        return detect_mitoses(rgb, mpp, threshold=threshold, model=model)
 
     return detector
 
