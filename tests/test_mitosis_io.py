@@ -192,3 +192,11 @@ def test_tile_from_array_validates():
     assert (tile.width, tile.height, tile.mpp, tile.mpp_source) == (9, 8, 0.5, "override")
     with pytest.raises(BadInputError):
         tile_from_array(np.zeros((8, 9), np.uint8), 0.5)
+
+
+def test_real_midesec_field_reads_with_assumed_mpp(shared_data):
+    tile = read_image(shared_data / "midesec-train" / "P0_00.png")
+    assert tile.rgb.shape == (1024, 1024, 3) and tile.rgb.dtype == np.uint8
+    assert tile.mpp_source == "assumed" and tile.mpp == ASSUMED_MPP  # the set states no scanner resolution
+    mean = tile.rgb.reshape(-1, 3).mean(axis=0)
+    assert mean[1] < mean[0] and mean[1] < mean[2]  # H&E: green absorbed most
