@@ -1,9 +1,126 @@
-"""CLI commands of the `slide` stage (registered by :mod:`spindledx.cli`)."""
+"""CLI commands of the `slide` stage (registered by :mod:`spindledx.cli`): ``spindledx slide``.
+
+Thin layer over :func:`spindledx.slide.pipeline.analyze_slide` and :func:`spindledx.slide.outputs.write_outputs`.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from spindledx import counting
+from spindledx.errors import BadInputError
+from spindledx.slide.hotspot import DEFAULT_MIN_TISSUE_FRACTION
+from spindledx.slide.pipeline import SlideResult, analyze_slide, default_detector
+from spindledx.slide.tiling import DEFAULT_MARGIN_UM, DEFAULT_TILE_UM, DEFAULT_WORK_MPP
+
+_FORMATS = ("table", "json")
+_SHAPES = {"circle": ("circle",), "square": ("square",), "both": ("circle", "square")}
+
+
+def _load_detector(threshold: float | None):
+    """The detector used by the command (a seam for tests, which inject a fake one)."""
+    return default_detector(threshold=threshold)
+
+
+def _hpf_area(hpf_area_mm2: float | None, field_number: float | None, objective: float | None) -> float:
+    if hpf_area_mm2 is not None:
+        if field_number is not None or objective is not None:
+            raise BadInputError("give either --hpf-area-mm2 or --field-number/--objective, not both")
+        if hpf_area_mm2 <= 0:
+            raise BadInputError("--hpf-area-mm2 must be positive")
+        return float(hpf_area_mm2)
+    return counting.hpf_area_mm2(field_number if field_number is not None else counting.DEFAULT_FIELD_NUMBER_MM,
+                                 objective if objective is not None else counting.DEFAULT_OBJECTIVE_MAGNIFICATION)
+
+
+def slide(
+    path: Path = typer.Argument(..., help="Whole-slide image: SVS, NDPI, MRXS, pyramidal/OME/plain TIFF."),
+    mpp: float | None = typer.Option(None, "--mpp", help="Level-0 µm/px, overriding (or replacing) metadata."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default: <slide name>_slide/). "
+                                    "Per-tile detections are kept there, so rerunning resumes."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+    area_mm2: float | None = typer.Option(None, "--area-mm2", help="Hotspot window area (default: 10 HPF)."),
+    shape: str = typer.Option("circle", "--shape", help="Hotspot window: circle, square or both."),
+    min_tissue_fraction: float = typer.Option(DEFAULT_MIN_TISSUE_FRACTION, "--min-tissue-fraction",
+                                              help="Hotspot windows must be at least this much on tissue."),
+    hpf_area_mm2: float | None = typer.Option(None, "--hpf-area-mm2", help="Area of one HPF in mm²."),
+    field_number: float | None = typer.Option(None, "--field-number", help="Eyepiece field number, mm (22)."),
+    objective: float | None = typer.Option(None, "--objective", help="Objective magnification (40)."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Minimum detection score (default: model's)."),
+    jobs: int = typer.Option(1, "--jobs", help="Worker processes (or Dask workers with --dask local)."),
+    dask: str | None = typer.Option(None, "--dask", help="Run tiles on Dask: 'local' or a scheduler address."),
+    restart: bool = typer.Option(False, "--restart", help="Discard detections saved by an earlier run."),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a tty)."),
+    work_mpp: float = typer.Option(DEFAULT_WORK_MPP, "--work-mpp", help="Detector working resolution, µm/px."),
+    tile_um: float = typer.Option(DEFAULT_TILE_UM, "--tile-um", help="Tile core side in µm."),
+    margin_um: float = typer.Option(DEFAULT_MARGIN_UM, "--margin-um", help="Tile overlap on each side, µm."),
+    backend: str = typer.Option("auto", "--backend", help="auto, openslide, tiffslide or tifffile."),
+) -> None:
+    """Find the mitotic hotspot of a whole-slide image: count there and on average over the tissue."""
+    if fmt not in _FORMATS:
+        raise BadInputError(f"unknown --format '{fmt}' (table or json)")
+    if shape not in _SHAPES:
+        raise BadInputError(f"unknown --shape '{shape}' (circle, square or both)")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
+    if not 0.0 <= min_tissue_fraction <= 1.0:
+        raise BadInputError("--min-tissue-fraction must be between 0 and 1")
+    if area_mm2 is not None and area_mm2 <= 0:
+        raise BadInputError("--area-mm2 must be positive")
+    counting.check_mpp(work_mpp)
+    hpf_area = _hpf_area(hpf_area_mm2, field_number, objective)
+    if not path.exists():
+        raise BadInputError(f"slide not found: {path}")
+    out_dir = out if out is not None else Path.cwd() / f"{path.stem}_slide"
+    result = analyze_slide(path, mpp=mpp, detector=_load_detector(threshold), out_dir=out_dir, work_mpp=work_mpp,
+                           tile_um=tile_um, margin_um=margin_um, area_mm2=area_mm2, hpf_area=hpf_area,
+                           shapes=_SHAPES[shape], min_tissue_fraction=min_tissue_fraction, jobs=jobs, dask=dask,
+                           restart=restart, progress=sys.stderr.isatty() if progress is None else progress,
+                           backend=backend)
+    from spindledx.slide.outputs import write_outputs
+
+    paths = write_outputs(result, out_dir)
+    for hotspot in result.hotspots:
+        for warning in hotspot.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+    if fmt == "json":
+        payload = result.to_json()
+        payload["files"] = {kind: str(p) for kind, p in paths.items()}
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return
+    _render_table(result)
+    Console(stderr=True).print(f"outputs written to {out_dir}/ ({', '.join(p.name for p in paths.values())})")
+
+
+def _render_table(result: SlideResult) -> None:
+    info = result.info
+    console = Console()
+    console.print(f"[bold]{Path(info.path).name}[/bold]: {info.width} x {info.height} px, {info.mpp:g} µm/px "
+                  f"({info.mpp_source}), objective {info.objective_power or 'unknown'}, read with {info.backend}; "
+                  f"tissue {result.tissue.area_mm2:.2f} mm², {result.n_tiles} tiles "
+                  f"({result.n_tiles_resumed} resumed), {len(result.detections)} detections")
+    table = Table(title="Mitotic count", show_header=True)
+    for column, justify in (("method", "left"), ("area mm²", "right"), ("count", "right"), ("per mm²", "right"),
+                            ("per 10 HPF", "right"), ("FNCLCC mitotic score", "right")):
+        table.add_column(column, justify=justify)
+    for h in result.hotspots:
+        table.add_row(f"hotspot ({h.shape}, {h.tissue_fraction:.0%} tissue)", f"{h.area_mm2:.3f}", str(h.count),
+                      f"{h.mitoses_per_mm2:.2f}", f"{h.mitoses_per_10hpf:.1f}", str(h.mitotic_score))
+    a = result.average
+    table.add_row("average over all tissue", f"{a.area_mm2:.3f}", str(a.count), f"{a.mitoses_per_mm2:.2f}",
+                  f"{a.mitoses_per_10hpf:.1f}", str(a.mitotic_score))
+    console.print(table)
+    console.print(f"HPF = {a.hpf_area_mm2:.4f} mm²; per 10 HPF = per {10 * a.hpf_area_mm2:.2f} mm². Report the "
+                  "method (hotspot or average) and the area with the count (Cree et al. 2021). Tissue is not "
+                  "tumour: the average includes any non-tumour tissue on the slide.")
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the spindledx app."""
+    app.command("slide")(slide)

@@ -1,0 +1,164 @@
+"""Files written by ``spindledx slide``: QuPath GeoJSON, thumbnail and heat-map PNGs, JSON/CSV summaries.
+
+* ``<stem>_mitoses.geojson``: RFC 7946 FeatureCollection in level-0 (full-resolution) pixel coordinates, which
+  is what QuPath expects on File > Import objects: one ``Point`` detection per figure (``objectType:
+  "detection"``, class ``Mitosis``, ``measurements.score``, as ``spindledx score`` writes them) and one
+  ``Polygon`` annotation per hotspot window (class ``Hotspot``, with its count and area).
+* ``<stem>_mitoses.csv``: ``x, y, score`` in level-0 pixels.
+* ``<stem>_thumbnail.png``: the tissue-mask thumbnail with the mask outline, the detections and the hotspot(s).
+* ``<stem>_heatmap.png``: detection density (mitoses/mm² in a one-HPF disk around each point) over the
+  thumbnail, hotspot(s) outlined.
+* ``<stem>_summary.json`` / ``<stem>_summary.csv``: :meth:`SlideResult.to_json` and one flat CSV row per hotspot.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spindledx.mitosis.outputs import MITOSIS_CLASS, MITOSIS_COLOR_RGB
+from spindledx.slide.hotspot import density_map
+from spindledx.slide.pipeline import SlideResult
+
+HOTSPOT_CLASS = "Hotspot"
+HOTSPOT_COLOR_RGB = (0, 160, 255)
+_UUID_NAMESPACE = uuid.UUID("8f0b7f53-2f0a-4c59-9c53-0d3f5a7e2b11")
+
+
+def hotspot_polygon_level0(result: SlideResult, index: int = 0) -> np.ndarray:
+    """Closed outline of hotspot ``index`` in level-0 pixel coordinates."""
+    poly_um = result.hotspots[index].outline_um()
+    return poly_um / result.info.mpp - 0.5
+
+
+def to_geojson(result: SlideResult) -> dict[str, Any]:
+    """QuPath-importable FeatureCollection: detections as points, hotspots as polygon annotations."""
+    name = Path(result.info.path).name
+    features: list[dict[str, Any]] = []
+    for i, (x, y, score) in enumerate(result.detections):
+        features.append({
+            "type": "Feature",
+            "id": str(uuid.uuid5(_UUID_NAMESPACE, f"{name}#{i}#{x:.2f},{y:.2f}")),
+            "geometry": {"type": "Point", "coordinates": [round(float(x), 1), round(float(y), 1)]},
+            "properties": {"objectType": "detection", "name": f"mitosis {i + 1}",
+                           "classification": {"name": MITOSIS_CLASS, "color": list(MITOSIS_COLOR_RGB)},
+                           "measurements": {"score": round(float(score), 4)}, "isLocked": False},
+        })
+    for k, hotspot in enumerate(result.hotspots):
+        ring = [[round(float(x), 1), round(float(y), 1)] for x, y in hotspot_polygon_level0(result, k)]
+        features.append({
+            "type": "Feature",
+            "id": str(uuid.uuid5(_UUID_NAMESPACE, f"{name}#hotspot#{hotspot.shape}")),
+            "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "properties": {"objectType": "annotation",
+                           "name": f"hotspot ({hotspot.shape}, {hotspot.area_mm2:.3g} mm², {hotspot.count} mitoses)",
+                           "classification": {"name": HOTSPOT_CLASS, "color": list(HOTSPOT_COLOR_RGB)},
+                           "measurements": {"count": hotspot.count, "area_mm2": hotspot.area_mm2,
+                                            "mitoses_per_mm2": hotspot.mitoses_per_mm2,
+                                            "mitoses_per_10hpf": hotspot.mitoses_per_10hpf},
+                           "isLocked": True},
+        })
+    return {"type": "FeatureCollection", "features": features}
+
+
+def summary_rows(result: SlideResult) -> list[dict[str, Any]]:
+    """Flat CSV rows: one per hotspot shape, with the whole-tissue average on every row."""
+    base = {"slide": result.info.path, "mpp": result.info.mpp, "mpp_source": result.info.mpp_source,
+            "objective_power": result.info.objective_power, "tissue_area_mm2": round(result.tissue.area_mm2, 4),
+            "count_total": len(result.detections),
+            "average_mitoses_per_mm2": round(result.average.mitoses_per_mm2, 4),
+            "average_mitoses_per_10hpf": round(result.average.mitoses_per_10hpf, 3),
+            "average_fnclcc_mitotic_score": result.average.mitotic_score, "hpf_area_mm2": result.average.hpf_area_mm2,
+            "detector": result.detector_name}
+    rows = []
+    for h in result.hotspots:
+        rows.append({**base, "hotspot_shape": h.shape, "hotspot_area_mm2": h.area_mm2,
+                     "hotspot_centre_x_um": round(h.centre_x_um, 1), "hotspot_centre_y_um": round(h.centre_y_um, 1),
+                     "hotspot_tissue_fraction": round(h.tissue_fraction, 3), "hotspot_count": h.count,
+                     "hotspot_mitoses_per_mm2": round(h.mitoses_per_mm2, 4),
+                     "hotspot_mitoses_per_10hpf": round(h.mitoses_per_10hpf, 3),
+                     "hotspot_fnclcc_mitotic_score": h.mitotic_score})
+    return rows
+
+
+def _thumb_xy(result: SlideResult, xy_level0: np.ndarray) -> np.ndarray:
+    """Level-0 pixel coordinates to thumbnail pixel coordinates (for drawing)."""
+    s = result.tissue.raster.level0_per_px
+    return (np.asarray(xy_level0, float) + 0.5) / s - 0.5
+
+
+def _figure(result: SlideResult, *, heat: bool) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from skimage.measure import find_contours
+
+    thumb = result.tissue.thumbnail
+    h, w = thumb.shape[:2]
+    scale = 8.0 / max(h, w)
+    fig = Figure(figsize=(max(3.0, w * scale) + (1.2 if heat else 0.0), max(3.0, h * scale)), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(thumb, interpolation="nearest")
+    if heat:
+        cell_um = result.tissue.raster.level0_per_px * result.info.mpp
+        radius_um = math.sqrt(result.average.hpf_area_mm2 * 1e6 / math.pi)
+        if result.hotspots:  # small windows: smooth at half the window radius so the map shows structure
+            radius_um = min(radius_um, 0.5 * math.sqrt(result.hotspots[0].area_mm2 * 1e6 / math.pi))
+        points_um = (result.detections[:, :2] + 0.5) * result.info.mpp
+        dens = density_map(points_um, result.tissue.mask.shape, cell_um, radius_um=radius_um)
+        shown = np.ma.masked_where(~result.tissue.mask, dens)
+        im = ax.imshow(shown, cmap="inferno", alpha=0.65, interpolation="bilinear",
+                       vmin=0.0, vmax=max(1e-9, float(dens.max())))
+        fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label=f"mitoses / mm² (disk of {radius_um:.0f} µm radius)")
+    else:
+        for contour in find_contours(result.tissue.mask.astype(float), 0.5):
+            ax.plot(contour[:, 1], contour[:, 0], color="#2ca02c", linewidth=0.8)
+        if len(result.detections):
+            xy = _thumb_xy(result, result.detections[:, :2])
+            ax.scatter(xy[:, 0], xy[:, 1], s=6, c=[np.array(MITOSIS_COLOR_RGB) / 255], edgecolors="black",
+                       linewidths=0.3)
+    styles = {"circle": "-", "square": "--"}
+    for k, hotspot in enumerate(result.hotspots):
+        poly = _thumb_xy(result, hotspot_polygon_level0(result, k))
+        ax.plot(poly[:, 0], poly[:, 1], styles[hotspot.shape], color=np.array(HOTSPOT_COLOR_RGB) / 255,
+                linewidth=1.5, label=f"hotspot {hotspot.shape}: {hotspot.count} in {hotspot.area_mm2:.3g} mm²")
+    if result.hotspots:
+        ax.legend(loc="lower right", fontsize=7, framealpha=0.8)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_axis_off()
+    ax.set_title(f"{Path(result.info.path).name}: {len(result.detections)} detections, "
+                 f"tissue {result.tissue.area_mm2:.2f} mm²", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def write_outputs(result: SlideResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write every output file of a slide into ``out_dir``; returns ``{kind: path}``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = Path(result.info.path).stem
+    paths = {"geojson": out_dir / f"{stem}_mitoses.geojson", "csv": out_dir / f"{stem}_mitoses.csv",
+             "summary_json": out_dir / f"{stem}_summary.json", "summary_csv": out_dir / f"{stem}_summary.csv",
+             "thumbnail": out_dir / f"{stem}_thumbnail.png", "heatmap": out_dir / f"{stem}_heatmap.png"}
+    paths["geojson"].write_text(json.dumps(to_geojson(result)), encoding="utf-8")
+    with paths["csv"].open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["x", "y", "score"])
+        for x, y, score in result.detections:
+            writer.writerow([round(float(x), 2), round(float(y), 2), round(float(score), 5)])
+    paths["summary_json"].write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+    rows = summary_rows(result)
+    with paths["summary_csv"].open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["slide"])
+        writer.writeheader()
+        writer.writerows(rows)
+    for kind, heat in (("thumbnail", False), ("heatmap", True)):
+        _figure(result, heat=heat).savefig(paths[kind])
+    return paths

@@ -1,0 +1,415 @@
+"""Whole-slide mitotic count: tissue -> tiles -> detector -> hotspot and whole-tissue average.
+
+:func:`analyze_slide` runs the stages of this package in order:
+
+1. :func:`spindledx.slide.reader.open_slide` (scale from metadata or ``mpp``);
+2. :func:`spindledx.slide.tissue.detect_tissue` on a ~8 µm/px thumbnail;
+3. :func:`spindledx.slide.tiling.plan_tiles` over the tissue at the working resolution (0.25 µm/px), with the
+   core rule of :mod:`spindledx.slide.tiling`;
+4. the detector on every tissue tile, in this process, in local worker processes (``jobs``) or on a Dask
+   cluster (``dask``); each tile's detections are streamed to ``out_dir/tiles/<tile>.jsonl`` (written
+   atomically), so a rerun with the same settings skips finished tiles;
+5. :func:`spindledx.slide.hotspot.find_hotspot` and the whole-tissue average density (Cree et al. 2021 ask for
+   both the method and the area).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spindledx.counting import DEFAULT_HPF_AREA_MM2, density_per_mm2, fnclcc_mitotic_score, per_10_hpf
+from spindledx.errors import BadInputError
+from spindledx.mitosis.types import Detection, Detector
+from spindledx.slide.hotspot import DEFAULT_MIN_TISSUE_FRACTION, SHAPES, Hotspot, find_hotspot
+from spindledx.slide.reader import SlideInfo, WholeSlide, open_slide
+from spindledx.slide.tiling import (
+    DEFAULT_MARGIN_UM,
+    DEFAULT_TILE_UM,
+    DEFAULT_WORK_MPP,
+    Raster,
+    Tile,
+    make_raster,
+    plan_tiles,
+    read_raster,
+    tissue_cells,
+)
+from spindledx.slide.tissue import DEFAULT_TISSUE_MPP, TissueMask, detect_tissue
+
+MANIFEST = "run.json"
+TILES_DIR = "tiles"
+
+
+@dataclass(frozen=True)
+class AverageDensity:
+    """Whole-tissue average: all detections over the whole tissue-mask area ("average" method, Cree 2021)."""
+
+    count: int
+    area_mm2: float
+    mitoses_per_mm2: float
+    mitoses_per_10hpf: float
+    hpf_area_mm2: float
+    mitotic_score: int
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"method": "average over the whole tissue mask", "count": self.count, "area_mm2": self.area_mm2,
+                "mitoses_per_mm2": self.mitoses_per_mm2, "mitoses_per_10hpf": self.mitoses_per_10hpf,
+                "hpf_area_mm2": self.hpf_area_mm2, "fnclcc_mitotic_score": self.mitotic_score}
+
+
+@dataclass(frozen=True)
+class SlideResult:
+    """Everything :func:`analyze_slide` found.
+
+    Attributes
+    ----------
+    info, tissue, raster
+        Slide metadata, tissue mask (thumbnail raster) and working raster.
+    detections
+        ``(N, 3)`` float array of ``x, y, score`` in level-0 (full-resolution) pixels.
+    hotspots
+        One :class:`Hotspot` per requested shape.
+    average
+        Whole-tissue average density.
+    n_tiles, n_tiles_run, n_tiles_resumed
+        Tissue tiles, tiles run now, tiles whose results were already on disk.
+    tiled_megapixels
+        Core area of the tissue tiles at the working resolution.
+    detect_seconds
+        Wall time of the tile loop (reading + detection + writing), this run only.
+    detector_name
+        Detector used.
+    out_dir
+        Folder of the per-tile detection files.
+    """
+
+    info: SlideInfo
+    tissue: TissueMask
+    raster: Raster
+    detections: np.ndarray
+    hotspots: tuple[Hotspot, ...]
+    average: AverageDensity
+    n_tiles: int
+    n_tiles_run: int
+    n_tiles_resumed: int
+    tiled_megapixels: float
+    detect_seconds: float
+    detector_name: str
+    out_dir: str
+
+    @property
+    def megapixels_per_second(self) -> float | None:
+        """Tissue-tile megapixels processed per second in this run (None when every tile was resumed)."""
+        if self.n_tiles_run == 0 or self.detect_seconds <= 0:
+            return None
+        return self.tiled_megapixels * self.n_tiles_run / max(self.n_tiles, 1) / self.detect_seconds
+
+    def to_json(self) -> dict[str, Any]:
+        """Summary dict (the ``--format json`` output and ``summary.json``)."""
+        mpp = self.info.mpp
+        return {
+            "slide": self.info.path,
+            "width": self.info.width,
+            "height": self.info.height,
+            "mpp": mpp,
+            "mpp_source": self.info.mpp_source,
+            "objective_power": self.info.objective_power,
+            "backend": self.info.backend,
+            "vendor": self.info.vendor,
+            "working_mpp": self.raster.mpp,
+            "tissue_area_mm2": self.tissue.area_mm2,
+            "tissue_mask_mpp": self.tissue.raster.mpp,
+            "count": int(len(self.detections)),
+            "hotspots": [h.to_json() for h in self.hotspots],
+            "average": self.average.to_json(),
+            "detector": self.detector_name,
+            "tiles": {"n": self.n_tiles, "run": self.n_tiles_run, "resumed": self.n_tiles_resumed,
+                      "tiled_megapixels": self.tiled_megapixels, "seconds": self.detect_seconds,
+                      "megapixels_per_second": self.megapixels_per_second},
+            "coordinates": f"level-0 pixels (x right, y down; 1 px = {mpp:g} µm); hotspot centres in µm",
+            "out_dir": self.out_dir,
+        }
+
+
+def detector_name(detector: Detector) -> str:
+    """Readable, stable name of a detector callable (used to refuse resuming with another detector)."""
+    if isinstance(detector, functools.partial):
+        kw = ",".join(f"{k}={v!r}" for k, v in sorted(detector.keywords.items()))
+        return f"{detector_name(detector.func)}({kw})"
+    module = getattr(detector, "__module__", None) or type(detector).__module__
+    name = getattr(detector, "__qualname__", None) or type(detector).__qualname__
+    return f"{module}.{name}"
+
+
+def default_detector(*, threshold: float | None = None) -> Detector:
+    """The trained mitosis detector, imported lazily; a picklable partial when ``threshold`` is given."""
+    from spindledx.mitosis.detect import detect_mitoses
+
+    if threshold is None:
+        return detect_mitoses
+    return functools.partial(detect_mitoses, threshold=threshold)
+
+
+def detect_tile(rgb: np.ndarray, mpp: float, tile: Tile, detector: Detector) -> list[tuple[float, float, float]]:
+    """Run ``detector`` on one tile image and keep the detections whose centre lies in the tile's core.
+
+    Returns ``(x, y, score)`` in working-raster pixels.
+    """
+    found: list[Detection] = detector(rgb, mpp)
+    if not found:
+        return []
+    xs = np.array([d.x for d in found], float) + tile.x
+    ys = np.array([d.y for d in found], float) + tile.y
+    keep = tile.in_core(xs, ys)
+    return [(float(x), float(y), float(d.score)) for x, y, d, k in zip(xs, ys, found, keep, strict=True) if k]
+
+
+def _manifest(info: SlideInfo, raster: Raster, core_px: int, margin_px: int, name: str) -> dict[str, Any]:
+    return {"slide": os.path.abspath(info.path), "width": info.width, "height": info.height, "mpp": info.mpp,
+            "raster": raster.to_json(), "core_px": core_px, "margin_px": margin_px, "detector": name}
+
+
+def _prepare_out_dir(out_dir: Path, manifest: dict[str, Any], *, restart: bool) -> Path:
+    tiles_dir = out_dir / TILES_DIR
+    path = out_dir / MANIFEST
+    if restart and tiles_dir.exists():
+        shutil.rmtree(tiles_dir)
+    if path.exists() and tiles_dir.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            old = None
+        if old != manifest:
+            raise BadInputError(f"{out_dir} holds detections of another slide or other settings; use --restart "
+                                "to discard them or choose another --out")
+    tiles_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest, indent=2))
+    return tiles_dir
+
+
+def _write_tile(tiles_dir: Path, tile: Tile, rows: list[tuple[float, float, float]], raster: Raster) -> None:
+    tmp = tiles_dir / f".{tile.key}.jsonl.tmp"
+    with tmp.open("w") as fh:
+        for x, y, score in rows:
+            x0, y0 = raster.to_level0(x, y)
+            fh.write(json.dumps({"x": round(float(x0), 2), "y": round(float(y0), 2), "score": round(score, 5)})
+                     + "\n")
+    os.replace(tmp, tiles_dir / f"{tile.key}.jsonl")
+
+
+def _read_tiles(tiles_dir: Path, tiles: list[Tile]) -> np.ndarray:
+    rows = []
+    for tile in tiles:
+        with (tiles_dir / f"{tile.key}.jsonl").open() as fh:
+            for line in fh:
+                if line.strip():
+                    rec = json.loads(line)
+                    rows.append((rec["x"], rec["y"], rec["score"]))
+    return np.array(rows, float).reshape(-1, 3)
+
+
+def _local_results(slide: WholeSlide, raster: Raster, tiles: list[Tile], detector: Detector,
+                   jobs: int) -> Iterator[tuple[Tile, list[tuple[float, float, float]]]]:
+    if jobs <= 1:
+        for tile in tiles:
+            rgb = read_raster(slide, raster, tile.x, tile.y, tile.width, tile.height)
+            yield tile, detect_tile(rgb, raster.mpp, tile, detector)
+        return
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    pending: dict[Any, Tile] = {}
+    queue = iter(tiles)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        def submit_next() -> None:
+            tile = next(queue, None)
+            if tile is not None:
+                rgb = read_raster(slide, raster, tile.x, tile.y, tile.width, tile.height)
+                pending[pool.submit(detect_tile, rgb, raster.mpp, tile, detector)] = tile
+
+        for _ in range(2 * jobs):
+            submit_next()
+        while pending:
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for fut in done:
+                tile = pending.pop(fut)
+                yield tile, fut.result()
+                submit_next()
+
+
+def _dask_results(slide: WholeSlide, raster: Raster, tiles: list[Tile], detector: Detector, jobs: int,
+                  address: str) -> Iterator[tuple[Tile, list[tuple[float, float, float]]]]:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(address)
+    try:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        queue = iter(tiles)
+        futures: dict[Any, Tile] = {}
+
+        def submit_next(ac: Any | None) -> None:
+            tile = next(queue, None)
+            if tile is None:
+                return
+            rgb = read_raster(slide, raster, tile.x, tile.y, tile.width, tile.height)
+            fut = client.submit(detect_tile, rgb, raster.mpp, tile, detector, pure=False)
+            futures[fut] = tile
+            if ac is not None:
+                ac.add(fut)
+
+        for _ in range(2 * n_workers):
+            submit_next(None)
+        ac = as_completed(list(futures))
+        for fut in ac:
+            tile = futures.pop(fut)
+            yield tile, fut.result()
+            submit_next(ac)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detector | None = None,
+                  out_dir: str | Path | None = None, work_mpp: float = DEFAULT_WORK_MPP,
+                  tile_um: float = DEFAULT_TILE_UM, margin_um: float = DEFAULT_MARGIN_UM,
+                  tissue_mpp: float = DEFAULT_TISSUE_MPP, area_mm2: float | None = None,
+                  hpf_area: float = DEFAULT_HPF_AREA_MM2, shapes: tuple[str, ...] = ("circle",),
+                  min_tissue_fraction: float = DEFAULT_MIN_TISSUE_FRACTION, jobs: int = 1,
+                  dask: str | None = None, restart: bool = False, progress: bool = False,
+                  backend: str = "auto",
+                  on_tile: Callable[[Tile], None] | None = None) -> SlideResult:
+    """Detect mitoses over the tissue of a whole-slide image and find the hotspot.
+
+    Parameters
+    ----------
+    path
+        Slide file (see :func:`spindledx.slide.reader.open_slide`).
+    mpp
+        Level-0 µm/px, overriding the metadata; required when the metadata has none.
+    detector
+        ``(rgb, mpp) -> list[Detection]``; default :func:`spindledx.mitosis.detect.detect_mitoses`.
+    out_dir
+        Where per-tile detections are streamed (``tiles/*.jsonl``) and resumed from; default
+        ``<slide stem>_slide`` in the current folder.
+    work_mpp
+        Detector working resolution in µm/px (reached from the closest pyramid level by integer factors).
+    tile_um, margin_um
+        Core side and per-side overlap of the tiles in µm (see :mod:`spindledx.slide.tiling`).
+    tissue_mpp
+        Resolution of the tissue-mask thumbnail in µm/px.
+    area_mm2, hpf_area, shapes, min_tissue_fraction
+        Hotspot window area (default 10 HPF), HPF area in mm², window shapes (``"circle"``, ``"square"``) and
+        the minimum tissue fraction of a window (see :func:`spindledx.slide.hotspot.find_hotspot`).
+    jobs
+        Worker processes (local) or Dask workers for ``dask="local"``.
+    dask
+        ``None`` (local), ``"local"`` (a local Dask cluster) or a scheduler address (``tcp://host:8786``).
+    restart
+        Discard detections already on disk instead of resuming.
+    progress
+        Show a rich progress bar on stderr.
+    backend
+        Slide reader (``"auto"``, ``"openslide"``, ``"tiffslide"``, ``"tifffile"``).
+    on_tile
+        Called after each tile is written (tests use it to interrupt a run).
+
+    Returns
+    -------
+    SlideResult
+    """
+    for shape in shapes:
+        if shape not in SHAPES:
+            raise BadInputError(f"unknown hotspot shape '{shape}'; choose from {', '.join(SHAPES)}")
+    if jobs < 1:
+        raise BadInputError("--jobs must be at least 1")
+    if tile_um <= 0 or margin_um < 0:
+        raise BadInputError("tile size must be positive and the margin non-negative")
+    if detector is None:
+        detector = default_detector()
+    name = detector_name(detector)
+    with open_slide(path, mpp=mpp, backend=backend) as slide:
+        info = slide.info
+        tissue = detect_tissue(slide, mpp=tissue_mpp)
+        if not tissue.mask.any():
+            raise BadInputError(f"no tissue found on {Path(path).name} (the thumbnail looks like empty glass)")
+        raster = make_raster(info, work_mpp)
+        core_px = max(16, int(round(tile_um / raster.mpp)))
+        margin_px = int(math.ceil(margin_um / raster.mpp))
+        keep = tissue_cells(tissue.mask, tissue.raster, raster, core_px=core_px)
+        tiles = plan_tiles(raster.width, raster.height, core_px=core_px, margin_px=margin_px, keep=keep)
+        out = Path(out_dir) if out_dir is not None else Path.cwd() / f"{Path(path).stem}_slide"
+        tiles_dir = _prepare_out_dir(out, _manifest(info, raster, core_px, margin_px, name), restart=restart)
+        todo = [t for t in tiles if not (tiles_dir / f"{t.key}.jsonl").exists()]
+        tiled_mp = sum(t.core_area_px for t in tiles) / 1e6
+        start = time.perf_counter()
+        results = (_dask_results(slide, raster, todo, detector, jobs, dask) if dask
+                   else _local_results(slide, raster, todo, detector, jobs))
+        with _progress_bar(progress, len(tiles), len(tiles) - len(todo)) as advance:
+            for tile, rows in results:
+                _write_tile(tiles_dir, tile, rows, raster)
+                advance()
+                if on_tile is not None:
+                    on_tile(tile)
+        seconds = time.perf_counter() - start
+    detections = _read_tiles(tiles_dir, tiles)
+    points_um = (detections[:, :2] + 0.5) * info.mpp
+    cell_um = tissue.raster.level0_per_px * info.mpp
+    hotspots = tuple(find_hotspot(points_um, tissue.mask, cell_um, area_mm2=area_mm2, shape=shape,
+                                  hpf_area=hpf_area, min_tissue_fraction=min_tissue_fraction)
+                     for shape in shapes)
+    average = whole_tissue_average(len(detections), tissue.area_mm2, hpf_area)
+    return SlideResult(info=info, tissue=tissue, raster=raster, detections=detections, hotspots=hotspots,
+                       average=average, n_tiles=len(tiles), n_tiles_run=len(todo),
+                       n_tiles_resumed=len(tiles) - len(todo), tiled_megapixels=tiled_mp, detect_seconds=seconds,
+                       detector_name=name, out_dir=str(out))
+
+
+def whole_tissue_average(count: int, tissue_area_mm2: float, hpf_area: float) -> AverageDensity:
+    """Average density over the whole tissue mask (Cree 2021 "average" method)."""
+    if tissue_area_mm2 <= 0:
+        raise BadInputError("no tissue found on the slide (tissue mask is empty)")
+    density = density_per_mm2(count, tissue_area_mm2)
+    p10 = per_10_hpf(density, hpf_area)
+    return AverageDensity(count=int(count), area_mm2=tissue_area_mm2, mitoses_per_mm2=density,
+                          mitoses_per_10hpf=p10, hpf_area_mm2=hpf_area, mitotic_score=fnclcc_mitotic_score(p10))
+
+
+class _progress_bar:  # noqa: N801 - used as a context manager factory
+    """A rich progress bar on stderr, or a no-op when disabled."""
+
+    def __init__(self, enabled: bool, total: int, done: int) -> None:
+        self.enabled, self.total, self.done = enabled, total, done
+        self._progress: Any = None
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.enabled:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(TextColumn("tiles"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                  console=Console(stderr=True))
+        self._progress.start()
+        task = self._progress.add_task("tiles", total=self.total, completed=self.done)
+        return lambda: self._progress.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

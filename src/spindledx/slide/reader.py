@@ -1,0 +1,401 @@
+"""Whole-slide image reading with a physical scale (µm/px) from the slide's own metadata.
+
+Three well-kept readers, tried in this order by :func:`open_slide` (``backend="auto"``):
+
+* OpenSlide (openslide-python with the openslide-bin wheel) for the vendor formats it knows (Aperio SVS,
+  Hamamatsu NDPI, MIRAX MRXS, ...) and tiled generic TIFF;
+* tiffslide when OpenSlide cannot open the file or misses pyramid levels stored as TIFF SubIFDs;
+* tifffile (windowed reads through its zarr store) for plain and OME-TIFF.
+
+The scale is taken, in order, from ``openslide.mpp-x`` / ``tiffslide.mpp-x``, ``aperio.MPP``, OME
+``PhysicalSizeX`` (with its unit) and the TIFF ``XResolution`` / ``ResolutionUnit`` tags (centimetre or inch);
+implausible values (e.g. a 72 dpi default) are ignored. Without any usable value the slide is refused with a
+:class:`~spindledx.errors.BadInputError` unless the caller gives ``mpp``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spindledx.counting import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, check_mpp
+from spindledx.errors import BadInputError
+
+BACKENDS = ("auto", "openslide", "tiffslide", "tifffile")
+BACKGROUND_RGB = 255  # fill for pixels outside the scanned area (glass is white in brightfield)
+
+_OME_UNIT_TO_UM = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6}
+
+
+@dataclass(frozen=True)
+class SlideInfo:
+    """What is known about a slide before reading pixels.
+
+    Attributes
+    ----------
+    path
+        File read.
+    backend
+        ``"openslide"``, ``"tiffslide"`` or ``"tifffile"``.
+    vendor
+        Format reported by the reader (e.g. ``"aperio"``, ``"generic-tiff"``, ``"ome-tiff"``).
+    width, height
+        Level-0 (full resolution) size in pixels.
+    mpp
+        Level-0 resolution in µm/px.
+    mpp_source
+        Where ``mpp`` came from (metadata key, or ``"--mpp"``).
+    objective_power
+        Nominal scanning objective magnification from the metadata, or None.
+    level_dimensions
+        ``(width, height)`` of each pyramid level, level 0 first.
+    level_downsamples
+        Downsample factor of each level relative to level 0.
+    """
+
+    path: str
+    backend: str
+    vendor: str
+    width: int
+    height: int
+    mpp: float
+    mpp_source: str
+    objective_power: float | None
+    level_dimensions: tuple[tuple[int, int], ...]
+    level_downsamples: tuple[float, ...]
+
+    def level_mpp(self, level: int) -> float:
+        """Resolution of ``level`` in µm/px."""
+        return self.mpp * self.level_downsamples[level]
+
+    def best_level(self, target_mpp: float, *, tolerance: float = 0.1) -> int:
+        """Coarsest level whose resolution is still at least as fine as ``target_mpp`` (within ``tolerance``).
+
+        This is OpenSlide's ``get_best_level_for_downsample`` rule: never read a level coarser than needed, so
+        that the working resolution is reached by downsampling (or level 0 is upsampled when it is too coarse).
+        """
+        best = 0
+        for level in range(len(self.level_downsamples)):
+            if self.level_mpp(level) <= target_mpp * (1.0 + tolerance):
+                best = level if self.level_mpp(level) >= self.level_mpp(best) else best
+        return best
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"path": self.path, "backend": self.backend, "vendor": self.vendor, "width": self.width,
+                "height": self.height, "mpp": self.mpp, "mpp_source": self.mpp_source,
+                "objective_power": self.objective_power,
+                "level_dimensions": [list(d) for d in self.level_dimensions],
+                "level_downsamples": list(self.level_downsamples)}
+
+
+def _plausible(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value) or not (MIN_PLAUSIBLE_MPP <= value <= MAX_PLAUSIBLE_MPP):
+        return None
+    return float(value)
+
+
+def _to_float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def mpp_from_properties(props: dict[str, Any]) -> tuple[float | None, str]:
+    """Level-0 µm/px from OpenSlide/tiffslide properties; ``(None, "")`` if none is plausible."""
+    for key in ("openslide.mpp-x", "tiffslide.mpp-x", "aperio.MPP"):
+        mpp = _plausible(_to_float(props.get(key)))
+        if mpp is not None:
+            return mpp, key
+    return None, ""
+
+
+def objective_from_properties(props: dict[str, Any]) -> float | None:
+    """Objective power from OpenSlide/tiffslide properties (``openslide.objective-power``, ``aperio.AppMag``)."""
+    for key in ("openslide.objective-power", "tiffslide.objective-power", "aperio.AppMag"):
+        value = _to_float(props.get(key))
+        if value is not None and value > 0:
+            return value
+    return None
+
+
+def mpp_from_ome(xml: str) -> tuple[float | None, float | None]:
+    """``(PhysicalSizeX in µm, NominalMagnification)`` of the first OME image; Nones if absent."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None, None
+    mpp = objective = None
+    for elem in root.iter():
+        tag = elem.tag.rsplit("}", 1)[-1]
+        if tag == "Pixels" and mpp is None and "PhysicalSizeX" in elem.attrib:
+            unit = elem.attrib.get("PhysicalSizeXUnit", "µm")
+            factor = _OME_UNIT_TO_UM.get(unit)
+            size = _to_float(elem.attrib["PhysicalSizeX"])
+            if factor is not None and size is not None:
+                mpp = _plausible(size * factor)
+        elif tag == "Objective" and objective is None:
+            objective = _to_float(elem.attrib.get("NominalMagnification"))
+    return mpp, objective
+
+
+def mpp_from_tiff_tags(page: Any) -> float | None:
+    """µm/px from a tifffile page's ``XResolution`` (pixels per unit) and ``ResolutionUnit`` (2 inch, 3 cm)."""
+    xres = page.tags.get("XResolution")
+    unit = page.tags.get("ResolutionUnit")
+    if xres is None or unit is None:
+        return None
+    value = xres.value
+    pixels_per_unit = value[0] / value[1] if isinstance(value, tuple) and value[1] else _to_float(value)
+    if not pixels_per_unit:
+        return None
+    um_per_unit = {2: 25400.0, 3: 10000.0}.get(int(unit.value))
+    if um_per_unit is None:
+        return None
+    return _plausible(um_per_unit / pixels_per_unit)
+
+
+def _rgba_to_rgb(rgba: np.ndarray) -> np.ndarray:
+    """Composite OpenSlide's premultiplied RGBA on white (transparent = not scanned)."""
+    rgb = rgba[..., :3].astype(np.uint16)
+    alpha = rgba[..., 3:4].astype(np.uint16)
+    out = rgb + (BACKGROUND_RGB * (255 - alpha)) // 255
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+class WholeSlide:
+    """An open whole-slide image: exact pixel reads at any pyramid level, white outside the scanned area.
+
+    Use :func:`open_slide` to create one; use it as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, info: SlideInfo, handle: Any, tiff: Any = None, levels: list[Any] | None = None) -> None:
+        self.info = info
+        self._handle = handle
+        self._tiff = tiff
+        self._levels = levels or []
+
+    def __enter__(self) -> WholeSlide:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file."""
+        if self._handle is not None and hasattr(self._handle, "close"):
+            self._handle.close()
+        if self._tiff is not None:
+            self._tiff.close()
+        self._handle = self._tiff = None
+
+    def read_level(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
+        """RGB uint8 ``(height, width, 3)`` window of ``level`` whose top-left pixel is ``(x, y)`` in that level.
+
+        Pixels outside the level are white, so callers can read windows that overhang the slide edge.
+        """
+        if width <= 0 or height <= 0:
+            return np.full((max(height, 0), max(width, 0), 3), BACKGROUND_RGB, np.uint8)
+        lw, lh = self.info.level_dimensions[level]
+        out = np.full((height, width, 3), BACKGROUND_RGB, np.uint8)
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + width, lw), min(y + height, lh)
+        if x1 <= x0 or y1 <= y0:
+            return out
+        if self.info.backend == "tifffile":
+            arr = np.asarray(self._levels[level][y0:y1, x0:x1])
+            if arr.ndim == 2:
+                arr = np.repeat(arr[..., None], 3, axis=2)
+            block = arr[..., :3]
+            if block.dtype != np.uint8:
+                block = _to_uint8(block)
+        else:
+            downsample = self.info.level_downsamples[level]
+            location = (int(round(x0 * downsample)), int(round(y0 * downsample)))
+            region = np.asarray(self._handle.read_region(location, level, (x1 - x0, y1 - y0)))
+            block = _rgba_to_rgb(region) if region.shape[-1] == 4 else region[..., :3]
+        out[y0 - y:y1 - y, x0 - x:x1 - x] = block
+        return out
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    if np.issubdtype(arr.dtype, np.integer):
+        return (arr.astype(np.float64) * 255.0 / np.iinfo(arr.dtype).max).round().astype(np.uint8)
+    return (np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+def _open_openslide(path: Path) -> tuple[Any, dict[str, Any], str]:
+    import openslide
+
+    handle = openslide.OpenSlide(str(path))
+    props = dict(handle.properties)
+    return handle, props, props.get("openslide.vendor", "unknown")
+
+
+def _open_tiffslide(path: Path) -> tuple[Any, dict[str, Any], str]:
+    import tiffslide
+
+    handle = tiffslide.TiffSlide(str(path))
+    props = dict(handle.properties)
+    return handle, props, str(props.get("tiffslide.vendor") or "generic-tiff")
+
+
+def _tifffile_levels(path: Path) -> tuple[Any, list[Any], float | None, str, float | None]:
+    import tifffile
+    import zarr
+
+    tiff = tifffile.TiffFile(str(path))
+    try:
+        series = tiff.series[0]
+        levels = [zarr.open(series.aszarr(level=k), mode="r") for k in range(len(series.levels))]
+        mpp, source, objective = None, "", None
+        if tiff.is_ome and tiff.ome_metadata:
+            mpp, objective = mpp_from_ome(tiff.ome_metadata)
+            source = "OME PhysicalSizeX" if mpp else ""
+        if mpp is None:
+            mpp = mpp_from_tiff_tags(series.levels[0].keyframe)
+            source = "TIFF XResolution/ResolutionUnit" if mpp else ""
+        if mpp is None and tiff.pages[0].description:
+            match = re.search(r"MPP\s*=\s*([0-9.]+)", tiff.pages[0].description)
+            mpp = _plausible(_to_float(match.group(1))) if match else None
+            source = "ImageDescription MPP" if mpp else ""
+    except Exception:
+        tiff.close()
+        raise
+    return tiff, levels, mpp, source, objective
+
+
+def _shape_yx(level: Any) -> tuple[int, int]:
+    shape = level.shape
+    if len(shape) == 3 and shape[0] in (3, 4) and shape[2] not in (3, 4):
+        raise BadInputError("planar (channel-first) TIFF is not supported; save the slide as interleaved RGB")
+    if len(shape) not in (2, 3):
+        raise BadInputError(f"unsupported TIFF layout with shape {tuple(shape)}; expected an RGB image")
+    return int(shape[0]), int(shape[1])
+
+
+def open_slide(path: str | Path, *, mpp: float | None = None, backend: str = "auto") -> WholeSlide:
+    """Open a whole-slide image and establish its scale.
+
+    Parameters
+    ----------
+    path
+        SVS, NDPI, MRXS, tiled/pyramidal TIFF, OME-TIFF or plain TIFF.
+    mpp
+        Level-0 resolution in µm/px; overrides the metadata. Required when the metadata gives none.
+    backend
+        ``"auto"`` (OpenSlide, then tiffslide, then tifffile), or one of them by name.
+
+    Returns
+    -------
+    WholeSlide
+
+    Raises
+    ------
+    BadInputError
+        Missing or unreadable file, unsupported format, or no scale in the metadata and no ``mpp``.
+    """
+    path = Path(path)
+    if backend not in BACKENDS:
+        raise BadInputError(f"unknown slide backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+    if not path.exists():
+        raise BadInputError(f"slide not found: {path}")
+    if path.is_dir():
+        raise BadInputError(f"{path} is a folder; give one slide file")
+    if mpp is not None:
+        check_mpp(mpp)
+
+    order = [backend] if backend != "auto" else _auto_order(path)
+    errors = []
+    for name in order:
+        try:
+            return _open_with(name, path, mpp)
+        except BadInputError:
+            raise
+        except Exception as exc:  # a reader that cannot parse the file: try the next one
+            errors.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    raise BadInputError(f"cannot read {path.name} as a slide ({'; '.join(errors)})")
+
+
+def _auto_order(path: Path) -> list[str]:
+    """Readers to try: OpenSlide when it recognises the file and sees the whole pyramid, else tiffslide/tifffile."""
+    import openslide
+
+    try:
+        vendor = openslide.OpenSlide.detect_format(str(path))
+    except Exception:
+        vendor = None
+    if vendor is None:
+        return ["tiffslide", "tifffile"]
+    if vendor == "generic-tiff":
+        # OpenSlide does not follow SubIFD pyramids and does not read OME metadata: use tifffile's view then.
+        try:
+            import tifffile
+
+            with tifffile.TiffFile(str(path)) as tiff:
+                n_levels = len(tiff.series[0].levels)
+                is_ome = tiff.is_ome
+            with openslide.OpenSlide(str(path)) as handle:
+                n_openslide = handle.level_count
+            if is_ome:
+                return ["tifffile", "tiffslide", "openslide"]
+            if n_levels > n_openslide:
+                return ["tiffslide", "tifffile", "openslide"]
+        except Exception:
+            pass
+    return ["openslide", "tiffslide", "tifffile"]
+
+
+def _open_with(name: str, path: Path, mpp: float | None) -> WholeSlide:
+    if name == "tifffile":
+        tiff, levels, meta_mpp, source, objective = _tifffile_levels(path)
+        try:
+            dims = []
+            for level in levels:
+                h, w = _shape_yx(level)
+                dims.append((w, h))
+        except Exception:
+            tiff.close()
+            raise
+        downsamples = tuple(dims[0][0] / w for w, _ in dims)
+        vendor = "ome-tiff" if tiff.is_ome else "tiff"
+        handle = None
+    else:
+        opener = _open_openslide if name == "openslide" else _open_tiffslide
+        handle, props, vendor = opener(path)
+        meta_mpp, source = mpp_from_properties(props)
+        objective = objective_from_properties(props)
+        dims = [tuple(int(v) for v in d) for d in handle.level_dimensions]
+        downsamples = tuple(float(d) for d in handle.level_downsamples)
+        tiff, levels = None, None
+        if meta_mpp is None and name == "tiffslide":
+            # tiffslide leaves mpp empty for OME-TIFF: read PhysicalSizeX ourselves.
+            import tifffile
+
+            with tifffile.TiffFile(str(path)) as tf:
+                if tf.is_ome and tf.ome_metadata:
+                    meta_mpp, ome_objective = mpp_from_ome(tf.ome_metadata)
+                    source = "OME PhysicalSizeX" if meta_mpp else ""
+                    objective = objective or ome_objective
+    if mpp is not None:
+        final_mpp, final_source = float(mpp), "--mpp"
+    elif meta_mpp is not None:
+        final_mpp, final_source = meta_mpp, source
+    else:
+        if handle is not None:
+            handle.close()
+        if tiff is not None:
+            tiff.close()
+        raise BadInputError(f"{path.name} has no usable pixel size in its metadata (no openslide.mpp-x, aperio.MPP, "
+                            "OME PhysicalSizeX or TIFF resolution tags); give it with --mpp (e.g. 0.25 for 40x)")
+    info = SlideInfo(path=str(path), backend=name, vendor=str(vendor), width=int(dims[0][0]),
+                     height=int(dims[0][1]), mpp=final_mpp, mpp_source=final_source, objective_power=objective,
+                     level_dimensions=tuple((int(w), int(h)) for w, h in dims), level_downsamples=downsamples)
+    return WholeSlide(info, handle, tiff, levels)
