@@ -29,3 +29,10 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
+
+# Train + cross-validate the mitosis CNN on ../shared/data (~60 min on 2 cores), then ship it into models/.
+MITOSIS_RUN ?= /tmp/spindledx-mitosis-run
+train: $(STAMP)
+	$(BIN)/pip install --quiet torch==2.13.0 onnx onnxscript
+	$(BIN)/python scripts/train_mitosis.py --final --cv --out $(MITOSIS_RUN)
+	$(BIN)/python scripts/finalize_mitosis_model.py $(MITOSIS_RUN) --tta 2

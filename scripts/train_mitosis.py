@@ -1,0 +1,449 @@
+"""Train, cross-validate and export the spindledx mitosis patch classifier (small CNN -> ONNX).
+
+Data (read from ../shared/data, never copied): the 35 midesec-train fields with their annotated figures and the
+ami-br patches (positives centred on a mitotic figure). The pipeline it trains is the one
+``spindledx.mitosis.detect`` runs: hematoxylin-peak candidates at 0.25 µm/px -> 64×64 RGB patch -> CNN score ->
+threshold -> dedupe within 7.5 µm.
+
+Training samples
+  * positives: midesec ground-truth points and candidates within 5 µm of one (jittered ±4 px), ami-br patch
+    centres;
+  * negatives: midesec candidates farther than 7.5 µm from every figure (sampled with weights that grow with
+    their last training score: online hard-negative mining), ami-br off-centre crops (> 35 px from the centre,
+    so neither class is tied to one scanner).
+  * augmentation: flips/rot90, shift, per-sample HED-space stain jitter (H, E scaled 0.5–1.6×, shifted ±0.05,
+    stain matrix perturbed ±15%), gamma/contrast/brightness, Gaussian noise and blur.
+
+Evaluation (honest): 5-fold cross-validation BY FIELD plus a stain-cluster hold-out (P0_03, P0_06, P0_24, P0_33,
+P0_34). In every fold 20% of the training fields are kept aside (not trained on) to choose the threshold; the
+reported test fields never influence training or threshold. ami-br: 20% of the slides listed in
+amibr_train_split.csv are never used for training; recall on their patches is reported for the final model.
+
+Usage::
+
+    .venv/bin/python scripts/train_mitosis.py --candidates-only          # candidate recall / count
+    .venv/bin/python scripts/train_mitosis.py --final --cv --out models  # full run (~60 min on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from scipy.spatial import cKDTree
+from torch import nn
+
+from spindledx.mitosis.candidates import WORKING_MPP, find_candidates
+from spindledx.mitosis.detect import dedupe_points
+from spindledx.mitosis.evaluate import MIDOG_RADIUS_UM, best_threshold, f1_scores, match_points
+from spindledx.mitosis.patches import extract_patches
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+FIELDS = [f"P0_{i:02d}.png" for i in range(35)]
+STAIN_CLUSTER = ["P0_03.png", "P0_06.png", "P0_24.png", "P0_33.png", "P0_34.png"]
+RADIUS_PX = MIDOG_RADIUS_UM / WORKING_MPP  # 30 px
+SRC = 96  # stored crop edge (room for shift/rotation)
+PATCH = 64  # model input edge
+HED_FROM_RGB_OD = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=np.float32)
+
+
+def log(*args: object) -> None:
+    print(time.strftime("%H:%M:%S"), *args, flush=True)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise SystemExit(f"cannot read {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+# ----------------------------------------------------------------------------------------------------- data
+@dataclass
+class FieldData:
+    name: str
+    rgb: np.ndarray
+    gt: np.ndarray  # (M, 2) xy
+    cand: np.ndarray  # (N, 2) xy
+
+
+def load_fields() -> list[FieldData]:
+    gt = pd.read_csv(DATA / "midesec-train" / "mitoses.csv")
+    out = []
+    for name in FIELDS:
+        rgb = read_rgb(DATA / "midesec-train" / name)
+        g = gt.loc[gt.image == name, ["cx", "cy"]].to_numpy(np.float64)
+        out.append(FieldData(name, rgb, g, find_candidates(rgb, WORKING_MPP)))
+    return out
+
+
+def candidate_report(fields: list[FieldData]) -> dict:
+    hit = tot = n = 0
+    for f in fields:
+        d, _ = cKDTree(f.cand).query(f.gt)
+        hit += int((d <= RADIUS_PX).sum())
+        tot += len(f.gt)
+        n += len(f.cand)
+    return {"recall": hit / tot, "hits": hit, "figures": tot, "candidates_per_field": n / len(fields)}
+
+
+def field_samples(fields: list[FieldData]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """96×96 crops: positives (GT + near candidates), negatives (far candidates); returns crops, labels, field idx."""
+    crops, labels, idx = [], [], []
+    for i, f in enumerate(fields):
+        d, _ = cKDTree(f.gt).query(f.cand) if len(f.gt) else (np.full(len(f.cand), np.inf), None)
+        pos = np.vstack([f.gt, f.cand[d <= 20]])
+        neg = f.cand[d > RADIUS_PX]
+        for pts, lab in ((pos, 1), (neg, 0)):
+            if len(pts):
+                crops.append(extract_patches(f.rgb, pts, size=SRC))
+                labels.append(np.full(len(pts), lab, np.int8))
+                idx.append(np.full(len(pts), i, np.int16))
+    return np.concatenate(crops), np.concatenate(labels), np.concatenate(idx)
+
+
+def load_amibr(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """ami-br patches (N,128,128,3), held-out mask (by slide), names."""
+    split = pd.read_csv(DATA / "ami-br" / "amibr_train_split.csv")
+    slides = np.array(sorted(split.slide.unique()))
+    held_slides = set(rng.choice(slides, size=int(round(0.2 * len(slides))), replace=False))
+    held_names = set(split.loc[split.slide.isin(held_slides), "dataset_uid"])
+    paths = sorted((DATA / "ami-br" / "Normal").glob("*.png")) + sorted((DATA / "ami-br" / "Atypical").glob("*.png"))
+    imgs, held, names = [], [], []
+    for p in paths:
+        rgb = read_rgb(p)
+        if rgb.shape[:2] != (128, 128):
+            rgb = cv2.resize(rgb, (128, 128), interpolation=cv2.INTER_AREA)
+        imgs.append(rgb)
+        held.append(p.name in held_names)
+        names.append(p.name)
+    return np.stack(imgs), np.array(held), np.array([len(held_slides)]), names
+
+
+def amibr_negatives(imgs: np.ndarray, rng: np.random.Generator, per_patch: int = 2) -> np.ndarray:
+    """Off-centre 96×96 crops (> 35 px from the figure) from ami-br patches: candidates first, random otherwise."""
+    crops = []
+    for img in imgs:
+        cand = find_candidates(img, WORKING_MPP)
+        far = cand[np.hypot(cand[:, 0] - 64, cand[:, 1] - 64) > 35] if len(cand) else cand
+        pts = list(far[rng.permutation(len(far))[:per_patch]])
+        while len(pts) < per_patch:
+            x, y = rng.uniform(0, 128, 2)
+            if math.hypot(x - 64, y - 64) > 35:
+                pts.append(np.array([x, y]))
+        crops.append(extract_patches(img, np.array(pts), size=SRC))
+    return np.concatenate(crops)
+
+
+# ---------------------------------------------------------------------------------------------- augmentation
+def crop_and_geom(src: np.ndarray, rng: np.random.Generator, *, shift: int) -> np.ndarray:
+    """Random shift ±shift, 64×64 centre crop, random rot90/flip; uint8 (N,64,64,3)."""
+    n = len(src)
+    out = np.empty((n, PATCH, PATCH, 3), np.uint8)
+    off = (SRC - PATCH) // 2
+    dx = rng.integers(-shift, shift + 1, n)
+    dy = rng.integers(-shift, shift + 1, n)
+    k = rng.integers(0, 4, n)
+    fl = rng.random(n) < 0.5
+    for i in range(n):
+        p = src[i, off + dy[i] : off + dy[i] + PATCH, off + dx[i] : off + dx[i] + PATCH]
+        p = np.rot90(p, k[i])
+        if fl[i]:
+            p = p[:, ::-1]
+        out[i] = p
+    return out
+
+
+def stain_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Per-sample HED jitter + photometric jitter on a float (N,3,S,S) batch in [0,1]."""
+    n = x.shape[0]
+    m = torch.from_numpy(HED_FROM_RGB_OD)
+    od = -torch.log(torch.clamp(x, min=1 / 255.0))
+    conc = torch.einsum("nchw,cs->nshw", od, torch.linalg.inv(m))  # (N,3 stains,H,W)
+
+    def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(*shape, generator=g)
+
+    scale = u(0.5, 1.6, n, 3, 1, 1)
+    scale[:, 2] = u(0.8, 1.2, n, 1, 1)
+    shift_ = u(-0.05, 0.05, n, 3, 1, 1)
+    conc = conc * scale + shift_
+    mp = m.unsqueeze(0) * u(0.85, 1.15, n, 3, 3)
+    mp = mp / mp.norm(dim=2, keepdim=True)
+    od = torch.einsum("nshw,nsc->nchw", torch.clamp(conc, min=0), mp)
+    x = torch.exp(-od)
+    # photometric
+    x = x.clamp(1e-4, 1) ** u(0.7, 1.4, n, 1, 1, 1)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * u(0.7, 1.3, n, 1, 1, 1) + mean + u(-0.08, 0.08, n, 1, 1, 1)
+    x = x + torch.randn(x.shape, generator=g) * u(0.0, 0.03, n, 1, 1, 1)
+    blur = torch.rand(n, generator=g) < 0.3
+    if blur.any():
+        sigma = float(u(0.6, 1.4, 1))
+        r = torch.arange(-3, 4, dtype=torch.float32)
+        k1 = torch.exp(-(r**2) / (2 * sigma**2))
+        k1 = k1 / k1.sum()
+        k2 = (k1[:, None] * k1[None, :]).expand(3, 1, 7, 7).contiguous()
+        xb = nn.functional.conv2d(nn.functional.pad(x[blur], (3, 3, 3, 3), mode="reflect"), k2, groups=3)
+        x = x.clone()
+        x[blur] = xb
+    return x.clamp(0, 1)
+
+
+# ------------------------------------------------------------------------------------------------------ model
+class MitosisNet(nn.Module):
+    """Five conv blocks (16-32-64-64-128 channels), global average pooling, linear logit (~136k parameters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        chans = [3, 16, 32, 64, 64, 128]
+        layers: list[nn.Module] = []
+        for i in range(5):
+            layers += [nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False), nn.BatchNorm2d(chans[i + 1])]
+            layers += [nn.ReLU(inplace=True)]
+            if i < 4:
+                layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(128, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3))).squeeze(1)
+
+
+class TTAWrapper(nn.Module):
+    """Probability averaged over ``ways`` dihedral transforms (1, 2, 4 or 8); the exported ONNX graph."""
+
+    def __init__(self, net: nn.Module, ways: int) -> None:
+        super().__init__()
+        self.net = net
+        self.ways = ways
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        views = [x]
+        if self.ways >= 2:
+            views.append(torch.flip(x, dims=[3]))
+        if self.ways >= 4:
+            views += [torch.rot90(x, 1, dims=[2, 3]), torch.rot90(x, 3, dims=[2, 3])]
+        if self.ways >= 8:
+            views += [torch.flip(x, dims=[2]), torch.rot90(x, 2, dims=[2, 3])]
+            views += [torch.flip(torch.rot90(x, k, dims=[2, 3]), dims=[3]) for k in (1, 3)]
+        probs = torch.stack([torch.sigmoid(self.net(v)) for v in views])
+        return probs.mean(dim=0)
+
+
+# --------------------------------------------------------------------------------------------------- training
+@dataclass
+class TrainSet:
+    f_crops: np.ndarray
+    f_labels: np.ndarray
+    a_pos: np.ndarray  # (N,96,96,3) ami-br centre crops
+    a_neg: np.ndarray
+
+
+def train_model(ts: TrainSet, *, epochs: int, seed: int, per_epoch: dict[str, int]) -> nn.Module:
+    rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = MitosisNet()
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    bs = 128
+    pos_idx = np.flatnonzero(ts.f_labels == 1)
+    neg_idx = np.flatnonzero(ts.f_labels == 0)
+    neg_score = np.full(len(neg_idx), 0.5)
+    steps_per_epoch = sum(per_epoch.values()) // bs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=epochs * steps_per_epoch, pct_start=0.15)
+    lossf = nn.BCEWithLogitsLoss()
+    for ep in range(epochs):
+        t0 = time.time()
+        hard = ep >= 2
+        w = (0.05 + neg_score) if hard else np.ones(len(neg_idx))
+        sel_neg = rng.choice(len(neg_idx), per_epoch["f_neg"], replace=len(neg_idx) < per_epoch["f_neg"], p=w / w.sum())
+        parts = [
+            (ts.f_crops[rng.choice(pos_idx, per_epoch["f_pos"])], 1, None, 4),
+            (ts.f_crops[neg_idx[sel_neg]], 0, sel_neg, 4),
+            (ts.a_pos[rng.integers(0, len(ts.a_pos), per_epoch["a_pos"])], 1, None, 4),
+            (ts.a_neg[rng.integers(0, len(ts.a_neg), per_epoch["a_neg"])], 0, None, 4),
+        ]
+        xs = np.concatenate([crop_and_geom(p[0], rng, shift=p[3]) for p in parts])
+        ys = np.concatenate([np.full(len(p[0]), p[1], np.float32) for p in parts])
+        track = np.concatenate([p[2] if p[2] is not None else np.full(len(p[0]), -1) for p in parts])
+        order = rng.permutation(len(xs))
+        net.train()
+        tot = 0.0
+        for b in range(steps_per_epoch):
+            ii = order[b * bs : (b + 1) * bs]
+            x = torch.from_numpy(xs[ii]).permute(0, 3, 1, 2).float() / 255.0
+            x = stain_augment(x, g)
+            y = torch.from_numpy(ys[ii])
+            y_s = y * 0.95 + 0.025
+            logit = net(x)
+            loss = lossf(logit, y_s)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += loss.item() * len(ii)
+            tr = track[ii]
+            m = tr >= 0
+            if m.any():
+                neg_score[tr[m]] = torch.sigmoid(logit.detach()[torch.from_numpy(m)]).numpy()
+        log(f"  epoch {ep + 1}/{epochs} loss {tot / (steps_per_epoch * bs):.4f} {time.time() - t0:.0f}s")
+    net.eval()
+    return net
+
+
+@torch.no_grad()
+def score_fields(net: nn.Module, fields: list[FieldData], ways: int) -> list[np.ndarray]:
+    model = TTAWrapper(net, ways).eval()
+    out = []
+    for f in fields:
+        p = extract_patches(f.rgb, f.cand, size=PATCH)
+        x = torch.from_numpy(p).permute(0, 3, 1, 2).float() / 255.0
+        out.append(torch.cat([model(x[i : i + 512]) for i in range(0, len(x), 512)]).numpy())
+    return out
+
+
+def detections(fields: list[FieldData], scores: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    xs, ss = [], []
+    for f, s in zip(fields, scores, strict=True):
+        keep = dedupe_points(f.cand, s, RADIUS_PX)
+        xs.append(f.cand[keep])
+        ss.append(s[keep])
+    return xs, ss
+
+
+def evaluate_at(fields: list[FieldData], xy: list[np.ndarray], s: list[np.ndarray], thr: float) -> dict:
+    tp = fp = fn = 0
+    for f, p, sc in zip(fields, xy, s, strict=True):
+        m = match_points(p[sc >= thr], f.gt, RADIUS_PX)
+        tp, fp, fn = tp + m.tp, fp + m.fp, fn + m.fn
+    pr, rc, f1 = f1_scores(tp, fp, fn)
+    return {"tp": tp, "fp": fp, "fn": fn, "precision": round(pr, 4), "recall": round(rc, 4), "f1": round(f1, 4)}
+
+
+def make_trainset(fields: list[FieldData], a_pos: np.ndarray, a_neg: np.ndarray) -> TrainSet:
+    crops, labels, _ = field_samples(fields)
+    return TrainSet(crops, labels, a_pos, a_neg)
+
+
+def run_fold(
+    name: str, train: list[FieldData], test: list[FieldData], a_pos, a_neg, args, seed: int, tta_list: list[int]
+) -> dict:
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(train))
+    n_val = max(3, int(round(0.2 * len(train))))
+    val = [train[i] for i in perm[:n_val]]
+    fit = [train[i] for i in perm[n_val:]]
+    log(f"fold {name}: train {len(fit)} fields, threshold-val {len(val)}, test {[f.name for f in test]}")
+    net = train_model(make_trainset(fit, a_pos, a_neg), epochs=args.epochs, seed=seed, per_epoch=args.per_epoch)
+    res: dict = {"fold": name, "test_fields": [f.name for f in test], "val_fields": [f.name for f in val]}
+    for ways in tta_list:
+        vx, vs = detections(val, score_fields(net, val, ways))
+        thr, vf1 = best_threshold(vs, vx, [f.gt for f in val], RADIUS_PX)
+        tx, tsc = detections(test, score_fields(net, test, ways))
+        r = evaluate_at(test, tx, tsc, thr)
+        r.update({"threshold": round(thr, 4), "val_f1": round(vf1, 4)})
+        # for information only (NOT a reported estimate): best threshold on the test fold itself
+        r["oracle_f1_not_reported"] = round(best_threshold(tsc, tx, [f.gt for f in test], RADIUS_PX)[1], 4)
+        res[f"tta{ways}"] = r
+        log(f"  fold {name} tta{ways}: {r}")
+    return res
+
+
+# ------------------------------------------------------------------------------------------------------ export
+def export_onnx(net: nn.Module, ways: int, path: Path) -> str:
+    model = TTAWrapper(net, ways).eval()
+    dummy = torch.zeros(2, 3, PATCH, PATCH)
+    torch.onnx.export(
+        model,
+        (dummy,),
+        str(path),
+        input_names=["patches"],
+        output_names=["prob"],
+        dynamic_axes={"patches": {0: "n"}, "prob": {0: "n"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=REPO / "models")
+    ap.add_argument("--epochs", type=int, default=16)
+    ap.add_argument("--cv", action="store_true", help="5-fold by-field CV + stain-cluster hold-out")
+    ap.add_argument("--folds", type=str, default="", help="comma list of folds to run (0-4,stain); default all")
+    ap.add_argument("--final", action="store_true", help="train the final model on all 35 fields and export it")
+    ap.add_argument("--tta", type=int, default=2, help="TTA ways baked into the exported model")
+    ap.add_argument("--threshold", type=float, default=None, help="threshold for the final model (default: CV)")
+    ap.add_argument("--candidates-only", action="store_true")
+    ap.add_argument("--seed", type=int, default=20261127)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    args.per_epoch = {"f_pos": 1600, "f_neg": 3600, "a_pos": 1600, "a_neg": 1200}
+    torch.set_num_threads(args.threads)
+    t_start = time.time()
+    if not (DATA / "midesec-train" / "mitoses.csv").is_file():
+        raise SystemExit(f"data not found under {DATA}")
+    fields = load_fields()
+    cand = candidate_report(fields)
+    log("candidates:", cand)
+    if args.candidates_only:
+        return 0
+    rng = np.random.default_rng(args.seed)
+    imgs, held, n_held_slides, _ = load_amibr(rng)
+    log(f"ami-br: {len(imgs)} patches, held out {int(held.sum())} from {int(n_held_slides[0])} slides")
+    train_imgs = imgs[~held]
+    a_pos = np.ascontiguousarray(train_imgs[:, 16:112, 16:112])
+    a_neg = amibr_negatives(train_imgs, rng)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report_path = args.out / "cv_report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report["candidates"] = cand
+    report["amibr_heldout_slides"] = int(n_held_slides[0])
+    by_name = {f.name: f for f in fields}
+    folds: dict[str, list[str]] = {}
+    perm = np.random.default_rng(args.seed).permutation(FIELDS)
+    for k in range(5):
+        folds[str(k)] = sorted(perm[k::5])
+    folds["stain"] = STAIN_CLUSTER
+    wanted = [s for s in args.folds.split(",") if s] or list(folds)
+    if args.final:
+        log("final model on all 35 fields")
+        trainset = make_trainset(fields, a_pos, a_neg)
+        net = train_model(trainset, epochs=args.epochs, seed=args.seed, per_epoch=args.per_epoch)
+        report["final"] = {"epochs": args.epochs, "exports": {}}
+        for ways in sorted({1, 2, 4, args.tta}):
+            onnx_path = args.out / f"mitosis_cnn_tta{ways}.onnx"
+            sha = export_onnx(net, ways, onnx_path)
+            log("exported", onnx_path, sha)
+            report["final"]["exports"][str(ways)] = {"onnx": onnx_path.name, "sha256": sha}
+        report_path.write_text(json.dumps(report, indent=2))
+    if args.cv:
+        report.setdefault("folds", {})
+        for k in wanted:
+            fold_seed = args.seed + 101 * (list(folds).index(k) + 1)
+            test = [by_name[n] for n in folds[k]]
+            train = [f for f in fields if f.name not in folds[k]]
+            res = run_fold(k, train, test, a_pos, a_neg, args, seed=fold_seed, tta_list=[1, 2, 4])
+            report["folds"][k] = res
+            report_path.write_text(json.dumps(report, indent=2))
+    report["train_seconds"] = round(time.time() - t_start, 1)
+    report_path.write_text(json.dumps(report, indent=2))
+    log("done", report_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

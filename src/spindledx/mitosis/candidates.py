@@ -1,0 +1,77 @@
+"""High-recall mitosis candidates: peaks of the smoothed hematoxylin channel at the working resolution.
+
+Mitotic figures are the darkest, most hematoxylin-dense objects in an H&E field. Candidates are local maxima
+of a Gaussian-smoothed hematoxylin concentration map (colour deconvolution with the Ruifrok & Johnston 2001
+reference vectors, which on the midesec fields gave higher candidate recall than a per-image Macenko matrix:
+100% vs 93% at similar counts), kept when above an image-relative percentile, at least ``min_distance_um``
+apart (skimage ``peak_local_max``). All sizes are in micrometres and converted with ``mpp``.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from skimage.feature import peak_local_max
+
+from spindledx.mitosis.stain import REFERENCE_STAIN_MATRIX, concentrations
+
+#: Internal working resolution of the detector (µm/px).
+WORKING_MPP = 0.25
+
+
+def candidate_channel(rgb: np.ndarray, *, stain_matrix: np.ndarray | None = None) -> np.ndarray:
+    """Hematoxylin concentration ``(H, W)`` float32 used for candidate search (reference H&E vectors)."""
+    matrix = REFERENCE_STAIN_MATRIX if stain_matrix is None else stain_matrix
+    return np.maximum(concentrations(rgb, matrix)[..., 0], 0.0).astype(np.float32)
+
+
+def find_candidates(
+    rgb: np.ndarray,
+    mpp: float = WORKING_MPP,
+    *,
+    sigma_um: float = 0.75,
+    min_distance_um: float = 4.0,
+    percentile: float = 80.0,
+    min_concentration: float = 0.1,
+    stain_matrix: np.ndarray | None = None,
+) -> np.ndarray:
+    """Locate candidate mitotic figures as hematoxylin peaks.
+
+    Parameters
+    ----------
+    rgb
+        uint8 RGB image ``(H, W, 3)``.
+    mpp
+        Resolution of ``rgb`` in µm/px (the detector calls this at 0.25 µm/px).
+    sigma_um
+        Gaussian smoothing of the hematoxylin map (µm).
+    min_distance_um
+        Minimum distance between two candidates (µm).
+    percentile
+        A peak must exceed this percentile of the smoothed map of the same image (image-relative threshold).
+    min_concentration
+        Absolute floor on the smoothed hematoxylin concentration, so blank background yields no candidates.
+    stain_matrix
+        Optional ``(2, 3)`` stain matrix; default the Ruifrok & Johnston reference.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(N, 2)`` array of ``(x, y)`` = (column, row) pixel positions; ``(0, 2)`` when none.
+
+    Notes
+    -----
+    Measured on the 35 midesec-train fields (0.25 µm/px assumed): every annotated figure had a candidate within
+    7.5 µm (115/115) with about 365 candidates per 1024×1024 field (``scripts/train_mitosis.py --candidates-only``).
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError("find_candidates expects an RGB image (H, W, 3)")
+    h = candidate_channel(rgb, stain_matrix=stain_matrix)
+    sigma_px = max(sigma_um / mpp, 0.5)
+    smooth = cv2.GaussianBlur(h, (0, 0), sigma_px)
+    threshold = max(float(np.percentile(smooth[::2, ::2], percentile)), min_concentration)
+    min_distance_px = max(int(round(min_distance_um / mpp)), 1)
+    peaks = peak_local_max(smooth, min_distance=min_distance_px, threshold_abs=threshold, exclude_border=False)
+    if len(peaks) == 0:
+        return np.zeros((0, 2), dtype=np.float64)
+    return peaks[:, ::-1].astype(np.float64)

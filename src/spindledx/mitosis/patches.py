@@ -1,0 +1,44 @@
+"""Fixed-size patches around candidate points, reflect-padded at the image border, as classifier input.
+
+The classifier sees raw RGB at the working resolution, scaled to ``[0, 1]`` in NCHW float32 order. Stain
+robustness comes from strong HED-space augmentation in training (see ``scripts/train_mitosis.py``) rather than
+from per-image normalisation at inference, which keeps inference independent of a Macenko fit.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def extract_patches(rgb: np.ndarray, xy: np.ndarray, *, size: int = 64) -> np.ndarray:
+    """Crop ``size``×``size`` patches centred on the points ``xy``.
+
+    Parameters
+    ----------
+    rgb
+        uint8 image ``(H, W, 3)``.
+    xy
+        ``(N, 2)`` (x, y) pixel positions (rounded to the nearest pixel).
+    size
+        Patch edge in pixels (even); the point lands at ``(size // 2, size // 2)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 ``(N, size, size, 3)``; regions outside the image are mirrored (``cv2.BORDER_REFLECT_101``).
+    """
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    half = size // 2
+    padded = cv2.copyMakeBorder(rgb, half, half, half, half, cv2.BORDER_REFLECT_101)
+    out = np.empty((len(xy), size, size, 3), dtype=np.uint8)
+    cols = np.clip(np.rint(xy[:, 0]).astype(int), 0, rgb.shape[1] - 1)
+    rows = np.clip(np.rint(xy[:, 1]).astype(int), 0, rgb.shape[0] - 1)
+    for i, (c, r) in enumerate(zip(cols, rows, strict=True)):
+        out[i] = padded[r : r + size, c : c + size]
+    return out
+
+
+def to_model_input(patches: np.ndarray) -> np.ndarray:
+    """uint8 ``(N, S, S, 3)`` patches to float32 ``(N, 3, S, S)`` in ``[0, 1]`` (the ONNX model's input)."""
+    return np.ascontiguousarray(patches.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
