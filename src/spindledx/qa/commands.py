@@ -1,9 +1,80 @@
-"""CLI commands of the `qa` stage (registered by :mod:`spindledx.cli`)."""
+"""CLI commands of the `qa` stage (registered by :mod:`spindledx.cli`): ``spindledx batch``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from spindledx.errors import BadInputError
+
+
+def batch(
+    source: Path = typer.Argument(..., help="Folder of tiles, or a manifest (.csv / .parquet) with an 'image' "
+                                            "column and optional case, mpp, expected_count, annotations, panel, "
+                                            "diagnosis, site."),
+    out: Path = typer.Option(..., "--out", help="Output folder (tiles.jsonl, tiles.csv/.parquet, summary.json, "
+                                                "report.html). Rerunning with the same folder resumes."),
+    jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Local worker processes [default: min(2, CPUs)]."),
+    dask: str = typer.Option(None, "--dask", help="Dask scheduler address (tcp://host:8786), or 'local' for a "
+                                                  "2-worker LocalCluster."),
+    mpp: float = typer.Option(None, "--mpp", help="Resolution in µm/px for tiles without their own (manifest "
+                                                  "column or file metadata)."),
+    annotations: Path = typer.Option(None, "--annotations", help="Folder input only: CSV of reference points for "
+                                                                 "the set (image, x, y or cx, cy)."),
+    threshold: float = typer.Option(None, "--threshold", help="Detection score threshold [default: the model's]."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Score a set of tiles with QA flags, agreement statistics and an HTML report."""
+    from spindledx.qa.manifest import load_manifest, tiles_from_folder
+    from spindledx.qa.runner import RunOptions, default_jobs, run_and_write
+
+    if source.is_dir():
+        specs = tiles_from_folder(source, mpp=mpp, annotations=annotations)
+    elif source.is_file():
+        if annotations is not None:
+            raise BadInputError("--annotations is for folder input; give a manifest 'annotations' column instead")
+        specs = load_manifest(source, default_mpp=mpp)
+    else:
+        raise BadInputError(f"{source}: no such file or folder")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
+    report = run_and_write(specs, out, jobs=jobs or default_jobs(), dask=dask,
+                           options=RunOptions(threshold=threshold), progress=progress)
+    s = report.summary
+    det = s.get("detection")
+    counts = s.get("counts")
+    lines = [f"{s['n_done']} of {s['n_tiles']} tiles scored ({report.outcome.n_skipped} already done), "
+             f"{s['quality']['n_flagged']} QA-flagged, {s['n_failed']} failed"]
+    if det:
+        lines.append(f"detection (MIDOG rule, {s['match_radius_um']} µm): TP {det['tp']} FP {det['fp']} "
+                     f"FN {det['fn']}  precision {det['precision']:.3f} recall {det['recall']:.3f} "
+                     f"F1 {det['f1']:.3f}")
+    if counts:
+        lines.append(f"counts: MAE {counts['mae']:.2f}, bias {counts['bias']:+.2f}"
+                     + (f" (95% limits {counts['loa_low']:+.2f} to {counts['loa_high']:+.2f})"
+                        if counts.get("loa_low") is not None else "")
+                     + (f", Spearman {counts['spearman_rho']:.2f}" if counts.get("spearman_rho") is not None
+                        else ""))
+    if s.get("ihc_agreement"):
+        a = s["ihc_agreement"]
+        lines.append(f"IHC: recorded diagnosis top-1 in {a['top1_agree']}/{a['n_cases']} cases, "
+                     f"top-3 in {a['top3_agree']}/{a['n_cases']}")
+    lines.append(f"report: {report.paths['report']}")
+    typer.echo("\n".join(lines))
+    if report.outcome.interrupted:
+        raise KeyboardInterrupt
+    failed = s["failed"]
+    if failed:
+        bad = sum(1 for f in failed if f["error_kind"] == "bad_input")
+        message = (f"{len(failed)} of {s['n_tiles']} tiles failed ({bad} unreadable or bad input); see the 'error' "
+                   f"column of {report.paths['csv']}")
+        if bad == len(failed):
+            raise BadInputError(message)
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the spindledx app."""
+    app.command("batch")(batch)
