@@ -1,9 +1,251 @@
-"""CLI commands of the `ihc` stage (registered by :mod:`spindledx.cli`)."""
+"""CLI commands of the `ihc` stage (registered by :mod:`spindledx.cli`).
+
+``panel`` (differential), ``marker`` / ``entity`` (teaching lookups), ``markers`` / ``entities`` (lists) and
+``panel-cases`` (accuracy and calibration on the built-in literature test panels).  Thin layer: parse options,
+call the library, render a rich table or JSON.
+"""
 
 from __future__ import annotations
 
+import json
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from spindledx.errors import BadInputError
+from spindledx.ihc import lookups
+from spindledx.ihc.evaluate import evaluate_cases, load_cases
+from spindledx.ihc.interpret import PanelResult, interpret_panel
+
+_FORMAT_HELP = "table or json."
+_EFFECT_STYLE = {"supports": "green", "against": "red", "neutral": "dim"}
+
+
+def _console() -> Console:
+    """A rich console; 140 columns when output is not a terminal (pipes, files, tests) so tables stay legible."""
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=140)
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("table", "json"):
+        raise BadInputError(f"unknown --format '{fmt}' (table or json)")
+
+
+def _echo_json(payload: object) -> None:
+    typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _render_panel(result: PanelResult, top: int, explain: int) -> None:
+    console = _console()
+    parsed = ", ".join(f"{o.marker} {o.result}" for o in result.panel.observations)
+    console.print(f"[bold]Panel:[/bold] {parsed}")
+    console.print(f"[bold]Site:[/bold] {result.site or 'not given (uniform prior over 24 entities)'}")
+    table = Table(title="Differential (posterior probability)", show_lines=False)
+    for col, justify in (("#", "right"), ("entity", "left"), ("probability", "right"), ("prior", "right"),
+                         ("fit", "right"), ("supports", "left"), ("against", "left")):
+        table.add_column(col, justify=justify)
+    for rank, entry in enumerate(result.differential[:top], start=1):
+        sup = ", ".join(e.marker for e in entry.evidence if e.effect == "supports")
+        against = ", ".join(e.marker for e in entry.evidence if e.effect == "against")
+        table.add_row(str(rank), f"{entry.name} [dim]({entry.id})[/dim]", f"{entry.probability:.1%}",
+                      f"{entry.prior:.1%}", f"{entry.fit:.2f}", sup, against)
+    console.print(table)
+    for entry in result.differential[:explain]:
+        t = Table(title=f"Why {entry.name} ({entry.probability:.1%})", show_lines=False)
+        for col in ("marker", "result", "P(result|entity)", "LR", "effect", "literature", "evidence", "note / source"):
+            t.add_column(col)
+        for ev in entry.evidence:
+            lit = "no data" if ev.basis == "no data" else (
+                f"{_pct(ev.fraction_positive)}" + (f" of {ev.n_cases}" if ev.n_cases else "") +
+                (" [site]" if ev.basis == "site" else "") + (" [bg]" if ev.basis == "background" else ""))
+            style = _EFFECT_STYLE[ev.effect]
+            t.add_row(ev.marker, ev.result, f"{ev.likelihood:.2f}", f"{ev.likelihood_ratio:.2f}",
+                      f"[{style}]{ev.effect}[/{style}]", lit, ev.evidence_level or "-",
+                      ev.note + (f" [dim]{ev.source[:90]}[/dim]" if ev.source else ""))
+        console.print(t)
+        for pitfall in entry.pitfalls:
+            console.print(f"  [magenta]pitfall:[/magenta] {pitfall}")
+    if result.next_markers:
+        lead = [e for e, _ in result.next_markers[0].expected_positive]
+        t = Table(title="Next markers (expected information gain over the current posterior)")
+        t.add_column("marker")
+        t.add_column("gain (bits)", justify="right")
+        for e in lead:
+            t.add_column(f"P(+) {e}", justify="right")
+        for m in result.next_markers:
+            label = m.marker + (" (molecular)" if m.kind == "molecular" else "")
+            t.add_row(label, f"{m.expected_information_gain:.3f}", *[f"{p:.0%}" for _, p in m.expected_positive])
+        console.print(t)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    console.print("[dim]Decision aid for trained pathologists; probabilities assume one of the 24 entities in the "
+                  "knowledge base and conditionally independent stains (correlated markers down-weighted).[/dim]")
+
+
+def panel(
+    text: str = typer.Argument(..., help='Panel, e.g. "actin+ desmin+ CK-pan- CD34- CD117- S-100-".'),
+    site: str | None = typer.Option(None, "--site", help="Site: lung, pleura, uterus, gi_tract, retroperitoneum, "
+                                    "skin, soft_tissue, pulmonary_artery."),
+    fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
+    ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers with a warning."),
+    top: int = typer.Option(5, "--top", min=1, help="Entities to show (and to include in JSON)."),
+    explain: int = typer.Option(3, "--explain", min=0, help="Top entities explained marker by marker (table)."),
+) -> None:
+    """Ranked, explained differential for an IHC panel, with the next markers worth ordering."""
+    _check_format(fmt)
+    result = interpret_panel(text, site=site, ignore_unknown=ignore_unknown)
+    if fmt == "json":
+        _echo_json(result.to_json(top=top))
+        return
+    _render_panel(result, top, min(explain, top))
+
+
+def marker(
+    name: str = typer.Argument(..., help="Marker name or synonym, e.g. desmin, CK-pan, c-KIT."),
+    fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
+) -> None:
+    """Which entities stain for a marker, with fractions, n and sources."""
+    _check_format(fmt)
+    info = lookups.marker_info(name)
+    if fmt == "json":
+        _echo_json(info)
+        return
+    console = _console()
+    console.print(f"[bold]{info['marker']}[/bold] ({info['kind']}); synonyms: {', '.join(info['synonyms']) or '-'}")
+    if info["note"]:
+        console.print(info["note"])
+    t = Table(title=f"{info['marker']}: fraction positive by entity")
+    for col in ("entity", "site", "positive", "n", "evidence", "focal share", "note", "ref"):
+        t.add_column(col)
+    refs: list[str] = []
+    for f in info["facts"]:
+        if f["source"] not in refs:
+            refs.append(f["source"])
+        t.add_row(f["entity"], f["site"] or "", _pct(f["fraction_positive"]), str(f["n_cases"] or "-"),
+                  f["evidence"], _pct(f["focal_share"]), f["note"], str(refs.index(f["source"]) + 1))
+    console.print(t)
+    for i, ref in enumerate(refs, start=1):
+        console.print(f"  [{i}] {ref}", highlight=False, markup=False)
+    bg = info["background"]
+    if bg:
+        console.print(f"Entities without data use the background {_pct(bg['fraction_positive'])} "
+                      f"({bg['evidence']}: {bg['source']}).")
+    elif info["entities_without_data"]:
+        console.print(f"No data for {len(info['entities_without_data'])} entities: neutral for them.")
+
+
+def entity(
+    name: str = typer.Argument(..., help="Entity id, name or alias, e.g. leiomyosarcoma, GIST, SFT."),
+    fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
+) -> None:
+    """An entity's typical panel, pitfalls and sources."""
+    _check_format(fmt)
+    info = lookups.entity_info(name)
+    if fmt == "json":
+        _echo_json(info)
+        return
+    console = _console()
+    console.print(f"[bold]{info['name']}[/bold] ({info['id']}); aliases: {', '.join(info['aliases'])}")
+    console.print(info["summary"])
+    t = Table(title=f"{info['name']}: typical panel")
+    for col in ("marker", "site", "positive", "n", "evidence", "focal share", "note", "ref"):
+        t.add_column(col)
+    refs = info["sources"]
+    for f in info["facts"]:
+        t.add_row(f["marker"], f["site"] or "", _pct(f["fraction_positive"]), str(f["n_cases"] or "-"),
+                  f["evidence"], _pct(f["focal_share"]), f["note"], str(refs.index(f["source"]) + 1))
+    console.print(t)
+    for pitfall in info["pitfalls"]:
+        console.print(f"[magenta]pitfall:[/magenta] {pitfall}")
+    console.print("[bold]Sources:[/bold]")
+    for i, source in enumerate(refs, start=1):
+        console.print(f"  [{i}] {source}", highlight=False, markup=False)
+
+
+def markers(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
+    """List the canonical markers and their synonyms."""
+    _check_format(fmt)
+    rows = lookups.list_markers()
+    if fmt == "json":
+        _echo_json(rows)
+        return
+    t = Table(title=f"{len(rows)} markers")
+    for col in ("marker", "kind", "entities with data", "synonyms"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["marker"], r["kind"], str(r["entities_with_data"]), ", ".join(r["synonyms"]))
+    _console().print(t)
+
+
+def entities(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
+    """List the entities of the knowledge base."""
+    _check_format(fmt)
+    rows = lookups.list_entities()
+    if fmt == "json":
+        _echo_json(rows)
+        return
+    t = Table(title=f"{len(rows)} entities")
+    for col in ("id", "name", "facts", "aliases"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["id"], r["name"], str(r["n_facts"]), ", ".join(r["aliases"]))
+    _console().print(t)
+
+
+def panel_cases(
+    fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
+    cases_csv: str | None = typer.Option(None, "--cases", help="CSV of cases (default: built-in test panels)."),
+) -> None:
+    """Top-1 / top-3 accuracy and calibration on the literature-based test panels."""
+    _check_format(fmt)
+    try:
+        cases = load_cases(cases_csv)
+    except (OSError, KeyError, ValueError) as exc:
+        raise BadInputError(f"cannot read cases: {exc}") from exc
+    if not cases:
+        raise BadInputError("no cases in the file")
+    ev = evaluate_cases(cases)
+    if fmt == "json":
+        _echo_json(ev.to_json())
+        return
+    console = _console()
+    n = ev.n
+    top1 = sum(o.rank == 1 for o in ev.outcomes)
+    top3 = sum(o.rank <= 3 for o in ev.outcomes)
+    console.print(f"[bold]{n} cases[/bold]: top-1 {top1}/{n} = {ev.top1:.1%}, top-3 {top3}/{n} = {ev.top3:.1%}, "
+                  f"Brier {ev.brier:.3f}, log loss {ev.log_loss:.3f}, ECE {ev.ece:.3f}")
+    for kind in sorted({o.case.kind for o in ev.outcomes}):
+        sub = [o for o in ev.outcomes if o.case.kind == kind]
+        console.print(f"  {kind}: top-1 {sum(o.rank == 1 for o in sub)}/{len(sub)}, "
+                      f"top-3 {sum(o.rank <= 3 for o in sub)}/{len(sub)}")
+    t = Table(title="Reliability (cases binned by top-1 probability)")
+    for col in ("bin", "cases", "mean confidence", "top-1 accuracy"):
+        t.add_column(col, justify="right")
+    for b in ev.reliability:
+        t.add_row(f"[{b.low:.2f}, {min(b.high, 1.0):.2f}{']' if b.high > 1 else ')'}", str(b.n),
+                  "-" if b.n == 0 else f"{b.mean_confidence:.2f}", "-" if b.n == 0 else f"{b.accuracy:.2f}")
+    console.print(t)
+    t = Table(title="Cases not ranked first")
+    for col in ("case", "kind", "expected", "rank", "P(expected)", "predicted", "P(top)"):
+        t.add_column(col)
+    for o in ev.outcomes:
+        if o.rank > 1:
+            t.add_row(o.case.id, o.case.kind, o.case.expected, str(o.rank), f"{o.expected_probability:.2f}",
+                      o.ranked[0], f"{o.top_probability:.2f}")
+    console.print(t)
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the spindledx app."""
+    app.command("panel")(panel)
+    app.command("marker")(marker)
+    app.command("entity")(entity)
+    app.command("markers")(markers)
+    app.command("entities")(entities)
+    app.command("panel-cases")(panel_cases)

@@ -213,6 +213,9 @@ def parse_panel(text: str, ignore_unknown: bool = False, *, kb: KnowledgeBase | 
                 break
         if parsed is None:
             token = tokens[i]
+            head, _, tail = token.rpartition(":")
+            if head and tail and index.get(normalize_name(head)) is not None:
+                raise BadInputError(f"'{token}': unknown result '{tail}' (use one of: {' '.join(RESULT_WORDS)})")
             if index.get(normalize_name(token)) is not None:
                 raise BadInputError(f"'{token}' has no result: write e.g. {token}+, {token}- or {token}:focal")
             parsed = (1, (token, ""), None)
