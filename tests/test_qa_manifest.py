@@ -98,3 +98,14 @@ def test_folder_with_set_annotations(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(BadInputError, match="no images"):
         tiles_from_folder(empty)
+
+
+def test_cli_reports_bad_manifest_before_any_image_work(tmp_path: Path, capsys) -> None:
+    from spindledx.cli import main
+
+    _png(tmp_path / "a.png")
+    (tmp_path / "m.csv").write_text("image,mpp\na.png,99\nb.png,0.25\n")
+    code = main(["batch", str(tmp_path / "m.csv"), "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "2 bad row(s)" in err and "row 1:" in err and "row 2: image 'b.png' not found" in err
+    assert not (tmp_path / "out").exists()

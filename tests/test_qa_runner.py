@@ -101,9 +101,11 @@ def test_corrupt_files_become_error_rows_and_exit_2(tmp_path: Path, capsys, monk
     assert all(r["error_kind"] == "bad_input" for r in errors.values())
     assert result.summary["n_done"] == 2 and result.summary["n_failed"] == 2
     # the CLI goes through the batch, then exits 2 saying how many failed (fake model, in-process)
+    import spindledx.mitosis.model as model_module
     import spindledx.mitosis.score as score_module
 
     monkeypatch.setattr(score_module, "default_detector", lambda threshold=None: fixed_detector)
+    monkeypatch.setattr(model_module, "load_model", lambda *a, **k: None)
     code = main(["batch", str(folder), "--out", str(tmp_path / "cli"), "--mpp", "0.25", "--jobs", "1",
                  "--no-progress"])
     captured = capsys.readouterr()
