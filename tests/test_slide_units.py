@@ -42,6 +42,19 @@ def test_reader_scale_from_tiff_resolution_tags(tmp_path, small_rgb, layout, bac
         assert region.shape == (20, 20, 3) and region.mean() < 100  # the dark figure at (600, 450)
 
 
+@pytest.mark.parametrize(("backend", "factor"), [("openslide", 2), ("tiffslide", 3), ("tifffile", 3)])
+def test_reader_reads_reduced_levels_exactly(tmp_path, small_rgb, backend, factor):
+    """Factor 3 on 1100 px gives 366 and 122 px levels: non-integer downsamples (3.0027, 9.008), which tiffslide
+    and tifffile read pixel-exactly; OpenSlide interpolates sub-pixel there, so it is checked at factor 2."""
+    path = write_pyramidal_tiff(tmp_path / "p.tif", small_rgb[:, :1100], mpp=0.25, layout="pages", factor=factor)
+    with tifffile.TiffFile(path) as tif:
+        level2 = tif.series[0].levels[2].asarray()
+    with open_slide(path, backend=backend) as slide:
+        assert slide.info.level_dimensions[2] == (level2.shape[1], level2.shape[0])
+        for x, y in ((0, 0), (1, 1), (7, 3), (30, 41)):
+            np.testing.assert_array_equal(slide.read_level(2, x, y, 40, 30), level2[y:y + 30, x:x + 40])
+
+
 def test_reader_ome_physical_size(tmp_path, small_rgb):
     path = write_pyramidal_tiff(tmp_path / "s.ome.tif", small_rgb, mpp=0.5, ome=True, factor=2)
     with open_slide(path) as slide:

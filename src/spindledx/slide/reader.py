@@ -218,7 +218,14 @@ class WholeSlide:
                 block = _to_uint8(block)
         else:
             downsample = self.info.level_downsamples[level]
-            location = (int(round(x0 * downsample)), int(round(y0 * downsample)))
+            if self.info.backend == "tiffslide":
+                # tiffslide maps the level-0 location back with int(location / downsample): the ceiling lands
+                # exactly on (x0, y0) even for a non-integer downsample (e.g. 16.02).
+                location = (math.ceil(x0 * downsample - 1e-9), math.ceil(y0 * downsample - 1e-9))
+            else:
+                # OpenSlide keeps the fractional part and interpolates: reads are pixel-exact on level 0 and on
+                # levels with an integer downsample, otherwise shifted by less than 0.5 / downsample pixel.
+                location = (int(round(x0 * downsample)), int(round(y0 * downsample)))
             region = np.asarray(self._handle.read_region(location, level, (x1 - x0, y1 - y0)))
             block = _rgba_to_rgb(region) if region.shape[-1] == 4 else region[..., :3]
         out[y0 - y:y1 - y, x0 - x:x1 - x] = block

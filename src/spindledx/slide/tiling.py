@@ -5,7 +5,9 @@ Working raster
     (:meth:`SlideInfo.best_level`) by an *integer* factor only: the level is used as is when it is within the
     tolerance of the target, upsampled by an integer ``u`` (e.g. a 0.5 µm/px scan to 0.25) or block-averaged by
     an integer ``d``. Integer factors make every tile an exact crop of one global working image: a pixel's
-    value depends on its global position only, never on which tile it was read in.
+    value depends on its global position only, never on which tile it was read in. (Exception: a reduced level
+    with a non-integer downsample read through OpenSlide, which interpolates by < 0.5 / downsample pixel; the
+    working raster comes from level 0 for usual 20x/40x scans, where this does not arise.)
 
 Tiles and the core rule
     The cores (``core_px`` squares, clipped at the slide edge) partition the working raster into half-open
