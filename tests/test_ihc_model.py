@@ -140,3 +140,14 @@ def test_test_cases_cover_every_entity_and_evaluate(kb):
     ev = evaluate_cases(cases[:12])
     assert ev.n == 12 and 0 <= ev.top1 <= ev.top3 <= 1
     assert 0 <= ev.brier <= 2 and sum(b.n for b in ev.reliability) == 12
+
+
+def test_holdout_cases_cover_every_entity_and_parse(kb):
+    from spindledx.ihc import parse_panel
+    cases = load_cases(case_set="holdout")
+    assert {c.expected for c in cases} == set(kb.entity_ids)
+    assert not {c.id for c in cases} & {c.id for c in load_cases()}
+    for case in cases:
+        assert parse_panel(case.panel).observations
+    with pytest.raises(ValueError, match="unknown case set"):
+        load_cases(case_set="bogus")

@@ -200,12 +200,13 @@ def entities(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) ->
 
 def panel_cases(
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
-    cases_csv: str | None = typer.Option(None, "--cases", help="CSV of cases (default: built-in test panels)."),
+    case_set: str = typer.Option("original", "--set", help="Built-in panels: original, holdout or all."),
+    cases_csv: str | None = typer.Option(None, "--cases", help="CSV of cases instead of the built-in panels."),
 ) -> None:
     """Top-1 / top-3 accuracy and calibration on the literature-based test panels."""
     _check_format(fmt)
     try:
-        cases = load_cases(cases_csv)
+        cases = load_cases(cases_csv, case_set=case_set)
     except (OSError, KeyError, ValueError) as exc:
         raise BadInputError(f"cannot read cases: {exc}") from exc
     if not cases:

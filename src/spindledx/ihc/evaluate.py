@@ -98,15 +98,28 @@ class Evaluation:
         }
 
 
-def load_cases(path: str | None = None, *, kb: KnowledgeBase | None = None) -> tuple[Case, ...]:
-    """Read test cases (package ``data/cases.csv`` by default) and check their entity ids."""
+CASE_SETS = {"original": ("cases.csv",), "holdout": ("cases_holdout.csv",), "all": ("cases.csv", "cases_holdout.csv")}
+
+
+def load_cases(path: str | None = None, *, case_set: str = "original",
+               kb: KnowledgeBase | None = None) -> tuple[Case, ...]:
+    """Read test cases and check their entity ids.
+
+    ``path`` reads a CSV with columns ``id,expected,site,kind,panel,basis``; otherwise ``case_set`` selects the
+    built-in panels: ``original`` (64 cases, written before the first evaluation), ``holdout`` (36 cases, written
+    after it and before any further change) or ``all``.
+    """
     kb = kb or load_knowledge_base()
+    rows: list[dict[str, str]] = []
     if path is None:
-        handle = resources.files("spindledx.ihc").joinpath("data", "cases.csv").open(encoding="utf-8", newline="")
+        if case_set not in CASE_SETS:
+            raise ValueError(f"unknown case set {case_set!r} (one of {', '.join(CASE_SETS)})")
+        for name in CASE_SETS[case_set]:
+            with resources.files("spindledx.ihc").joinpath("data", name).open(encoding="utf-8", newline="") as fh:
+                rows += list(csv.DictReader(fh))
     else:
-        handle = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
-    with handle:
-        rows = list(csv.DictReader(handle))
+        with open(path, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
     cases = []
     for row in rows:
         if row["expected"] not in kb.entities:
