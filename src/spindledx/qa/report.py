@@ -85,7 +85,8 @@ def _plots(rows: Sequence[dict], summary: dict) -> dict[str, bytes]:
         fig, ax = plt.subplots(figsize=(4.2, 4.0))
         top = max(1.0, ref.max(), pred.max()) + 1
         ax.plot([0, top], [0, top], color="grey", lw=1, ls="--", label="identity")
-        ax.scatter(ref, pred, s=18, alpha=0.7)
+        xs, ys, sizes = _stacked(ref, pred)
+        ax.scatter(xs, ys, s=sizes, alpha=0.7, label="tiles (area = number)")
         ax.set(xlabel="reference count", ylabel="spindledx count", title="Count vs reference", xlim=(-0.5, top),
                ylim=(-0.5, top))
         ax.legend(loc="upper left", fontsize=8)
@@ -93,8 +94,8 @@ def _plots(rows: Sequence[dict], summary: dict) -> dict[str, bytes]:
 
         counts = summary.get("counts") or {}
         fig, ax = plt.subplots(figsize=(4.6, 4.0))
-        mean = (pred + ref) / 2
-        ax.scatter(mean, pred - ref, s=18, alpha=0.7)
+        xs, ys, sizes = _stacked((pred + ref) / 2, pred - ref)
+        ax.scatter(xs, ys, s=sizes, alpha=0.7)
         for key, style in (("bias", "-"), ("loa_low", "--"), ("loa_high", "--")):
             if counts.get(key) is not None:
                 ax.axhline(counts[key], color="crimson", ls=style, lw=1)
@@ -105,8 +106,10 @@ def _plots(rows: Sequence[dict], summary: dict) -> dict[str, bytes]:
     flag_counts = (summary.get("quality") or {}).get("flag_counts") or {}
     fig, ax = plt.subplots(figsize=(5.0, 3.2))
     names = list(flag_counts)
-    ax.barh(names, [flag_counts[n] for n in names], color="#b0569c")
-    ax.set(xlabel="tiles flagged", title=f"QA flags ({len(ok)} tiles scored)")
+    values = [flag_counts[n] for n in names]
+    ax.barh(names, values, color="#b0569c")
+    ax.set(xlabel="tiles flagged", title=f"QA flags ({len(ok)} tiles scored)", xlim=(0, max([1, *values]) * 1.1))
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.invert_yaxis()
     plots["qa_flags"] = _figure_png(fig)
 
@@ -114,11 +117,23 @@ def _plots(rows: Sequence[dict], summary: dict) -> dict[str, bytes]:
     if cases:
         cases = cases[:40]
         fig, ax = plt.subplots(figsize=(max(4.0, 0.3 * len(cases) + 2), 3.4))
-        ax.bar(range(len(cases)), [c["mitoses_per_mm2"] for c in cases], color="#3d6fb6")
+        pos = np.arange(len(cases))
+        ax.bar(pos - 0.2, [c["mitoses_per_mm2"] for c in cases], width=0.4, color="#3d6fb6", label="spindledx")
+        ref = [c["expected_count"] / c["area_mm2"] if c.get("expected_count") is not None and c["area_mm2"] > 0
+               else 0.0 for c in cases]
+        if any(c.get("expected_count") is not None for c in cases):
+            ax.bar(pos + 0.2, ref, width=0.4, color="#bbbbbb", label="reference")
+            ax.legend(fontsize=8)
         ax.set_xticks(range(len(cases)), [str(c["case"]) for c in cases], rotation=90, fontsize=7)
         ax.set(ylabel="mitoses / mm²", title="Mitotic density per case")
         plots["density_per_case"] = _figure_png(fig)
     return plots
+
+
+def _stacked(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique (x, y) points with marker areas proportional to how many tiles share them."""
+    pts, counts = np.unique(np.column_stack([x, y]), axis=0, return_counts=True)
+    return pts[:, 0], pts[:, 1], 18.0 * counts
 
 
 def _thumbnail(row: dict) -> bytes | None:
