@@ -159,6 +159,8 @@ def _thumb_with_marks() -> np.ndarray:
     rgb = np.full((200, 300, 3), 242, np.uint8)
     rgb[40:160, 50:200] = (210, 140, 190)  # eosin-pink tissue
     rgb[70:90, 80:100] = (150, 100, 175)  # haematoxylin-rich area (must stay tissue)
+    rgb[100:106, 120:126] = (45, 17, 50)  # dense, dark but saturated haematoxylin (not black ink)
+    rgb[120:123, 150:153] = (27, 48, 75)  # a few dark bluish nuclei (not a pen stroke)
     for (r0, c0, r1, c1), colour in (((20, 220, 180, 230), (40, 160, 60)),   # green pen
                                      ((20, 250, 180, 262), (30, 60, 170)),   # blue pen
                                      ((185, 20, 185, 280), (20, 20, 20))):   # black ink
@@ -181,6 +183,7 @@ def test_tissue_mask_keeps_tissue_and_drops_pen_and_specks():
     assert not mask[:, 210:].any()  # pen strokes
     assert not mask[180:, :].any()  # black ink line
     assert not mask[15:26, 15:26].any()  # speck
+    assert mask[95:111, 115:131].all() and mask[115:128, 145:158].all()  # no holes punched in dark tissue
     assert 0.0 < threshold <= 0.15 and pen_fraction > 0.01
 
 
