@@ -1,6 +1,12 @@
 """Interpret an IHC panel: ranked differential with explanations, next markers by expected information gain.
 
 Library entry point: :func:`interpret_panel` (re-exported as ``spindledx.ihc.interpret_panel``).
+
+Explanations: for entity e and observed result r, the likelihood ratio is P(r | e) divided by the prior-weighted
+mean of P(r | e') over the other entities e' (how much r shifts the odds of e against the rest of the field);
+LR >= 2 "supports", <= 1/2 "against", otherwise (and always for "no data") "neutral".  Next markers: untested
+markers ranked by the expected information gain of a +/- result over the current posterior
+(:func:`expected_information_gain`), reported with P(+) for each leading entity.
 """
 
 from __future__ import annotations
