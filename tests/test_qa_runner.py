@@ -102,9 +102,9 @@ def test_corrupt_files_become_error_rows_and_exit_2(tmp_path: Path, capsys, monk
     assert result.summary["n_done"] == 2 and result.summary["n_failed"] == 2
     # the CLI goes through the batch, then exits 2 saying how many failed (fake model, in-process)
     import spindledx.mitosis.model as model_module
-    import spindledx.mitosis.score as score_module
+    import spindledx.qa.runner as runner_module
 
-    monkeypatch.setattr(score_module, "default_detector", lambda threshold=None: fixed_detector)
+    monkeypatch.setattr(runner_module, "_shipped_detector", lambda threshold, threads: fixed_detector)
     monkeypatch.setattr(model_module, "load_model", lambda *a, **k: None)
     code = main(["batch", str(folder), "--out", str(tmp_path / "cli"), "--mpp", "0.25", "--jobs", "1",
                  "--no-progress"])

@@ -11,6 +11,7 @@ same rows (only ``seconds`` differs).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -70,12 +71,29 @@ def _default_reader(path: str, mpp: float | None = None) -> Any:
     return read_image(path, mpp=mpp)
 
 
-def _score(tile: Any, detector: Detector | None, scorer: Scorer | None, options: RunOptions) -> dict:
+@functools.lru_cache(maxsize=4)
+def _shipped_detector(threshold: float | None, threads: int) -> Detector:
+    """The shipped detector with its model loaded once per worker process (ONNX sessions cannot be pickled)."""
+    from spindledx.mitosis.detect import detect_mitoses
+    from spindledx.mitosis.model import load_model
+
+    model = load_model(threads=threads)
+
+    def detector(rgb, mpp):
+        return detect_mitoses(rgb, mpp, threshold=threshold, model=model)
+
+    return detector
+
+
+def _score(tile: Any, detector: Detector | None, scorer: Scorer | None, options: RunOptions,
+           model_threads: int) -> dict:
     if scorer is not None:
         result = scorer(tile)
     else:
         from spindledx.mitosis.score import score_image
 
+        if detector is None:
+            detector = _shipped_detector(options.threshold, model_threads)
         result = score_image(tile, detector=detector, hpf_area_mm2=options.hpf_area_mm2,
                              threshold=options.threshold)
     return result.to_dict() if hasattr(result, "to_dict") else dict(result)
@@ -99,8 +117,11 @@ def base_row(spec: TileSpec) -> dict:
 
 
 def process_tile(spec: TileSpec, *, detector: Detector | None = None, scorer: Scorer | None = None,
-                 reader: Reader | None = None, options: RunOptions = RunOptions()) -> dict:
+                 reader: Reader | None = None, options: RunOptions = RunOptions(), model_threads: int = 2) -> dict:
     """Read, score and quality-check one tile; never raises for a bad tile (the row carries the error).
+
+    ``model_threads`` is the ONNX thread count of the shipped model (1 in worker processes, so that N workers
+    use N cores); it does not change the results.
 
     Returns
     -------
@@ -115,7 +136,7 @@ def process_tile(spec: TileSpec, *, detector: Detector | None = None, scorer: Sc
     row = base_row(spec)
     try:
         tile = (reader or _default_reader)(spec.image, mpp=spec.mpp)
-        scored = _score(tile, detector, scorer, options)
+        scored = _score(tile, detector, scorer, options, model_threads)
         for key in ("width", "height", "mpp", "mpp_source", "area_mm2", "count", "mitoses_per_mm2",
                     "mitoses_per_10hpf", "hpf_area_mm2", "fnclcc_mitotic_score", "mitoses", "warnings"):
             row[key] = scored.get(key)
@@ -187,6 +208,7 @@ def _run_local(todo: list[TileSpec], jobs: int, kwargs: dict) -> Iterator[dict]:
         for spec in todo:
             yield process_tile(spec, **kwargs)
         return
+    kwargs = {**kwargs, "model_threads": 1}
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(process_tile, spec, **kwargs): spec for spec in todo}
         try:
@@ -215,6 +237,7 @@ def _run_dask(todo: list[TileSpec], address: str, kwargs: dict) -> Iterator[dict
         client = Client(cluster)
     else:
         client = Client(address)
+    kwargs = {**kwargs, "model_threads": 1}
     try:
         futures = {client.submit(process_tile, spec, pure=False, **kwargs): spec for spec in todo}
         try:
