@@ -66,7 +66,8 @@ class MarkerLikelihood:
     """P(marker positive | entity) with its basis.
 
     ``basis`` is ``"site"`` (site-variant row combined with the generic one), ``"entity"`` (generic row),
-    ``"background"`` (marker background from markers.csv) or ``"no data"`` (pooled mean over entities, weak).
+    ``"background"`` (marker background from markers.csv) or ``"no data"`` (p_positive is NaN here and is
+    filled by :func:`marker_likelihoods` with the weighted mean of the entities that have data).
     """
 
     entity: str
