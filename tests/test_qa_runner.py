@@ -137,3 +137,19 @@ def test_dask_local_cluster_matches_local(tmp_path: Path) -> None:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     assert _strip(local.outcome.rows) == _strip(dask.outcome.rows)
     assert local.summary["detection"] == dask.summary["detection"]
+
+
+def test_batch_f1_agrees_with_spindledx_evaluate(tmp_path: Path, capsys) -> None:
+    folder, ann = _make_set(tmp_path / "tiles", 3)
+    specs = tiles_from_folder(folder, mpp=MPP, annotations=ann)
+    result = run_and_write(specs, tmp_path / "out", detector=fixed_detector, progress=False)
+    pred = tmp_path / "pred.csv"
+    pd.DataFrame([{"image": r["key"], "x": m["x"], "y": m["y"], "score": m["score"]}
+                  for r in result.outcome.rows for m in r["mitoses"]]).to_csv(pred, index=False)
+    capsys.readouterr()
+    code = main(["evaluate", "--pred", str(pred), "--truth", str(ann), "--mpp", str(MPP), "--format", "json"])
+    assert code == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    det = result.summary["detection"]
+    assert (det["tp"], det["fp"], det["fn"], det["f1"]) == (evaluated["tp"], evaluated["fp"], evaluated["fn"],
+                                                            evaluated["f1"])
