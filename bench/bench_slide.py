@@ -47,15 +47,19 @@ def _detector(kind: str):
         from spindledx.slide.synthetic import dark_disk_detector
 
         return dark_disk_detector, "synthetic dark-disk stand-in"
+    from spindledx.errors import BadInputError
+    from spindledx.slide.pipeline import default_detector
+
+    detector = default_detector()
     try:
-        from spindledx.mitosis.detect import detect_mitoses
-    except ImportError:
+        detector.prepare()
+    except (ImportError, BadInputError) as exc:
         if kind == "real":
             raise
         from spindledx.slide.synthetic import dark_disk_detector
 
-        return dark_disk_detector, "synthetic dark-disk stand-in (spindledx.mitosis.detect is not available)"
-    return detect_mitoses, "spindledx.mitosis.detect.detect_mitoses (shipped model)"
+        return dark_disk_detector, f"synthetic dark-disk stand-in (shipped detector unavailable: {exc})"
+    return detector, "spindledx.mitosis.detect.detect_mitoses (shipped model)"
 
 
 def floor_pass(path: Path, tile_um: float, margin_um: float) -> tuple[float, float]:

@@ -170,7 +170,7 @@ def test_geojson_is_in_level0_pixels_of_a_20x_slide(tmp_path):
 
 
 def test_cli_slide_json_and_files(slide_path, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold: dark_disk_detector)
+    monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold, **kw: dark_disk_detector)
     out = tmp_path / "cli"
     code = main(["slide", str(slide_path), "--out", str(out), "--format", "json", "--area-mm2", "0.25",
                  "--shape", "both", "--no-progress"])
@@ -192,7 +192,7 @@ def test_cli_slide_json_and_files(slide_path, tmp_path, capsys, monkeypatch):
 
 
 def test_cli_refuses_a_slide_without_scale(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold: dark_disk_detector)
+    monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold, **kw: dark_disk_detector)
     rgb = make_slide_rgb(600, 500, tissue_boxes=[(50, 50, 550, 450)], figures=np.zeros((0, 2)))
     path = write_pyramidal_tiff(tmp_path / "noscale.tif", rgb, mpp=None, n_levels=2)
     assert main(["slide", str(path), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
@@ -223,3 +223,26 @@ def test_real_aperio_slide_metadata_and_tissue(tmp_path):
     slide_area = info.width * info.height * info.mpp**2 / 1e6
     assert 0.3 * slide_area < result.tissue.area_mm2 <= slide_area
     assert result.n_tiles > 0 and len(result.hotspots) == 1
+
+
+def test_model_detector_pickles_without_its_model_and_names_itself():
+    import pickle
+
+    from spindledx.slide.pipeline import ModelDetector, detector_name
+
+    det = ModelDetector(threshold=0.7, threads=1)
+    clone = pickle.loads(pickle.dumps(det))
+    assert (clone.threshold, clone.threads) == (0.7, 1)
+    assert detector_name(det) == detector_name(clone) == "spindledx.mitosis.detect.detect_mitoses(threshold=0.7)"
+
+
+def test_missing_model_fails_before_any_tile(slide_path, tmp_path, monkeypatch):
+    from spindledx.slide import pipeline
+
+    def no_model(threads):
+        raise BadInputError("mitosis model description not found: models/mitosis_model.json")
+
+    monkeypatch.setattr(pipeline, "_cached_model", no_model)
+    with pytest.raises(BadInputError, match="model"):
+        analyze_slide(slide_path, out_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "tiles").exists()

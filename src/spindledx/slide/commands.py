@@ -23,9 +23,9 @@ _FORMATS = ("table", "json")
 _SHAPES = {"circle": ("circle",), "square": ("square",), "both": ("circle", "square")}
 
 
-def _load_detector(threshold: float | None):
+def _load_detector(threshold: float | None, *, threads: int = 2):
     """The detector used by the command (a seam for tests, which inject a fake one)."""
-    return default_detector(threshold=threshold)
+    return default_detector(threshold=threshold, threads=threads)
 
 
 def _hpf_area(hpf_area_mm2: float | None, field_number: float | None, objective: float | None) -> float:
@@ -78,7 +78,8 @@ def slide(
     if not path.exists():
         raise BadInputError(f"slide not found: {path}")
     out_dir = out if out is not None else Path.cwd() / f"{path.stem}_slide"
-    result = analyze_slide(path, mpp=mpp, detector=_load_detector(threshold), out_dir=out_dir, work_mpp=work_mpp,
+    detector = _load_detector(threshold, threads=1 if (jobs > 1 or dask) else 2)
+    result = analyze_slide(path, mpp=mpp, detector=detector, out_dir=out_dir, work_mpp=work_mpp,
                            tile_um=tile_um, margin_um=margin_um, area_mm2=area_mm2, hpf_area=hpf_area,
                            shapes=_SHAPES[shape], min_tissue_fraction=min_tissue_fraction, jobs=jobs, dask=dask,
                            restart=restart, progress=sys.stderr.isatty() if progress is None else progress,

@@ -144,6 +144,8 @@ class SlideResult:
 
 def detector_name(detector: Detector) -> str:
     """Readable, stable name of a detector callable (used to refuse resuming with another detector)."""
+    if isinstance(getattr(detector, "name", None), str):
+        return detector.name
     if isinstance(detector, functools.partial):
         kw = ",".join(f"{k}={v!r}" for k, v in sorted(detector.keywords.items()))
         return f"{detector_name(detector.func)}({kw})"
@@ -152,13 +154,44 @@ def detector_name(detector: Detector) -> str:
     return f"{module}.{name}"
 
 
-def default_detector(*, threshold: float | None = None) -> Detector:
-    """The trained mitosis detector, imported lazily; a picklable partial when ``threshold`` is given."""
-    from spindledx.mitosis.detect import detect_mitoses
+@functools.lru_cache(maxsize=4)
+def _cached_model(threads: int) -> Any:
+    """The shipped mitosis model, loaded (and checksum-verified) once per process and thread setting."""
+    from spindledx.mitosis.model import load_model
 
-    if threshold is None:
-        return detect_mitoses
-    return functools.partial(detect_mitoses, threshold=threshold)
+    return load_model(threads=threads)
+
+
+class ModelDetector:
+    """:func:`spindledx.mitosis.detect.detect_mitoses` with the model loaded once per process.
+
+    ``detect_mitoses`` loads and verifies the ONNX model on every call unless given one; a slide has hundreds of
+    tiles, so this wrapper keeps the loaded model in a per-process cache. It pickles as its settings only, so it
+    can be sent to worker processes and Dask workers, which load the model on their first tile.
+    """
+
+    def __init__(self, *, threshold: float | None = None, threads: int = 2) -> None:
+        self.threshold = threshold
+        self.threads = threads
+
+    @property
+    def name(self) -> str:
+        """Stable name recorded in the run manifest."""
+        return f"spindledx.mitosis.detect.detect_mitoses(threshold={self.threshold!r})"
+
+    def prepare(self) -> None:
+        """Load the model now, so that a missing or corrupt model fails before any tile is read."""
+        _cached_model(self.threads)
+
+    def __call__(self, rgb: np.ndarray, mpp: float) -> list[Detection]:
+        from spindledx.mitosis.detect import detect_mitoses
+
+        return detect_mitoses(rgb, mpp, threshold=self.threshold, model=_cached_model(self.threads))
+
+
+def default_detector(*, threshold: float | None = None, threads: int = 2) -> Detector:
+    """The trained mitosis detector (model loaded lazily, once per process)."""
+    return ModelDetector(threshold=threshold, threads=threads)
 
 
 def detect_tile(rgb: np.ndarray, mpp: float, tile: Tile, detector: Detector) -> list[tuple[float, float, float]]:
@@ -342,7 +375,9 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
     if tile_um <= 0 or margin_um < 0:
         raise BadInputError("tile size must be positive and the margin non-negative")
     if detector is None:
-        detector = default_detector()
+        detector = default_detector(threads=1 if (jobs > 1 or dask) else 2)
+    if callable(getattr(detector, "prepare", None)):
+        detector.prepare()
     name = detector_name(detector)
     with open_slide(path, mpp=mpp, backend=backend) as slide:
         info = slide.info
