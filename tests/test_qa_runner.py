@@ -153,3 +153,15 @@ def test_batch_f1_agrees_with_spindledx_evaluate(tmp_path: Path, capsys) -> None
     det = result.summary["detection"]
     assert (det["tp"], det["fp"], det["fn"], det["f1"]) == (evaluated["tp"], evaluated["fp"], evaluated["fn"],
                                                             evaluated["f1"])
+
+
+def test_resume_refuses_other_settings(tmp_path: Path) -> None:
+    from spindledx.errors import BadInputError
+    from spindledx.qa.runner import RunOptions
+
+    folder, _ = _make_set(tmp_path / "tiles", 1)
+    specs = tiles_from_folder(folder, mpp=MPP)
+    run_and_write(specs, tmp_path / "out", detector=fixed_detector, progress=False)
+    with pytest.raises(BadInputError, match="different settings .*threshold"):
+        run_and_write(specs, tmp_path / "out", detector=fixed_detector, progress=False,
+                      options=RunOptions(threshold=0.7))

@@ -28,6 +28,7 @@ from spindledx.mitosis.types import Detector
 from spindledx.qa.manifest import TileSpec, points_array
 
 JSONL_NAME = "tiles.jsonl"
+RUN_NAME = "run.json"
 
 #: ``reader(path, mpp=None) -> Tile`` (default :func:`spindledx.mitosis.io.read_image`).
 Reader = Callable[..., Any]
@@ -182,12 +183,54 @@ class ResultStore:
         return rows
 
     def append(self, row: dict) -> None:
-        """Append one row durably."""
-        line = json.dumps(row, ensure_ascii=False, allow_nan=False, default=_json_default)
+        """Append one row durably (non-finite numbers are stored as null)."""
+        line = json.dumps(_finite_only(row), ensure_ascii=False, allow_nan=False, default=_json_default)
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def _finite_only(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite_only(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_only(v) for v in value]
+    return value
+
+
+def run_signature(options: RunOptions, *, injected: bool) -> dict:
+    """What must not change between a run and its resumption: options and the shipped model's checksum."""
+    sig: dict[str, Any] = {"match_radius_um": options.match_radius_um, "hpf_area_mm2": options.hpf_area_mm2,
+                           "threshold": options.threshold}
+    if injected:
+        sig["detector"] = "injected"
+    else:
+        try:
+            from spindledx.mitosis.model import DEFAULT_DESCRIPTION
+
+            desc = json.loads(Path(DEFAULT_DESCRIPTION).read_text())
+            sig["detector"] = f"shipped model {desc.get('version')} sha256 {desc.get('sha256')}"
+        except (OSError, ValueError, ImportError):
+            sig["detector"] = "shipped model (description unreadable)"
+    return sig
+
+
+def _check_resume(out_dir: Path, signature: dict) -> None:
+    path = out_dir / RUN_NAME
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text())
+        except ValueError:
+            previous = None
+        if previous is not None and previous != signature:
+            changed = ", ".join(k for k in signature if previous.get(k) != signature[k])
+            raise BadInputError(f"{out_dir} holds a run with different settings ({changed}); use a new --out "
+                                "or delete that folder to start again")
+    else:
+        path.write_text(json.dumps(signature, indent=2))
 
 
 def _json_default(value: Any) -> Any:
@@ -284,6 +327,11 @@ def run_batch(specs: list[TileSpec], out_dir: str | Path, *, jobs: int = 1, dask
     on_row
         Called with each new row in this process (after it is stored).
 
+    Raises
+    ------
+    BadInputError
+        ``out_dir`` holds a run made with other options or another shipped model (``run.json``).
+
     Returns
     -------
     BatchOutcome
@@ -292,6 +340,7 @@ def run_batch(specs: list[TileSpec], out_dir: str | Path, *, jobs: int = 1, dask
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _check_resume(out_dir, run_signature(options, injected=detector is not None or scorer is not None))
     store = ResultStore(out_dir / JSONL_NAME)
     previous = store.read()
     todo = [s for s in specs if previous.get(s.key, {}).get("error", "missing") is not None]
