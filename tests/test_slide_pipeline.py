@@ -63,13 +63,23 @@ def test_every_figure_found_once_including_tile_borders(slide_path, tmp_path):
     found = result.detections
     assert len(found) == len(figures)
     np.testing.assert_array_equal(_match(found[:, :2], figures, 2.0), 1)
+    assert result.n_cross_tile_duplicates == 0  # the core rule alone kept every figure once
+
+
+def test_slide_wide_suppression_merges_peaks_reported_by_two_tiles(slide_path, tmp_path):
+    """Without overlap a border figure is split; the 7.5 µm suppression (the detector's own rule) merges it."""
+    figures, _ = _figures()
+    result = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "run", area_mm2=0.1,
+                           margin_um=0.0)
+    assert result.n_cross_tile_duplicates > 0
+    assert len(result.detections) == len(figures)
 
 
 def test_without_overlap_a_border_figure_is_split_and_counted_twice(slide_path, tmp_path):
     """The control for the core rule: with no margin the tiles cut the figure on the boundary in two."""
     figures, _ = _figures()
     result = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "run", area_mm2=0.1,
-                           margin_um=0.0)
+                           margin_um=0.0, dedupe_um=0.0)
     assert len(result.detections) > len(figures)
 
 

@@ -92,6 +92,8 @@ class SlideResult:
         Detector used.
     out_dir
         Folder of the per-tile detection files.
+    n_cross_tile_duplicates
+        Detections dropped by the final slide-wide non-maximum suppression (see :func:`analyze_slide`).
     """
 
     info: SlideInfo
@@ -107,6 +109,7 @@ class SlideResult:
     detect_seconds: float
     detector_name: str
     out_dir: str
+    n_cross_tile_duplicates: int = 0
 
     @property
     def megapixels_per_second(self) -> float | None:
@@ -136,6 +139,7 @@ class SlideResult:
             "detector": self.detector_name,
             "tiles": {"n": self.n_tiles, "run": self.n_tiles_run, "resumed": self.n_tiles_resumed,
                       "tiled_megapixels": self.tiled_megapixels, "seconds": self.detect_seconds,
+                      "cross_tile_duplicates_removed": self.n_cross_tile_duplicates,
                       "megapixels_per_second": self.megapixels_per_second},
             "coordinates": f"level-0 pixels (x right, y down; 1 px = {mpp:g} µm); hotspot centres in µm",
             "out_dir": self.out_dir,
@@ -326,7 +330,7 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
                   hpf_area: float = DEFAULT_HPF_AREA_MM2, shapes: tuple[str, ...] = ("circle",),
                   min_tissue_fraction: float = DEFAULT_MIN_TISSUE_FRACTION, jobs: int = 1,
                   dask: str | None = None, restart: bool = False, progress: bool = False,
-                  backend: str = "auto",
+                  backend: str = "auto", dedupe_um: float = 7.5,
                   on_tile: Callable[[Tile], None] | None = None) -> SlideResult:
     """Detect mitoses over the tissue of a whole-slide image and find the hotspot.
 
@@ -360,6 +364,11 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
         Show a rich progress bar on stderr.
     backend
         Slide reader (``"auto"``, ``"openslide"``, ``"tiffslide"``, ``"tifffile"``).
+    dedupe_um
+        Slide-wide greedy non-maximum suppression radius (7.5 µm, the MIDOG hit radius; 0 disables), the same
+        rule the detector applies within a tile. The core rule already keeps each reported centre once; this
+        only matters when a detector whose candidate threshold depends on the whole tile (e.g. a percentile)
+        reports two peaks of one figure on either side of a core border, one from each tile.
     on_tile
         Called after each tile is written (tests use it to interrupt a run).
 
@@ -404,6 +413,12 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
                     on_tile(tile)
         seconds = time.perf_counter() - start
     detections = _read_tiles(tiles_dir, tiles)
+    n_found = len(detections)
+    if dedupe_um > 0 and n_found > 1:
+        from spindledx.mitosis.detect import dedupe_points
+
+        keep = dedupe_points(detections[:, :2], detections[:, 2], dedupe_um / info.mpp)
+        detections = detections[np.sort(keep)]
     points_um = (detections[:, :2] + 0.5) * info.mpp
     cell_um = tissue.raster.level0_per_px * info.mpp
     hotspots = tuple(find_hotspot(points_um, tissue.mask, cell_um, area_mm2=area_mm2, shape=shape,
@@ -413,7 +428,7 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
     return SlideResult(info=info, tissue=tissue, raster=raster, detections=detections, hotspots=hotspots,
                        average=average, n_tiles=len(tiles), n_tiles_run=len(todo),
                        n_tiles_resumed=len(tiles) - len(todo), tiled_megapixels=tiled_mp, detect_seconds=seconds,
-                       detector_name=name, out_dir=str(out))
+                       detector_name=name, out_dir=str(out), n_cross_tile_duplicates=n_found - len(detections))
 
 
 def whole_tissue_average(count: int, tissue_area_mm2: float, hpf_area: float) -> AverageDensity:
