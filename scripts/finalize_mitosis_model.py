@@ -229,9 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--skip-amibr", action="store_true")
     args = ap.parse_args(argv)
-    report = json.loads((args.run_dir / "cv_report.json").read_text())
-    export = report["final"]["exports"][str(args.tta)]
-    src = args.run_dir / export["onnx"]
+    report_path = args.run_dir / "cv_report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report.setdefault("final", {"epochs": 16})  # train_mitosis.py default when the final run is logged apart
+    src = args.run_dir / f"mitosis_cnn_tta{args.tta}.onnx"
     MODELS.mkdir(exist_ok=True)
     dst = MODELS / "mitosis_cnn.onnx"
     shutil.copyfile(src, dst)

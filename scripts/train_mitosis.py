@@ -230,14 +230,20 @@ class TTAWrapper(nn.Module):
         self.ways = ways
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # rot90 written as transpose + flip (aten::rot90 has no ONNX export)
+        def rot(t: torch.Tensor, k: int) -> torch.Tensor:
+            for _ in range(k):
+                t = torch.flip(t.transpose(2, 3), dims=[2])
+            return t
+
         views = [x]
         if self.ways >= 2:
             views.append(torch.flip(x, dims=[3]))
         if self.ways >= 4:
-            views += [torch.rot90(x, 1, dims=[2, 3]), torch.rot90(x, 3, dims=[2, 3])]
+            views += [rot(x, 1), rot(x, 3)]
         if self.ways >= 8:
-            views += [torch.flip(x, dims=[2]), torch.rot90(x, 2, dims=[2, 3])]
-            views += [torch.flip(torch.rot90(x, k, dims=[2, 3]), dims=[3]) for k in (1, 3)]
+            views += [torch.flip(x, dims=[2]), rot(x, 2)]
+            views += [torch.flip(rot(x, k), dims=[3]) for k in (1, 3)]
         probs = torch.stack([torch.sigmoid(self.net(v)) for v in views])
         return probs.mean(dim=0)
 
@@ -348,6 +354,7 @@ def run_fold(
     log(f"fold {name}: train {len(fit)} fields, threshold-val {len(val)}, test {[f.name for f in test]}")
     net = train_model(make_trainset(fit, a_pos, a_neg), epochs=args.epochs, seed=seed, per_epoch=args.per_epoch)
     res: dict = {"fold": name, "test_fields": [f.name for f in test], "val_fields": [f.name for f in val]}
+    res["n_test"] = len(test)
     for ways in tta_list:
         vx, vs = detections(val, score_fields(net, val, ways))
         thr, vf1 = best_threshold(vs, vx, [f.gt for f in val], RADIUS_PX)
@@ -429,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
             sha = export_onnx(net, ways, onnx_path)
             log("exported", onnx_path, sha)
             report["final"]["exports"][str(ways)] = {"onnx": onnx_path.name, "sha256": sha}
+            report_path.write_text(json.dumps(report, indent=2))
         report_path.write_text(json.dumps(report, indent=2))
     if args.cv:
         report.setdefault("folds", {})
