@@ -30,7 +30,7 @@ def fake_detector(monkeypatch):
 def _tile(path, spots, size=(200, 240)):
     rgb = np.full((*size, 3), (235, 170, 220), np.uint8)
     for x, y in spots:
-        rgb[y - 3:y + 4, x - 3:x + 4] = (40, 20, 80)
+        rgb[y - 3 : y + 4, x - 3 : x + 4] = (40, 20, 80)
     Image.fromarray(rgb).save(path, dpi=(25400 / 0.25, 25400 / 0.25))
     return path
 
@@ -49,8 +49,18 @@ def test_score_folder_json(folder, capsys):
     data = json.loads(capsys.readouterr().out)
     assert [d["image"] for d in data] == [str(folder / "a.png"), str(folder / "sub" / "b.png")]
     assert [d["count"] for d in data] == [2, 1]
-    assert {"image", "width", "height", "mpp", "area_mm2", "mitoses", "count", "mitoses_per_mm2",
-            "mitoses_per_10hpf", "hpf_area_mm2"} <= set(data[0])
+    assert {
+        "image",
+        "width",
+        "height",
+        "mpp",
+        "area_mm2",
+        "mitoses",
+        "count",
+        "mitoses_per_mm2",
+        "mitoses_per_10hpf",
+        "hpf_area_mm2",
+    } <= set(data[0])
 
 
 def test_score_table_states_hpf_area(folder, capsys):
@@ -111,3 +121,53 @@ def test_hpf_options_conflict(folder, capsys):
     assert main(["score", str(folder), "--hpf-area-mm2", "0.3", "--field-number", "20"]) == 2
     assert main(["score", str(folder), "--hpf-area-mm2", "0.3", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["hpf_area_mm2"] == 0.3
+
+
+def _truth_csv(path, rows):
+    path.write_text("image,figure,cx,cy\n" + "".join(f"{i},{k},{x},{y}\n" for k, (i, x, y) in enumerate(rows)))
+    return path
+
+
+def test_evaluate_runs_detector_and_sums_over_images(folder, tmp_path, capsys):
+    # a.png has spots at (50,50) and (150,100); b.png at (30,40). Truth: one hit within 7.5 µm (30 px),
+    # one miss 40 px away (> 30 px), one figure the detector does not see.
+    truth = _truth_csv(
+        tmp_path / "truth.csv", [("a.png", 55, 60), ("a.png", 190, 100), ("b.png", 30, 41), ("b.png", 100, 150)]
+    )
+    assert main(["evaluate", str(folder), "--truth", str(truth), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["tp"], data["fp"], data["fn"]) == (2, 1, 2)
+    assert data["precision"] == pytest.approx(2 / 3, abs=1e-4)
+    assert data["recall"] == pytest.approx(0.5)
+    assert data["f1"] == pytest.approx(4 / 7, abs=1e-4)
+    per_image = {r["image"]: r for r in data["images"]}
+    assert per_image["a.png"]["count_error"] == 0 and per_image["b.png"]["count_error"] == -1
+    assert data["mean_abs_count_error"] == pytest.approx(0.5)
+
+
+def test_evaluate_from_predictions_csv_and_score_output(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["score", str(folder), "--out", str(out), "--format", "json"]) == 0
+    capsys.readouterr()
+    truth = _truth_csv(tmp_path / "truth.csv", [("a.png", 50, 50), ("a.png", 150, 100), ("b.png", 30, 40)])
+    assert (
+        main(
+            ["evaluate", "--pred", str(out / "mitoses.csv"), "--truth", str(truth), "--mpp", "0.25", "--format", "json"]
+        )
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert (data["tp"], data["fp"], data["fn"], data["f1"]) == (3, 0, 0, 1.0)
+    assert main(["evaluate", "--pred", str(out / "mitoses.csv"), "--truth", str(truth)]) == 0
+    captured = capsys.readouterr()
+    assert "F1 1.000" in captured.out and "assuming 0.25" in captured.err
+
+
+def test_evaluate_bad_input(tmp_path, capsys):
+    truth = tmp_path / "truth.csv"
+    truth.write_text("image,a,b\nx.png,1,2\n")
+    assert main(["evaluate", "--truth", str(truth), "--pred", str(truth)]) == 2
+    assert main(["evaluate", "--truth", str(tmp_path / "missing.csv"), "--pred", str(truth)]) == 2
+    good = _truth_csv(tmp_path / "good.csv", [("x.png", 1, 2)])
+    assert main(["evaluate", "--truth", str(good)]) == 2
+    assert "Traceback" not in capsys.readouterr().err

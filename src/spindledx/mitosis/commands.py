@@ -11,6 +11,7 @@ import io as _stdio
 import json
 from pathlib import Path
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -159,6 +160,105 @@ def _render(results: list[TileScore], fmt: str, hpf_area: float) -> None:
                      if total_area < 10 * hpf_area else "."))
 
 
+def evaluate(
+    paths: list[str] | None = typer.Argument(None, metavar="[IMAGE...]",
+                                             help="Images or folders to run the detector on (or use --pred)."),
+    truth: Path = typer.Option(..., "--truth", help="Ground-truth points CSV: image,cx,cy (or image,x,y)."),
+    pred: Path | None = typer.Option(None, "--pred", help="Detections CSV (image,x,y[,score]) instead of IMAGES."),
+    mpp: float | None = typer.Option(None, "--mpp", help="µm/px (images: overrides metadata; --pred: default 0.25)."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Detector score threshold (default: model's)."),
+    radius_um: float = typer.Option(7.5, "--radius-um", help="Hit radius in µm (MIDOG rule: 7.5)."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """MIDOG-rule evaluation: one-to-one hits within 7.5 µm, TP/FP/FN summed over images, precision/recall/F1."""
+    from spindledx.mitosis.evaluate import f1_scores, load_points_csv, match_points
+
+    if fmt not in ("table", "json"):
+        raise BadInputError(f"unknown --format '{fmt}' (table or json)")
+    if radius_um <= 0:
+        raise BadInputError("--radius-um must be positive")
+    if mpp is not None:
+        counting.check_mpp(mpp)
+    truth_points = _by_name(load_points_csv(truth))
+    notes: list[str] = []
+    failures: list[str] = []
+    if pred is not None:
+        if threshold is not None:
+            raise BadInputError("--threshold applies when the detector runs on IMAGES; with --pred, filter the CSV")
+        pred_points = _by_name(load_points_csv(pred))
+        names = [Path(p).name for p in paths] if paths else sorted(set(truth_points) | set(pred_points))
+        if mpp is None:
+            notes.append("--pred without --mpp: assuming 0.25 µm/px for the 7.5 µm hit radius")
+        evaluated = [(name, pred_points.get(name, np.zeros((0, 2))), mpp or 0.25) for name in names]
+    else:
+        if not paths:
+            raise BadInputError("give IMAGES to run the detector on, or --pred with a detections CSV")
+        images = collect_images(paths)
+        detector = _load_detector(threshold)
+        evaluated = []
+        for image in images:
+            try:
+                result = score_image(read_image(image, mpp=mpp), detector=detector)
+            except BadInputError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                failures.append(str(image))
+                continue
+            notes.extend(result.warnings)
+            xy = np.array([[d.x, d.y] for d in result.mitoses], dtype=float).reshape(-1, 2)
+            evaluated.append((image.name, xy, result.mpp))
+        if not evaluated:
+            raise BadInputError("no image could be scored")
+        unused = sorted(set(truth_points) - {name for name, _, _ in evaluated})
+        if unused:
+            notes.append(f"{len(unused)} images in {truth} were not given and are not evaluated")
+    missing = [name for name, _, _ in evaluated if name not in truth_points]
+    if missing:
+        notes.append(f"no ground truth rows for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}: "
+                     "counted as having no mitoses (check the image names)")
+    rows = []
+    tp = fp = fn = 0
+    for name, xy, image_mpp in evaluated:
+        gt = truth_points.get(name, np.zeros((0, 2)))
+        match = match_points(xy, gt, radius_um / image_mpp)
+        tp, fp, fn = tp + match.tp, fp + match.fp, fn + match.fn
+        rows.append({"image": name, "mpp": image_mpp, "n_truth": len(gt), "n_pred": len(xy), "tp": match.tp,
+                     "fp": match.fp, "fn": match.fn, "count_error": len(xy) - len(gt)})
+    precision, recall, f1 = f1_scores(tp, fp, fn)
+    summary = {"images": rows, "n_images": len(rows), "tp": tp, "fp": fp, "fn": fn,
+               "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+               "mean_abs_count_error": round(float(np.mean([abs(r["count_error"]) for r in rows])), 4),
+               "radius_um": radius_um, "threshold": threshold, "warnings": notes}
+    for note in notes:
+        typer.echo(f"warning: {note}", err=True)
+    if fmt == "json":
+        typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        table = Table(title=f"MIDOG-rule evaluation (hit within {radius_um:g} µm, one-to-one)")
+        for column in ("image", "truth", "detected", "TP", "FP", "FN", "count error"):
+            table.add_column(column, justify="left" if column == "image" else "right")
+        for r in rows:
+            table.add_row(r["image"], str(r["n_truth"]), str(r["n_pred"]), str(r["tp"]), str(r["fp"]), str(r["fn"]),
+                          f"{r['count_error']:+d}")
+        table.add_section()
+        table.add_row(f"all {len(rows)}", str(sum(r["n_truth"] for r in rows)), str(sum(r["n_pred"] for r in rows)),
+                      str(tp), str(fp), str(fn), f"mean |err| {summary['mean_abs_count_error']:.2f}")
+        console = Console()
+        console.print(table)
+        console.print(f"precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}  (TP/FP/FN summed over images)")
+    if failures:
+        raise BadInputError(f"{len(failures)} images could not be scored (the other {len(rows)} were evaluated)")
+
+
+def _by_name(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Key points by file name (``dir/P0_00.png`` -> ``P0_00.png``), merging rows of the same name."""
+    merged: dict[str, np.ndarray] = {}
+    for key, xy in points.items():
+        name = Path(key).name
+        merged[name] = np.vstack([merged[name], xy]) if name in merged else np.asarray(xy, dtype=float)
+    return merged
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the spindledx app."""
     app.command("score")(score)
+    app.command("evaluate")(evaluate)
