@@ -169,7 +169,7 @@ def test_geojson_is_in_level0_pixels_of_a_20x_slide(tmp_path):
     (hotspot,) = [f for f in geo["features"] if f["geometry"]["type"] == "Polygon"]
     ring = np.array(hotspot["geometry"]["coordinates"][0])
     centre = ((result.hotspots[0].centre_x_um / 0.5) - 0.5, (result.hotspots[0].centre_y_um / 0.5) - 0.5)
-    radius_px = result.hotspots[0].size_um / 0.5
+    radius_px = result.hotspots[0].radius_um / 0.5
     np.testing.assert_allclose(np.hypot(ring[:, 0] - centre[0], ring[:, 1] - centre[1]), radius_px, rtol=1e-3)
     assert hotspot["properties"]["classification"]["name"] == "Hotspot"
     for kind in ("thumbnail", "heatmap"):
@@ -183,13 +183,14 @@ def test_cli_slide_json_and_files(slide_path, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold, **kw: dark_disk_detector)
     out = tmp_path / "cli"
     code = main(["slide", str(slide_path), "--out", str(out), "--format", "json", "--area-mm2", "0.25",
-                 "--shape", "both", "--no-progress"])
+                 "--shape", "all", "--no-progress"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     payload = json.loads(captured.out)
     figures, cluster = _figures()
     assert payload["count"] == len(figures)
-    assert [h["shape"] for h in payload["hotspots"]] == ["circle", "square"]
+    assert [h["shape"] for h in payload["hotspots"]] == ["circle", "square", "fields"]
+    assert all(h["area_mm2"] == 0.25 for h in payload["hotspots"])
     assert payload["hotspots"][0]["count"] >= len(cluster)
     assert payload["average"]["method"].startswith("average")
     assert payload["mpp_source"] and payload["working_mpp"] == MPP

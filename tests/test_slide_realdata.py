@@ -66,4 +66,4 @@ def test_slide_pipeline_on_a_mosaic_of_real_fields(shared_data, detector, tmp_pa
     assert result.tissue.area_mm2 == pytest.approx(4 * 1024 * 1024 * MPP**2 / 1e6, rel=0.1)
     hot = result.hotspots[0]
     assert hot.count == int((np.hypot(slide_xy[:, 0] * MPP + MPP / 2 - hot.centre_x_um,
-                                      slide_xy[:, 1] * MPP + MPP / 2 - hot.centre_y_um) <= hot.size_um).sum())
+                                      slide_xy[:, 1] * MPP + MPP / 2 - hot.centre_y_um) <= hot.radius_um).sum())

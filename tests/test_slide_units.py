@@ -197,27 +197,30 @@ def test_tissue_mask_of_a_slide_covered_by_tissue_keeps_it_all():
 # ---------------------------------------------------------------- hotspot
 
 
-def _brute_force(points, mask, cell, radius=None, side=None):
+def _brute_force(points, mask, cell, radius=None, sizes=()):
     """Highest exact count over every window position on the grid whose tissue fraction is >= 0.8."""
     h, w = mask.shape
     yy, xx = np.mgrid[0:h, 0:w]
+    rc = (radius or 0.0) / cell
+    n_cells = sum(1 for dy in range(-h, h + 1) for dx in range(-w, w + 1) if dx * dx + dy * dy <= rc * rc)
     best = -1
     for iy in range(h):
         for ix in range(w):
             if radius is not None:
-                rc = radius / cell
-                n_cells = sum(1 for dy in range(-h, h + 1) for dx in range(-w, w + 1) if dx * dx + dy * dy <= rc * rc)
                 frac = mask[(xx - ix) ** 2 + (yy - iy) ** 2 <= rc * rc].sum() / n_cells
                 cx, cy = (ix + 0.5) * cell, (iy + 0.5) * cell
                 inside = ((points[:, 0] - cx) ** 2 + (points[:, 1] - cy) ** 2) <= radius ** 2
+                if frac >= 0.8 - 1e-9:
+                    best = max(best, int(inside.sum()))
             else:
-                k = round(side / cell)
-                y0, x0 = iy - k // 2, ix - k // 2
-                frac = mask[(yy >= y0) & (yy < y0 + k) & (xx >= x0) & (xx < x0 + k)].sum() / (k * k)
-                cx, cy = (x0 + k / 2) * cell, (y0 + k / 2) * cell
-                inside = (np.abs(points[:, 0] - cx) <= side / 2) & (np.abs(points[:, 1] - cy) <= side / 2)
-            if frac >= 0.8 - 1e-9:
-                best = max(best, int(inside.sum()))
+                for width, height in sizes:
+                    kw, kh = round(width / cell), round(height / cell)
+                    y0, x0 = iy - kh // 2, ix - kw // 2
+                    frac = mask[(yy >= y0) & (yy < y0 + kh) & (xx >= x0) & (xx < x0 + kw)].sum() / (kh * kw)
+                    cx, cy = (x0 + kw / 2) * cell, (y0 + kh / 2) * cell
+                    inside = (np.abs(points[:, 0] - cx) <= width / 2) & (np.abs(points[:, 1] - cy) <= height / 2)
+                    if frac >= 0.8 - 1e-9:
+                        best = max(best, int(inside.sum()))
     return best
 
 
@@ -234,7 +237,7 @@ def test_circle_hotspot_finds_the_cluster_and_reports_counting_figures():
     area = 0.5
     hot = find_hotspot(points, mask, 40.0, area_mm2=area, shape="circle")
     radius = math.sqrt(area * 1e6 / math.pi)
-    assert hot.size_um == pytest.approx(radius)
+    assert hot.radius_um == pytest.approx(radius)
     # every position within ~200 µm of the cluster centre holds the whole cluster; background decides the rest
     assert math.hypot(hot.centre_x_um - 1100, hot.centre_y_um - 500) < radius / 2
     inside = np.hypot(points[:, 0] - hot.centre_x_um, points[:, 1] - hot.centre_y_um) <= radius
@@ -246,7 +249,7 @@ def test_circle_hotspot_finds_the_cluster_and_reports_counting_figures():
     assert np.allclose(np.hypot(outline[:, 0] - hot.centre_x_um, outline[:, 1] - hot.centre_y_um), radius)
 
 
-@pytest.mark.parametrize("shape", ["circle", "square"])
+@pytest.mark.parametrize("shape", ["circle", "square", "fields"])
 def test_hotspot_equals_brute_force_maximum(shape):
     rng = np.random.default_rng(5)
     points = np.vstack([rng.uniform(0, 600, size=(80, 2)), rng.normal((420.0, 180.0), 40.0, size=(25, 2))])
@@ -256,8 +259,12 @@ def test_hotspot_equals_brute_force_maximum(shape):
     hot = find_hotspot(points, mask, 20.0, area_mm2=area, shape=shape)
     if shape == "circle":
         expected = _brute_force(points, mask, 20.0, radius=math.sqrt(area * 1e6 / math.pi))
-    else:
-        expected = _brute_force(points, mask, 20.0, side=math.sqrt(area * 1e6))
+    elif shape == "square":
+        expected = _brute_force(points, mask, 20.0, sizes=[(math.sqrt(area * 1e6),) * 2])
+    else:  # ten squares of area / 10 in a 2 x 5 block, either orientation
+        side = math.sqrt(area * 1e6 / 10)
+        expected = _brute_force(points, mask, 20.0, sizes=[(5 * side, 2 * side), (2 * side, 5 * side)])
+        assert sorted([hot.width_um, hot.height_um]) == pytest.approx([2 * side, 5 * side])
     assert hot.count == expected
 
 

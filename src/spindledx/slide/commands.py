@@ -20,7 +20,8 @@ from spindledx.slide.pipeline import SlideResult, analyze_slide, default_detecto
 from spindledx.slide.tiling import DEFAULT_MARGIN_UM, DEFAULT_TILE_UM, DEFAULT_WORK_MPP
 
 _FORMATS = ("table", "json")
-_SHAPES = {"circle": ("circle",), "square": ("square",), "both": ("circle", "square")}
+_SHAPES = {"circle": ("circle",), "square": ("square",), "fields": ("fields",), "both": ("circle", "square"),
+           "all": ("circle", "square", "fields")}
 
 
 def _load_detector(threshold: float | None, *, threads: int = 2):
@@ -46,7 +47,8 @@ def slide(
                                     "Per-tile detections are kept there, so rerunning resumes."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
     area_mm2: float | None = typer.Option(None, "--area-mm2", help="Hotspot window area (default: 10 HPF)."),
-    shape: str = typer.Option("circle", "--shape", help="Hotspot window: circle, square or both."),
+    shape: str = typer.Option("circle", "--shape", help="Hotspot window: circle, square, fields (2 x 5 block "
+                              "of HPF-sized squares), both (circle + square) or all."),
     min_tissue_fraction: float = typer.Option(DEFAULT_MIN_TISSUE_FRACTION, "--min-tissue-fraction",
                                               help="Hotspot windows must be at least this much on tissue."),
     hpf_area_mm2: float | None = typer.Option(None, "--hpf-area-mm2", help="Area of one HPF in mm²."),
@@ -66,7 +68,7 @@ def slide(
     if fmt not in _FORMATS:
         raise BadInputError(f"unknown --format '{fmt}' (table or json)")
     if shape not in _SHAPES:
-        raise BadInputError(f"unknown --shape '{shape}' (circle, square or both)")
+        raise BadInputError(f"unknown --shape '{shape}' (circle, square, fields, both or all)")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
     if not 0.0 <= min_tissue_fraction <= 1.0:

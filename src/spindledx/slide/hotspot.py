@@ -3,13 +3,15 @@
 Pathologists count "10 successive HPF in the most mitotically active area" (FNCLCC; Coindre 2006) or a fixed
 area such as 2 mm² (Cree et al., Mod Pathol 2021;34:1651, who ask to report the method and the area counted).
 Here the window has a fixed area (default 10 HPF of :data:`spindledx.counting.DEFAULT_HPF_AREA_MM2`) and is a
-circle or a square:
+circle, a square, or ``fields``: ten contiguous square fields of one tenth of the area each, in a 2 x 5 block
+(either orientation), a digital stand-in for "10 consecutive HPF":
 
 1. detections are binned on the tissue-mask grid (cell = mask pixel, e.g. 8 µm);
 2. the count in every window position is the convolution of that grid with the window: a disk kernel through
    :func:`scipy.signal.fftconvolve` for the circle, box sums from an integral image
    (:func:`skimage.transform.integral_image`) for the square. The tissue fraction of every window is computed
-   the same way from the mask, and only windows at least ``min_tissue_fraction`` inside tissue compete;
+   the same way from the mask (for ``fields``, box sums of the 2 x 5 block), and only windows at least
+   ``min_tissue_fraction`` inside tissue compete;
 3. the best grid positions are recounted exactly from the detection coordinates and the highest exact count
    wins (ties: more tissue). Cost is O(N log N) in the number of grid cells, not one count per position and
    detection.
@@ -32,7 +34,8 @@ from spindledx.counting import (
 )
 from spindledx.errors import BadInputError
 
-SHAPES = ("circle", "square")
+SHAPES = ("circle", "square", "fields")
+FIELDS_BLOCK = (2, 5)  # rows x columns of HPF-sized squares for shape "fields"
 DEFAULT_MIN_TISSUE_FRACTION = 0.8
 N_EXACT_CANDIDATES = 256
 
@@ -46,11 +49,11 @@ class Hotspot:
     Attributes
     ----------
     shape
-        ``"circle"`` or ``"square"``.
+        ``"circle"``, ``"square"`` or ``"fields"`` (2 x 5 block of square fields).
     centre_x_um, centre_y_um
         Window centre.
-    size_um
-        Radius (circle) or side (square).
+    width_um, height_um
+        Window extent (the diameter twice for a circle).
     area_mm2
         Window area (the area counted).
     tissue_fraction
@@ -66,7 +69,8 @@ class Hotspot:
     shape: str
     centre_x_um: float
     centre_y_um: float
-    size_um: float
+    width_um: float
+    height_um: float
     area_mm2: float
     tissue_fraction: float
     count: int
@@ -76,22 +80,28 @@ class Hotspot:
     mitotic_score: int
     warnings: tuple[str, ...] = ()
 
+    @property
+    def radius_um(self) -> float:
+        """Radius of a circular window (half its width)."""
+        return self.width_um / 2.0
+
     def outline_um(self, n_vertices: int = 72) -> np.ndarray:
         """Closed polygon ``(n, 2)`` of ``(x, y)`` in µm around the window."""
-        cx, cy, s = self.centre_x_um, self.centre_y_um, self.size_um
+        cx, cy = self.centre_x_um, self.centre_y_um
         if self.shape == "circle":
             t = np.linspace(0.0, 2.0 * np.pi, n_vertices, endpoint=False)
-            poly = np.stack([cx + s * np.cos(t), cy + s * np.sin(t)], axis=1)
+            poly = np.stack([cx + self.radius_um * np.cos(t), cy + self.radius_um * np.sin(t)], axis=1)
         else:
-            h = s / 2.0
-            poly = np.array([[cx - h, cy - h], [cx + h, cy - h], [cx + h, cy + h], [cx - h, cy + h]])
+            w, h = self.width_um / 2.0, self.height_um / 2.0
+            poly = np.array([[cx - w, cy - h], [cx + w, cy - h], [cx + w, cy + h], [cx - w, cy + h]])
         return np.vstack([poly, poly[:1]])
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict."""
-        return {"shape": self.shape, "centre_x_um": self.centre_x_um, "centre_y_um": self.centre_y_um,
-                ("radius_um" if self.shape == "circle" else "side_um"): self.size_um, "area_mm2": self.area_mm2,
-                "tissue_fraction": self.tissue_fraction, "count": self.count,
+        size = ({"radius_um": self.radius_um} if self.shape == "circle"
+                else {"width_um": self.width_um, "height_um": self.height_um})
+        return {"shape": self.shape, "centre_x_um": self.centre_x_um, "centre_y_um": self.centre_y_um, **size,
+                "area_mm2": self.area_mm2, "tissue_fraction": self.tissue_fraction, "count": self.count,
                 "mitoses_per_mm2": self.mitoses_per_mm2, "mitoses_per_10hpf": self.mitoses_per_10hpf,
                 "hpf_area_mm2": self.hpf_area_mm2, "fnclcc_mitotic_score": self.mitotic_score,
                 "warnings": list(self.warnings)}
@@ -116,15 +126,14 @@ def disk_kernel(radius_cells: float) -> np.ndarray:
     return (xx * xx + yy * yy <= radius_cells * radius_cells).astype(np.float64)
 
 
-def _box_sums(grid: np.ndarray, k: int) -> np.ndarray:
-    """Sum over the ``k x k`` box whose cell ``k // 2`` (row and column) is at each grid cell; zero outside."""
+def _box_sums(grid: np.ndarray, kh: int, kw: int) -> np.ndarray:
+    """Sum over the ``kh x kw`` box whose cell ``(kh // 2, kw // 2)`` is at each grid cell; zero outside."""
     h, w = grid.shape
-    padded = np.pad(grid, k)
+    padded = np.pad(grid, ((kh, kh), (kw, kw)))
     ii = np.pad(integral_image(padded), ((1, 0), (1, 0)))
-    top = np.arange(h) + k - k // 2
-    left = np.arange(w) + k - k // 2
-    t, b = top[:, None], top[:, None] + k
-    lft, r = left[None, :], left[None, :] + k
+    t = (np.arange(h) + kh - kh // 2)[:, None]
+    lft = (np.arange(w) + kw - kw // 2)[None, :]
+    b, r = t + kh, lft + kw
     return ii[b, r] - ii[t, r] - ii[b, lft] + ii[t, lft]
 
 
@@ -154,7 +163,8 @@ def find_hotspot(points_um: np.ndarray, tissue: np.ndarray, cell_um: float, *, a
     area_mm2
         Window area; default 10 HPF of ``hpf_area``.
     shape
-        ``"circle"`` (disk kernel, FFT convolution) or ``"square"`` (integral image).
+        ``"circle"`` (disk kernel, FFT convolution), ``"square"`` or ``"fields"`` (2 x 5 block of square fields of
+        ``area_mm2 / 10`` each, both orientations; integral image).
     hpf_area
         Area of one high-power field in mm² for the per-10-HPF figure.
     min_tissue_fraction
@@ -176,59 +186,72 @@ def find_hotspot(points_um: np.ndarray, tissue: np.ndarray, cell_um: float, *, a
     points_um = np.asarray(points_um, float).reshape(-1, 2)
     mask = np.asarray(tissue, bool)
     counts = count_grid(points_um, mask.shape, cell_um)
+    maskf = mask.astype(np.float64)
     area_um2 = area_mm2 * 1e6
+    # each variant: (grid counts, tissue fraction, centre offset x and y in cells, width_um, height_um)
+    variants = []
     if shape == "circle":
-        size_um = math.sqrt(area_um2 / math.pi)
-        kernel = disk_kernel(size_um / cell_um)
-        grid_counts = fftconvolve(counts, kernel, mode="same")
-        tissue_frac = fftconvolve(mask.astype(np.float64), kernel, mode="same") / kernel.sum()
-        centre_offset = 0.5  # kernel centred on the cell centre
+        radius_um = math.sqrt(area_um2 / math.pi)
+        kernel = disk_kernel(radius_um / cell_um)
+        variants.append((fftconvolve(counts, kernel, mode="same"),
+                         fftconvolve(maskf, kernel, mode="same") / kernel.sum(), 0.5, 0.5, 2 * radius_um,
+                         2 * radius_um))
     else:
-        size_um = math.sqrt(area_um2)
-        k = max(1, int(round(size_um / cell_um)))
-        grid_counts = _box_sums(counts, k)
-        tissue_frac = _box_sums(mask.astype(np.float64), k) / (k * k)
-        centre_offset = k / 2.0 - k // 2  # box spans [i - k//2, i - k//2 + k) cells
-    grid_counts = np.rint(grid_counts)
-    tissue_frac = np.clip(tissue_frac, 0.0, 1.0)
+        if shape == "square":
+            sizes = [(math.sqrt(area_um2), math.sqrt(area_um2))]
+        else:
+            rows, cols = FIELDS_BLOCK
+            side = math.sqrt(area_um2 / (rows * cols))
+            sizes = [(cols * side, rows * side), (rows * side, cols * side)]
+        for width_um, height_um in sizes:
+            kw = max(1, int(round(width_um / cell_um)))
+            kh = max(1, int(round(height_um / cell_um)))
+            variants.append((_box_sums(counts, kh, kw), _box_sums(maskf, kh, kw) / (kh * kw),
+                             kw / 2.0 - kw // 2, kh / 2.0 - kh // 2, width_um, height_um))
 
     warnings: list[str] = []
-    best_fraction = float(tissue_frac.max()) if tissue_frac.size else 0.0
+    best_fraction = max(float(v[1].max()) if v[1].size else 0.0 for v in variants)
     floor = min_tissue_fraction
     if best_fraction < min_tissue_fraction:
         floor = best_fraction * 0.95
         warnings.append(f"no {area_mm2:g} mm² window is {min_tissue_fraction:.0%} inside tissue (best "
                         f"{best_fraction:.0%}): the hotspot is the busiest of the windows with the most tissue")
-    eligible = tissue_frac >= floor - 1e-9
-    score = np.where(eligible, grid_counts + 1e-3 * tissue_frac, -np.inf)
-    flat = score.ravel()
-    n = min(n_candidates, int(np.isfinite(flat).sum()))
-    if n == 0:
+    best: tuple | None = None
+    for grid_counts, tissue_frac, off_x, off_y, width_um, height_um in variants:
+        frac = np.clip(tissue_frac, 0.0, 1.0)
+        score = np.where(frac >= floor - 1e-9, np.rint(grid_counts) + 1e-3 * frac, -np.inf).ravel()
+        n = min(n_candidates, int(np.isfinite(score).sum()))
+        if n == 0:
+            continue
+        top = np.argpartition(-score, n - 1)[:n]
+        rows_i, cols_i = np.unravel_index(top, frac.shape)
+        cx, cy = (cols_i + off_x) * cell_um, (rows_i + off_y) * cell_um
+        exact = _exact_counts(points_um, cx, cy, width_um, height_um, shape == "circle")
+        k = np.lexsort((-frac[rows_i, cols_i], -exact))[0]
+        candidate = (int(exact[k]), float(frac[rows_i[k], cols_i[k]]), float(cx[k]), float(cy[k]), width_um,
+                     height_um)
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    if best is None:
         raise BadInputError("no tissue to search for a hotspot")
-    top = np.argpartition(-flat, n - 1)[:n]
-    rows, cols = np.unravel_index(top, score.shape)
-    cx = (cols + centre_offset) * cell_um
-    cy = (rows + centre_offset) * cell_um
-    exact = _exact_counts(points_um, cx, cy, size_um, shape)
-    order = np.lexsort((-tissue_frac[rows, cols], -exact))
-    best = order[0]
-    count = int(exact[best])
+    count, fraction, cx_best, cy_best, width_um, height_um = best
     density = density_per_mm2(count, area_mm2)
     p10 = per_10_hpf(density, hpf_area)
-    return Hotspot(shape=shape, centre_x_um=float(cx[best]), centre_y_um=float(cy[best]), size_um=size_um,
-                   area_mm2=area_mm2, tissue_fraction=float(tissue_frac[rows[best], cols[best]]), count=count,
-                   mitoses_per_mm2=density, mitoses_per_10hpf=p10, hpf_area_mm2=hpf_area,
-                   mitotic_score=fnclcc_mitotic_score(p10), warnings=tuple(warnings))
+    return Hotspot(shape=shape, centre_x_um=cx_best, centre_y_um=cy_best, width_um=width_um, height_um=height_um,
+                   area_mm2=area_mm2, tissue_fraction=fraction, count=count, mitoses_per_mm2=density,
+                   mitoses_per_10hpf=p10, hpf_area_mm2=hpf_area, mitotic_score=fnclcc_mitotic_score(p10),
+                   warnings=tuple(warnings))
 
 
-def _exact_counts(points_um: np.ndarray, cx: np.ndarray, cy: np.ndarray, size_um: float, shape: str) -> np.ndarray:
+def _exact_counts(points_um: np.ndarray, cx: np.ndarray, cy: np.ndarray, width_um: float, height_um: float,
+                  circle: bool) -> np.ndarray:
     if len(points_um) == 0:
         return np.zeros(len(cx), np.int64)
     dx = points_um[None, :, 0] - cx[:, None]
     dy = points_um[None, :, 1] - cy[:, None]
-    if shape == "circle":
-        inside = dx * dx + dy * dy <= size_um * size_um
+    if circle:
+        r = width_um / 2.0
+        inside = dx * dx + dy * dy <= r * r
     else:
-        h = size_um / 2.0
-        inside = (np.abs(dx) <= h) & (np.abs(dy) <= h)
+        inside = (np.abs(dx) <= width_um / 2.0) & (np.abs(dy) <= height_um / 2.0)
     return inside.sum(axis=1)

@@ -123,7 +123,7 @@ def _figure(result: SlideResult, *, heat: bool) -> Any:
             xy = _thumb_xy(result, result.detections[:, :2])
             ax.scatter(xy[:, 0], xy[:, 1], s=6, c=[np.array(MITOSIS_COLOR_RGB) / 255], edgecolors="black",
                        linewidths=0.3)
-    styles = {"circle": "-", "square": "--"}
+    styles = {"circle": "-", "square": "--", "fields": ":"}
     for k, hotspot in enumerate(result.hotspots):
         poly = _thumb_xy(result, hotspot_polygon_level0(result, k))
         ax.plot(poly[:, 0], poly[:, 1], styles[hotspot.shape], color=np.array(HOTSPOT_COLOR_RGB) / 255,
