@@ -12,8 +12,8 @@ What is drawn (sizes in µm, converted with ``mpp``):
 * spindle nuclei (12-24 x 2.5-4.5 µm, cigar-shaped, aligned with the fascicles) and a few round nuclei
   (lymphocytes 6-8 µm, ovoid tumour nuclei 9-13 µm), with granular chromatin texture;
 * mitotic figures: a rounded cell with paler cytoplasm holding very dense, irregular, "hairy" chromatin —
-  metaphase plates (8-12 x 2-3 µm bands with projecting chromosome arms), anaphase pairs (two parallel bands
-  6-9 µm apart) and prometaphase clumps (6-8 µm spiky balls).
+  metaphase plates (7-10 x 2-3 µm bands with projecting chromosome arms), anaphase pairs (two parallel
+  6-8 µm bands 4-6 µm apart) and prometaphase clumps (6-8 µm spiky balls).
 
 They are for demonstration and tests only: not a measure of accuracy on real tissue.
 """
@@ -101,7 +101,7 @@ def make_tile(*, size_px: int = 1024, n_mitoses: int = 5, seed: int = 0, mpp: fl
 
     _draw_nuclei(hema, theta, keep_out, rng, px, cellularity)
     chromatin = _smooth_noise(shape, rng, sigma=1.6)
-    hema *= np.clip(1.0 + 0.25 * chromatin, 0.6, 1.4)
+    hema *= np.clip(1.0 + 0.2 * chromatin, 0.6, 1.4)
     # faint hematoxylin in cytoplasm and stroma gives H&E its purple cast
     hema += (0.13 + 0.02 * _smooth_noise(shape, rng, sigma=10 * px)) * np.clip(eosin / 0.4, 0, 1.2)
 
@@ -200,7 +200,7 @@ def _place_figures(n: int, size_px: int, rng: np.random.Generator, px: float,
         if any((x - f.x) ** 2 + (y - f.y) ** 2 < min_dist ** 2 for f, _ in placed):
             continue
         kind = str(kinds[int(rng.integers(len(kinds)))])
-        size_um = {"metaphase": rng.uniform(8, 12), "anaphase": rng.uniform(9, 13),
+        size_um = {"metaphase": rng.uniform(7, 10), "anaphase": rng.uniform(6.0, 8.0),
                    "prometaphase": rng.uniform(6, 8)}[kind]
         cell_radius = (size_um / 2 + rng.uniform(3.0, 4.5)) * px
         placed.append((SyntheticFigure(float(x), float(y), kind, float(round(size_um, 2))), cell_radius))
@@ -222,7 +222,7 @@ def _draw_nuclei(hema: np.ndarray, theta: np.ndarray, keep_out: np.ndarray, rng:
         angle = float(np.degrees(theta[int(y), int(x)] + rng.normal(0, 0.12)))
         half_len = rng.uniform(6.0, 12.0) * px
         half_wid = rng.uniform(1.25, 2.25) * px
-        value = float(rng.uniform(0.45, 0.8))
+        value = float(rng.uniform(0.38, 0.68))
         _ellipse(canvas, x, y, half_len, half_wid, angle, value, keep_out)
     for _ in range(n_round):
         x, y = rng.uniform(0, width), rng.uniform(0, height)
@@ -276,11 +276,12 @@ def _draw_mitotic_cell(hema: np.ndarray, eosin: np.ndarray, fig: SyntheticFigure
     if fig.kind == "metaphase":
         _plate(chrom, cx, cy, fig.size_um * px, rng.uniform(2.0, 3.0) * px, angle, rng, px)
     elif fig.kind == "anaphase":
-        gap = (fig.size_um - rng.uniform(2.5, 3.5)) * px / 2
-        length = rng.uniform(6.0, 9.0) * px
+        plate_width = rng.uniform(1.6, 2.4) * px
+        gap = (fig.size_um * px - plate_width) / 2  # plate centres 4-6 µm apart: one figure, one count
+        length = rng.uniform(6.0, 8.0) * px
         for sign in (-1, 1):
             ox, oy = -np.sin(angle) * gap * sign, np.cos(angle) * gap * sign
-            _plate(chrom, cx + ox, cy + oy, length, rng.uniform(1.6, 2.4) * px, angle + rng.normal(0, 0.1), rng, px,
+            _plate(chrom, cx + ox, cy + oy, length, plate_width, angle + rng.normal(0, 0.1), rng, px,
                    curve=0.25 * sign)
     else:
         _clump(chrom, cx, cy, fig.size_um * px / 2, rng, px)
