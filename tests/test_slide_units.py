@@ -76,8 +76,10 @@ def test_reader_plain_tiff_and_white_outside(tmp_path, small_rgb):
     path = tmp_path / "plain.tif"
     tifffile.imwrite(path, small_rgb, photometric="rgb", resolution=(1e4 / 0.5, 1e4 / 0.5),
                      resolutionunit="CENTIMETER")
-    with open_slide(path, backend="tifffile") as slide:
+    with open_slide(path) as slide:
+        assert slide.info.backend == "tifffile"
         assert slide.info.mpp == pytest.approx(0.5)
+        assert slide.info.mpp_source == "TIFF XResolution/ResolutionUnit"
         window = slide.read_level(0, -10, -10, 30, 30)
         assert (window[:10] == 255).all() and (window[:, :10] == 255).all()
         np.testing.assert_array_equal(window[10:, 10:], small_rgb[:20, :20])

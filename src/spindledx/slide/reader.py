@@ -4,8 +4,8 @@ Three well-kept readers, tried in this order by :func:`open_slide` (``backend="a
 
 * OpenSlide (openslide-python with the openslide-bin wheel) for the vendor formats it knows (Aperio SVS,
   Hamamatsu NDPI, MIRAX MRXS, ...) and tiled generic TIFF;
-* tiffslide when OpenSlide cannot open the file or misses pyramid levels stored as TIFF SubIFDs;
-* tifffile (windowed reads through its zarr store) for plain and OME-TIFF.
+* tiffslide when OpenSlide misses pyramid levels stored as TIFF SubIFDs (and as a last resort);
+* tifffile (windowed reads through its zarr store) for OME-TIFF and the plain TIFF OpenSlide does not open.
 
 The scale is taken, in order, from ``openslide.mpp-x`` / ``tiffslide.mpp-x``, ``aperio.MPP``, OME
 ``PhysicalSizeX`` (with its unit) and the TIFF ``XResolution`` / ``ResolutionUnit`` tags (centimetre or inch);
@@ -339,8 +339,8 @@ def _auto_order(path: Path) -> list[str]:
         vendor = openslide.OpenSlide.detect_format(str(path))
     except Exception:
         vendor = None
-    if vendor is None:
-        return ["tiffslide", "tifffile"]
+    if vendor is None:  # plain (stripped) TIFF and others OpenSlide does not know
+        return ["tifffile", "tiffslide"]
     if vendor == "generic-tiff":
         # OpenSlide does not follow SubIFD pyramids and does not read OME metadata: use tifffile's view then.
         try:
