@@ -263,11 +263,16 @@ def _local_results(slide: WholeSlide, raster: Raster, tiles: list[Tile], detecto
             rgb = read_raster(slide, raster, tile.x, tile.y, tile.width, tile.height)
             yield tile, detect_tile(rgb, raster.mpp, tile, detector)
         return
+    import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    # Workers start from a clean forkserver (spawn where unavailable), never forked from this process: it may
+    # hold an onnxruntime session with live threads, which must not be copied into a child.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     pending: dict[Any, Tile] = {}
     queue = iter(tiles)
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         def submit_next() -> None:
             tile = next(queue, None)
             if tile is not None:
