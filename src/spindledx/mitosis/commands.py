@@ -138,8 +138,8 @@ def _render(results: list[TileScore], fmt: str, hpf_area: float) -> None:
         return
     table = Table(title="Mitotic figures", show_header=True)
     for column, justify in (("image", "left"), ("µm/px", "right"), ("area mm²", "right"), ("count", "right"),
-                            ("per mm²", "right"), ("per 10 HPF", "right"), ("FNCLCC mitotic score", "right")):
-        table.add_column(column, justify=justify)
+                            ("per mm²", "right"), ("per 10 HPF", "right"), ("FNCLCC score", "right")):
+        table.add_column(column, justify=justify, no_wrap=True)
     for r in results:
         table.add_row(r.image, f"{r.mpp:g}{'' if r.mpp_source != 'assumed' else ' (assumed)'}",
                       f"{r.area_mm2:.4f}", str(r.count), f"{r.mitoses_per_mm2:.1f}", f"{r.mitoses_per_10hpf:.1f}",
@@ -153,6 +153,9 @@ def _render(results: list[TileScore], fmt: str, hpf_area: float) -> None:
         table.add_row(f"all {len(results)} images", "", f"{total_area:.4f}", str(total_count), f"{density:.1f}",
                       f"{per10:.1f}", str(counting.fnclcc_mitotic_score(per10)))
     console = Console()
+    needed = max(len(r.image) for r in results) + 80
+    if console.width < needed and not console.is_terminal:
+        console = Console(width=needed)
     console.print(table)
     console.print(f"HPF = {hpf_area:.4f} mm² each; per 10 HPF = per {10 * hpf_area:.2f} mm². "
                   f"Counted area {total_area:.3f} mm² = {total_area / hpf_area:.2f} HPF"
