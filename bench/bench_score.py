@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     score_mp = statistics.median(score_s_per_mp)
     ratio = score_mp / floor_mp
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-          f"python {platform.python_version()}")
+          f"python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} (other work slows both timings)")
     print(f"model load (once per run, not in the figures below): {load_s:.2f} s")
     print(f"images: {len(images)} from {source}; best of {args.repeats} runs each, median over images")
     print(f"floor (decode + optical density): {floor_mp:.4f} s/MP = {floor_mp * FIELD_MP:.4f} s per 1024x1024 field")
