@@ -2,10 +2,13 @@
 
 Usage::
 
-    python bench/bench_slide.py [--width 8000] [--height 6000] [--detector real|synthetic] [--jobs 1] [SLIDE]
+    python bench/bench_slide.py [--width 8192] [--height 6144] [--content he|disks]
+                                [--detector auto|real|synthetic] [--jobs 1] [SLIDE]
 
 Slide: the given file, else a synthetic pyramidal TIFF (0.25 µm/px, JPEG tiles, three levels) written to a
-temporary folder by :mod:`spindledx.slide.synthetic`, with tissue on about two thirds of it. Timed on the
+temporary folder, made of 1024 px cells with tissue on an L-shaped region (the bottom-right part is glass): by
+default four H&E-like tiles of :func:`spindledx.mitosis.synthetic.make_tile` repeated, or dark disks
+(``--content disks``). Timed on the
 tissue tiles that :func:`spindledx.slide.pipeline.analyze_slide` plans (cores at 0.25 µm/px plus the overlap):
 
 * floor: read every tissue tile at the working resolution (:func:`spindledx.slide.tiling.read_raster`) and
@@ -30,16 +33,33 @@ from pathlib import Path
 import numpy as np
 
 
-def _synthetic_slide(folder: Path, width: int, height: int) -> Path:
-    from spindledx.slide.synthetic import make_slide_rgb, write_pyramidal_tiff
+def _synthetic_slide(folder: Path, width: int, height: int, content: str) -> tuple[Path, int]:
+    """Synthetic pyramidal TIFF with tissue on an L-shaped region; returns (path, number of drawn figures)."""
+    from spindledx.slide.synthetic import GLASS_RGB, make_slide_rgb, write_pyramidal_tiff
 
-    rng = np.random.default_rng(0)
-    boxes = [(width // 20, height // 20, width * 6 // 10, height * 19 // 20),
-             (width * 6 // 10, height * 3 // 10, width * 19 // 20, height * 7 // 10)]
-    x0, y0, x1, y1 = boxes[0]
-    figures = np.c_[rng.uniform(x0, x1, 60), rng.uniform(y0, y1, 60)]
-    rgb = make_slide_rgb(width, height, tissue_boxes=boxes, figures=figures, figure_radius_px=20, seed=0)
-    return write_pyramidal_tiff(folder / "bench_slide.tif", rgb, mpp=0.25, compression="jpeg")
+    cell = 1024
+    n_cols, n_rows = width // cell, height // cell
+    in_tissue = [(r, c) for r in range(n_rows) for c in range(n_cols)
+                 if not (r >= n_rows // 2 and c >= (2 * n_cols) // 3)]  # the bottom-right part is glass
+    if content == "disks":
+        rng = np.random.default_rng(0)
+        boxes = [(c * cell, r * cell, (c + 1) * cell, (r + 1) * cell) for r, c in in_tissue]
+        figures = np.vstack([np.c_[rng.uniform(x0 + 40, x1 - 40, 2), rng.uniform(y0 + 40, y1 - 40, 2)]
+                             for x0, y0, x1, y1 in boxes])
+        rgb = make_slide_rgb(n_cols * cell, n_rows * cell, tissue_boxes=boxes, figures=figures, seed=0)
+        n_figures = len(figures)
+    else:  # realistic synthetic H&E tiles (spindledx.mitosis.synthetic), four distinct ones repeated
+        from spindledx.mitosis.synthetic import make_tile
+
+        tiles = [make_tile(size_px=cell, n_mitoses=3, seed=seed) for seed in range(4)]
+        rgb = np.empty((n_rows * cell, n_cols * cell, 3), np.uint8)
+        rgb[:] = GLASS_RGB
+        n_figures = 0
+        for k, (r, c) in enumerate(in_tissue):
+            tile_rgb, figs = tiles[k % len(tiles)]
+            rgb[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = tile_rgb
+            n_figures += len(figs)
+    return write_pyramidal_tiff(folder / "bench_slide.tif", rgb, mpp=0.25, compression="jpeg"), n_figures
 
 
 def _detector(kind: str):
@@ -90,9 +110,12 @@ def floor_pass(path: Path, tile_um: float, margin_um: float) -> tuple[float, flo
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("slide", nargs="?", type=Path)
-    parser.add_argument("--width", type=int, default=8000, help="synthetic slide width in px (default 8000)")
-    parser.add_argument("--height", type=int, default=6000, help="synthetic slide height in px (default 6000)")
+    parser.add_argument("--width", type=int, default=8192, help="synthetic slide width in px (default 8192)")
+    parser.add_argument("--height", type=int, default=6144, help="synthetic slide height in px (default 6144)")
     parser.add_argument("--detector", choices=("auto", "real", "synthetic"), default="auto")
+    parser.add_argument("--content", choices=("he", "disks"), default="he",
+                        help="synthetic slide content: H&E-like tiles of spindledx.mitosis.synthetic (default) or "
+                             "plain dark disks")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--tile-um", type=float, default=256.0)
     parser.add_argument("--margin-um", type=float, default=16.0)
@@ -103,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     detector, detector_label = _detector(args.detector)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        path = args.slide or _synthetic_slide(folder, args.width, args.height)
+        if args.slide:
+            path, n_figures = args.slide, None
+        else:
+            path, n_figures = _synthetic_slide(folder, args.width, args.height, args.content)
         floor_s, floor_mp = floor_pass(path, args.tile_um, args.margin_um)
         start = time.perf_counter()
         result = analyze_slide(path, detector=detector, out_dir=folder / "run", tile_um=args.tile_um,
@@ -114,9 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     slide_rate = result.tiled_megapixels / result.detect_seconds
     tissue_rate = tissue_mp / result.detect_seconds
     print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python {platform.python_version()}")
-    print(f"slide: {path.name if args.slide else f'synthetic {args.width}x{args.height} px at 0.25 um/px'}, "
-          f"{result.n_tiles} tissue tiles, {result.tiled_megapixels:.1f} MP tiled (tissue mask {tissue_mp:.1f} MP, "
-          f"{result.tissue.area_mm2:.2f} mm2), {len(result.detections)} detections")
+    name = path.name if args.slide else f"synthetic ({args.content}) {args.width}x{args.height} px at 0.25 um/px"
+    print(f"slide: {name}, {result.n_tiles} tissue tiles, {result.tiled_megapixels:.1f} MP tiled (tissue mask "
+          f"{tissue_mp:.1f} MP, {result.tissue.area_mm2:.2f} mm2), {len(result.detections)} detections"
+          + (f" ({n_figures} figures drawn)" if n_figures is not None else ""))
     print(f"detector: {detector_label}; jobs={args.jobs}")
     print(f"floor (read tiles + optical density): {floor_rate:8.2f} MP/s  ({floor_s:.2f} s)")
     print(f"slide (tile loop of analyze_slide):   {slide_rate:8.2f} MP/s  ({result.detect_seconds:.2f} s; "
