@@ -104,6 +104,41 @@ def test_hotspot_is_the_known_cluster(slide_path, tmp_path):
     assert avg.mitoses_per_mm2 < circle.mitoses_per_mm2
 
 
+def test_hotspot_on_a_slide_of_he_like_synthetic_tiles(tmp_path):
+    """Realistic synthetic H&E (spindledx.mitosis.synthetic): one dense tile among sparse ones and glass."""
+    from spindledx.mitosis.synthetic import make_tile
+    from spindledx.slide.synthetic import GLASS_RGB
+
+    cell, border = 768, 200
+    canvas = np.empty((2 * cell + 2 * border, 2 * cell + 2 * border, 3), np.uint8)
+    canvas[:] = GLASS_RGB
+    truth, dense_origin = [], None
+    for (row, col), n in (((0, 0), 1), ((0, 1), 8), ((1, 0), 2)):  # cell (1, 1) stays glass
+        rgb, figs = make_tile(size_px=cell, n_mitoses=n, seed=10 + n)
+        ox, oy = border + col * cell, border + row * cell
+        canvas[oy:oy + cell, ox:ox + cell] = rgb
+        truth.extend((f.x + ox, f.y + oy) for f in figs)
+        if n == 8:
+            dense_origin = (ox, oy)
+    truth = np.array(truth)
+    path = write_pyramidal_tiff(tmp_path / "he.tif", canvas, mpp=MPP, layout="pages", factor=2)
+    area = 0.03
+    result = analyze_slide(path, detector=dark_disk_detector, out_dir=tmp_path / "run", area_mm2=area,
+                           tile_um=128.0)
+    assert result.info.backend == "openslide"
+    assert result.tissue.area_mm2 == pytest.approx(3 * (cell * MPP) ** 2 / 1e6, rel=0.1)
+    assert result.n_tiles < 4 * 4  # the glass quarter and the glass border are not tiled
+    assert len(result.detections) == len(truth)
+    np.testing.assert_array_equal(_match(result.detections[:, :2], truth, 7.5 / MPP), 1)
+    hot = result.hotspots[0]
+    x0_um, y0_um = dense_origin[0] * MPP, dense_origin[1] * MPP
+    assert x0_um <= hot.centre_x_um <= x0_um + cell * MPP and y0_um <= hot.centre_y_um <= y0_um + cell * MPP
+    truth_um = (truth + 0.5) * MPP
+    expected = int((np.hypot(truth_um[:, 0] - hot.centre_x_um, truth_um[:, 1] - hot.centre_y_um) <= hot.radius_um)
+                   .sum())
+    assert hot.count == expected > 2  # more than any sparse tile holds
+
+
 def test_resume_skips_finished_tiles_and_gives_the_same_result(slide_path, tmp_path):
     out = tmp_path / "run"
     full = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "full", area_mm2=0.1)
