@@ -171,3 +171,12 @@ def test_evaluate_bad_input(tmp_path, capsys):
     good = _truth_csv(tmp_path / "good.csv", [("x.png", 1, 2)])
     assert main(["evaluate", "--truth", str(good)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_hidden_files_skipped_and_out_must_be_a_folder(folder, tmp_path, capsys):
+    (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    assert main(["score", str(folder), "--format", "csv"]) == 0
+    not_a_dir = tmp_path / "file.txt"
+    not_a_dir.write_text("x")
+    assert main(["score", str(folder), "--out", str(not_a_dir)]) == 2
+    assert "not a folder" in capsys.readouterr().err

@@ -30,12 +30,16 @@ def _load_detector(threshold: float | None):
 
 
 def collect_images(paths: list[str]) -> list[Path]:
-    """Expand PATHs: files as given, folders recursively (png/jpg/jpeg/tif/tiff, sorted). Raises on empty input."""
+    """Expand PATHs: files as given, folders recursively (png/jpg/jpeg/tif/tiff, sorted, hidden files skipped).
+
+    Raises BadInputError for a missing path or a folder without images.
+    """
     images: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
             if not found:
                 raise BadInputError(f"{path}: no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in this folder")
             images.extend(found)
@@ -89,6 +93,8 @@ def score(
     stems = _unique_stems(images)
     detector = _load_detector(threshold)
     if out is not None:
+        if out.exists() and not out.is_dir():
+            raise BadInputError(f"--out {out}: exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
     results: list[TileScore] = []
     failures: list[tuple[str, str]] = []
