@@ -177,15 +177,18 @@ class ModelDetector:
     def __init__(self, *, threshold: float | None = None, threads: int = 2) -> None:
         self.threshold = threshold
         self.threads = threads
+        self.model_id: str | None = None
 
     @property
     def name(self) -> str:
-        """Stable name recorded in the run manifest."""
-        return f"spindledx.mitosis.detect.detect_mitoses(threshold={self.threshold!r})"
+        """Stable name recorded in the run manifest (with the model version once :meth:`prepare` has run)."""
+        model = f", model={self.model_id}" if self.model_id else ""
+        return f"spindledx.mitosis.detect.detect_mitoses(threshold={self.threshold!r}{model})"
 
     def prepare(self) -> None:
         """Load the model now, so that a missing or corrupt model fails before any tile is read."""
-        _cached_model(self.threads)
+        desc = _cached_model(self.threads).description
+        self.model_id = f"{desc.version} sha256:{desc.sha256[:12]}"
 
     def __call__(self, rgb: np.ndarray, mpp: float) -> list[Detection]:
         from spindledx.mitosis.detect import detect_mitoses
@@ -272,13 +275,15 @@ def _local_results(slide: WholeSlide, raster: Raster, tiles: list[Tile], detecto
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     pending: dict[Any, Tile] = {}
     queue = iter(tiles)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        def submit_next() -> None:
-            tile = next(queue, None)
-            if tile is not None:
-                rgb = read_raster(slide, raster, tile.x, tile.y, tile.width, tile.height)
-                pending[pool.submit(detect_tile, rgb, raster.mpp, tile, detector)] = tile
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
 
+    def submit_next() -> None:
+        tile = next(queue, None)
+        if tile is not None:
+            rgb = read_raster(slide, raster, tile.x, tile.y, tile.width, tile.height)
+            pending[pool.submit(detect_tile, rgb, raster.mpp, tile, detector)] = tile
+
+    try:
         for _ in range(2 * jobs):
             submit_next()
         while pending:
@@ -287,6 +292,8 @@ def _local_results(slide: WholeSlide, raster: Raster, tiles: list[Tile], detecto
                 tile = pending.pop(fut)
                 yield tile, fut.result()
                 submit_next()
+    finally:  # also on an interruption: drop queued tiles, finished ones are already on disk
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _dask_results(slide: WholeSlide, raster: Raster, tiles: list[Tile], detector: Detector, jobs: int,
@@ -323,6 +330,8 @@ def _dask_results(slide: WholeSlide, raster: Raster, tiles: list[Tile], detector
             yield tile, fut.result()
             submit_next(ac)
     finally:
+        if futures:
+            client.cancel(list(futures))
         client.close()
         if cluster is not None:
             cluster.close()
@@ -357,7 +366,8 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
     tissue_mpp
         Resolution of the tissue-mask thumbnail in µm/px.
     area_mm2, hpf_area, shapes, min_tissue_fraction
-        Hotspot window area (default 10 HPF), HPF area in mm², window shapes (``"circle"``, ``"square"``) and
+        Hotspot window area (default 10 HPF), HPF area in mm², window shapes (``"circle"``, ``"square"``,
+        ``"fields"``) and
         the minimum tissue fraction of a window (see :func:`spindledx.slide.hotspot.find_hotspot`).
     jobs
         Worker processes (local) or Dask workers for ``dask="local"``.
