@@ -80,3 +80,28 @@ def test_shipped_sample_slides_match_the_generator():
     assert [(float(r["cx"]), float(r["cy"])) for r in rows] == [(round(f.x, 1), round(f.y, 1)) for f in figures]
     tile = read_image(root / "tile_01_low.tif")
     assert (tile.width, tile.height, tile.mpp, tile.mpp_source) == (1024, 1024, 0.25, "metadata")
+
+
+def test_shipped_model_finds_most_sample_slide_figures():
+    """The demo must show something: the committed detector finds most drawn figures (MIDOG rule)."""
+    import csv
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "models" / "mitosis_model.json").is_file():
+        pytest.skip("no trained model committed")
+    from spindledx.mitosis.evaluate import match_points
+    from spindledx.mitosis.score import default_detector, score_image
+
+    detector = default_detector()
+    with open(root / "sample_slides" / "ground_truth.csv", newline="") as fh:
+        truth_rows = list(csv.DictReader(fh))
+    tp = fp = fn = 0
+    for name in sorted({r["image"] for r in truth_rows}):
+        result = score_image(root / "sample_slides" / name, detector=detector)
+        truth = np.array([[float(r["cx"]), float(r["cy"])] for r in truth_rows if r["image"] == name])
+        pred = np.array([[d.x, d.y] for d in result.mitoses]).reshape(-1, 2)
+        match = match_points(pred, truth, 7.5 / result.mpp)
+        tp, fp, fn = tp + match.tp, fp + match.fp, fn + match.fn
+    assert tp / (tp + fn) >= 0.6, (tp, fp, fn)
+    assert tp / (tp + fp) >= 0.4, (tp, fp, fn)
