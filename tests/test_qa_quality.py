@@ -50,11 +50,26 @@ def test_blank_glass_is_low_tissue_only() -> None:
     assert q.tissue_fraction == 0.0 and q.blur_sigma_um is None and q.stain_swapped is None
 
 
-def test_channel_rotated_stain_is_swapped(tile: np.ndarray) -> None:
-    # a scan whose channels were rotated (B, R, G): the red-absorbing stain now resembles eosin
-    rotated = np.ascontiguousarray(tile[..., [2, 0, 1]])
-    q = assess_quality(rotated, MPP)
-    assert "stain_swapped" in q.flags and "stain_atypical" in q.flags
+def test_swapped_stain_colours(tile: np.ndarray) -> None:
+    # re-render the tile's hematoxylin and eosin amounts with exchanged colours: the red-absorbing stain is
+    # eosin-like (magenta-red) and the other one is hematoxylin-like (blue-purple), with a clear red gap
+    from spindledx.mitosis.stain import REFERENCE_STAIN_MATRIX, concentrations, od_to_rgb
+
+    amounts = np.maximum(concentrations(tile, REFERENCE_STAIN_MATRIX), 0.0)
+    red_eosin_like = np.array([0.45, 0.88, 0.05]) / np.linalg.norm([0.45, 0.88, 0.05])
+    blue_hema_like = np.array([0.2, 0.5, 0.85]) / np.linalg.norm([0.2, 0.5, 0.85])
+    swapped = od_to_rgb(amounts[..., :1] * red_eosin_like + amounts[..., 1:] * blue_hema_like)
+    q = assess_quality(swapped, MPP)
+    assert q.stain_swapped is True and "stain_swapped" in q.flags
+    assert "stain_swapped" not in assess_quality(od_to_rgb(amounts[..., :1] * REFERENCE_STAIN_MATRIX[0]
+                                                           + amounts[..., 1:] * REFERENCE_STAIN_MATRIX[1]),
+                                                 MPP).flags
+
+
+def test_foreign_stain_is_atypical(tile: np.ndarray) -> None:
+    # channels rotated (B, R, G): neither vector resembles H or E any more
+    q = assess_quality(np.ascontiguousarray(tile[..., [2, 0, 1]]), MPP)
+    assert "stain_atypical" in q.flags and q.stain_min_similarity < 0.8
 
 
 def test_pen_marks(tile: np.ndarray) -> None:

@@ -165,3 +165,17 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="different settings .*threshold"):
         run_and_write(specs, tmp_path / "out", detector=fixed_detector, progress=False,
                       options=RunOptions(threshold=0.7))
+
+
+def test_changed_image_is_scored_again_on_resume(tmp_path: Path) -> None:
+    import os
+
+    folder, _ = _make_set(tmp_path / "tiles", 2)
+    specs = tiles_from_folder(folder, mpp=MPP)
+    run_and_write(specs, tmp_path / "out", detector=fixed_detector, progress=False)
+    changed = folder / "t01.png"
+    st = changed.stat()
+    os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again = run_and_write(specs, tmp_path / "out", detector=fixed_detector, progress=False)
+    assert again.outcome.n_skipped == 1 and again.outcome.n_new == 1
+    assert len(pd.read_csv(tmp_path / "out" / "tiles.csv")) == 2

@@ -110,11 +110,20 @@ def _match(pred: list[dict], spec: TileSpec, mpp: float, radius_um: float) -> tu
     return match.tp, match.fp, match.fn
 
 
+def file_stamp(path: str) -> str | None:
+    """``size:mtime_ns`` of a file (None if it cannot be read): a changed image is scored again on resume."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def base_row(spec: TileSpec) -> dict:
     """The identity columns of a tile's row."""
-    return {"key": spec.key, "image": spec.image, "row": spec.row, "case": spec.case,
-            "expected_count": spec.expected_count, "n_reference_points": None if spec.points is None
-            else len(spec.points)}
+    return {"key": spec.key, "image": spec.image, "file_stamp": file_stamp(spec.image), "row": spec.row,
+            "case": spec.case, "expected_count": spec.expected_count,
+            "n_reference_points": None if spec.points is None else len(spec.points)}
 
 
 def process_tile(spec: TileSpec, *, detector: Detector | None = None, scorer: Scorer | None = None,
@@ -241,6 +250,14 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _still_done(row: dict | None, spec: TileSpec) -> bool:
+    """A stored row counts as done when it succeeded, for the same image file and the same reference."""
+    if row is None or row.get("error") is not None:
+        return False
+    return (row.get("file_stamp") == file_stamp(spec.image) and row.get("expected_count") == spec.expected_count
+            and row.get("n_reference_points") == (None if spec.points is None else len(spec.points)))
+
+
 def default_jobs() -> int:
     """min(2, CPUs): the machine is shared."""
     return max(1, min(2, os.cpu_count() or 1))
@@ -343,7 +360,7 @@ def run_batch(specs: list[TileSpec], out_dir: str | Path, *, jobs: int = 1, dask
     _check_resume(out_dir, run_signature(options, injected=detector is not None or scorer is not None))
     store = ResultStore(out_dir / JSONL_NAME)
     previous = store.read()
-    todo = [s for s in specs if previous.get(s.key, {}).get("error", "missing") is not None]
+    todo = [s for s in specs if not _still_done(previous.get(s.key), s)]
     kwargs = {"detector": detector, "scorer": scorer, "reader": reader, "options": options}
     rows = dict(previous)
     n_new = 0
