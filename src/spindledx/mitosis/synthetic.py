@@ -13,7 +13,7 @@ What is drawn (sizes in µm, converted with ``mpp``):
   (lymphocytes 6-8 µm, ovoid tumour nuclei 9-13 µm), with granular chromatin texture;
 * mitotic figures: a rounded cell with paler cytoplasm holding very dense, irregular, "hairy" chromatin —
   metaphase plates (7-10 x 2-3 µm bands with projecting chromosome arms), anaphase pairs (two parallel
-  6-8 µm bands 4-6 µm apart) and prometaphase clumps (6-8 µm spiky balls).
+  6-8 µm bands 3.5-5 µm apart) and prometaphase clumps (6-8 µm spiky balls).
 
 They are for demonstration and tests only: not a measure of accuracy on real tissue.
 """
@@ -200,7 +200,7 @@ def _place_figures(n: int, size_px: int, rng: np.random.Generator, px: float,
         if any((x - f.x) ** 2 + (y - f.y) ** 2 < min_dist ** 2 for f, _ in placed):
             continue
         kind = str(kinds[int(rng.integers(len(kinds)))])
-        size_um = {"metaphase": rng.uniform(7, 10), "anaphase": rng.uniform(6.0, 8.0),
+        size_um = {"metaphase": rng.uniform(7, 10), "anaphase": rng.uniform(5.5, 7.0),
                    "prometaphase": rng.uniform(6, 8)}[kind]
         cell_radius = (size_um / 2 + rng.uniform(3.0, 4.5)) * px
         placed.append((SyntheticFigure(float(x), float(y), kind, float(round(size_um, 2))), cell_radius))
@@ -222,7 +222,7 @@ def _draw_nuclei(hema: np.ndarray, theta: np.ndarray, keep_out: np.ndarray, rng:
         angle = float(np.degrees(theta[int(y), int(x)] + rng.normal(0, 0.12)))
         half_len = rng.uniform(6.0, 12.0) * px
         half_wid = rng.uniform(1.25, 2.25) * px
-        value = float(rng.uniform(0.38, 0.68))
+        value = float(rng.uniform(0.32, 0.6))
         _ellipse(canvas, x, y, half_len, half_wid, angle, value, keep_out)
     for _ in range(n_round):
         x, y = rng.uniform(0, width), rng.uniform(0, height)
@@ -277,7 +277,7 @@ def _draw_mitotic_cell(hema: np.ndarray, eosin: np.ndarray, fig: SyntheticFigure
         _plate(chrom, cx, cy, fig.size_um * px, rng.uniform(2.0, 3.0) * px, angle, rng, px)
     elif fig.kind == "anaphase":
         plate_width = rng.uniform(1.6, 2.4) * px
-        gap = (fig.size_um * px - plate_width) / 2  # plate centres 4-6 µm apart: one figure, one count
+        gap = (fig.size_um * px - plate_width) / 2  # plate centres 3.5-5 µm apart: one figure, one count
         length = rng.uniform(6.0, 8.0) * px
         for sign in (-1, 1):
             ox, oy = -np.sin(angle) * gap * sign, np.cos(angle) * gap * sign
