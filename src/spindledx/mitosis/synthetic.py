@@ -200,7 +200,7 @@ def _place_figures(n: int, size_px: int, rng: np.random.Generator, px: float,
         if any((x - f.x) ** 2 + (y - f.y) ** 2 < min_dist ** 2 for f, _ in placed):
             continue
         kind = str(kinds[int(rng.integers(len(kinds)))])
-        size_um = {"metaphase": rng.uniform(7, 10), "anaphase": rng.uniform(5.5, 7.0),
+        size_um = {"metaphase": rng.uniform(7, 10), "anaphase": rng.uniform(6.0, 8.0),
                    "prometaphase": rng.uniform(6, 8)}[kind]
         cell_radius = (size_um / 2 + rng.uniform(3.0, 4.5)) * px
         placed.append((SyntheticFigure(float(x), float(y), kind, float(round(size_um, 2))), cell_radius))
@@ -277,8 +277,9 @@ def _draw_mitotic_cell(hema: np.ndarray, eosin: np.ndarray, fig: SyntheticFigure
         _plate(chrom, cx, cy, fig.size_um * px, rng.uniform(2.0, 3.0) * px, angle, rng, px)
     elif fig.kind == "anaphase":
         plate_width = rng.uniform(1.6, 2.4) * px
-        gap = (fig.size_um * px - plate_width) / 2  # plate centres 3.5-5 µm apart: one figure, one count
-        length = rng.uniform(6.0, 8.0) * px
+        across = rng.uniform(5.5, 7.0) * px  # plate centres 3.5-5 µm apart: one figure, one count
+        gap = (across - plate_width) / 2
+        length = fig.size_um * px  # size_um = plate length, the longest extent
         for sign in (-1, 1):
             ox, oy = -np.sin(angle) * gap * sign, np.cos(angle) * gap * sign
             _plate(chrom, cx + ox, cy + oy, length, plate_width, angle + rng.normal(0, 0.1), rng, px,
