@@ -179,3 +179,28 @@ def test_changed_image_is_scored_again_on_resume(tmp_path: Path) -> None:
     again = run_and_write(specs, tmp_path / "out", detector=fixed_detector, progress=False)
     assert again.outcome.n_skipped == 1 and again.outcome.n_new == 1
     assert len(pd.read_csv(tmp_path / "out" / "tiles.csv")) == 2
+
+
+@pytest.mark.parametrize(("behaviour", "code", "message"), [
+    ("interrupt", 130, "run the same command again to resume"),
+    ("crash", 1, "2 of 2 tiles failed (0 unreadable or bad input)"),
+])
+def test_cli_exit_codes_for_interrupt_and_failures(tmp_path: Path, capsys, monkeypatch, behaviour, code,
+                                                   message) -> None:
+    import spindledx.mitosis.model as model_module
+    import spindledx.qa.runner as runner_module
+
+    def make(threshold, threads):
+        def detector(rgb, mpp):
+            if behaviour == "interrupt":
+                raise KeyboardInterrupt
+            raise ValueError("boom")
+        return detector
+
+    monkeypatch.setattr(runner_module, "_shipped_detector", make)
+    monkeypatch.setattr(model_module, "load_model", lambda *a, **k: None)
+    folder, _ = _make_set(tmp_path / "tiles", 2)
+    out = tmp_path / "out"
+    assert main(["batch", str(folder), "--out", str(out), "--mpp", "0.25", "--jobs", "1", "--no-progress"]) == code
+    assert message in capsys.readouterr().err
+    assert (out / "report.html").exists() and (out / "summary.json").exists()

@@ -9,6 +9,10 @@ import typer
 from spindledx.errors import BadInputError
 
 
+class TileFailuresError(RuntimeError):
+    """Some tiles failed for reasons other than bad input (the batch still finished and wrote its outputs)."""
+
+
 def batch(
     source: Path = typer.Argument(..., help="Folder of tiles, or a manifest (.csv / .parquet) with an 'image' "
                                             "column and optional case, mpp, expected_count, annotations, panel, "
@@ -66,7 +70,9 @@ def batch(
     lines.append(f"report: {report.paths['report']}")
     typer.echo("\n".join(lines))
     if report.outcome.interrupted:
-        raise KeyboardInterrupt
+        typer.echo(f"interrupted: {len(report.outcome.rows)} of {s['n_tiles']} tiles are done and kept in {out}; "
+                   "run the same command again to resume", err=True)
+        raise typer.Abort()  # the CLI maps this to exit code 130
     failed = s["failed"]
     if failed:
         bad = sum(1 for f in failed if f["error_kind"] == "bad_input")
@@ -74,8 +80,7 @@ def batch(
                    f"column of {report.paths['csv']}")
         if bad == len(failed):
             raise BadInputError(message)
-        typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(1)
+        raise TileFailuresError(message)  # exit code 1 (cli.main ignores typer.Exit codes returned by the app)
 
 
 def register(app: typer.Typer) -> None:
