@@ -74,8 +74,9 @@ QUALITY_CHECKS: tuple[QualityCheck, ...] = (
         "chromosome arms merge and a figure can no longer be told from a pyknotic nucleus."),
     QualityCheck(
         "stain_swapped", "stain_swapped", "=", 1.0, "boolean",
-        "Macenko vectors of spindledx.mitosis.stain: the red-absorbing (hematoxylin) vector and its partner resemble "
-        "the Ruifrok eosin/hematoxylin references crosswise better than directly (e.g. BGR channel order)."),
+        "spindledx.mitosis.stain's swapped flag: the clearly more red-absorbing Macenko vector (hematoxylin absorbs "
+        "red more than eosin) and its partner resemble the Ruifrok eosin/hematoxylin references crosswise better "
+        "than directly. A BGR-saved tile of Ruifrok-like stains is not caught (known gap)."),
     QualityCheck(
         "stain_atypical", "stain_min_similarity", "<", 0.8, "cosine to Ruifrok H / E",
         "a Macenko stain vector more than 37° from its Ruifrok & Johnston 2001 reference: that is about the angle "
