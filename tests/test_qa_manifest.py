@@ -109,3 +109,17 @@ def test_cli_reports_bad_manifest_before_any_image_work(tmp_path: Path, capsys) 
     err = capsys.readouterr().err
     assert code == 2 and "2 bad row(s)" in err and "row 1:" in err and "row 2: image 'b.png' not found" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_diagnosis_names_resolve_and_unknown_site_or_entity_is_a_row(tmp_path: Path) -> None:
+    _png(tmp_path / "a.png")
+    _png(tmp_path / "b.png")
+    (tmp_path / "ok.csv").write_text("image,panel,diagnosis,site\na.png,desmin+,Leiomyosarcoma,lung\n")
+    assert load_manifest(tmp_path / "ok.csv")[0].diagnosis == "leiomyosarcoma"
+    (tmp_path / "bad.csv").write_text("image,panel,diagnosis,site\n"
+                                      "a.png,desmin+,leiomyosarcomma,lung\n"
+                                      "b.png,desmin+,gist,moon\n")
+    with pytest.raises(BadInputError) as info:
+        load_manifest(tmp_path / "bad.csv")
+    msg = str(info.value)
+    assert "2 bad row(s)" in msg and "row 1: diagnosis: unknown entity" in msg and "row 2: site: unknown site" in msg

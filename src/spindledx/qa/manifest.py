@@ -110,6 +110,7 @@ def read_points_csv(path: str | Path, *, image: str | None = None) -> dict[str, 
 
 
 def _check_panel(text: str, site: str | None, parse: Callable[[str], object] | None) -> str | None:
+    """Problem with a case's panel (unknown marker or result word via ``parse_panel``) or site, else None."""
     if parse is None:
         from spindledx.ihc import parse_panel
 
@@ -118,7 +119,24 @@ def _check_panel(text: str, site: str | None, parse: Callable[[str], object] | N
         parse(text)
     except BadInputError as exc:
         return f"panel: {exc}"
+    if site is not None:
+        from spindledx.ihc import interpret_panel
+
+        try:
+            interpret_panel(text, site=site)
+        except BadInputError as exc:
+            return f"site: {exc}"
     return None
+
+
+def _resolve_diagnosis(text: str) -> tuple[str | None, str | None]:
+    """``(entity_id, None)`` for a known entity name, id or alias, else ``(None, problem)``."""
+    from spindledx.ihc.lookups import resolve_entity
+
+    try:
+        return resolve_entity(text), None
+    except BadInputError as exc:
+        return None, f"diagnosis: {exc}"
 
 
 def _raise_problems(source: str, problems: list[str]) -> None:
@@ -151,7 +169,8 @@ def load_manifest(path: str | Path, *, default_mpp: float | None = None,
     ------
     BadInputError
         One message listing every bad row (missing image or annotation file, bad mpp or expected count, unknown
-        marker, duplicate image, case-level fields that disagree within a case).
+        marker or site, unknown diagnosis, duplicate image, case-level fields that disagree within a case).
+        Diagnoses are stored as entity ids (names and aliases are resolved).
     """
     path = Path(path)
     if not path.is_file():
@@ -180,6 +199,7 @@ def load_manifest(path: str | Path, *, default_mpp: float | None = None,
     seen: dict[str, int] = {}
     case_fields: dict[str, dict[str, tuple[str | None, int]]] = {}
     panel_checked: dict[tuple[str, str | None], str | None] = {}
+    diagnoses: dict[str, tuple[str | None, str | None]] = {}
     for i, rec in enumerate(table.to_dict("records"), start=1):
         errs: list[str] = []
         image_text = _text(rec.get("image"))
@@ -224,6 +244,14 @@ def load_manifest(path: str | Path, *, default_mpp: float | None = None,
                 errs.append(f"annotations: {exc}")
         case = _text(rec.get("case")) or (Path(image_text).stem if image_text else f"row{i}")
         fields = {c: _text(rec.get(c)) for c in CASE_COLUMNS}
+        if fields["diagnosis"] is not None:
+            if fields["diagnosis"] not in diagnoses:
+                diagnoses[fields["diagnosis"]] = _resolve_diagnosis(fields["diagnosis"])
+            entity_id, problem = diagnoses[fields["diagnosis"]]
+            if problem:
+                errs.append(problem)
+            else:
+                fields["diagnosis"] = entity_id
         known = case_fields.setdefault(case, {})
         for col, val in fields.items():
             if val is None:
