@@ -204,3 +204,29 @@ def test_cli_exit_codes_for_interrupt_and_failures(tmp_path: Path, capsys, monke
     assert main(["batch", str(folder), "--out", str(out), "--mpp", "0.25", "--jobs", "1", "--no-progress"]) == code
     assert message in capsys.readouterr().err
     assert (out / "report.html").exists() and (out / "summary.json").exists()
+
+
+def killing_detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
+    """Fake that kills its worker process on the one 160-px tile (a crashed or OOM-killed worker)."""
+    import os
+    import signal
+
+    if rgb.shape[0] == 160:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return fixed_detector(rgb, mpp)
+
+
+def test_killed_worker_loses_nothing_done(tmp_path: Path) -> None:
+    folder, ann = _make_set(tmp_path / "tiles", 3)
+    rgb, _ = make_tile(size_px=160, n_mitoses=1, seed=99, mpp=MPP)
+    cv2.imwrite(str(folder / "t99_kill.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    specs = tiles_from_folder(folder, mpp=MPP)
+    out = tmp_path / "out"
+    first = run_and_write(specs, out, detector=killing_detector, jobs=2, progress=False)
+    rows = {r["key"]: r for r in first.outcome.rows}
+    assert "worker process died" in rows["t99_kill.png"]["error"]
+    assert len(rows) == 4 and not first.outcome.interrupted
+    done_before = {k for k, r in rows.items() if not r["error"]}
+    second = run_and_write(specs, out, detector=fixed_detector, jobs=1, progress=False)
+    assert second.outcome.n_skipped == len(done_before) and second.summary["n_failed"] == 0
+    assert len(pd.read_csv(out / "tiles.csv")) == 4
