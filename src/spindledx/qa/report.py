@@ -259,6 +259,9 @@ def render_html(rows: Sequence[dict], summary: dict, *, specs_by_key: dict | Non
     parts.append(_table([{"flag": c.flag, "measure": c.measure, "rule": f"{c.comparison} {c.threshold:g}",
                           "unit": c.unit} for c in QUALITY_CHECKS], ["flag", "measure", "rule", "unit"]))
     parts.append("</section><section id='cases'><h2>Cases</h2>")
+    parts.append("<p>Density = mitoses over the case's scored tile area; FNCLCC mitotic score from its per-10-HPF "
+                 "equivalent. Where <code>area_below_10hpf</code> is yes, less than 10 HPF was counted and the "
+                 "score is indicative only (FNCLCC counts 10 HPF in the most active area).</p>")
     parts.append(_img(plots.get("density_per_case"), "density per case"))
     parts.append(_table(summary.get("cases", []), ["case", "n_tiles", "n_failed", "count", "expected_count",
                                                    "area_mm2", "mitoses_per_mm2", "mitoses_per_10hpf",
