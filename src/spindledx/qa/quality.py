@@ -133,9 +133,16 @@ def _od(rgb: np.ndarray) -> np.ndarray:
     return rgb_to_od(rgb)
 
 
+def _od_above(rgb: np.ndarray, od: float) -> np.ndarray:
+    """Pixels whose OD exceeds ``od`` in some channel, i.e. whose darkest channel is below ``255 exp(-od)``."""
+    rgb = np.asarray(rgb)
+    darkest = np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])  # faster than min(axis=-1)
+    return darkest < 255.0 * math.exp(-od)
+
+
 def tissue_mask(rgb: np.ndarray) -> np.ndarray:
     """Boolean mask of tissue pixels: OD above :data:`TISSUE_OD` in at least one channel (Macenko's beta)."""
-    return _od(rgb).max(axis=-1) > TISSUE_OD
+    return _od_above(rgb, TISSUE_OD)
 
 
 def _log_energy(channel: np.ndarray, sigma_px: float) -> float:
@@ -175,9 +182,9 @@ def _focus(rgb: np.ndarray, mpp: float, stain_matrix: np.ndarray) -> tuple[float
 def _ink_fraction(rgb: np.ndarray, od: np.ndarray) -> float:
     r, g, b = od[..., 0], od[..., 1], od[..., 2]
     total = r + g + b
-    coloured = od.max(axis=-1) > INK_MIN_OD
+    coloured = _od_above(rgb, INK_MIN_OD)
     non_he = (np.maximum(r, b) - g) > 0.15 * total
-    black = (rgb <= BLACK_LEVEL).all(axis=-1)
+    black = (rgb[..., 0] <= BLACK_LEVEL) & (rgb[..., 1] <= BLACK_LEVEL) & (rgb[..., 2] <= BLACK_LEVEL)
     return float(((coloured & non_he) | black).mean())
 
 
@@ -199,7 +206,7 @@ def assess_quality(rgb: np.ndarray, mpp: float) -> QualityReport:
 
     rgb = np.asarray(rgb)
     od = _od(rgb)
-    tissue = od.max(axis=-1) > TISSUE_OD
+    tissue = tissue_mask(rgb)
     tissue_fraction = float(tissue.mean())
     n_tissue = int(tissue.sum())
 
@@ -213,7 +220,8 @@ def assess_quality(rgb: np.ndarray, mpp: float) -> QualityReport:
         blur, lap_var = _focus(rgb, mpp, estimate.matrix)
         blur_um = blur if math.isfinite(blur) else None
 
-    clipped = (rgb >= CLIP_LEVEL).sum(axis=-1)
+    clipped = ((rgb[..., 0] >= CLIP_LEVEL).astype(np.uint8) + (rgb[..., 1] >= CLIP_LEVEL)
+               + (rgb[..., 2] >= CLIP_LEVEL))
     partial_clip = float(((clipped > 0) & (clipped < 3)).mean())
     luma = (0.2126 * rgb[..., 0] + 0.7152 * rgb[..., 1] + 0.0722 * rgb[..., 2]) / 255.0
     mean_luma = float(luma.mean())
