@@ -49,6 +49,11 @@ def slide_path(tmp_path_factory) -> Path:
     return write_pyramidal_tiff(tmp_path_factory.mktemp("slide") / "synthetic.tif", rgb, mpp=MPP)
 
 
+def run(path, **options):
+    """analyze_slide with 256 µm tile cores (1024 px), the geometry the border figures are placed on."""
+    return analyze_slide(path, **{"tile_um": CORE_PX * MPP, **options})
+
+
 def _match(found: np.ndarray, truth: np.ndarray, tol: float) -> np.ndarray:
     """Number of detections within ``tol`` of each true figure."""
     d = np.hypot(found[:, None, 0] - truth[None, :, 0], found[:, None, 1] - truth[None, :, 1])
@@ -57,7 +62,7 @@ def _match(found: np.ndarray, truth: np.ndarray, tol: float) -> np.ndarray:
 
 def test_every_figure_found_once_including_tile_borders(slide_path, tmp_path):
     figures, _ = _figures()
-    result = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "run", area_mm2=0.1)
+    result = run(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "run", area_mm2=0.1)
     assert result.info.mpp == MPP and result.raster.mpp == MPP
     assert result.n_tiles == 11  # 4 x 3 cells but the tissue-free one is skipped
     found = result.detections
@@ -69,7 +74,7 @@ def test_every_figure_found_once_including_tile_borders(slide_path, tmp_path):
 def test_slide_wide_suppression_merges_peaks_reported_by_two_tiles(slide_path, tmp_path):
     """Without overlap a border figure is split; the 7.5 µm suppression (the detector's own rule) merges it."""
     figures, _ = _figures()
-    result = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "run", area_mm2=0.1,
+    result = run(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "run", area_mm2=0.1,
                            margin_um=0.0)
     assert result.n_cross_tile_duplicates > 0
     assert len(result.detections) == len(figures)
@@ -78,7 +83,7 @@ def test_slide_wide_suppression_merges_peaks_reported_by_two_tiles(slide_path, t
 def test_without_overlap_a_border_figure_is_split_and_counted_twice(slide_path, tmp_path):
     """The control for the core rule: with no margin the tiles cut the figure on the boundary in two."""
     figures, _ = _figures()
-    result = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "run", area_mm2=0.1,
+    result = run(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "run", area_mm2=0.1,
                            margin_um=0.0, dedupe_um=0.0)
     assert len(result.detections) > len(figures)
 
@@ -86,7 +91,7 @@ def test_without_overlap_a_border_figure_is_split_and_counted_twice(slide_path, 
 def test_hotspot_is_the_known_cluster(slide_path, tmp_path):
     figures, cluster = _figures()
     area = 0.1
-    result = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "run", area_mm2=area,
+    result = run(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "run", area_mm2=area,
                            shapes=("circle", "square"))
     circle, square = result.hotspots
     radius = math.sqrt(area * 1e6 / math.pi)
@@ -141,7 +146,7 @@ def test_hotspot_on_a_slide_of_he_like_synthetic_tiles(tmp_path):
 
 def test_resume_skips_finished_tiles_and_gives_the_same_result(slide_path, tmp_path):
     out = tmp_path / "run"
-    full = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "full", area_mm2=0.1)
+    full = run(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "full", area_mm2=0.1)
 
     class InterruptedRunError(Exception):
         pass
@@ -154,7 +159,7 @@ def test_resume_skips_finished_tiles_and_gives_the_same_result(slide_path, tmp_p
             raise InterruptedRunError
 
     with pytest.raises(InterruptedRunError):
-        analyze_slide(slide_path, detector=dark_disk_detector, out_dir=out, area_mm2=0.1, on_tile=stop_after_three)
+        run(slide_path, detector=dark_disk_detector, out_dir=out, area_mm2=0.1, on_tile=stop_after_three)
     assert len(list((out / "tiles").glob("*.jsonl"))) == 3
     calls = []
 
@@ -164,26 +169,26 @@ def test_resume_skips_finished_tiles_and_gives_the_same_result(slide_path, tmp_p
 
     # the detector's name is part of the run manifest, so resuming needs the same detector
     with pytest.raises(BadInputError, match="--restart"):
-        analyze_slide(slide_path, detector=counting_detector, out_dir=out, area_mm2=0.1)
-    resumed = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=out, area_mm2=0.1)
+        run(slide_path, detector=counting_detector, out_dir=out, area_mm2=0.1)
+    resumed = run(slide_path, detector=dark_disk_detector, out_dir=out, area_mm2=0.1)
     assert resumed.n_tiles_resumed == 3 and resumed.n_tiles_run == full.n_tiles - 3
     np.testing.assert_allclose(np.sort(resumed.detections, axis=0), np.sort(full.detections, axis=0))
-    again = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=out, area_mm2=0.1)
+    again = run(slide_path, detector=dark_disk_detector, out_dir=out, area_mm2=0.1)
     assert again.n_tiles_run == 0 and len(again.detections) == len(full.detections)
-    fresh = analyze_slide(slide_path, detector=counting_detector, out_dir=out, area_mm2=0.1, restart=True)
+    fresh = run(slide_path, detector=counting_detector, out_dir=out, area_mm2=0.1, restart=True)
     assert len(calls) == fresh.n_tiles_run == full.n_tiles
 
 
 def test_worker_processes_give_the_same_detections(slide_path, tmp_path):
-    one = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "a", area_mm2=0.1)
-    two = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "b", area_mm2=0.1, jobs=2)
+    one = run(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "a", area_mm2=0.1)
+    two = run(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "b", area_mm2=0.1, jobs=2)
     np.testing.assert_allclose(np.sort(two.detections, axis=0), np.sort(one.detections, axis=0))
 
 
 def test_dask_local_cluster_gives_the_same_detections(slide_path, tmp_path):
     pytest.importorskip("dask.distributed")
-    one = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "a", area_mm2=0.1)
-    dsk = analyze_slide(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "b", area_mm2=0.1,
+    one = run(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "a", area_mm2=0.1)
+    dsk = run(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "b", area_mm2=0.1,
                         dask="local", jobs=1)
     np.testing.assert_allclose(np.sort(dsk.detections, axis=0), np.sort(one.detections, axis=0))
 
@@ -218,7 +223,7 @@ def test_cli_slide_json_and_files(slide_path, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold, **kw: dark_disk_detector)
     out = tmp_path / "cli"
     code = main(["slide", str(slide_path), "--out", str(out), "--format", "json", "--area-mm2", "0.25",
-                 "--shape", "all", "--no-progress"])
+                 "--tile-um", "256", "--shape", "all", "--no-progress"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     payload = json.loads(captured.out)
@@ -231,7 +236,11 @@ def test_cli_slide_json_and_files(slide_path, tmp_path, capsys, monkeypatch):
     assert payload["mpp_source"] and payload["working_mpp"] == MPP
     for path in payload["files"].values():
         assert Path(path).is_file()
-    code = main(["slide", str(slide_path), "--out", str(out), "--area-mm2", "0.25", "--no-progress"])
+    # other tile settings cannot resume the saved run
+    assert main(["slide", str(slide_path), "--out", str(out), "--area-mm2", "0.25", "--no-progress"]) == 2
+    assert "--restart" in capsys.readouterr().err
+    code = main(["slide", str(slide_path), "--out", str(out), "--area-mm2", "0.25", "--tile-um", "256",
+                 "--no-progress"])
     captured = capsys.readouterr()
     assert code == 0
     assert "Mitotic count" in captured.out and "hotspot" in captured.out and "average" in captured.out
@@ -290,5 +299,5 @@ def test_missing_model_fails_before_any_tile(slide_path, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "_cached_model", no_model)
     with pytest.raises(BadInputError, match="model"):
-        analyze_slide(slide_path, out_dir=tmp_path / "run")
+        run(slide_path, out_dir=tmp_path / "run")
     assert not (tmp_path / "run" / "tiles").exists()

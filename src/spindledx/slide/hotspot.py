@@ -214,7 +214,7 @@ def find_hotspot(points_um: np.ndarray, tissue: np.ndarray, cell_um: float, *, a
     floor = min_tissue_fraction
     if best_fraction < min_tissue_fraction:
         floor = best_fraction * 0.95
-        warnings.append(f"no {area_mm2:g} mm² window is {min_tissue_fraction:.0%} inside tissue (best "
+        warnings.append(f"no {area_mm2:g} mm² {shape} window is {min_tissue_fraction:.0%} inside tissue (best "
                         f"{best_fraction:.0%}): the hotspot is the busiest of the windows with the most tissue")
     best: tuple | None = None
     for grid_counts, tissue_frac, off_x, off_y, width_um, height_um in variants:

@@ -33,7 +33,7 @@ from spindledx.errors import BadInputError
 from spindledx.slide.reader import SlideInfo, WholeSlide
 
 DEFAULT_WORK_MPP = 0.25
-DEFAULT_TILE_UM = 256.0
+DEFAULT_TILE_UM = 512.0
 DEFAULT_MARGIN_UM = 16.0
 MPP_TOLERANCE = 0.15
 
