@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.signal import fftconvolve
+from scipy.spatial import cKDTree
 from skimage.transform import integral_image
 
 from spindledx.counting import (
@@ -245,13 +246,14 @@ def find_hotspot(points_um: np.ndarray, tissue: np.ndarray, cell_um: float, *, a
 
 def _exact_counts(points_um: np.ndarray, cx: np.ndarray, cy: np.ndarray, width_um: float, height_um: float,
                   circle: bool) -> np.ndarray:
+    """Points within each window (boundary included): a k-d tree query, Euclidean for circles, Chebyshev on
+    coordinates scaled by the window size for rectangles."""
     if len(points_um) == 0:
         return np.zeros(len(cx), np.int64)
-    dx = points_um[None, :, 0] - cx[:, None]
-    dy = points_um[None, :, 1] - cy[:, None]
+    centres = np.stack([cx, cy], axis=1)
     if circle:
-        r = width_um / 2.0
-        inside = dx * dx + dy * dy <= r * r
-    else:
-        inside = (np.abs(dx) <= width_um / 2.0) & (np.abs(dy) <= height_um / 2.0)
-    return inside.sum(axis=1)
+        tree = cKDTree(points_um)
+        return np.asarray(tree.query_ball_point(centres, r=width_um / 2.0, return_length=True), np.int64)
+    scale = np.array([width_um, height_um])
+    tree = cKDTree(points_um / scale)
+    return np.asarray(tree.query_ball_point(centres / scale, r=0.5, p=np.inf, return_length=True), np.int64)
