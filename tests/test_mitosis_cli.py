@@ -180,3 +180,11 @@ def test_hidden_files_skipped_and_out_must_be_a_folder(folder, tmp_path, capsys)
     not_a_dir.write_text("x")
     assert main(["score", str(folder), "--out", str(not_a_dir)]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_same_warning_for_many_images_is_printed_once(tmp_path, capsys):
+    for name in ("x.png", "y.png", "z.png"):
+        Image.fromarray(np.full((64, 64, 3), (235, 170, 220), np.uint8)).save(tmp_path / name)
+    assert main(["score", str(tmp_path), "--format", "json"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("assuming 0.25") == 1 and "3 images (x.png, y.png, z.png)" in err

@@ -106,8 +106,6 @@ def score(
             typer.echo(f"error: {exc}", err=True)
             failures.append((str(image), str(exc)))
             continue
-        for warning in result.warnings:
-            typer.echo(f"warning: {warning}", err=True)
         results.append(result)
         if out is not None:
             from spindledx.mitosis.outputs import write_tile_outputs
@@ -118,6 +116,7 @@ def score(
 
         write_summary_json(results, out / "summary.json", failed=failures)
         write_detections_csv(results, out / "mitoses.csv")
+    _print_warnings([w for r in results for w in r.warnings])
     _render(results, fmt, hpf_area)
     if out is not None and fmt == "table":
         Console(stderr=True).print(f"outputs written to {out}/ (per image: *_mitoses.csv, *_mitoses.geojson, "
@@ -125,6 +124,24 @@ def score(
     if failures:
         raise BadInputError(f"{len(failures)} of {len(images)} images could not be scored"
                             + (f" (the other {len(results)} were)" if results else ""))
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    """Print warnings on stderr; the same message for several images is printed once with the image count."""
+    groups: dict[str, list[str]] = {}
+    for warning in warnings:
+        image, sep, message = warning.partition(": ")
+        key = message if sep and Path(image).suffix.lower() in IMAGE_SUFFIXES + (".svs",) else warning
+        groups.setdefault(key, []).append(image if key != warning else "")
+    for message, images in groups.items():
+        named = [i for i in images if i]
+        if len(named) > 1:
+            shown = ", ".join(Path(i).name for i in named[:3]) + (" ..." if len(named) > 3 else "")
+            typer.echo(f"warning: {len(named)} images ({shown}): {message}", err=True)
+        elif named:
+            typer.echo(f"warning: {named[0]}: {message}", err=True)
+        else:
+            typer.echo(f"warning: {message}", err=True)
 
 
 def _render(results: list[TileScore], fmt: str, hpf_area: float) -> None:
@@ -237,8 +254,7 @@ def evaluate(
                "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
                "mean_abs_count_error": round(float(np.mean([abs(r["count_error"]) for r in rows])), 4),
                "radius_um": radius_um, "threshold": threshold, "warnings": notes}
-    for note in notes:
-        typer.echo(f"warning: {note}", err=True)
+    _print_warnings(notes)
     if fmt == "json":
         typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
