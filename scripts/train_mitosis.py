@@ -47,6 +47,7 @@ from spindledx.mitosis.candidates import WORKING_MPP, find_candidates
 from spindledx.mitosis.detect import dedupe_points
 from spindledx.mitosis.evaluate import MIDOG_RADIUS_UM, best_threshold, f1_scores, match_points
 from spindledx.mitosis.patches import extract_patches
+from spindledx.mitosis.stain import REFERENCE_STAIN_MATRIX, MacenkoNormalizer, od_to_rgb, rgb_to_od
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -146,6 +147,20 @@ def amibr_negatives(imgs: np.ndarray, rng: np.random.Generator, per_patch: int =
     return np.concatenate(crops)
 
 
+def scale_stain(rgb: np.ndarray, percentile: float = 95.0, target: tuple[float, float] = (1.2, 0.6)) -> np.ndarray:
+    """Experiment: scale H and E concentrations (Ruifrok-Johnston vectors) so their percentile over tissue hits
+    ``target``; the residual OD is kept. Only the stain amounts change, not the hue."""
+    od = rgb_to_od(rgb).reshape(-1, 3)
+    conc = od @ np.linalg.pinv(REFERENCE_STAIN_MATRIX).astype(np.float32)
+    tissue = np.linalg.norm(od, axis=1) > 0.15
+    ref = conc[tissue] if tissue.sum() > 100 else conc
+    p = np.maximum(np.percentile(ref, percentile, axis=0), 0.05)
+    factor = (np.asarray(target) / p).astype(np.float32)
+    new = np.maximum(conc, 0) * factor + np.minimum(conc, 0)
+    od2 = od + (new - conc) @ REFERENCE_STAIN_MATRIX.astype(np.float32)
+    return od_to_rgb(od2.reshape(rgb.shape))
+
+
 # ---------------------------------------------------------------------------------------------- augmentation
 def crop_and_geom(src: np.ndarray, rng: np.random.Generator, *, shift: int) -> np.ndarray:
     """Random shift ±shift, 64×64 centre crop, random rot90/flip; uint8 (N,64,64,3)."""
@@ -203,7 +218,7 @@ def stain_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------------------ model
 class MitosisNet(nn.Module):
-    """Five conv blocks (16-32-64-64-128 channels), global average pooling, linear logit (~136k parameters)."""
+    """Five conv blocks (16-32-64-64-128 channels), global average pooling, linear logit (~135k parameters)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -397,6 +412,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidates-only", action="store_true")
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--normalise", action="store_true", help="Macenko-normalise each image/patch before cropping")
+    ap.add_argument(
+        "--scale-stain",
+        action="store_true",
+        help="experiment: rescale H/E (reference vectors) to a per-image percentile",
+    )
     args = ap.parse_args(argv)
     args.per_epoch = {"f_pos": 1600, "f_neg": 3600, "a_pos": 1600, "a_neg": 1200}
     torch.set_num_threads(args.threads)
@@ -404,12 +425,22 @@ def main(argv: list[str] | None = None) -> int:
     if not (DATA / "midesec-train" / "mitoses.csv").is_file():
         raise SystemExit(f"data not found under {DATA}")
     fields = load_fields()
+    norm = None
+    if args.normalise:  # candidates stay on the original image, patches come from the normalised one
+        norm = MacenkoNormalizer().transform
+    elif args.scale_stain:
+        norm = scale_stain
+    if norm is not None:
+        for f in fields:
+            f.rgb = norm(f.rgb)
     cand = candidate_report(fields)
     log("candidates:", cand)
     if args.candidates_only:
         return 0
     rng = np.random.default_rng(args.seed)
     imgs, held, n_held_slides, _ = load_amibr(rng)
+    if norm is not None:
+        imgs = np.stack([norm(i) for i in imgs])
     log(f"ami-br: {len(imgs)} patches, held out {int(held.sum())} from {int(n_held_slides[0])} slides")
     train_imgs = imgs[~held]
     a_pos = np.ascontiguousarray(train_imgs[:, 16:112, 16:112])
