@@ -221,7 +221,8 @@ def run_signature(options: RunOptions, *, injected: bool) -> dict:
             from spindledx.mitosis.model import DEFAULT_DESCRIPTION
 
             desc = json.loads(Path(DEFAULT_DESCRIPTION).read_text())
-            sig["detector"] = f"shipped model {desc.get('version')} sha256 {desc.get('sha256')}"
+            sig["detector"] = (f"shipped model {desc.get('version')} sha256 {desc.get('sha256')} "
+                               f"threshold {desc.get('threshold')}")
         except (OSError, ValueError, ImportError):
             sig["detector"] = "shipped model (description unreadable)"
     return sig
