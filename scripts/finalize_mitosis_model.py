@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             "midesec_recall": report.get("candidates"),
         },
         "dedupe_radius_um": 7.5,
+        "stain_scaling": report.get("stain_scaling"),
         "cv": cv,
         "training": {
             "epochs": report["final"]["epochs"],

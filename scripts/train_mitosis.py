@@ -47,7 +47,7 @@ from spindledx.mitosis.candidates import WORKING_MPP, find_candidates
 from spindledx.mitosis.detect import dedupe_points
 from spindledx.mitosis.evaluate import MIDOG_RADIUS_UM, best_threshold, f1_scores, match_points
 from spindledx.mitosis.patches import extract_patches
-from spindledx.mitosis.stain import REFERENCE_STAIN_MATRIX, MacenkoNormalizer, od_to_rgb, rgb_to_od
+from spindledx.mitosis.stain import MacenkoNormalizer, scale_stain_concentrations
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -56,6 +56,7 @@ STAIN_CLUSTER = ["P0_03.png", "P0_06.png", "P0_24.png", "P0_33.png", "P0_34.png"
 RADIUS_PX = MIDOG_RADIUS_UM / WORKING_MPP  # 30 px
 SRC = 96  # stored crop edge (room for shift/rotation)
 PATCH = 64  # model input edge
+STAIN_SCALING = {"percentile": 95.0, "target": (1.2, 0.6)}
 HED_FROM_RGB_OD = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=np.float32)
 
 
@@ -147,18 +148,9 @@ def amibr_negatives(imgs: np.ndarray, rng: np.random.Generator, per_patch: int =
     return np.concatenate(crops)
 
 
-def scale_stain(rgb: np.ndarray, percentile: float = 95.0, target: tuple[float, float] = (1.2, 0.6)) -> np.ndarray:
-    """Experiment: scale H and E concentrations (Ruifrok-Johnston vectors) so their percentile over tissue hits
-    ``target``; the residual OD is kept. Only the stain amounts change, not the hue."""
-    od = rgb_to_od(rgb).reshape(-1, 3)
-    conc = od @ np.linalg.pinv(REFERENCE_STAIN_MATRIX).astype(np.float32)
-    tissue = np.linalg.norm(od, axis=1) > 0.15
-    ref = conc[tissue] if tissue.sum() > 100 else conc
-    p = np.maximum(np.percentile(ref, percentile, axis=0), 0.05)
-    factor = (np.asarray(target) / p).astype(np.float32)
-    new = np.maximum(conc, 0) * factor + np.minimum(conc, 0)
-    od2 = od + (new - conc) @ REFERENCE_STAIN_MATRIX.astype(np.float32)
-    return od_to_rgb(od2.reshape(rgb.shape))
+def scale_stain(rgb: np.ndarray) -> np.ndarray:
+    """Per-image stain scaling used with ``--scale-stain`` (same call as ``detect`` makes for such a model)."""
+    return scale_stain_concentrations(rgb, **STAIN_SCALING)
 
 
 # ---------------------------------------------------------------------------------------------- augmentation
@@ -449,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     report_path = args.out / "cv_report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     report["candidates"] = cand
+    report["stain_scaling"] = STAIN_SCALING if args.scale_stain else None
     report["amibr_heldout_slides"] = int(n_held_slides[0])
     by_name = {f.name: f for f in fields}
     folds: dict[str, list[str]] = {}

@@ -94,3 +94,15 @@ def test_normaliser_maps_recoloured_image_near_target():
     after = np.abs(out.astype(float) - target).mean()
     assert after < 0.5 * before
     assert after < 12
+
+
+def test_scale_stain_concentrations_equalises_pale_and_dark():
+    from spindledx.mitosis.stain import concentrations, scale_stain_concentrations
+
+    dark, ch = synthetic_he(REFERENCE_STAIN_MATRIX[0], REFERENCE_STAIN_MATRIX[1], seed=5, h_scale=1.4)
+    pale, _ = synthetic_he(REFERENCE_STAIN_MATRIX[0], REFERENCE_STAIN_MATRIX[1], seed=5, h_scale=0.5)
+    nuclei = ch > 0.6
+    h_dark = concentrations(scale_stain_concentrations(dark), REFERENCE_STAIN_MATRIX)[..., 0][nuclei].mean()
+    h_pale = concentrations(scale_stain_concentrations(pale), REFERENCE_STAIN_MATRIX)[..., 0][nuclei].mean()
+    raw_ratio = 1.4 / 0.5
+    assert h_dark / h_pale < 0.5 * raw_ratio

@@ -15,6 +15,7 @@ from spindledx.mitosis.candidates import find_candidates
 from spindledx.mitosis.evaluate import MIDOG_RADIUS_UM
 from spindledx.mitosis.model import MitosisModel, load_model
 from spindledx.mitosis.patches import extract_patches
+from spindledx.mitosis.stain import scale_stain_concentrations
 from spindledx.mitosis.types import Detection
 
 
@@ -98,7 +99,15 @@ def detect_mitoses(
     cand = find_candidates(work, work_mpp)
     if len(cand) == 0:
         return []
-    scores = model.predict(extract_patches(work, cand, size=model.patch_size))
+    # optional per-image stain scaling, declared by the model description ("stain_scaling": {percentile, target})
+    description = getattr(model, "description", None)
+    scaling = getattr(description, "extra", {}).get("stain_scaling") if description is not None else None
+    patch_source = work
+    if scaling:
+        patch_source = scale_stain_concentrations(
+            work, percentile=float(scaling["percentile"]), target=tuple(scaling["target"])
+        )
+    scores = model.predict(extract_patches(patch_source, cand, size=model.patch_size))
     keep = scores >= thr
     cand, scores = cand[keep], scores[keep]
     order = dedupe_points(cand, scores, MIDOG_RADIUS_UM / work_mpp)

@@ -252,3 +252,27 @@ class MacenkoNormalizer:
         conc = np.maximum(conc, 0.0) * scale
         od = conc @ self.stain_matrix_target.astype(np.float32)
         return od_to_rgb(od)
+
+
+def scale_stain_concentrations(
+    rgb: np.ndarray,
+    *,
+    percentile: float = 95.0,
+    target: tuple[float, float] = (1.2, 0.6),
+    beta: float = 0.15,
+) -> np.ndarray:
+    """Rescale the hematoxylin and eosin amounts of an image so their ``percentile`` over tissue equals ``target``.
+
+    Colour deconvolution with the fixed Ruifrok & Johnston (2001) vectors; only the stain amounts change (the hue
+    and the residual OD are kept), which makes it stable where a per-image Macenko fit is not. Tissue = pixels
+    with OD norm above ``beta``. Returns uint8 RGB.
+    """
+    od = rgb_to_od(rgb).reshape(-1, 3)
+    conc = od @ np.linalg.pinv(REFERENCE_STAIN_MATRIX).astype(np.float32)
+    tissue = np.linalg.norm(od, axis=1) > beta
+    ref = conc[tissue] if tissue.sum() > 100 else conc
+    p = np.maximum(np.percentile(ref[:: max(len(ref) // 200_000, 1)], percentile, axis=0), 0.05)
+    factor = (np.asarray(target, dtype=np.float32) / p).astype(np.float32)
+    new = np.maximum(conc, 0) * factor + np.minimum(conc, 0)
+    od2 = od + (new - conc) @ REFERENCE_STAIN_MATRIX.astype(np.float32)
+    return od_to_rgb(od2.reshape(np.shape(rgb)))
