@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean train bench sample-slides
+.PHONY: demo test lint venv clean train
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
+	rm -rf demo_out
 	@echo "== Mitotic count on sample_slides/ (synthetic tiles, 0.25 um/px)"
-	$(BIN)/spindledx score sample_slides --out demo_out
+	$(BIN)/spindledx score sample_slides --out demo_out/score
+	@echo "== Batch QA over sample_slides/manifest.csv (report: demo_out/batch/report.html)"
+	$(BIN)/spindledx batch sample_slides/manifest.csv --out demo_out/batch --no-progress
 	@echo "== Reference IHC panel (lung)"
 	$(BIN)/spindledx panel "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung
 

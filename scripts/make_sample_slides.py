@@ -11,7 +11,7 @@ resolution tags (40,000 px/cm), which keeps each tile near 250 kB. Also writes
 
 * ``ground_truth.csv``: ``image, figure, cx, cy, kind, size_um`` (pixel coordinates, x = column), readable by
   ``spindledx evaluate --truth``;
-* ``manifest.csv``: ``image, case, mpp, expected_count, annotations`` for the batch runner.
+* ``manifest.csv``: ``image, case, mpp, expected_count, annotations, panel, diagnosis, site`` for the batch runner.
 
 The tiles are synthetic: they demonstrate the pipeline, they do not measure its accuracy on tissue.
 """
@@ -39,6 +39,14 @@ TILES = (
 )
 
 
+# IHC panels recorded for the synthetic cases, so that the batch demo shows the IHC side too: the reference case of
+# DESIGN.md (lung, leiomyosarcoma) and a KIT-negative, DOG1-positive gastric GIST. Invented teaching cases.
+CASE_IHC = {
+    "SYN-A": {"panel": "actin+ desmin+ CK-pan- CD34- CD117- S-100-", "diagnosis": "leiomyosarcoma", "site": "lung"},
+    "SYN-B": {"panel": "CD117- DOG1+ CD34+ SMA- S100- desmin-", "diagnosis": "gist", "site": "gi_tract"},
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "sample_slides")
@@ -64,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             truth_rows.append({"image": name, "figure": index, "cx": round(fig.x, 1), "cy": round(fig.y, 1),
                                "kind": fig.kind, "size_um": fig.size_um})
         manifest_rows.append({"image": name, "case": case, "mpp": MPP, "expected_count": len(figures),
-                              "annotations": "ground_truth.csv"})
+                              "annotations": "ground_truth.csv", **CASE_IHC.get(case, {})})
         print(f"{out / name}: {len(figures)} figures ({note}), {(out / name).stat().st_size / 1e3:.0f} kB")
     _write_csv(out / "ground_truth.csv", truth_rows)
     _write_csv(out / "manifest.csv", manifest_rows)

@@ -55,7 +55,7 @@ _register_commands()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (2 for bad input, 1 for an unexpected failure)."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except BadInputError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"unexpected error ({type(exc).__name__}): {exc}  [set SPINDLEDX_DEBUG=1 for a traceback]",
                    err=True)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:  # pragma: no cover - console-script shim

@@ -9,10 +9,6 @@ import typer
 from spindledx.errors import BadInputError
 
 
-class TileFailuresError(RuntimeError):
-    """Some tiles failed for reasons other than bad input (the batch still finished and wrote its outputs)."""
-
-
 def batch(
     source: Path = typer.Argument(..., help="Folder of tiles, or a manifest (.csv / .parquet) with an 'image' "
                                             "column and optional case, mpp, expected_count, annotations, panel, "
@@ -80,7 +76,8 @@ def batch(
                    f"column of {report.paths['csv']}")
         if bad == len(failed):
             raise BadInputError(message)
-        raise TileFailuresError(message)  # exit code 1 (cli.main ignores typer.Exit codes returned by the app)
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
