@@ -9,6 +9,7 @@ from skimage.draw import disk
 from spindledx.mitosis.stain import (
     REFERENCE_STAIN_MATRIX,
     MacenkoNormalizer,
+    concentrations,
     estimate_stain_matrix,
     hematoxylin_channel,
     od_to_rgb,
@@ -106,3 +107,13 @@ def test_scale_stain_concentrations_equalises_pale_and_dark():
     h_pale = concentrations(scale_stain_concentrations(pale), REFERENCE_STAIN_MATRIX)[..., 0][nuclei].mean()
     raw_ratio = 1.4 / 0.5
     assert h_dark / h_pale < 0.5 * raw_ratio
+
+
+def test_concentrations_uint8_fast_path_matches_float_path():
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    matrix = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11]], dtype=np.float32)
+    fast = concentrations(rgb, matrix)
+    slow = concentrations(rgb.astype(np.float32), matrix)
+    assert fast.shape == (40, 30, 2) and fast.dtype == np.float32
+    np.testing.assert_allclose(fast, slow, atol=1e-5)
