@@ -62,3 +62,13 @@ def test_grade_cli_json_and_bad_input(capsys):
     assert main(["grade", "--mitoses", "5", "--necrosis", "lots", "--differentiation", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: necrosis") and "Traceback" not in err
+
+
+def test_resolve_hpf_area_from_cli_options():
+    assert counting.resolve_hpf_area_mm2() == pytest.approx(counting.DEFAULT_HPF_AREA_MM2)
+    assert counting.resolve_hpf_area_mm2(0.3) == 0.3
+    assert counting.resolve_hpf_area_mm2(None, 20, 40) == pytest.approx(math.pi * 0.25**2)
+    with pytest.raises(BadInputError):
+        counting.resolve_hpf_area_mm2(0.3, 22, None)
+    with pytest.raises(BadInputError):
+        counting.resolve_hpf_area_mm2(-1.0)

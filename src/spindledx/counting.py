@@ -52,6 +52,22 @@ def hpf_area_mm2(field_number_mm: float = DEFAULT_FIELD_NUMBER_MM,
 DEFAULT_HPF_AREA_MM2 = hpf_area_mm2()
 
 
+def resolve_hpf_area_mm2(hpf_area: float | None = None, field_number_mm: float | None = None,
+                         objective_magnification: float | None = None) -> float:
+    """HPF area in mm² from the CLI's options: an explicit area, or field number and objective (defaults 22, 40x).
+
+    Giving both an area and a field number/objective is ambiguous and is refused.
+    """
+    if hpf_area is not None:
+        if field_number_mm is not None or objective_magnification is not None:
+            raise BadInputError("give either --hpf-area-mm2 or --field-number/--objective, not both")
+        if hpf_area <= 0:
+            raise BadInputError("--hpf-area-mm2 must be positive")
+        return float(hpf_area)
+    return hpf_area_mm2(DEFAULT_FIELD_NUMBER_MM if field_number_mm is None else field_number_mm,
+                        DEFAULT_OBJECTIVE_MAGNIFICATION if objective_magnification is None else objective_magnification)
+
+
 def check_mpp(mpp: float) -> float:
     """Return ``mpp`` (micrometres per pixel) if it is a plausible scan resolution, else raise BadInputError."""
     if not (isinstance(mpp, int | float) and math.isfinite(mpp)) or not (

@@ -60,17 +60,6 @@ def _unique_stems(images: list[Path]) -> list[str]:
     return ["__".join(p.with_suffix("").parts).replace(":", "") for p in images]
 
 
-def _hpf_area(hpf_area_mm2: float | None, field_number: float | None, objective: float | None) -> float:
-    if hpf_area_mm2 is not None:
-        if field_number is not None or objective is not None:
-            raise BadInputError("give either --hpf-area-mm2 or --field-number/--objective, not both")
-        if hpf_area_mm2 <= 0:
-            raise BadInputError("--hpf-area-mm2 must be positive")
-        return float(hpf_area_mm2)
-    return counting.hpf_area_mm2(field_number if field_number is not None else counting.DEFAULT_FIELD_NUMBER_MM,
-                                 objective if objective is not None else counting.DEFAULT_OBJECTIVE_MAGNIFICATION)
-
-
 def score(
     paths: list[str] = typer.Argument(..., metavar="PATH...", help="Images (png/jpg/tif) or folders of images."),
     mpp: float | None = typer.Option(None, "--mpp", help="Resolution in µm/px, overriding the files' metadata."),
@@ -88,7 +77,7 @@ def score(
         counting.check_mpp(mpp)
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
-    hpf_area = _hpf_area(hpf_area_mm2, field_number, objective)
+    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
     images = collect_images(paths)
     stems = _unique_stems(images)
     detector = _load_detector(threshold)

@@ -29,17 +29,6 @@ def _load_detector(threshold: float | None, *, threads: int = 2):
     return default_detector(threshold=threshold, threads=threads)
 
 
-def _hpf_area(hpf_area_mm2: float | None, field_number: float | None, objective: float | None) -> float:
-    if hpf_area_mm2 is not None:
-        if field_number is not None or objective is not None:
-            raise BadInputError("give either --hpf-area-mm2 or --field-number/--objective, not both")
-        if hpf_area_mm2 <= 0:
-            raise BadInputError("--hpf-area-mm2 must be positive")
-        return float(hpf_area_mm2)
-    return counting.hpf_area_mm2(field_number if field_number is not None else counting.DEFAULT_FIELD_NUMBER_MM,
-                                 objective if objective is not None else counting.DEFAULT_OBJECTIVE_MAGNIFICATION)
-
-
 def slide(
     path: Path = typer.Argument(..., help="Whole-slide image: SVS, NDPI, MRXS, pyramidal/OME/plain TIFF."),
     mpp: float | None = typer.Option(None, "--mpp", help="Level-0 µm/px, overriding (or replacing) metadata."),
@@ -76,7 +65,7 @@ def slide(
     if area_mm2 is not None and area_mm2 <= 0:
         raise BadInputError("--area-mm2 must be positive")
     counting.check_mpp(work_mpp)
-    hpf_area = _hpf_area(hpf_area_mm2, field_number, objective)
+    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
     if not path.exists():
         raise BadInputError(f"slide not found: {path}")
     out_dir = out if out is not None else Path.cwd() / f"{path.stem}_slide"
