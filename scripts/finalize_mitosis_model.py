@@ -7,7 +7,7 @@ slides held out from all training and the seconds per 1024×1024 field, and writ
 
 Usage::
 
-    .venv/bin/python scripts/finalize_mitosis_model.py RUN_DIR [--tta 2] [--threshold X]
+    .venv/bin/python scripts/finalize_mitosis_model.py RUN_DIR [--scheme gated8] [--threshold X]
 """
 
 from __future__ import annotations
@@ -37,9 +37,18 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def cv_summary(report: dict, tta: int) -> dict:
+#: Test-time averaging schemes of ``train_mitosis.TTA_SCHEMES``: name -> (views, gate or None = inside the graph).
+SCHEMES: dict[str, tuple[int, float | None]] = {
+    "tta1": (1, None),
+    "tta2": (2, None),
+    "tta4": (4, None),
+    "tta8": (8, None),
+    "gated8": (8, 0.1),
+}
+
+
+def cv_summary(report: dict, key: str) -> dict:
     folds = report.get("folds", {})
-    key = f"tta{tta}"
     rows = {k: v[key] | {"test_fields": v.get("test_fields", [])} for k, v in folds.items() if key in v}
     by_field = [rows[k] for k in sorted(rows) if k != "stain"]
     out: dict = {"per_fold": rows}
@@ -126,15 +135,16 @@ def model_card(desc: dict, report: dict) -> str:
     stain = cv.get("stain_cluster_holdout", {})
     am = desc.get("amibr_heldout", {})
     other = []
-    for ways in (1, 2, 4):
-        s = cv_summary(report, ways)
+    for key in SCHEMES:
+        s = cv_summary(report, key)
         if "mean_f1" in s:
             st = s.get("stain_cluster_holdout", {}).get("f1", float("nan"))
-            other.append(f"| {ways} | {s['mean_f1']:.3f} | {s['pooled']['f1']:.3f} | {st:.3f} |")
+            other.append(f"| {key} | {s['mean_f1']:.3f} | {s['pooled']['f1']:.3f} | {st:.3f} |")
     return TEMPLATE.format(
         version=desc["version"],
         sha=desc["sha256"],
         tta=desc["tta"],
+        scheme=desc["tta_scheme"],
         thr=desc["threshold"],
         thr_src=desc["threshold_source"],
         table=_fold_table(cv),
@@ -224,7 +234,7 @@ Trained on all 35 fields + the training ami-br slides for {epochs} epochs; thres
 ```
 .venv/bin/pip install torch==2.13.0 onnx onnxscript   # CPU wheel, training only
 .venv/bin/python scripts/train_mitosis.py --final --cv --out RUN_DIR
-.venv/bin/python scripts/finalize_mitosis_model.py RUN_DIR --tta {tta}
+.venv/bin/python scripts/finalize_mitosis_model.py RUN_DIR --scheme {scheme}
 ```
 (`make train` runs both with RUN_DIR=/tmp/spindledx-mitosis-run.)
 """
@@ -233,7 +243,7 @@ Trained on all 35 fields + the training ami-br slides for {epochs} epochs; thres
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
-    ap.add_argument("--tta", type=int, default=2)
+    ap.add_argument("--scheme", choices=sorted(SCHEMES), default="gated8", help="test-time averaging to ship")
     ap.add_argument("--threshold", type=float, default=None, help="override (default: median CV threshold)")
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--skip-amibr", action="store_true")
@@ -247,12 +257,14 @@ def main(argv: list[str] | None = None) -> int:
         extra = json.loads((other / "cv_report.json").read_text())
         for k, v in extra.get("folds", {}).items():
             report.setdefault("folds", {}).setdefault(k, v)
-    src = args.run_dir / f"mitosis_cnn_tta{args.tta}.onnx"
+    ways, gate = SCHEMES[args.scheme]
+    # a gated scheme ships the single-view graph; the package averages the views (spindledx.mitosis.model.gated_tta)
+    src = args.run_dir / f"mitosis_cnn_tta{1 if gate is not None else ways}.onnx"
     MODELS.mkdir(exist_ok=True)
     dst = MODELS / "mitosis_cnn.onnx"
     shutil.copyfile(src, dst)
     sha = sha256_file(dst)
-    cv = cv_summary(report, args.tta)
+    cv = cv_summary(report, args.scheme)
     provisional = args.threshold is None and "median_threshold" not in cv
     threshold = args.threshold if args.threshold is not None else cv.get("median_threshold", 0.5)
     desc = {
@@ -266,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             "layout": "NCHW float32 RGB in [0, 1] (uint8 / 255), no stain normalisation",
             "output": "mitosis probability per patch (sigmoid, averaged over the TTA views)",
         },
-        "tta": args.tta,
+        "tta": ways,
+        "tta_gate": gate,
+        "tta_scheme": args.scheme,
         "threshold": threshold,
         "threshold_source": "provisional (CV not finished)"
         if provisional
@@ -297,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     (MODELS / "MODEL_CARD.md").write_text(model_card(desc, report))
     print(
         json.dumps(
-            {k: desc[k] for k in ("sha256", "threshold", "tta", "speed")}
+            {k: desc[k] for k in ("sha256", "threshold", "tta", "tta_gate", "speed")}
             | {
                 "amibr_heldout": desc.get("amibr_heldout"),
                 "cv_mean_f1": cv.get("mean_f1"),

@@ -46,7 +46,8 @@ from torch import nn
 from spindledx.mitosis.candidates import WORKING_MPP, find_candidates
 from spindledx.mitosis.detect import dedupe_points
 from spindledx.mitosis.evaluate import MIDOG_RADIUS_UM, best_threshold, f1_scores, match_points
-from spindledx.mitosis.patches import extract_patches
+from spindledx.mitosis.model import gated_tta
+from spindledx.mitosis.patches import extract_patches, to_model_input
 from spindledx.mitosis.stain import MacenkoNormalizer, scale_stain_concentrations
 
 REPO = Path(__file__).resolve().parents[1]
@@ -172,8 +173,12 @@ def crop_and_geom(src: np.ndarray, rng: np.random.Generator, *, shift: int) -> n
     return out
 
 
-def stain_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Per-sample HED jitter + photometric jitter on a float (N,3,S,S) batch in [0,1]."""
+def stain_augment(x: torch.Tensor, g: torch.Generator, *, strong: bool = False) -> torch.Tensor:
+    """Per-sample HED jitter + photometric jitter on a float (N,3,S,S) batch in [0,1].
+
+    ``strong`` widens the HED ranges (H, E ×0.4–1.8, shift ±0.08, matrix ±25%) and adds a per-channel RGB gain
+    (±15%, white balance of another scanner) and a partial desaturation (30% of samples, up to 40%).
+    """
     n = x.shape[0]
     m = torch.from_numpy(HED_FROM_RGB_OD)
     od = -torch.log(torch.clamp(x, min=1 / 255.0))
@@ -182,14 +187,20 @@ def stain_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(*shape, generator=g)
 
-    scale = u(0.5, 1.6, n, 3, 1, 1)
+    lo, hi, sh, mat = (0.4, 1.8, 0.08, 0.25) if strong else (0.5, 1.6, 0.05, 0.15)
+    scale = u(lo, hi, n, 3, 1, 1)
     scale[:, 2] = u(0.8, 1.2, n, 1, 1)
-    shift_ = u(-0.05, 0.05, n, 3, 1, 1)
+    shift_ = u(-sh, sh, n, 3, 1, 1)
     conc = conc * scale + shift_
-    mp = m.unsqueeze(0) * u(0.85, 1.15, n, 3, 3)
+    mp = m.unsqueeze(0) * u(1 - mat, 1 + mat, n, 3, 3)
     mp = mp / mp.norm(dim=2, keepdim=True)
     od = torch.einsum("nshw,nsc->nchw", torch.clamp(conc, min=0), mp)
     x = torch.exp(-od)
+    if strong:
+        x = x * u(0.85, 1.15, n, 3, 1, 1)
+        grey = x.mean(dim=1, keepdim=True)
+        amount = u(0.0, 0.4, n, 1, 1, 1) * (torch.rand(n, 1, 1, 1, generator=g) < 0.3)
+        x = (x + (grey - x) * amount).clamp(0, 1)
     # photometric
     x = x.clamp(1e-4, 1) ** u(0.7, 1.4, n, 1, 1, 1)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
@@ -209,12 +220,16 @@ def stain_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------------ model
-class MitosisNet(nn.Module):
-    """Five conv blocks (16-32-64-64-128 channels), global average pooling, linear logit (~135k parameters)."""
+WIDTHS = {"base": [3, 16, 32, 64, 64, 128], "wide": [3, 24, 48, 80, 96, 160]}
 
-    def __init__(self) -> None:
+
+class MitosisNet(nn.Module):
+    """Five conv blocks (base 16-32-64-64-128 channels, ~135k parameters; wide 24-48-80-96-160), global average
+    pooling, linear logit."""
+
+    def __init__(self, width: str = "base") -> None:
         super().__init__()
-        chans = [3, 16, 32, 64, 64, 128]
+        chans = WIDTHS[width]
         layers: list[nn.Module] = []
         for i in range(5):
             layers += [nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False), nn.BatchNorm2d(chans[i + 1])]
@@ -222,7 +237,7 @@ class MitosisNet(nn.Module):
             if i < 4:
                 layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(128, 1))
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(chans[-1], 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).mean(dim=(2, 3))).squeeze(1)
@@ -264,11 +279,13 @@ class TrainSet:
     a_neg: np.ndarray
 
 
-def train_model(ts: TrainSet, *, epochs: int, seed: int, per_epoch: dict[str, int]) -> nn.Module:
+def train_model(
+    ts: TrainSet, *, epochs: int, seed: int, per_epoch: dict[str, int], width: str = "base", strong: bool = False
+) -> nn.Module:
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    net = MitosisNet()
+    net = MitosisNet(width)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     bs = 128
     pos_idx = np.flatnonzero(ts.f_labels == 1)
@@ -297,7 +314,7 @@ def train_model(ts: TrainSet, *, epochs: int, seed: int, per_epoch: dict[str, in
         for b in range(steps_per_epoch):
             ii = order[b * bs : (b + 1) * bs]
             x = torch.from_numpy(xs[ii]).permute(0, 3, 1, 2).float() / 255.0
-            x = stain_augment(x, g)
+            x = stain_augment(x, g, strong=strong)
             y = torch.from_numpy(ys[ii])
             y_s = y * 0.95 + 0.025
             logit = net(x)
@@ -316,14 +333,36 @@ def train_model(ts: TrainSet, *, epochs: int, seed: int, per_epoch: dict[str, in
     return net
 
 
+#: Test-time averaging schemes evaluated in every fold: name -> (dihedral views, gate). A gate of None averages all
+#: views for every candidate (views inside the exported graph); a gate g scores every candidate once and averages the
+#: views only where that score is >= g (``spindledx.mitosis.model.gated_tta``, what the package runs).
+TTA_SCHEMES: dict[str, tuple[int, float | None]] = {
+    "tta1": (1, None),
+    "tta2": (2, None),
+    "tta4": (4, None),
+    "tta8": (8, None),
+    "gated8": (8, 0.1),
+}
+
+
 @torch.no_grad()
-def score_fields(net: nn.Module, fields: list[FieldData], ways: int) -> list[np.ndarray]:
+def score_fields(net: nn.Module, fields: list[FieldData], ways: int, gate: float | None = None) -> list[np.ndarray]:
+    net = net.eval()
+
+    def single_view(x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x))
+        return torch.cat([torch.sigmoid(net(t[i : i + 512])) for i in range(0, len(t), 512)]).numpy()
+
     model = TTAWrapper(net, ways).eval()
     out = []
     for f in fields:
         p = extract_patches(f.rgb, f.cand, size=PATCH)
-        x = torch.from_numpy(p).permute(0, 3, 1, 2).float() / 255.0
-        out.append(torch.cat([model(x[i : i + 512]) for i in range(0, len(x), 512)]).numpy())
+        x = to_model_input(p)
+        if gate is not None:
+            out.append(gated_tta(single_view, x, ways=ways, gate=gate))
+            continue
+        xt = torch.from_numpy(x)
+        out.append(torch.cat([model(xt[i : i + 512]) for i in range(0, len(xt), 512)]).numpy())
     return out
 
 
@@ -350,29 +389,50 @@ def make_trainset(fields: list[FieldData], a_pos: np.ndarray, a_neg: np.ndarray)
     return TrainSet(crops, labels, a_pos, a_neg)
 
 
-def run_fold(
-    name: str, train: list[FieldData], test: list[FieldData], a_pos, a_neg, args, seed: int, tta_list: list[int]
-) -> dict:
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(train))
+def split_fold(train: list[FieldData], seed: int) -> tuple[list[FieldData], list[FieldData]]:
+    """(fit, threshold-validation) fields: 20% of the training fields, drawn with the fold's seed."""
+    perm = np.random.default_rng(seed).permutation(len(train))
     n_val = max(3, int(round(0.2 * len(train))))
-    val = [train[i] for i in perm[:n_val]]
-    fit = [train[i] for i in perm[n_val:]]
-    log(f"fold {name}: train {len(fit)} fields, threshold-val {len(val)}, test {[f.name for f in test]}")
-    net = train_model(make_trainset(fit, a_pos, a_neg), epochs=args.epochs, seed=seed, per_epoch=args.per_epoch)
+    return [train[i] for i in perm[n_val:]], [train[i] for i in perm[:n_val]]
+
+
+def evaluate_fold(name: str, net: nn.Module, val: list[FieldData], test: list[FieldData], schemes: list[str]) -> dict:
+    """Threshold chosen on ``val`` only, then applied to ``test``; one result per TTA scheme."""
     res: dict = {"fold": name, "test_fields": [f.name for f in test], "val_fields": [f.name for f in val]}
     res["n_test"] = len(test)
-    for ways in tta_list:
-        vx, vs = detections(val, score_fields(net, val, ways))
+    for key in schemes:
+        ways, gate = TTA_SCHEMES[key]
+        vx, vs = detections(val, score_fields(net, val, ways, gate))
         thr, vf1 = best_threshold(vs, vx, [f.gt for f in val], RADIUS_PX)
-        tx, tsc = detections(test, score_fields(net, test, ways))
+        tx, tsc = detections(test, score_fields(net, test, ways, gate))
         r = evaluate_at(test, tx, tsc, thr)
         r.update({"threshold": round(thr, 4), "val_f1": round(vf1, 4)})
         # for information only (NOT a reported estimate): best threshold on the test fold itself
         r["oracle_f1_not_reported"] = round(best_threshold(tsc, tx, [f.gt for f in test], RADIUS_PX)[1], 4)
-        res[f"tta{ways}"] = r
-        log(f"  fold {name} tta{ways}: {r}")
+        res[key] = r
+        log(f"  fold {name} {key}: {r}")
     return res
+
+
+def run_fold(name: str, train: list[FieldData], test: list[FieldData], a_pos, a_neg, args, seed: int) -> dict:
+    fit, val = split_fold(train, seed)
+    log(f"fold {name}: train {len(fit)} fields, threshold-val {len(val)}, test {[f.name for f in test]}")
+    net = train_model(
+        make_trainset(fit, a_pos, a_neg), epochs=args.epochs, seed=seed, per_epoch=args.per_epoch,
+        width=args.width, strong=args.strong_aug,
+    )
+    torch.save(net.state_dict(), args.out / f"fold_{name}.pt")  # scratch weights for re-evaluation, never shipped
+    return evaluate_fold(name, net, val, test, list(TTA_SCHEMES))
+
+
+def load_net(path: Path) -> nn.Module:
+    """Scratch fold weights saved by ``run_fold`` (width inferred from the first conv layer)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    first = state["features.0.weight"].shape[0]
+    width = next(w for w, chans in WIDTHS.items() if chans[1] == first)
+    net = MitosisNet(width)
+    net.load_state_dict(state)
+    return net.eval()
 
 
 # ------------------------------------------------------------------------------------------------------ export
@@ -402,8 +462,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tta", type=int, default=2, help="TTA ways baked into the exported model")
     ap.add_argument("--threshold", type=float, default=None, help="threshold for the final model (default: CV)")
     ap.add_argument("--candidates-only", action="store_true")
+    ap.add_argument("--reeval", action="store_true", help="with --cv: re-evaluate saved fold_*.pt, no training")
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--width", choices=sorted(WIDTHS), default="base", help="CNN channel widths")
+    ap.add_argument("--strong-aug", action="store_true", help="wider stain jitter + RGB gain + desaturation")
     ap.add_argument("--normalise", action="store_true", help="Macenko-normalise each image/patch before cropping")
     ap.add_argument(
         "--scale-stain",
@@ -453,7 +516,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.final:
         log("final model on all 35 fields")
         trainset = make_trainset(fields, a_pos, a_neg)
-        net = train_model(trainset, epochs=args.epochs, seed=args.seed, per_epoch=args.per_epoch)
+        net = train_model(
+            trainset, epochs=args.epochs, seed=args.seed, per_epoch=args.per_epoch, width=args.width,
+            strong=args.strong_aug,
+        )
+        torch.save(net.state_dict(), args.out / "final.pt")  # scratch weights, never shipped
         report["final"] = {"epochs": args.epochs, "exports": {}}
         for ways in sorted({1, 2, 4, args.tta}):
             onnx_path = args.out / f"mitosis_cnn_tta{ways}.onnx"
@@ -468,7 +535,11 @@ def main(argv: list[str] | None = None) -> int:
             fold_seed = args.seed + 101 * (list(folds).index(k) + 1)
             test = [by_name[n] for n in folds[k]]
             train = [f for f in fields if f.name not in folds[k]]
-            res = run_fold(k, train, test, a_pos, a_neg, args, seed=fold_seed, tta_list=[1, 2, 4])
+            if args.reeval:
+                fit, val = split_fold(train, fold_seed)
+                res = evaluate_fold(k, load_net(args.out / f"fold_{k}.pt"), val, test, list(TTA_SCHEMES))
+            else:
+                res = run_fold(k, train, test, a_pos, a_neg, args, seed=fold_seed)
             report["folds"][k] = res
             report_path.write_text(json.dumps(report, indent=2))
     report["train_seconds"] = round(time.time() - t_start, 1)

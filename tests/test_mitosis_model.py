@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from spindledx.errors import BadInputError
-from spindledx.mitosis.model import DEFAULT_DESCRIPTION, ModelChecksumError, load_model, sha256_file
+from spindledx.mitosis.model import (
+    DEFAULT_DESCRIPTION,
+    ModelChecksumError,
+    ModelDescription,
+    gated_tta,
+    load_model,
+    sha256_file,
+)
+from spindledx.mitosis.patches import dihedral_views
 
 
 def _description(tmp_path, payload: bytes, sha: str):
@@ -67,3 +75,46 @@ def test_shipped_model_loads_and_scores_batches():
     assert p_all.shape == (5,) and np.all((p_all >= 0) & (p_all <= 1))
     assert np.allclose(p_all, p_split, atol=1e-5)
     assert model.predict(patches[:0]).shape == (0,)
+
+
+def test_dihedral_views_are_the_eight_distinct_symmetries():
+    x = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
+    views = dihedral_views(x, 8)
+    assert len({v.tobytes() for v in views}) == 8
+    assert np.array_equal(views[0], x) and np.array_equal(views[1], x[..., ::-1])
+    # every view is a rearrangement of the same pixels of the same patch and channel
+    assert all(np.array_equal(np.sort(v[1, 2].ravel()), np.sort(x[1, 2].ravel())) for v in views)
+    assert [len(dihedral_views(x, k)) for k in (1, 2, 4)] == [1, 2, 4]
+    with pytest.raises(ValueError):
+        dihedral_views(x, 3)
+
+
+def test_gated_tta_averages_views_only_above_the_gate():
+    # a "classifier" whose probability is the top-left pixel: it changes under flips and rotations
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return batch[:, 0, 0, 0].copy()
+
+    x = np.zeros((3, 3, 4, 4), dtype=np.float32)
+    x[0, 0, 0, 0] = 0.05  # below the gate: single-view score kept
+    x[1, 0, 0, 0] = 0.8  # above the gate: the other 7 views see 0 in that corner except the transpose
+    x[2, 0] = 0.6  # constant patch: every view agrees
+    p = gated_tta(predict, x, ways=8, gate=0.1)
+    assert p[0] == pytest.approx(0.05)
+    expected = np.mean([predict(v)[0] for v in dihedral_views(x[1:2], 8)])
+    assert p[1] == pytest.approx(expected) and p[1] < 0.8
+    assert p[2] == pytest.approx(0.6)
+    assert np.array_equal(gated_tta(predict, x, ways=1, gate=0.1), predict(x))
+
+
+def test_gated_description_is_parsed(tmp_path):
+    path = _description(tmp_path, b"onnx", sha256_file_bytes(b"onnx"))
+    raw = json.loads(path.read_text()) | {"tta": 8, "tta_gate": 0.1}
+    desc = ModelDescription.from_dict(raw)
+    assert desc.tta == 8 and desc.tta_gate == pytest.approx(0.1)
+    assert ModelDescription.from_dict(json.loads(path.read_text())).tta_gate is None
+
+
+def sha256_file_bytes(payload: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(payload).hexdigest()
