@@ -37,5 +37,5 @@ clean:
 MITOSIS_RUN ?= /tmp/spindledx-mitosis-run
 train: $(STAMP)
 	$(BIN)/pip install --quiet torch==2.13.0 onnx onnxscript
-	$(BIN)/python scripts/train_mitosis.py --final --cv --out $(MITOSIS_RUN)
-	$(BIN)/python scripts/finalize_mitosis_model.py $(MITOSIS_RUN) --tta 2
+	$(BIN)/python scripts/train_mitosis.py --final --cv --strong-aug --epochs 20 --out $(MITOSIS_RUN)
+	$(BIN)/python scripts/finalize_mitosis_model.py $(MITOSIS_RUN) --scheme gated8

@@ -30,7 +30,7 @@ from spindledx.mitosis.model import MitosisModel, load_model, sha256_file
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 MODELS = REPO / "models"
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -114,6 +114,31 @@ def measure_speed(model: MitosisModel, n: int = 5) -> dict:
     return {"seconds_per_1024x1024_field_median": round(statistics.median(times), 3), "runs": n}
 
 
+AUGMENTATION = {
+    "standard": "H, E ×0.5–1.6, ±0.05, stain matrix ±15%",
+    "strong": "H, E ×0.4–1.8, ±0.08, stain matrix ±25%, per-channel RGB gain ±15%, partial desaturation",
+    "strong+resolution": "H, E ×0.4–1.8, ±0.08, stain matrix ±25%, per-channel RGB gain ±15%, partial desaturation; "
+    "30% of patches shrunk 1.6–2.4× and enlarged back, as a 20× scan resampled to 0.25 µm/px",
+}
+TRAIN_FLAGS = {"standard": "", "strong": " --strong-aug", "strong+resolution": " --strong-aug --res-aug"}
+
+
+def _degraded_lines(report: dict, scheme: str) -> str:
+    """Summary of the CV re-run on fields degraded to a lower scan resolution (``train_mitosis --degrade``)."""
+    lines = []
+    for key in sorted(k for k in report if k.startswith("folds_degraded_x")):
+        s = cv_summary({"folds": report[key]}, scheme)
+        if "mean_f1" in s:
+            factor = key.removeprefix("folds_degraded_x")
+            lines.append(
+                f"* Same fold models on the fields shrunk {factor}× and resampled back to 0.25 µm/px (a simulated "
+                f"{0.25 * float(factor):g} µm/px scan): mean F1 {s['mean_f1']:.3f}, pooled {s['pooled']['f1']:.3f} "
+                f"(TP {s['pooled']['tp']}, FP {s['pooled']['fp']}, FN {s['pooled']['fn']}), stain hold-out "
+                f"{s.get('stain_cluster_holdout', {}).get('f1', float('nan')):.3f}."
+            )
+    return "\n".join(lines) if lines else "* Not measured on simulated lower-resolution scans."
+
+
 def _fold_table(cv: dict) -> str:
     lines = [
         "| fold | test fields | TP | FP | FN | precision | recall | F1 | threshold (chosen on fold's val fields) |",
@@ -129,7 +154,7 @@ def _fold_table(cv: dict) -> str:
     return "\n".join(lines)
 
 
-def model_card(desc: dict, report: dict) -> str:
+def model_card(desc: dict, report: dict, notes: list[str] = ()) -> str:
     cv = desc["cv"]
     pooled = cv.get("pooled", {})
     stain = cv.get("stain_cluster_holdout", {})
@@ -145,6 +170,13 @@ def model_card(desc: dict, report: dict) -> str:
         sha=desc["sha256"],
         tta=desc["tta"],
         scheme=desc["tta_scheme"],
+        gate=desc["tta_gate"],
+        aug=AUGMENTATION[report.get("augmentation", "standard")],
+        notes="".join(f"* {n}\n" for n in notes),
+        aug_short=report.get("augmentation", "standard") + " augmentation",
+        train_flags=TRAIN_FLAGS[report.get("augmentation", "standard")],
+        target_note="reached" if cv.get("mean_f1", 0) >= 0.70 else "NOT reached",
+        degraded=_degraded_lines(report, desc["tta_scheme"]),
         thr=desc["threshold"],
         thr_src=desc["threshold_source"],
         table=_fold_table(cv),
@@ -177,8 +209,11 @@ TEMPLATE = """# spindledx mitosis classifier — model card
 ## What it is
 Candidates are peaks of the smoothed hematoxylin channel (Ruifrok–Johnston colour deconvolution) at 0.25 µm/px;
 each 64×64 patch (16 µm) is scored by a small CNN (5 conv blocks 16-32-64-64-128, ~135k parameters, trained with
-PyTorch on this 2-core CPU, exported to ONNX with {tta}-way flip test-time averaging inside the graph, run by
-onnxruntime). Scores ≥ threshold are kept and deduplicated within 7.5 µm (highest first).
+PyTorch on this 2-core CPU, exported to ONNX as a single view, run by onnxruntime). Test-time averaging
+`{scheme}`: {tta} dihedral views (flips and 90° rotations) averaged for every candidate whose single-view score is
+≥ {gate} (`spindledx.mitosis.model.gated_tta`; the other candidates cannot reach the threshold in practice and keep
+their single-view score), so 8 views cost about two passes. Scores ≥ threshold are kept and deduplicated within
+7.5 µm (highest first).
 Candidate stage on the 35 midesec fields: {cand}.
 
 ## Data
@@ -189,8 +224,8 @@ Candidate stage on the 35 midesec fields: {cand}.
   (> 35 px from the figure) of the same patches as negatives. 20% of the slides listed in `amibr_train_split.csv`
   ({n_slides} slides) were never used for training; the 826 patches without slide information were used for
   training (assumed to come from other slides — the benchmark's separate split).
-* Augmentation: rot90/flips, ±4 px shift, HED-space stain jitter (H, E ×0.5–1.6, ±0.05, stain matrix ±15%),
-  gamma, contrast, brightness, noise, blur. No stain normalisation at inference.
+* Augmentation ({aug}): rot90/flips, ±4 px shift, HED-space stain jitter, gamma, contrast, brightness, noise, blur.
+  No stain normalisation at inference.
 
 ## Cross-validation on midesec-train (split by field, MIDOG rule 7.5 µm, one-to-one matching)
 In every fold 20% of the training fields are kept out of training and used ONLY to choose that fold's threshold;
@@ -203,13 +238,14 @@ P0_03, P0_06, P0_24, P0_33, P0_34 (trained on the other 30).
   (precision {pooled_p:.3f}, recall {pooled_r:.3f}).
 * Stain-cluster hold-out: **F1 {stain_f1:.3f}** (precision {stain_p:.3f}, recall {stain_r:.3f},
   threshold {stain_thr:.3f}).
-* The 0.70 target is NOT reached; the stain-cluster hold-out shows the model does not transfer to fields stained
-  unlike its training fields (see Limits).
-* Test-time averaging, same folds (mean F1 5-fold / pooled F1 / stain hold-out F1). The shipped {tta} views were
-  chosen among the variants that fit the 0.5 s/field budget (1 or 2 views) by this CV mean — a choice between
-  two options made on the CV itself, so slightly optimistic; 4 views cost twice as much CNN time:
+* The 0.70 target is {target_note}. On the stain-cluster hold-out the thresholds chosen on normally stained
+  fields are too high (see Limits).
+{degraded}
+* Test-time averaging, same folds and fold models (mean F1 5-fold / pooled F1 / stain hold-out F1). The shipped
+  scheme `{scheme}` was fixed before these figures were computed (8 views help most on held-out fields in the data
+  README's measurement; gating makes them affordable); the other rows are for information:
 
-| TTA views | mean F1 | pooled F1 | stain F1 |
+| scheme | mean F1 | pooled F1 | stain F1 |
 |---|---|---|---|
 {tta_rows}
 
@@ -222,18 +258,26 @@ Trained on all 35 fields + the training ami-br slides for {epochs} epochs; thres
 * Wall time (2 CPU cores shared with other jobs): {secs}.
 
 ## Limits (honest)
-* Cross-validated F1 ≈ 0.5, well below the 0.70 aim, and about 0.17 on the stain-cluster hold-out: on fields
-  whose staining differs from the training fields most figures are missed and ordinary dark nuclei score high.
-  HED augmentation alone did not buy stain robustness; per-image stain scaling is the next thing to measure.
+* Cross-validated F1 {mean_f1:.2f} is below the 0.70 aim. On the stain-cluster hold-out the figures are ranked better
+  than by model 1.0.0 (best-possible F1 on that fold, for information only: see `oracle_f1_not_reported` in
+  `mitosis_model.json`), but a threshold chosen on normally stained fields keeps few of them: a field stained
+  unlike the training fields loses sensitivity.
 * 35 fields / 115 figures is small: per-fold F1 varies a lot (thresholds are chosen on only 6 fields per fold);
   the held-out judge uses paler fields and other scanners, where this model has not been measured.
 * The model was trained at 0.25 µm/px; other resolutions are resampled, but mpp must be right.
-* The real-data test in `tests/test_mitosis_detect.py` runs on fields the model was trained on (smoke test only).
+{notes}* The real-data test in `tests/test_mitosis_detect.py` runs on fields the model was trained on (smoke test only).
+
+## Model history (same folds, seeds and threshold rule)
+| version | training | test-time averaging | mean F1 | pooled F1 | stain hold-out F1 |
+|---|---|---|---|---|---|
+| 1.0.0 | standard augmentation, 16 epochs | 2 views in the graph | 0.507 | 0.526 | 0.167 |
+| (not shipped) | 1.0.0 + per-image stain scaling | 2 views | 0.510 | 0.525 | 0.222 |
+| 1.1.0 | {aug_short}, {epochs} epochs | `{scheme}` | {mean_f1:.3f} | {pooled_f1:.3f} | {stain_f1:.3f} |
 
 ## Reproduce
 ```
 .venv/bin/pip install torch==2.13.0 onnx onnxscript   # CPU wheel, training only
-.venv/bin/python scripts/train_mitosis.py --final --cv --out RUN_DIR
+.venv/bin/python scripts/train_mitosis.py --final --cv{train_flags} --epochs {epochs} --out RUN_DIR
 .venv/bin/python scripts/finalize_mitosis_model.py RUN_DIR --scheme {scheme}
 ```
 (`make train` runs both with RUN_DIR=/tmp/spindledx-mitosis-run.)
@@ -248,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--skip-amibr", action="store_true")
     ap.add_argument("--merge", type=Path, nargs="*", default=[], help="other run dirs whose CV folds to merge in")
+    ap.add_argument("--note", action="append", default=[], help="an extra measured limit for the card")
     ap.add_argument("--time-note", default="", help="wall-time statement for the card (e.g. from the logs)")
     args = ap.parse_args(argv)
     report_path = args.run_dir / "cv_report.json"
@@ -308,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_amibr:
         desc["amibr_heldout"] = measure_amibr(model, threshold, args.seed)
     (MODELS / "mitosis_model.json").write_text(json.dumps(desc, indent=2) + "\n")
-    (MODELS / "MODEL_CARD.md").write_text(model_card(desc, report))
+    (MODELS / "MODEL_CARD.md").write_text(model_card(desc, report, args.note))
     print(
         json.dumps(
             {k: desc[k] for k in ("sha256", "threshold", "tta", "tta_gate", "speed")}

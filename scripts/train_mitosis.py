@@ -44,7 +44,7 @@ from scipy.spatial import cKDTree
 from torch import nn
 
 from spindledx.mitosis.candidates import WORKING_MPP, find_candidates
-from spindledx.mitosis.detect import dedupe_points
+from spindledx.mitosis.detect import dedupe_points, resample_to
 from spindledx.mitosis.evaluate import MIDOG_RADIUS_UM, best_threshold, f1_scores, match_points
 from spindledx.mitosis.model import gated_tta
 from spindledx.mitosis.patches import extract_patches, to_model_input
@@ -147,6 +147,14 @@ def amibr_negatives(imgs: np.ndarray, rng: np.random.Generator, per_patch: int =
                 pts.append(np.array([x, y]))
         crops.append(extract_patches(img, np.array(pts), size=SRC))
     return np.concatenate(crops)
+
+
+def simulate_low_resolution(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """The field as a scanner at ``factor`` × 0.25 µm/px would give it, after ``detect``'s resampling to 0.25 µm/px."""
+    h, w = rgb.shape[:2]
+    low = cv2.resize(rgb, (int(round(w / factor)), int(round(h / factor))), interpolation=cv2.INTER_AREA)
+    back, _, _ = resample_to(low, WORKING_MPP * factor, WORKING_MPP)
+    return cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) if back.shape[:2] != (h, w) else back
 
 
 def scale_stain(rgb: np.ndarray) -> np.ndarray:
@@ -279,8 +287,33 @@ class TrainSet:
     a_neg: np.ndarray
 
 
+def degrade_resolution(x: torch.Tensor, g: torch.Generator, *, p: float = 0.3) -> torch.Tensor:
+    """Simulate a lower-resolution scan (e.g. 20×, 0.5 µm/px) resampled to 0.25 µm/px, as ``detect`` does.
+
+    A fraction ``p`` of the batch is shrunk by a factor drawn from 1.6–2.4 (area averaging) and enlarged back
+    bilinearly (the detector's ``resample_to`` uses ``cv2.INTER_LINEAR`` when enlarging).
+    """
+    sel = torch.rand(x.shape[0], generator=g) < p
+    if not sel.any():
+        return x
+    factor = float(1.6 + 0.8 * torch.rand(1, generator=g))
+    size = x.shape[-1]
+    small = max(int(round(size / factor)), 8)
+    low = nn.functional.interpolate(x[sel], size=(small, small), mode="area")
+    x = x.clone()
+    x[sel] = nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    return x
+
+
 def train_model(
-    ts: TrainSet, *, epochs: int, seed: int, per_epoch: dict[str, int], width: str = "base", strong: bool = False
+    ts: TrainSet,
+    *,
+    epochs: int,
+    seed: int,
+    per_epoch: dict[str, int],
+    width: str = "base",
+    strong: bool = False,
+    res_aug: bool = False,
 ) -> nn.Module:
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
@@ -314,6 +347,8 @@ def train_model(
         for b in range(steps_per_epoch):
             ii = order[b * bs : (b + 1) * bs]
             x = torch.from_numpy(xs[ii]).permute(0, 3, 1, 2).float() / 255.0
+            if res_aug:
+                x = degrade_resolution(x, g)
             x = stain_augment(x, g, strong=strong)
             y = torch.from_numpy(ys[ii])
             y_s = y * 0.95 + 0.025
@@ -419,7 +454,7 @@ def run_fold(name: str, train: list[FieldData], test: list[FieldData], a_pos, a_
     log(f"fold {name}: train {len(fit)} fields, threshold-val {len(val)}, test {[f.name for f in test]}")
     net = train_model(
         make_trainset(fit, a_pos, a_neg), epochs=args.epochs, seed=seed, per_epoch=args.per_epoch,
-        width=args.width, strong=args.strong_aug,
+        width=args.width, strong=args.strong_aug, res_aug=args.res_aug,
     )
     torch.save(net.state_dict(), args.out / f"fold_{name}.pt")  # scratch weights for re-evaluation, never shipped
     return evaluate_fold(name, net, val, test, list(TTA_SCHEMES))
@@ -467,6 +502,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--width", choices=sorted(WIDTHS), default="base", help="CNN channel widths")
     ap.add_argument("--strong-aug", action="store_true", help="wider stain jitter + RGB gain + desaturation")
+    ap.add_argument("--res-aug", action="store_true", help="simulate 20x scans (shrink 1.6-2.4x, enlarge back)")
+    ap.add_argument(
+        "--degrade",
+        type=float,
+        default=0.0,
+        help="with --reeval: evaluate on fields shrunk by this factor and resampled back (a simulated lower-res scan)",
+    )
     ap.add_argument("--normalise", action="store_true", help="Macenko-normalise each image/patch before cropping")
     ap.add_argument(
         "--scale-stain",
@@ -505,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     report["candidates"] = cand
     report["stain_scaling"] = STAIN_SCALING if args.scale_stain else None
+    report["augmentation"] = ("strong" if args.strong_aug else "standard") + ("+resolution" if args.res_aug else "")
+    report["width"] = args.width
     report["amibr_heldout_slides"] = int(n_held_slides[0])
     by_name = {f.name: f for f in fields}
     folds: dict[str, list[str]] = {}
@@ -518,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         trainset = make_trainset(fields, a_pos, a_neg)
         net = train_model(
             trainset, epochs=args.epochs, seed=args.seed, per_epoch=args.per_epoch, width=args.width,
-            strong=args.strong_aug,
+            strong=args.strong_aug, res_aug=args.res_aug,
         )
         torch.save(net.state_dict(), args.out / "final.pt")  # scratch weights, never shipped
         report["final"] = {"epochs": args.epochs, "exports": {}}
@@ -529,8 +573,17 @@ def main(argv: list[str] | None = None) -> int:
             report["final"]["exports"][str(ways)] = {"onnx": onnx_path.name, "sha256": sha}
             report_path.write_text(json.dumps(report, indent=2))
         report_path.write_text(json.dumps(report, indent=2))
+    folds_key = "folds"
+    if args.degrade:
+        if not args.reeval:
+            raise SystemExit("--degrade is an evaluation option: use it with --cv --reeval")
+        folds_key = f"folds_degraded_x{args.degrade:g}"
+        for f in fields:
+            f.rgb = simulate_low_resolution(f.rgb, args.degrade)
+            f.cand = find_candidates(f.rgb, WORKING_MPP)
+        log(f"fields degraded x{args.degrade:g}: candidates {candidate_report(fields)}")
     if args.cv:
-        report.setdefault("folds", {})
+        report.setdefault(folds_key, {})
         for k in wanted:
             fold_seed = args.seed + 101 * (list(folds).index(k) + 1)
             test = [by_name[n] for n in folds[k]]
@@ -540,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
                 res = evaluate_fold(k, load_net(args.out / f"fold_{k}.pt"), val, test, list(TTA_SCHEMES))
             else:
                 res = run_fold(k, train, test, a_pos, a_neg, args, seed=fold_seed)
-            report["folds"][k] = res
+            report[folds_key][k] = res
             report_path.write_text(json.dumps(report, indent=2))
     report["train_seconds"] = round(time.time() - t_start, 1)
     report_path.write_text(json.dumps(report, indent=2))
