@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from spindledx.mitosis.candidates import WORKING_MPP
-from spindledx.mitosis.model import MitosisModel, load_model, sha256_file
+from spindledx.mitosis.model import TTA_SCHEMES, MitosisModel, load_model, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -35,16 +35,6 @@ VERSION = "1.1.0"
 
 def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
-#: Test-time averaging schemes of ``train_mitosis.TTA_SCHEMES``: name -> (views, gate or None = inside the graph).
-SCHEMES: dict[str, tuple[int, float | None]] = {
-    "tta1": (1, None),
-    "tta2": (2, None),
-    "tta4": (4, None),
-    "tta8": (8, None),
-    "gated8": (8, 0.1),
-}
 
 
 def cv_summary(report: dict, key: str) -> dict:
@@ -160,7 +150,7 @@ def model_card(desc: dict, report: dict, notes: list[str] = ()) -> str:
     stain = cv.get("stain_cluster_holdout", {})
     am = desc.get("amibr_heldout", {})
     other = []
-    for key in SCHEMES:
+    for key in TTA_SCHEMES:
         s = cv_summary(report, key)
         if "mean_f1" in s:
             st = s.get("stain_cluster_holdout", {}).get("f1", float("nan"))
@@ -287,7 +277,7 @@ Trained on all 35 fields + the training ami-br slides for {epochs} epochs; thres
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
-    ap.add_argument("--scheme", choices=sorted(SCHEMES), default="gated8", help="test-time averaging to ship")
+    ap.add_argument("--scheme", choices=sorted(TTA_SCHEMES), default="gated8", help="test-time averaging to ship")
     ap.add_argument("--threshold", type=float, default=None, help="override (default: median CV threshold)")
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--skip-amibr", action="store_true")
@@ -302,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = json.loads((other / "cv_report.json").read_text())
         for k, v in extra.get("folds", {}).items():
             report.setdefault("folds", {}).setdefault(k, v)
-    ways, gate = SCHEMES[args.scheme]
+    ways, gate = TTA_SCHEMES[args.scheme]
     # a gated scheme ships the single-view graph; the package averages the views (spindledx.mitosis.model.gated_tta)
     src = args.run_dir / f"mitosis_cnn_tta{1 if gate is not None else ways}.onnx"
     MODELS.mkdir(exist_ok=True)

@@ -46,7 +46,7 @@ from torch import nn
 from spindledx.mitosis.candidates import WORKING_MPP, find_candidates
 from spindledx.mitosis.detect import dedupe_points, resample_to
 from spindledx.mitosis.evaluate import MIDOG_RADIUS_UM, best_threshold, f1_scores, match_points
-from spindledx.mitosis.model import gated_tta
+from spindledx.mitosis.model import TTA_SCHEMES, gated_tta
 from spindledx.mitosis.patches import extract_patches, to_model_input
 from spindledx.mitosis.stain import MacenkoNormalizer, scale_stain_concentrations
 
@@ -366,18 +366,6 @@ def train_model(
         log(f"  epoch {ep + 1}/{epochs} loss {tot / (steps_per_epoch * bs):.4f} {time.time() - t0:.0f}s")
     net.eval()
     return net
-
-
-#: Test-time averaging schemes evaluated in every fold: name -> (dihedral views, gate). A gate of None averages all
-#: views for every candidate (views inside the exported graph); a gate g scores every candidate once and averages the
-#: views only where that score is >= g (``spindledx.mitosis.model.gated_tta``, what the package runs).
-TTA_SCHEMES: dict[str, tuple[int, float | None]] = {
-    "tta1": (1, None),
-    "tta2": (2, None),
-    "tta4": (4, None),
-    "tta8": (8, None),
-    "gated8": (8, 0.1),
-}
 
 
 @torch.no_grad()

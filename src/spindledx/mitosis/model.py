@@ -24,6 +24,18 @@ MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
 DEFAULT_DESCRIPTION = MODELS_DIR / "mitosis_model.json"
 
 
+#: Test-time averaging schemes measured by ``scripts/train_mitosis.py`` in every CV fold: name -> (dihedral views,
+#: gate). Gate None: all views for every candidate (views inside the exported graph); gate g: every candidate scored
+#: once, the views averaged only where that score is >= g (:func:`gated_tta`; a description with ``tta_gate``).
+TTA_SCHEMES: dict[str, tuple[int, float | None]] = {
+    "tta1": (1, None),
+    "tta2": (2, None),
+    "tta4": (4, None),
+    "tta8": (8, None),
+    "gated8": (8, 0.1),
+}
+
+
 def gated_tta(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, ways: int, gate: float) -> np.ndarray:
     """Probabilities with test-time augmentation spent only where it can change the decision.
 
