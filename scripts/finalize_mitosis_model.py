@@ -121,8 +121,9 @@ def _degraded_lines(report: dict, scheme: str) -> str:
         if "mean_f1" in s:
             factor = key.removeprefix("folds_degraded_x")
             lines.append(
-                f"* Same fold models on the fields shrunk {factor}× and resampled back to 0.25 µm/px (a simulated "
-                f"{0.25 * float(factor):g} µm/px scan): mean F1 {s['mean_f1']:.3f}, pooled {s['pooled']['f1']:.3f} "
+                f"* Same fold models and thresholds, test fields shrunk {factor}× and resampled back to 0.25 µm/px (a "
+                f"simulated {0.25 * float(factor):g} µm/px scan, what `detect` does with a 20× image): "
+                f"mean F1 {s['mean_f1']:.3f}, pooled {s['pooled']['f1']:.3f} "
                 f"(TP {s['pooled']['tp']}, FP {s['pooled']['fp']}, FN {s['pooled']['fn']}), stain hold-out "
                 f"{s.get('stain_cluster_holdout', {}).get('f1', float('nan')):.3f}."
             )
@@ -290,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     report.setdefault("final", {"epochs": 16})  # train_mitosis.py default when the final run is logged apart
     for other in args.merge:  # folds run in parallel processes (same seeds, same fold definitions)
         extra = json.loads((other / "cv_report.json").read_text())
-        for k, v in extra.get("folds", {}).items():
-            report.setdefault("folds", {}).setdefault(k, v)
+        for key in (k for k in extra if k.startswith("folds")):  # folds, folds_degraded_x2, ...
+            for k, v in extra[key].items():
+                report.setdefault(key, {}).setdefault(k, v)
     ways, gate = TTA_SCHEMES[args.scheme]
     # a gated scheme ships the single-view graph; the package averages the views (spindledx.mitosis.model.gated_tta)
     src = args.run_dir / f"mitosis_cnn_tta{1 if gate is not None else ways}.onnx"

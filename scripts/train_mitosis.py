@@ -157,6 +157,12 @@ def simulate_low_resolution(rgb: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) if back.shape[:2] != (h, w) else back
 
 
+def degraded_field(f: FieldData, factor: float) -> FieldData:
+    """A copy of the field as a ``factor`` × 0.25 µm/px scan resampled back, with its own candidates."""
+    rgb = simulate_low_resolution(f.rgb, factor)
+    return FieldData(f.name, rgb, f.gt, find_candidates(rgb, WORKING_MPP))
+
+
 def scale_stain(rgb: np.ndarray) -> np.ndarray:
     """Per-image stain scaling used with ``--scale-stain`` (same call as ``detect`` makes for such a model)."""
     return scale_stain_concentrations(rgb, **STAIN_SCALING)
@@ -495,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         "--degrade",
         type=float,
         default=0.0,
-        help="with --reeval: evaluate on fields shrunk by this factor and resampled back (a simulated lower-res scan)",
+        help="with --reeval: test fields shrunk by this factor and resampled back (a simulated lower-res scan)",
     )
     ap.add_argument("--normalise", action="store_true", help="Macenko-normalise each image/patch before cropping")
     ap.add_argument(
@@ -566,15 +572,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.reeval:
             raise SystemExit("--degrade is an evaluation option: use it with --cv --reeval")
         folds_key = f"folds_degraded_x{args.degrade:g}"
-        for f in fields:
-            f.rgb = simulate_low_resolution(f.rgb, args.degrade)
-            f.cand = find_candidates(f.rgb, WORKING_MPP)
-        log(f"fields degraded x{args.degrade:g}: candidates {candidate_report(fields)}")
     if args.cv:
         report.setdefault(folds_key, {})
         for k in wanted:
             fold_seed = args.seed + 101 * (list(folds).index(k) + 1)
             test = [by_name[n] for n in folds[k]]
+            if args.degrade:  # only the test fields: the threshold still comes from ordinary (40x) fields
+                test = [degraded_field(f, args.degrade) for f in test]
             train = [f for f in fields if f.name not in folds[k]]
             if args.reeval:
                 fit, val = split_fold(train, fold_seed)
