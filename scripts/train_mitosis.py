@@ -497,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", choices=sorted(WIDTHS), default="base", help="CNN channel widths")
     ap.add_argument("--strong-aug", action="store_true", help="wider stain jitter + RGB gain + desaturation")
     ap.add_argument("--res-aug", action="store_true", help="simulate 20x scans (shrink 1.6-2.4x, enlarge back)")
+    ap.add_argument("--schemes", default="", help="with --reeval: comma list of TTA schemes (default all)")
     ap.add_argument(
         "--degrade",
         type=float,
@@ -582,7 +583,8 @@ def main(argv: list[str] | None = None) -> int:
             train = [f for f in fields if f.name not in folds[k]]
             if args.reeval:
                 fit, val = split_fold(train, fold_seed)
-                res = evaluate_fold(k, load_net(args.out / f"fold_{k}.pt"), val, test, list(TTA_SCHEMES))
+                schemes = [x for x in args.schemes.split(",") if x] or list(TTA_SCHEMES)
+                res = evaluate_fold(k, load_net(args.out / f"fold_{k}.pt"), val, test, schemes)
             else:
                 res = run_fold(k, train, test, a_pos, a_neg, args, seed=fold_seed)
             report[folds_key][k] = res
