@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from spindledx.errors import BadInputError
+from spindledx.mitosis.evaluate import f1_scores
 
 
 def batch(
@@ -50,9 +51,10 @@ def batch(
     lines = [f"{s['n_done']} of {s['n_tiles']} tiles scored ({report.outcome.n_skipped} already done), "
              f"{s['quality']['n_flagged']} QA-flagged, {s['n_failed']} failed"]
     if det:
+        # from the counts, not the 4-decimal summary fields, so the line reads exactly as `spindledx evaluate`'s
+        precision, recall, f1 = f1_scores(det["tp"], det["fp"], det["fn"])
         lines.append(f"detection (MIDOG rule, {s['match_radius_um']} µm): TP {det['tp']} FP {det['fp']} "
-                     f"FN {det['fn']}  precision {det['precision']:.3f} recall {det['recall']:.3f} "
-                     f"F1 {det['f1']:.3f}")
+                     f"FN {det['fn']}  precision {precision:.3f} recall {recall:.3f} F1 {f1:.3f}")
     if counts:
         lines.append(f"counts: MAE {counts['mae']:.2f}, bias {counts['bias']:+.2f}"
                      + (f" (95% limits {counts['loa_low']:+.2f} to {counts['loa_high']:+.2f})"
