@@ -320,6 +320,7 @@ def train_model(
     width: str = "base",
     strong: bool = False,
     res_aug: bool = False,
+    mine_amibr: bool = False,
 ) -> nn.Module:
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
@@ -329,20 +330,28 @@ def train_model(
     bs = 128
     pos_idx = np.flatnonzero(ts.f_labels == 1)
     neg_idx = np.flatnonzero(ts.f_labels == 0)
-    neg_score = np.full(len(neg_idx), 0.5)
+    # one mined pool: field negatives first, then (with mine_amibr) the ami-br off-centre crops
+    n_fneg = len(neg_idx)
+    neg_score = np.full(n_fneg + (len(ts.a_neg) if mine_amibr else 0), 0.5)
     steps_per_epoch = sum(per_epoch.values()) // bs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=epochs * steps_per_epoch, pct_start=0.15)
     lossf = nn.BCEWithLogitsLoss()
     for ep in range(epochs):
         t0 = time.time()
         hard = ep >= 2
-        w = (0.05 + neg_score) if hard else np.ones(len(neg_idx))
-        sel_neg = rng.choice(len(neg_idx), per_epoch["f_neg"], replace=len(neg_idx) < per_epoch["f_neg"], p=w / w.sum())
+        w = (0.05 + neg_score[:n_fneg]) if hard else np.ones(n_fneg)
+        sel_neg = rng.choice(n_fneg, per_epoch["f_neg"], replace=n_fneg < per_epoch["f_neg"], p=w / w.sum())
+        if mine_amibr:
+            wa = (0.05 + neg_score[n_fneg:]) if hard else np.ones(len(ts.a_neg))
+            sel_a = rng.choice(len(ts.a_neg), per_epoch["a_neg"], p=wa / wa.sum())
+            a_neg_part = (ts.a_neg[sel_a], 0, sel_a + n_fneg, 4)
+        else:
+            a_neg_part = (ts.a_neg[rng.integers(0, len(ts.a_neg), per_epoch["a_neg"])], 0, None, 4)
         parts = [
             (ts.f_crops[rng.choice(pos_idx, per_epoch["f_pos"])], 1, None, 4),
             (ts.f_crops[neg_idx[sel_neg]], 0, sel_neg, 4),
             (ts.a_pos[rng.integers(0, len(ts.a_pos), per_epoch["a_pos"])], 1, None, 4),
-            (ts.a_neg[rng.integers(0, len(ts.a_neg), per_epoch["a_neg"])], 0, None, 4),
+            a_neg_part,
         ]
         xs = np.concatenate([crop_and_geom(p[0], rng, shift=p[3]) for p in parts])
         ys = np.concatenate([np.full(len(p[0]), p[1], np.float32) for p in parts])
@@ -448,7 +457,7 @@ def run_fold(name: str, train: list[FieldData], test: list[FieldData], a_pos, a_
     log(f"fold {name}: train {len(fit)} fields, threshold-val {len(val)}, test {[f.name for f in test]}")
     net = train_model(
         make_trainset(fit, a_pos, a_neg), epochs=args.epochs, seed=seed, per_epoch=args.per_epoch,
-        width=args.width, strong=args.strong_aug, res_aug=args.res_aug,
+        width=args.width, strong=args.strong_aug, res_aug=args.res_aug, mine_amibr=args.mine_amibr,
     )
     torch.save(net.state_dict(), args.out / f"fold_{name}.pt")  # scratch weights for re-evaluation, never shipped
     return evaluate_fold(name, net, val, test, list(TTA_SCHEMES))
@@ -496,6 +505,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--width", choices=sorted(WIDTHS), default="base", help="CNN channel widths")
     ap.add_argument("--strong-aug", action="store_true", help="wider stain jitter + RGB gain + desaturation")
+    ap.add_argument(
+        "--mine-amibr",
+        action="store_true",
+        help="4 off-centre ami-br negatives per patch (other scanners) and hard-negative mining on them too",
+    )
     ap.add_argument("--res-aug", action="store_true", help="simulate 20x scans (shrink 1.6-2.4x, enlarge back)")
     ap.add_argument("--schemes", default="", help="with --reeval: comma list of TTA schemes (default all)")
     ap.add_argument(
@@ -536,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"ami-br: {len(imgs)} patches, held out {int(held.sum())} from {int(n_held_slides[0])} slides")
     train_imgs = imgs[~held]
     a_pos = np.ascontiguousarray(train_imgs[:, 16:112, 16:112])
-    a_neg = amibr_negatives(train_imgs, rng)
+    a_neg = amibr_negatives(train_imgs, rng, per_patch=4 if args.mine_amibr else 2)
     args.out.mkdir(parents=True, exist_ok=True)
     report_path = args.out / "cv_report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
@@ -544,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     report["stain_scaling"] = STAIN_SCALING if args.scale_stain else None
     report["augmentation"] = ("strong" if args.strong_aug else "standard") + ("+resolution" if args.res_aug else "")
     report["width"] = args.width
+    report["mine_amibr"] = args.mine_amibr
     report["amibr_heldout_slides"] = int(n_held_slides[0])
     by_name = {f.name: f for f in fields}
     folds: dict[str, list[str]] = {}
@@ -557,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         trainset = make_trainset(fields, a_pos, a_neg)
         net = train_model(
             trainset, epochs=args.epochs, seed=args.seed, per_epoch=args.per_epoch, width=args.width,
-            strong=args.strong_aug, res_aug=args.res_aug,
+            strong=args.strong_aug, res_aug=args.res_aug, mine_amibr=args.mine_amibr,
         )
         torch.save(net.state_dict(), args.out / "final.pt")  # scratch weights, never shipped
         report["final"] = {"epochs": args.epochs, "exports": {}}
