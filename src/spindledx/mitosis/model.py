@@ -7,6 +7,7 @@ metrics. :func:`load_model` refuses a file whose sha256 differs from the descrip
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -169,10 +170,8 @@ class MitosisModel:
         if len(patches) == 0:
             return np.zeros(0, dtype=np.float32)
         x = to_model_input(patches)
+        run = functools.partial(self._run, batch_size=batch_size)
         d = self.description
-        def run(batch: np.ndarray) -> np.ndarray:
-            return self._run(batch, batch_size)
-
         if d.tta_gate is not None and d.tta > 1:
             return gated_tta(run, x, ways=d.tta, gate=d.tta_gate)
         return run(x)
