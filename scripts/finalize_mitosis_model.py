@@ -30,7 +30,7 @@ from spindledx.mitosis.model import TTA_SCHEMES, MitosisModel, load_model, sha25
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 MODELS = REPO / "models"
-VERSION = "1.1.0"
+VERSION = "1.1.0"  # default; --version for a new build
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -110,6 +110,10 @@ AUGMENTATION = {
     "strong+resolution": "H, E ×0.4–1.8, ±0.08, stain matrix ±25%, per-channel RGB gain ±15%, partial desaturation; "
     "30% of patches shrunk 1.6–2.4× and enlarged back, as a 20× scan resampled to 0.25 µm/px",
 }
+AMIBR_NEGATIVES = {
+    False: "2 per patch, sampled uniformly",
+    True: "4 per patch, with the same hard-negative mining as the field negatives",
+}
 TRAIN_FLAGS = {"standard": "", "strong": " --strong-aug", "strong+resolution": " --strong-aug --res-aug"}
 
 
@@ -174,8 +178,11 @@ def model_card(desc: dict, report: dict, notes: list[str] = ()) -> str:
         aug=AUGMENTATION[report.get("augmentation", "standard")],
         notes="".join(f"* {n}\n" for n in notes),
         history="\n".join(f"| {v} | {t} | {a} | {m:.3f} | {p:.3f} | {st:.3f} |" for v, t, a, m, p, st in HISTORY),
-        aug_short=report.get("augmentation", "standard") + " augmentation",
-        train_flags=TRAIN_FLAGS[report.get("augmentation", "standard")],
+        aug_short=report.get("augmentation", "standard") + " augmentation"
+        + (", mined ami-br negatives" if report.get("mine_amibr") else ""),
+        amibr_neg=AMIBR_NEGATIVES[bool(report.get("mine_amibr"))],
+        train_flags=TRAIN_FLAGS[report.get("augmentation", "standard")]
+        + (" --mine-amibr" if report.get("mine_amibr") else ""),
         target_note="reached" if cv.get("mean_f1", 0) >= 0.70 else "NOT reached",
         degraded=_degraded_lines(report, desc["tta_scheme"]),
         thr=desc["threshold"],
@@ -222,9 +229,9 @@ Candidate stage on the 35 midesec fields: {cand}.
   Positives: annotated centroids and candidates within 5 µm of one; negatives: candidates > 7.5 µm from every figure,
   with online hard-negative mining (sampling weight grows with the last training score).
 * `../shared/data/ami-br`: mitotic-figure patches (MIDOG21, TUPAC16) as extra positives, plus off-centre crops
-  (> 35 px from the figure) of the same patches as negatives. 20% of the slides listed in `amibr_train_split.csv`
-  ({n_slides} slides) were never used for training; the 826 patches without slide information were used for
-  training (assumed to come from other slides — the benchmark's separate split).
+  (> 35 px from the figure) of the same patches as negatives ({amibr_neg}). 20% of the slides listed in
+  `amibr_train_split.csv` ({n_slides} slides) were never used for training; the 826 patches without slide
+  information were used for training (assumed to come from other slides — the benchmark's separate split).
 * Augmentation ({aug}): rot90/flips, ±4 px shift, HED-space stain jitter, gamma, contrast, brightness, noise, blur.
   No stain normalisation at inference.
 
@@ -292,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--skip-amibr", action="store_true")
     ap.add_argument("--merge", type=Path, nargs="*", default=[], help="other run dirs whose CV folds to merge in")
+    ap.add_argument("--version", default=VERSION, help="model version written to the description and card")
     ap.add_argument("--note", action="append", default=[], help="an extra measured limit for the card")
     ap.add_argument("--time-note", default="", help="wall-time statement for the card (e.g. from the logs)")
     args = ap.parse_args(argv)
@@ -315,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     threshold = args.threshold if args.threshold is not None else cv.get("median_threshold", 0.5)
     desc = {
         "name": "spindledx-mitosis-cnn",
-        "version": VERSION,
+        "version": args.version,
         "onnx_file": dst.name,
         "sha256": sha,
         "input": {
