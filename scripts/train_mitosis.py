@@ -385,23 +385,19 @@ def train_model(
 
 @torch.no_grad()
 def score_fields(net: nn.Module, fields: list[FieldData], ways: int, gate: float | None = None) -> list[np.ndarray]:
+    """Candidate probabilities per field, averaged over ``ways`` dihedral views by the package's own
+    :func:`~spindledx.mitosis.model.gated_tta` (gate None: every candidate gets all views)."""
     net = net.eval()
 
     def single_view(x: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(x))
         return torch.cat([torch.sigmoid(net(t[i : i + 512])) for i in range(0, len(t), 512)]).numpy()
 
-    model = TTAWrapper(net, ways).eval()
-    out = []
-    for f in fields:
-        p = extract_patches(f.rgb, f.cand, size=PATCH)
-        x = to_model_input(p)
-        if gate is not None:
-            out.append(gated_tta(single_view, x, ways=ways, gate=gate))
-            continue
-        xt = torch.from_numpy(x)
-        out.append(torch.cat([model(xt[i : i + 512]) for i in range(0, len(xt), 512)]).numpy())
-    return out
+    gate_used = 0.0 if gate is None else gate
+    return [
+        gated_tta(single_view, to_model_input(extract_patches(f.rgb, f.cand, size=PATCH)), ways=ways, gate=gate_used)
+        for f in fields
+    ]
 
 
 def detections(fields: list[FieldData], scores: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
