@@ -56,7 +56,7 @@ FIELDS = [f"P0_{i:02d}.png" for i in range(35)]
 STAIN_CLUSTER = ["P0_03.png", "P0_06.png", "P0_24.png", "P0_33.png", "P0_34.png"]
 RADIUS_PX = MIDOG_RADIUS_UM / WORKING_MPP  # 30 px
 SRC = 96  # stored crop edge (room for shift/rotation)
-PATCH = 64  # model input edge
+PATCH = 64  # model input edge (``--patch``: 64 = 16 µm, 80 = 20 µm of context at 0.25 µm/px)
 STAIN_SCALING = {"percentile": 95.0, "target": (1.2, 0.6)}
 HED_FROM_RGB_OD = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=np.float32)
 
@@ -170,7 +170,7 @@ def scale_stain(rgb: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- augmentation
 def crop_and_geom(src: np.ndarray, rng: np.random.Generator, *, shift: int) -> np.ndarray:
-    """Random shift ±shift, 64×64 centre crop, random rot90/flip; uint8 (N,64,64,3)."""
+    """Random shift ±shift, PATCH×PATCH centre crop, random rot90/flip; uint8 (N,PATCH,PATCH,3)."""
     n = len(src)
     out = np.empty((n, PATCH, PATCH, 3), np.uint8)
     off = (SRC - PATCH) // 2
@@ -255,6 +255,19 @@ class MitosisNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).mean(dim=(2, 3))).squeeze(1)
+
+
+class EnsembleNet(nn.Module):
+    """Several trained nets as one: the logit of their mean probability (so ``sigmoid`` of the output is the
+    ensemble's probability, and :class:`TTAWrapper` / the ONNX export treat it like a single net)."""
+
+    def __init__(self, nets: list[nn.Module]) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        prob = torch.stack([torch.sigmoid(n(x)) for n in self.nets]).mean(dim=0)
+        return torch.logit(prob, eps=1e-6)
 
 
 class TTAWrapper(nn.Module):
@@ -469,6 +482,20 @@ def load_net(path: Path) -> nn.Module:
     return net.eval()
 
 
+def load_fold_net(args: argparse.Namespace, fold: str) -> nn.Module:
+    """Fold ``fold``'s weights from ``--out``, or the ensemble of the ``--members`` runs."""
+    if not args.members:
+        return load_net(args.out / f"fold_{fold}.pt")
+    nets = []
+    for run in args.members.split(","):
+        paths = [Path(d) / f"fold_{fold}.pt" for d in run.split(":")]
+        found = [p for p in paths if p.is_file()]
+        if len(found) != 1:
+            raise SystemExit(f"fold {fold}: expected one fold_{fold}.pt among {run}, found {len(found)}")
+        nets.append(load_net(found[0]))
+    return EnsembleNet(nets).eval()
+
+
 # ------------------------------------------------------------------------------------------------------ export
 def export_onnx(net: nn.Module, ways: int, path: Path) -> str:
     model = TTAWrapper(net, ways).eval()
@@ -499,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reeval", action="store_true", help="with --cv: re-evaluate saved fold_*.pt, no training")
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--patch", type=int, default=PATCH, choices=(64, 80), help="model input edge in pixels")
     ap.add_argument("--width", choices=sorted(WIDTHS), default="base", help="CNN channel widths")
     ap.add_argument("--strong-aug", action="store_true", help="wider stain jitter + RGB gain + desaturation")
     ap.add_argument(
@@ -507,6 +535,12 @@ def main(argv: list[str] | None = None) -> int:
         help="4 off-centre ami-br negatives per patch (other scanners) and hard-negative mining on them too",
     )
     ap.add_argument("--res-aug", action="store_true", help="simulate 20x scans (shrink 1.6-2.4x, enlarge back)")
+    ap.add_argument(
+        "--members",
+        default="",
+        help="with --reeval: ensemble = mean probability of several runs' fold weights; runs separated by ',', "
+        "each run a ':' list of directories searched for fold_K.pt (default: --out only)",
+    )
     ap.add_argument("--schemes", default="", help="with --reeval: comma list of TTA schemes (default all)")
     ap.add_argument(
         "--degrade",
@@ -521,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
         help="experiment: rescale H/E (reference vectors) to a per-image percentile",
     )
     args = ap.parse_args(argv)
+    global PATCH
+    PATCH = args.patch
     args.per_epoch = {"f_pos": 1600, "f_neg": 3600, "a_pos": 1600, "a_neg": 1200}
     torch.set_num_threads(args.threads)
     t_start = time.time()
@@ -554,6 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     report["stain_scaling"] = STAIN_SCALING if args.scale_stain else None
     report["augmentation"] = ("strong" if args.strong_aug else "standard") + ("+resolution" if args.res_aug else "")
     report["width"] = args.width
+    report["patch"] = args.patch
     report["mine_amibr"] = args.mine_amibr
     report["amibr_heldout_slides"] = int(n_held_slides[0])
     by_name = {f.name: f for f in fields}
@@ -595,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.reeval:
                 fit, val = split_fold(train, fold_seed)
                 schemes = [x for x in args.schemes.split(",") if x] or list(TTA_SCHEMES)
-                res = evaluate_fold(k, load_net(args.out / f"fold_{k}.pt"), val, test, schemes)
+                res = evaluate_fold(k, load_fold_net(args, k), val, test, schemes)
             else:
                 res = run_fold(k, train, test, a_pos, a_neg, args, seed=fold_seed)
             report[folds_key][k] = res
