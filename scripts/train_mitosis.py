@@ -526,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reeval", action="store_true", help="with --cv: re-evaluate saved fold_*.pt, no training")
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--patch", type=int, default=PATCH, choices=(64, 80), help="model input edge in pixels")
+    ap.add_argument("--patch", type=int, default=64, choices=(64, 80), help="model input edge in pixels")
     ap.add_argument("--width", choices=sorted(WIDTHS), default="base", help="CNN channel widths")
     ap.add_argument("--strong-aug", action="store_true", help="wider stain jitter + RGB gain + desaturation")
     ap.add_argument(
