@@ -118,8 +118,20 @@ TRAIN_FLAGS = {"standard": "", "strong": " --strong-aug", "strong+resolution": "
 
 
 def _degraded_lines(report: dict, scheme: str) -> str:
-    """Summary of the CV re-run on fields degraded to a lower scan resolution (``train_mitosis --degrade``)."""
+    """Summaries of the CV re-runs on shifted test fields: paler stain (``train_mitosis --pale``) and a lower scan
+    resolution (``train_mitosis --degrade``)."""
     lines = []
+    for key in sorted(k for k in report if k.startswith("folds_pale_x")):
+        s = cv_summary({"folds": report[key]}, scheme)
+        if "mean_f1" in s:
+            factor = key.removeprefix("folds_pale_x")
+            lines.append(
+                f"* Same fold models and thresholds, test fields' optical density × {factor} (a simulated "
+                f"{'paler' if float(factor) < 1 else 'darker'} stain; `train_mitosis.py --cv --reeval --pale "
+                f"{factor}`): mean F1 {s['mean_f1']:.3f}, pooled {s['pooled']['f1']:.3f} "
+                f"(TP {s['pooled']['tp']}, FP {s['pooled']['fp']}, FN {s['pooled']['fn']}), stain hold-out "
+                f"{s.get('stain_cluster_holdout', {}).get('f1', float('nan')):.3f}."
+            )
     for key in sorted(k for k in report if k.startswith("folds_degraded_x")):
         s = cv_summary({"folds": report[key]}, scheme)
         if "mean_f1" in s:
@@ -187,6 +199,8 @@ def model_card(desc: dict, report: dict, notes: list[str] = ()) -> str:
         + (" --mine-amibr" if report.get("mine_amibr") else ""),
         target_note="reached" if cv.get("mean_f1", 0) >= 0.70 else "NOT reached",
         degraded=_degraded_lines(report, desc["tta_scheme"]),
+        patch=desc["input"]["patch_size"],
+        patch_um=desc["input"]["patch_size"] * desc["input"]["working_mpp"],
         thr=desc["threshold"],
         thr_src=desc["threshold_source"],
         table=_fold_table(cv),
@@ -214,14 +228,14 @@ TEMPLATE = """# spindledx mitosis classifier — model card
 
 **Version** {version} · **file** `mitosis_cnn.onnx` · **sha256** `{sha}`
 (verified by `spindledx.mitosis.model.load_model`) · described by `mitosis_model.json`
-(input 64×64 RGB patch at 0.25 µm/px, threshold, CV metrics).
+(input {patch}×{patch} RGB patch at 0.25 µm/px, threshold, CV metrics).
 
 ## What it is
-Candidates are peaks of the smoothed hematoxylin channel (Ruifrok–Johnston colour deconvolution) at 0.25 µm/px;
-each 64×64 patch (16 µm) is scored by a small CNN (5 conv blocks 16-32-64-64-128, ~135k parameters, trained with
-PyTorch on this 2-core CPU, exported to ONNX as a single view, run by onnxruntime). Test-time averaging
-`{scheme}`: {tta} dihedral views (flips and 90° rotations) averaged for every candidate whose single-view score is
-≥ {gate} (`spindledx.mitosis.model.gated_tta`; the others keep their single-view score), so 8 views cost about two
+Candidates are peaks of the smoothed hematoxylin channel (Ruifrok–Johnston colour deconvolution) at 0.25 µm/px; each
+{patch}×{patch} patch ({patch_um:g} µm) is scored by a small CNN (5 conv blocks 16-32-64-64-128, ~135k parameters,
+trained with PyTorch on this 2-core CPU, exported to ONNX as a single view, run by onnxruntime). Test-time averaging
+`{scheme}`: {tta} dihedral views (flips and 90° rotations) averaged for every candidate whose single-view score is ≥
+{gate} (`spindledx.mitosis.model.gated_tta`; the others keep their single-view score), so 8 views cost about two
 passes; in the cross-validation below it gave the same TP/FP/FN as averaging 8 views for every candidate (`tta8`).
 Scores ≥ threshold are kept and deduplicated within 7.5 µm (highest first).
 Candidate stage on the 35 midesec fields: {cand}.
@@ -329,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "onnx_file": dst.name,
         "sha256": sha,
         "input": {
-            "patch_size": 64,
+            "patch_size": int(report.get("patch", 64)),
             "working_mpp": WORKING_MPP,
             "layout": "NCHW float32 RGB in [0, 1] (uint8 / 255), no stain normalisation",
             "output": "mitosis probability per patch (sigmoid, averaged over the TTA views)",

@@ -48,7 +48,7 @@ from spindledx.mitosis.detect import dedupe_points, resample_to
 from spindledx.mitosis.evaluate import MIDOG_RADIUS_UM, best_threshold, f1_scores, match_points
 from spindledx.mitosis.model import TTA_SCHEMES, gated_tta
 from spindledx.mitosis.patches import extract_patches, to_model_input
-from spindledx.mitosis.stain import MacenkoNormalizer, scale_stain_concentrations
+from spindledx.mitosis.stain import MacenkoNormalizer, od_to_rgb, rgb_to_od, scale_stain_concentrations
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -160,6 +160,13 @@ def simulate_low_resolution(rgb: np.ndarray, factor: float) -> np.ndarray:
 def degraded_field(f: FieldData, factor: float) -> FieldData:
     """A copy of the field as a ``factor`` × 0.25 µm/px scan resampled back, with its own candidates."""
     rgb = simulate_low_resolution(f.rgb, factor)
+    return FieldData(f.name, rgb, f.gt, find_candidates(rgb, WORKING_MPP))
+
+
+def paler_field(f: FieldData, factor: float) -> FieldData:
+    """A copy of the field with every optical density multiplied by ``factor`` (< 1: a paler, thinner or
+    less stained section by Beer-Lambert; > 1: a darker one), with its own candidates as ``detect`` would find."""
+    rgb = od_to_rgb(rgb_to_od(f.rgb) * np.float32(factor))
     return FieldData(f.name, rgb, f.gt, find_candidates(rgb, WORKING_MPP))
 
 
@@ -548,6 +555,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="with --reeval: test fields shrunk by this factor and resampled back (a simulated lower-res scan)",
     )
+    ap.add_argument(
+        "--pale",
+        type=float,
+        default=0.0,
+        help="with --reeval: test fields' optical density multiplied by this factor (0.6 = markedly paler stain)",
+    )
     ap.add_argument("--normalise", action="store_true", help="Macenko-normalise each image/patch before cropping")
     ap.add_argument(
         "--scale-stain",
@@ -621,6 +634,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.reeval:
             raise SystemExit("--degrade is an evaluation option: use it with --cv --reeval")
         folds_key = f"folds_degraded_x{args.degrade:g}"
+    if args.pale:
+        if not args.reeval or args.degrade:
+            raise SystemExit("--pale is an evaluation option: use it with --cv --reeval (and without --degrade)")
+        folds_key = f"folds_pale_x{args.pale:g}"
     if args.cv:
         report.setdefault(folds_key, {})
         for k in wanted:
@@ -628,6 +645,8 @@ def main(argv: list[str] | None = None) -> int:
             test = [by_name[n] for n in folds[k]]
             if args.degrade:  # only the test fields: the threshold still comes from ordinary (40x) fields
                 test = [degraded_field(f, args.degrade) for f in test]
+            if args.pale:  # likewise: a stain shift the threshold never saw
+                test = [paler_field(f, args.pale) for f in test]
             train = [f for f in fields if f.name not in folds[k]]
             if args.reeval:
                 fit, val = split_fold(train, fold_seed)
