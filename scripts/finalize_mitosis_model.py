@@ -117,33 +117,39 @@ AMIBR_NEGATIVES = {
 TRAIN_FLAGS = {"standard": "", "strong": " --strong-aug", "strong+resolution": " --strong-aug --res-aug"}
 
 
+def _shift_condition(key: str) -> str | None:
+    """How the test fields of a ``folds_*`` re-run were shifted, or None for the ordinary CV."""
+    if key.startswith("folds_pale_x"):
+        factor = key.removeprefix("folds_pale_x")
+        kind = "paler" if float(factor) < 1 else "darker"
+        return (
+            f"test fields' optical density × {factor} (a simulated {kind} stain; "
+            f"`train_mitosis.py --cv --reeval --pale {factor}`)"
+        )
+    if key.startswith("folds_degraded_x"):
+        factor = key.removeprefix("folds_degraded_x")
+        return (
+            f"test fields shrunk {factor}× and resampled back to 0.25 µm/px (a simulated "
+            f"{0.25 * float(factor):g} µm/px scan, what `detect` does with a 20× image)"
+        )
+    return None
+
+
 def _degraded_lines(report: dict, scheme: str) -> str:
     """Summaries of the CV re-runs on shifted test fields: paler stain (``train_mitosis --pale``) and a lower scan
-    resolution (``train_mitosis --degrade``)."""
+    resolution (``train_mitosis --degrade``); thresholds always come from ordinary fields."""
     lines = []
-    for key in sorted(k for k in report if k.startswith("folds_pale_x")):
-        s = cv_summary({"folds": report[key]}, scheme)
+    for key in sorted(report, reverse=True):  # folds_pale_* before folds_degraded_*
+        condition = _shift_condition(key)
+        s = cv_summary({"folds": report[key]}, scheme) if condition else {}
         if "mean_f1" in s:
-            factor = key.removeprefix("folds_pale_x")
+            stain = s.get("stain_cluster_holdout", {}).get("f1", float("nan"))
             lines.append(
-                f"* Same fold models and thresholds, test fields' optical density × {factor} (a simulated "
-                f"{'paler' if float(factor) < 1 else 'darker'} stain; `train_mitosis.py --cv --reeval --pale "
-                f"{factor}`): mean F1 {s['mean_f1']:.3f}, pooled {s['pooled']['f1']:.3f} "
-                f"(TP {s['pooled']['tp']}, FP {s['pooled']['fp']}, FN {s['pooled']['fn']}), stain hold-out "
-                f"{s.get('stain_cluster_holdout', {}).get('f1', float('nan')):.3f}."
+                f"* Same fold models and thresholds, {condition}: mean F1 {s['mean_f1']:.3f}, pooled "
+                f"{s['pooled']['f1']:.3f} (TP {s['pooled']['tp']}, FP {s['pooled']['fp']}, FN {s['pooled']['fn']}), "
+                f"stain hold-out {stain:.3f}."
             )
-    for key in sorted(k for k in report if k.startswith("folds_degraded_x")):
-        s = cv_summary({"folds": report[key]}, scheme)
-        if "mean_f1" in s:
-            factor = key.removeprefix("folds_degraded_x")
-            lines.append(
-                f"* Same fold models and thresholds, test fields shrunk {factor}× and resampled back to 0.25 µm/px (a "
-                f"simulated {0.25 * float(factor):g} µm/px scan, what `detect` does with a 20× image): "
-                f"mean F1 {s['mean_f1']:.3f}, pooled {s['pooled']['f1']:.3f} "
-                f"(TP {s['pooled']['tp']}, FP {s['pooled']['fp']}, FN {s['pooled']['fn']}), stain hold-out "
-                f"{s.get('stain_cluster_holdout', {}).get('f1', float('nan')):.3f}."
-            )
-    return "\n".join(lines) if lines else "* Not measured on simulated lower-resolution scans."
+    return "\n".join(lines) if lines else "* Not measured on simulated stain or resolution shifts."
 
 
 def _fold_table(cv: dict) -> str:
