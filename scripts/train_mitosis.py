@@ -472,7 +472,7 @@ def run_fold(name: str, train: list[FieldData], test: list[FieldData], a_pos, a_
     fit, val = split_fold(train, seed)
     log(f"fold {name}: train {len(fit)} fields, threshold-val {len(val)}, test {[f.name for f in test]}")
     net = train_model(
-        make_trainset(fit, a_pos, a_neg), epochs=args.epochs, seed=seed, per_epoch=args.per_epoch,
+        make_trainset(fit, a_pos, a_neg), epochs=args.epochs, seed=seed + args.init_seed, per_epoch=args.per_epoch,
         width=args.width, strong=args.strong_aug, res_aug=args.res_aug, mine_amibr=args.mine_amibr,
     )
     torch.save(net.state_dict(), args.out / f"fold_{name}.pt")  # scratch weights for re-evaluation, never shipped
@@ -533,6 +533,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reeval", action="store_true", help="with --cv: re-evaluate saved fold_*.pt, no training")
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--init-seed",
+        type=int,
+        default=0,
+        help="added to the training seed only (weights, sampling, augmentation); folds and splits stay the same",
+    )
     ap.add_argument("--patch", type=int, default=64, choices=(64, 80), help="model input edge in pixels")
     ap.add_argument("--width", choices=sorted(WIDTHS), default="base", help="CNN channel widths")
     ap.add_argument("--strong-aug", action="store_true", help="wider stain jitter + RGB gain + desaturation")
@@ -617,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         log("final model on all 35 fields")
         trainset = make_trainset(fields, a_pos, a_neg)
         net = train_model(
-            trainset, epochs=args.epochs, seed=args.seed, per_epoch=args.per_epoch, width=args.width,
+            trainset, epochs=args.epochs, seed=args.seed + args.init_seed, per_epoch=args.per_epoch, width=args.width,
             strong=args.strong_aug, res_aug=args.res_aug, mine_amibr=args.mine_amibr,
         )
         torch.save(net.state_dict(), args.out / "final.pt")  # scratch weights, never shipped
