@@ -609,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
     report["stain_scaling"] = STAIN_SCALING if args.scale_stain else None
     report["augmentation"] = ("strong" if args.strong_aug else "standard") + ("+resolution" if args.res_aug else "")
     report["width"] = args.width
+    if args.reeval and report.get("patch", args.patch) != args.patch:
+        raise SystemExit(f"{args.out} was trained with --patch {report['patch']}: re-evaluate with the same --patch")
     report["patch"] = args.patch
     report["mine_amibr"] = args.mine_amibr
     report["amibr_heldout_slides"] = int(n_held_slides[0])
