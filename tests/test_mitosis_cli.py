@@ -188,3 +188,26 @@ def test_same_warning_for_many_images_is_printed_once(tmp_path, capsys):
     assert main(["score", str(tmp_path), "--format", "json"]) == 0
     err = capsys.readouterr().err
     assert err.count("assuming 0.25") == 1 and "3 images (x.png, y.png, z.png)" in err
+
+
+def test_table_states_the_model_accuracy_when_the_detector_has_a_model(folder, monkeypatch, capsys):
+    from spindledx.mitosis.model import ModelDescription
+
+    def described(rgb, mpp):
+        return dark_spot_detector(rgb, mpp)
+
+    described.model_description = ModelDescription.from_dict(
+        {"onnx_file": "m.onnx", "sha256": "0" * 64, "input": {"patch_size": 64, "working_mpp": 0.25},
+         "threshold": 0.5, "version": "9.9.9", "cv": {"mean_f1": 0.5817}}
+    )
+    monkeypatch.setattr(commands, "_load_detector", lambda threshold: described)
+    assert main(["score", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "Detector model 9.9.9: cross-validated F1 0.58" in out and "screening aid" in out
+    assert main(["score", str(folder), "--format", "json"]) == 0
+    json.loads(capsys.readouterr().out)  # the JSON contract stays pure JSON
+
+
+def test_table_without_model_description_has_no_accuracy_line(folder, capsys):
+    assert main(["score", str(folder)]) == 0
+    assert "Detector model" not in capsys.readouterr().out

@@ -301,3 +301,17 @@ def test_missing_model_fails_before_any_tile(slide_path, tmp_path, monkeypatch):
     with pytest.raises(BadInputError, match="model"):
         run(slide_path, out_dir=tmp_path / "run")
     assert not (tmp_path / "run" / "tiles").exists()
+
+
+def test_model_detector_states_the_shipped_models_accuracy():
+    import json
+
+    from spindledx.mitosis.model import DEFAULT_DESCRIPTION
+    from spindledx.mitosis.score import detector_caveat
+    from spindledx.slide.pipeline import ModelDetector
+
+    recorded = json.loads(DEFAULT_DESCRIPTION.read_text())
+    caveat = detector_caveat(ModelDetector())
+    f1 = recorded["cv"]["mean_f1"]
+    assert caveat.startswith(f"Detector model {recorded['version']}: cross-validated F1 {f1:.2f}")
+    assert detector_caveat(dark_disk_detector) is None

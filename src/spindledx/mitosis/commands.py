@@ -19,7 +19,7 @@ from rich.table import Table
 from spindledx import counting
 from spindledx.errors import BadInputError
 from spindledx.mitosis.io import IMAGE_SUFFIXES, read_image
-from spindledx.mitosis.score import TileScore, default_detector, score_image
+from spindledx.mitosis.score import TileScore, default_detector, detector_caveat, score_image
 
 _FORMATS = ("table", "json", "csv")
 
@@ -107,6 +107,9 @@ def score(
         write_detections_csv(results, out / "mitoses.csv")
     _print_warnings([w for r in results for w in r.warnings])
     _render(results, fmt, hpf_area)
+    caveat = detector_caveat(detector)
+    if fmt == "table" and results and caveat:
+        typer.echo(caveat)
     if out is not None and fmt == "table":
         Console(stderr=True).print(f"outputs written to {out}/ (per image: *_mitoses.csv, *_mitoses.geojson, "
                                    "*_overlay.png; summary.json, mitoses.csv)")

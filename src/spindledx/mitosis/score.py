@@ -101,7 +101,24 @@ def default_detector(*, threshold: float | None = None) -> Detector:
     def detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
         return detect_mitoses(rgb, mpp, threshold=threshold, model=model)
 
+    detector.model_description = model.description  # type: ignore[attr-defined]  # read by detector_caveat
     return detector
+
+
+def detector_caveat(detector: Detector) -> str | None:
+    """One line on the shipped model's measured accuracy for the human-readable outputs, or None for a detector
+    without a model description (e.g. one injected by tests).
+
+    The figure is the by-field cross-validated mean F1 recorded in ``models/mitosis_model.json`` (MIDOG rule);
+    the model card has the folds and limits.
+    """
+    description = getattr(detector, "model_description", None)
+    if description is None:
+        return None
+    f1 = description.extra.get("cv", {}).get("mean_f1")
+    accuracy = f"cross-validated F1 {f1:.2f} on breast-carcinoma fields" if f1 is not None else "accuracy unmeasured"
+    return (f"Detector model {description.version}: {accuracy} (models/MODEL_CARD.md). A screening aid: check "
+            "the detections on the overlay (--out) before reporting a count.")
 
 
 def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector: Detector | None = None,

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from spindledx import counting
 from spindledx.errors import BadInputError
+from spindledx.mitosis.score import detector_caveat
 from spindledx.slide.hotspot import DEFAULT_MIN_TISSUE_FRACTION
 from spindledx.slide.pipeline import SlideResult, analyze_slide, default_detector
 from spindledx.slide.tiling import DEFAULT_MARGIN_UM, DEFAULT_TILE_UM, DEFAULT_WORK_MPP
@@ -87,6 +88,9 @@ def slide(
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
     _render_table(result)
+    caveat = detector_caveat(detector)
+    if caveat:
+        typer.echo(caveat)
     Console(stderr=True).print(f"outputs written to {out_dir}/ ({', '.join(p.name for p in paths.values())})")
 
 

@@ -185,6 +185,11 @@ class ModelDetector:
         model = f", model={self.model_id}" if self.model_id else ""
         return f"spindledx.mitosis.detect.detect_mitoses(threshold={self.threshold!r}{model})"
 
+    @property
+    def model_description(self) -> Any:
+        """The shipped model's :class:`~spindledx.mitosis.model.ModelDescription` (read by ``detector_caveat``)."""
+        return _cached_model(self.threads).description
+
     def prepare(self) -> None:
         """Load the model now, so that a missing or corrupt model fails before any tile is read."""
         desc = _cached_model(self.threads).description
