@@ -192,7 +192,7 @@ class ModelDetector:
 
     def prepare(self) -> None:
         """Load the model now, so that a missing or corrupt model fails before any tile is read."""
-        desc = _cached_model(self.threads).description
+        desc = self.model_description
         self.model_id = f"{desc.version} sha256:{desc.sha256[:12]}"
 
     def __call__(self, rgb: np.ndarray, mpp: float) -> list[Detection]:
