@@ -159,6 +159,18 @@ def beta_parameters(fact: Fact, constants: ModelConstants | None = None) -> tupl
     return JEFFREYS + k, JEFFREYS + n - k
 
 
+def site_rows(kb: KnowledgeBase) -> dict[tuple[str, str], list[Fact]]:
+    """Site-specific facts indexed by (entity, marker) (cached on the knowledge base)."""
+    index = kb.cache.get("site_rows")
+    if index is None:
+        index = {}
+        for (e, m, s), f in kb.facts.items():
+            if s:
+                index.setdefault((e, m), []).append(f)
+        kb.cache["site_rows"] = index
+    return index
+
+
 def marker_likelihood(kb: KnowledgeBase, entity: str, marker: str, site: str | None = None,
                       constants: ModelConstants | None = None) -> MarkerLikelihood:
     """P(marker positive | entity [, site]) following the rules of the module docstring."""
@@ -166,7 +178,7 @@ def marker_likelihood(kb: KnowledgeBase, entity: str, marker: str, site: str | N
     variant = kb.facts.get((entity, marker, site)) if site else None
     if generic is None and variant is None:
         # a site-specific row is used for other sites too when it is the only data the entity has
-        others = [f for (e, m, s), f in kb.facts.items() if e == entity and m == marker and s]
+        others = site_rows(kb).get((entity, marker), [])
         generic = others[0] if len(others) == 1 else None
     if generic is not None:
         a, b = beta_parameters(generic, constants)
