@@ -37,7 +37,7 @@ CALIBRATION_JSON = ROOT / "src" / "spindledx" / "ihc" / "data" / "calibration.js
 GRID = {
     "evidence_weight": (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
     "estimate_count": (20.0, 30.0, 50.0, 100.0),
-    "temperature": (0.4, 0.5, 0.6, 0.7, 0.85, 1.0, 1.2),
+    "temperature": (0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0, 1.2),
 }
 DEFAULT = ModelConstants()
 
