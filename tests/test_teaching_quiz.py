@@ -1,0 +1,49 @@
+"""Case quiz (`spindledx.teaching.quiz`): questions from the published test panels, answered by the interpreter."""
+
+from __future__ import annotations
+
+import pytest
+
+from spindledx.errors import BadInputError
+from spindledx.ihc import interpret_panel, load_knowledge_base
+from spindledx.ihc.evaluate import load_cases
+from spindledx.teaching.quiz import N_CHOICES, load_quiz_cases, quiz_questions
+
+
+def test_questions_come_from_the_published_cases():
+    published = {c.id for c in load_cases(case_set="all")}
+    quiz = {c.id for _set, c in load_quiz_cases()}
+    assert quiz >= published
+
+
+def test_seeded_draw_is_reproducible_and_choices_hold_the_answer():
+    kb = load_knowledge_base()
+    q1 = quiz_questions(4, seed=7)
+    q2 = quiz_questions(4, seed=7)
+    assert [q.case.id for q in q1] == [q.case.id for q in q2]
+    assert len({q.case.id for q in q1}) == 4
+    for q in q1:
+        assert q.expected in q.choices and len(q.choices) == N_CHOICES == len(set(q.choices))
+        names = [kb.entities[c].name.casefold() for c in q.choices]
+        assert names == sorted(names)  # alphabetical: the order gives nothing away
+        assert q.is_correct(q.expected) and not q.is_correct(next(c for c in q.choices if c != q.expected))
+
+
+def test_reveal_is_the_interpreters_answer():
+    q = quiz_questions(1, seed=3)[0]
+    reveal = q.reveal()
+    fresh = interpret_panel(q.case.panel, site=q.case.site)
+    assert [d["id"] for d in reveal["differential"]] == [e.id for e in fresh.differential[:5]]
+    ranks = [e.id for e in fresh.differential]
+    assert reveal["expected"]["rank"] == ranks.index(q.expected) + 1
+    assert {ev["marker"] for ev in reveal["evidence"]} == set(fresh.panel.markers)
+    assert reveal["case_source"] == q.case.basis
+
+
+def test_entity_filter_and_bad_input():
+    qs = quiz_questions(None, entity="GIST", seed=0)
+    assert qs and all(q.expected == "gist" for q in qs)
+    with pytest.raises(BadInputError, match="did you mean"):
+        quiz_questions(2, entity="leiomyosarcomma")
+    with pytest.raises(BadInputError):
+        quiz_questions(0)
