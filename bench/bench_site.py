@@ -6,8 +6,8 @@ Usage::
 
 Builds the site ``--repeat`` times into temporary folders (after one warm-up load of the knowledge base) and
 prints the best and median wall-clock build time, the size on disk and the number of pages.  The floor measured
-in the same run is the interpreter alone on every quiz case (``interpret_panel`` per published test panel, which
-the quiz page needs); the ratio build/floor shows how much the page rendering adds on top of it.
+in the same run is the interpreter alone on every quiz case (``interpret_panel`` per published case, with its
+findings, as the quiz page needs); the ratio build/floor shows how much the page rendering adds on top of it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from spindledx.ihc import interpret_panel, load_knowledge_base
-from spindledx.teaching.quiz import load_quiz_cases
+from spindledx.teaching.quiz import build_questions, load_quiz_cases
 from spindledx.teaching.site import build_site
 
 LIMIT_SECONDS = 10.0
@@ -32,13 +32,12 @@ def main() -> None:
     args = parser.parse_args()
     kb = load_knowledge_base()
     cases = load_quiz_cases(kb=kb)
-    interpret_panel(cases[0][1].panel, kb=kb)  # warm-up
+    interpret_panel(cases[0].panel, kb=kb)  # warm-up
     times, floors = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):  # floor and build interleaved, so both see the same machine load
             start = time.perf_counter()
-            for _set, case in cases:
-                interpret_panel(case.panel, site=case.site, kb=kb, n_next=0)
+            build_questions(cases, kb=kb)
             floors.append(time.perf_counter() - start)
             build = build_site(Path(tmp) / f"site{i}", kb=kb)
             times.append(build.seconds)

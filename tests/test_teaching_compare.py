@@ -76,3 +76,26 @@ def test_teaching_pairs_are_all_in_the_knowledge_base():
     assert teaching_pairs() == TEACHING_PAIRS
     json_out = compare_entities(*TEACHING_PAIRS[-1]).to_json(top=3)
     assert len(json_out["markers"]) == 3 and json_out["a"]["id"] == "sarcomatoid_carcinoma"
+
+
+def test_morphology_criteria_come_from_the_interpreters_evidence_columns():
+    import numpy as np
+
+    from spindledx.ihc.evidence import binary_column
+    from spindledx.ihc.model import default_constants
+
+    kb = load_knowledge_base()
+    cmp = compare_entities("leiomyosarcoma", "leiomyoma", kb=kb)
+    rows = {(r.feature, r.value): r for r in cmp.morphology}
+    if ("necrosis", "yes") not in rows:
+        pytest.skip("no necrosis figures for LMS and leiomyoma in this knowledge base")
+    assert rows[("necrosis", "yes")].likelihood_ratio > 2  # tumour cell necrosis favours LMS (Stanford criteria)
+    assert rows[("mitoses", "0-4")].likelihood_ratio < 0.5
+    prior = np.full(len(kb.entity_ids), 1.0 / len(kb.entity_ids))
+    col = binary_column(kb, "necrosis", "yes", True, "yes", prior, default_constants())
+    i_a, i_b = kb.entity_ids.index("leiomyosarcoma"), kb.entity_ids.index("leiomyoma")
+    assert rows[("necrosis", "yes")].likelihood_ratio == pytest.approx(col.likelihood[i_a] / col.likelihood[i_b])
+    features = dict(cmp.morphology_j_bits)
+    assert features["necrosis"] > 0 and rows[("necrosis", "yes")].a.source
+    payload = cmp.to_json()
+    assert {f["feature"] for f in payload["morphology"]["features"]} >= {"necrosis"}

@@ -193,3 +193,11 @@ def test_source_segments_rebuild_the_text():
     assert "".join(s["text"] for s in segs) == text
     assert [s["href"] for s in segs if "href" in s] == ["https://synapse.koreamed.org/articles/1020122",
                                                          "https://doi.org/10.1002/cncr.24486"]
+
+
+def test_old_wiley_dois_with_angle_brackets_stay_whole():
+    text = "Gustafson P. Cancer 1992 doi:10.1002/1097-0142(19920701)70:1<114::aid-cncr2820700119>3.0.co;2-u ; x"
+    ((_s, _e, label, href),) = source_links(text)
+    assert label.endswith("3.0.co;2-u")
+    assert href == "https://doi.org/10.1002/1097-0142(19920701)70:1%3C114::aid-cncr2820700119%3E3.0.co;2-u"
+    assert "<114" not in linkify(text) and "&lt;114" in linkify(text)

@@ -63,6 +63,17 @@ def compare(
                   f"{m.lr_positive:.2f}", f"{m.lr_negative:.2f}", f"{m.j_divergence_bits:.2f}", lit(m.a), lit(m.b),
                   f"A[{ref(m.a.source)}] B[{ref(m.b.source)}]")
     console.print(t)
+    if comparison.morphology:
+        t = Table(title="Morphology (LR = P(value|A) / P(value|B); patterns: when described)")
+        for col, justify in (("feature", "left"), ("value", "left"), ("P(A)", "right"), ("P(B)", "right"),
+                             ("LR", "right"), ("refs", "left")):
+            t.add_column(col, justify=justify)
+        for r in comparison.morphology:
+            t.add_row(r.feature, r.value, f"{r.p_a:.2f}", f"{r.p_b:.2f}", f"{r.likelihood_ratio:.2f}",
+                      f"A[{ref(r.a.source)}] B[{ref(r.b.source)}]")
+        console.print(t)
+        console.print("Feature separation (J, bits): " + ", ".join(
+            f"{f} {j:.2f}" for f, j in comparison.morphology_j_bits), highlight=False)
     for i, source in enumerate(refs, start=1):
         console.print(f"  [{i}] {source}", highlight=False, markup=False)
     if comparison.no_data:

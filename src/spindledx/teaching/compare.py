@@ -14,6 +14,12 @@ separation
     possibilities (Kullback S, Information Theory and Statistics, 1959, ch. 1; the two-class case of
     ImmunoQuery's "discriminating power").  Markers are ranked by ``J``.
 
+Morphology criteria (mitoses band, atypia level, tumour cell necrosis, described patterns) use the interpreter's
+own evidence columns (:func:`spindledx.ihc.evidence.categorical_column` / ``binary_column``: Jeffreys-shrunk
+literature probabilities with the reading-error floor): for each value the LR = P(value | A) / P(value | B), and
+for mitoses, atypia and necrosis the J divergence of the whole feature (bits).  Patterns count only when
+described (a pattern not mentioned is not evidence), so they get an LR for "described" and no J.
+
 A marker resting on the marker background for both entities is skipped (same figure on both sides).  A marker
 for which one of the two entities has neither a fact nor a marker background is not ranked (the
 interpreter treats it as neutral for that entity: there is nothing to separate on); it is listed under
@@ -25,10 +31,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from spindledx.errors import BadInputError
-from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base
+from spindledx.ihc.evidence import CellInfo, binary_column, categorical_column
+from spindledx.ihc.knowledge import (
+    ATYPIA_LEVELS,
+    MITOSIS_BANDS,
+    PATTERNS,
+    KnowledgeBase,
+    load_knowledge_base,
+)
 from spindledx.ihc.lookups import resolve_entity
-from spindledx.ihc.model import MARKER_GROUPS, MarkerLikelihood, marker_likelihood
+from spindledx.ihc.model import MARKER_GROUPS, MarkerLikelihood, default_constants, marker_likelihood
 from spindledx.ihc.vocabulary import resolve_site
 
 # The pairs that matter in practice (issue 14); pages are built for those present in the knowledge base.
@@ -101,6 +116,32 @@ class MarkerSeparation:
 
 
 @dataclass(frozen=True)
+class MorphologySeparation:
+    """One morphological finding's value in A and in B (module docstring)."""
+
+    feature: str
+    value: str
+    p_a: float
+    p_b: float
+    a: CellInfo
+    b: CellInfo
+
+    @property
+    def likelihood_ratio(self) -> float:
+        """P(value | A) / P(value | B)."""
+        return self.p_a / self.p_b
+
+    def to_json(self) -> dict:
+        """JSON-serialisable dict."""
+        def side(p: float, cell: CellInfo) -> dict:
+            return {"p": round(p, 4), "probability": cell.fraction, "n_cases": cell.n_cases,
+                    "evidence": cell.evidence_level, "source": cell.source, "note": cell.note}
+
+        return {"feature": self.feature, "value": self.value, "likelihood_ratio": round(self.likelihood_ratio, 3),
+                "a": side(self.p_a, self.a), "b": side(self.p_b, self.b)}
+
+
+@dataclass(frozen=True)
 class Comparison:
     """A versus B: ranked markers, and the markers without data for one side."""
 
@@ -111,6 +152,8 @@ class Comparison:
     site: str | None
     markers: tuple[MarkerSeparation, ...]
     no_data: tuple[tuple[str, tuple[str, ...]], ...]  # (marker, ids of the entities without data)
+    morphology: tuple[MorphologySeparation, ...] = ()
+    morphology_j_bits: tuple[tuple[str, float], ...] = ()  # (feature, J divergence in bits) for mitoses/atypia/necrosis
 
     def to_json(self, top: int | None = None) -> dict:
         """JSON-serialisable dict; ``top`` limits the ranked markers."""
@@ -122,6 +165,9 @@ class Comparison:
                       "LR- = P(-|A)/P(-|B)",
             "markers": [m.to_json() for m in ranked],
             "no_data": [{"marker": m, "missing_for": list(ids)} for m, ids in self.no_data],
+            "morphology": {"features": [{"feature": f, "j_divergence_bits": round(j, 4)}
+                                        for f, j in self.morphology_j_bits],
+                           "values": [m.to_json() for m in self.morphology]},
         }
 
 
@@ -191,8 +237,38 @@ def compare_entities(a: str, b: str, *, site: str | None = None, kb: KnowledgeBa
             lr_positive=p_a / p_b, lr_negative=(1.0 - p_a) / (1.0 - p_b),
             j_divergence_bits=j_divergence_bits(p_a, p_b)))
     ranked.sort(key=lambda m: (-m.j_divergence_bits, m.marker))
+    morph, features = _morphology(kb, kb.entity_ids.index(id_a), kb.entity_ids.index(id_b))
     return Comparison(a=id_a, b=id_b, a_name=kb.entities[id_a].name, b_name=kb.entities[id_b].name, site=site_id,
-                      markers=tuple(ranked), no_data=tuple(no_data))
+                      markers=tuple(ranked), no_data=tuple(no_data), morphology=tuple(morph),
+                      morphology_j_bits=tuple(features))
+
+
+def _morphology(kb: KnowledgeBase, i_a: int, i_b: int) -> tuple[list[MorphologySeparation], list[tuple[str, float]]]:
+    """Per-value likelihoods of A and B from the interpreter's evidence columns (uniform prior for neutral fills)."""
+    constants = default_constants()
+    prior = np.full(len(kb.entity_ids), 1.0 / len(kb.entity_ids))
+    rows: list[MorphologySeparation] = []
+    features: list[tuple[str, float]] = []
+
+    def add(feature: str, columns: list) -> None:
+        usable = [c for c in columns if c.cells[i_a].basis != "no data" and c.cells[i_b].basis != "no data"]
+        for c in usable:
+            value = c.event if feature != "necrosis" else ("yes" if c.event == "yes" else "no")
+            rows.append(MorphologySeparation(feature=feature, value=value, p_a=float(c.likelihood[i_a]),
+                                             p_b=float(c.likelihood[i_b]), a=c.cells[i_a], b=c.cells[i_b]))
+        if usable and feature != "pattern" and len(usable) == len(columns):
+            j = sum((c.likelihood[i_a] - c.likelihood[i_b]) * math.log(c.likelihood[i_a] / c.likelihood[i_b])
+                    for c in usable) / _LN2
+            features.append((feature, float(j)))
+
+    for feature, levels in (("mitoses", MITOSIS_BANDS), ("atypia", ATYPIA_LEVELS)):
+        add(feature, [categorical_column(kb, feature, levels, v, v, prior, constants) for v in levels])
+    add("necrosis", [binary_column(kb, "necrosis", "yes", present, "yes" if present else "no", prior, constants)
+                     for present in (True, False)])
+    add("pattern", [binary_column(kb, "pattern", v, True, v, prior, constants) for v in PATTERNS])
+    order = {"mitoses": 0, "atypia": 1, "necrosis": 2, "pattern": 3}
+    rows.sort(key=lambda r: (order[r.feature], -abs(math.log(r.likelihood_ratio)) if r.feature == "pattern" else 0))
+    return rows, features
 
 
 def teaching_pairs(kb: KnowledgeBase | None = None) -> tuple[tuple[str, str], ...]:

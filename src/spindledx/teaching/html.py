@@ -10,9 +10,10 @@ from __future__ import annotations
 import html
 import json
 import re
+from urllib.parse import quote
 
 _URL = re.compile(r"https?://[^\s<>\"']+")
-_DOI = re.compile(r"\bdoi(?::\s*|\s+)(10\.\d{4,9}/[^\s<>\"';,]+)", re.IGNORECASE)
+_DOI = re.compile(r"\bdoi(?::\s*|\s+)(10\.\d{4,9}/[^\s\"']+)", re.IGNORECASE)
 _PMID = re.compile(r"\bpmid(?::\s*|\s+)(\d{5,9})\b", re.IGNORECASE)
 _PMC = re.compile(r"(?<![/\w])(PMC\d{5,9})\b")
 _TRAILING = ".,;:)]"
@@ -44,7 +45,7 @@ def source_links(text: str) -> list[tuple[int, int, str, str]]:
         found.append((m.start(), m.start() + len(url), url, url))
     for m in _DOI.finditer(text):
         doi = _trim(m.group(1))
-        found.append((m.start(), m.start(1) + len(doi), f"doi:{doi}", f"https://doi.org/{doi}"))
+        found.append((m.start(), m.start(1) + len(doi), f"doi:{doi}", "https://doi.org/" + quote(doi, safe="/:;()-._")))
     for m in _PMID.finditer(text):
         found.append((m.start(), m.end(), f"pmid:{m.group(1)}", f"https://pubmed.ncbi.nlm.nih.gov/{m.group(1)}/"))
     for m in _PMC.finditer(text):
@@ -57,13 +58,23 @@ def source_links(text: str) -> list[tuple[int, int, str, str]]:
     return kept
 
 
+def short_url(url: str, limit: int = 48) -> str:
+    """A URL for display: scheme dropped, cut to ``limit`` characters with an ellipsis (the link keeps it all)."""
+    text = re.sub(r"^https?://(www\.)?", "", url)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def linkify(text: str) -> str:
-    """Escaped ``text`` with its URLs, DOIs and PMIDs turned into links (opened in a new tab)."""
+    """Escaped ``text`` with its URLs, DOIs and PMIDs turned into links (opened in a new tab); long URLs are
+    shown shortened (:func:`short_url`) with the full address as the link and its title."""
     out: list[str] = []
     pos = 0
     for start, end, _label, href in source_links(text):
+        shown = text[start:end]
+        if shown.startswith(("http://", "https://")):
+            shown = short_url(shown)
         out.append(esc(text[pos:start]))
-        out.append(f'<a href="{esc(href)}" target="_blank" rel="noopener">{esc(text[start:end])}</a>')
+        out.append(f'<a href="{esc(href)}" title="{esc(href)}" target="_blank" rel="noopener">{esc(shown)}</a>')
         pos = end
     out.append(esc(text[pos:]))
     return "".join(out)

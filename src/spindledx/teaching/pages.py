@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 from spindledx.ihc.knowledge import KnowledgeBase
 from spindledx.ihc.lookups import entity_info, marker_info
-from spindledx.ihc.model import MARKER_GROUPS, marker_likelihood, prior_weights
+from spindledx.ihc.model import MARKER_GROUPS, marker_likelihood
+from spindledx.ihc.priors import build_prior
 from spindledx.teaching.compare import Comparison
 from spindledx.teaching.html import esc, linkify, pct
 
@@ -41,6 +42,10 @@ class SiteLinks:
         """Anchor id of a fact row on an entity page."""
         base = self.marker[marker].removeprefix("markers/").removesuffix(".html")
         return f"f-{base}" + (f"-{site}" if site else "")
+
+    def pair_anchor(self, marker: str) -> str:
+        """Anchor id of an entity-specific background (specificity) row on an entity page."""
+        return "pb-" + self.marker[marker].removeprefix("markers/").removesuffix(".html")
 
     def pairs_with(self, entity: str) -> list[tuple[str, str]]:
         """Teaching pairs that include ``entity``."""
@@ -73,7 +78,7 @@ def _group_of(marker: str) -> tuple[str, tuple[str, ...]] | None:
 
 
 def _morphology_table(kb: KnowledgeBase, entity: str) -> str:
-    rows = [f for (e, _feat, _val), f in getattr(kb, "morphology", {}).items() if e == entity]
+    rows = [f for (e, _feat, _val), f in kb.morphology.items() if e == entity]
     if not rows:
         return '<p class="muted">No morphology figures in the knowledge base for this entity yet.</p>'
     order = {feat: i for i, feat in enumerate(("mitoses", "necrosis", "atypia", "pattern"))}
@@ -89,26 +94,49 @@ def _morphology_table(kb: KnowledgeBase, entity: str) -> str:
 
 def _clinical_block(kb: KnowledgeBase, entity: str) -> str:
     parts = []
-    pop = getattr(kb, "population_priors", {}).get(entity)
-    if pop is not None:
-        parts.append(f"<p><b>Population prior</b> (relative frequency among adult spindle-cell tumours): "
-                     f"{esc(pct(pop.relative_frequency, 1))}; n {_n(pop.n_cases)}; {_evidence_badge(pop.evidence)} "
-                     f"{esc(pop.note)} <span class='src'>{linkify(pop.source)}</span></p>")
-    clin = getattr(kb, "clinical", {}).get(entity)
+    idx = kb.entity_ids.index(entity)
+    pop = build_prior(kb, None).entries[idx]
+    figure = "" if pop.figure is None else f"relative frequency {pct(pop.figure, 1)}; "
+    parts.append(f"<p><b>Population prior</b> (among adult spindle-cell tumours, before any finding): "
+                 f"{esc(pct(pop.weight, 1))} ({esc(figure)}{_evidence_badge(pop.evidence_level)} {esc(pop.note)}) "
+                 f"<span class='src'>{linkify(pop.source)}</span></p>")
+    clin = kb.clinical.get(entity)
     if clin is not None:
         def num(v: float | None) -> str:
             return "?" if v is None else f"{v:g}"
 
         age = f"median {num(clin.age_median)}"
-        q1, q3 = getattr(clin, "age_q1", None), getattr(clin, "age_q3", None)
-        if q1 is not None or q3 is not None:
-            age += f" (IQR {num(q1)}–{num(q3)})"
+        if clin.age_q1 is not None or clin.age_q3 is not None:
+            age += f" (quartiles {num(clin.age_q1)}–{num(clin.age_q3)})"
         age += f", range {num(clin.age_min)}–{num(clin.age_max)} years"
         female = "" if clin.female_fraction is None else f"; female {pct(clin.female_fraction)}"
         parts.append(f"<p><b>Age</b>: {esc(age)}{esc(female)}; n {_n(clin.n_cases)}; "
                      f"{_evidence_badge(clin.evidence)} {esc(clin.note)} <span class='src'>{linkify(clin.source)}"
                      "</span></p>")
+    else:
+        parts.append("<p class='muted'>No age or sex figures in the knowledge base for this entity.</p>")
     return "".join(parts)
+
+
+def _pair_background_rows(kb: KnowledgeBase, links: SiteLinks, *, entity: str | None = None,
+                          marker: str | None = None, root: str = "../") -> str:
+    rows = []
+    for (e, m), f in kb.pair_background.items():
+        if (entity is not None and e != entity) or (marker is not None and m != marker):
+            continue
+        first = (f"<a href='{esc(root + links.marker[m])}'>{esc(m)}</a>" if entity is not None else
+                 f"<a href='{esc(root + links.entity[e])}#{esc(links.pair_anchor(m))}'>{esc(kb.entities[e].name)}</a>")
+        rows.append(f"<tr id='{esc(links.pair_anchor(m))}'>" if entity is not None else "<tr>")
+        rows.append(f"<td>{first}</td><td>{_bar(f.fraction_positive)}</td><td>{_n(f.n_cases)}</td>"
+                    f"<td>{_evidence_badge(f.evidence)}</td><td>{esc(f.note)}</td>"
+                    f"<td class='src'>{linkify(f.source)}</td></tr>")
+    if not rows:
+        return ""
+    head = "marker" if entity is not None else "entity"
+    return ("<h3>Specificity figures</h3><p class='muted'>Sourced figures stated as specificity data (\"0 of 30 "
+            "were positive\"), used by the interpreter where there is no series of the entity itself.</p>"
+            f"<table class='data'><thead><tr><th>{head}</th><th>fraction positive</th><th>n</th><th>evidence</th>"
+            f"<th>note</th><th>source</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def entity_page(kb: KnowledgeBase, entity: str, links: SiteLinks) -> str:
@@ -131,12 +159,15 @@ def entity_page(kb: KnowledgeBase, entity: str, links: SiteLinks) -> str:
     pitfalls = "".join(f"<li>{esc(p)}</li>" for p in info["pitfalls"]) or "<li class='muted'>none listed</li>"
     idx = kb.entity_ids.index(info["id"])
     prior_rows = []
-    for site, pr in info["site_priors"].items():
-        p = float(prior_weights(kb, site)[idx])
-        prior_rows.append(f"<tr><td>{esc(site.replace('_', ' '))}</td><td>{esc(format(pr['weight'], 'g'))}</td>"
-                          f"<td>{_bar(p)}</td><td>{linkify(pr['basis'])}</td></tr>")
-    priors = ("<table class='data'><thead><tr><th>site</th><th>relative weight</th><th>P(entity | site) before "
-              "stains</th><th>basis</th></tr></thead><tbody>" + "".join(prior_rows) + "</tbody></table>")
+    for site in kb.site_priors:
+        entry = build_prior(kb, site).entries[idx]
+        prior_rows.append(f"<tr><td>{esc(site.replace('_', ' '))}</td><td>{_bar(entry.weight)}</td>"
+                          f"<td>{esc('' if entry.figure is None else format(entry.figure, 'g'))}</td>"
+                          f"<td>{_evidence_badge(entry.evidence_level)}</td><td>{esc(entry.note)}</td>"
+                          f"<td class='src'>{linkify(entry.source)}</td></tr>")
+    priors = ("<table class='data'><thead><tr><th>site</th><th>P(entity | site) before findings</th><th>relative "
+              "weight</th><th>evidence</th><th>basis</th><th>source</th></tr></thead><tbody>"
+              + "".join(prior_rows) + "</tbody></table>")
     compare = "".join(
         f"<li><a href='{esc(root + links.pair[p])}'>{esc(kb.entities[p[0]].name)} versus "
         f"{esc(kb.entities[p[1]].name)}</a></li>" for p in links.pairs_with(info["id"]))
@@ -150,10 +181,12 @@ def entity_page(kb: KnowledgeBase, entity: str, links: SiteLinks) -> str:
 evidence level and the source. Rows marked <span class="ev ev-estimate">estimate</span> are not from a counted
 series. "P(+) used" is what the interpreter uses (Beta posterior mean, n capped).</p>
 {panel}
+{_pair_background_rows(kb, links, entity=info['id'])}
 <h2 id="pitfalls">Pitfalls</h2>
 <ul class="pitfalls">{pitfalls}</ul>
 <h2 id="priors">Priors, age and morphology</h2>
 {_clinical_block(kb, info['id'])}
+<h3 id="site-priors">Site priors</h3>
 {priors}
 <h3 id="morphology">Morphology</h3>
 {_morphology_table(kb, info['id'])}
@@ -183,7 +216,7 @@ def marker_page(kb: KnowledgeBase, marker: str, links: SiteLinks) -> str:
                       f"{_bar(bg['fraction_positive'])} n {_n(bg['n_cases'])}, {_evidence_badge(bg['evidence'])} "
                       f"<span class='src'>{linkify(bg['source'])}</span></p>")
     else:
-        reason = getattr(kb.markers[info["marker"]], "no_background_reason", "")
+        reason = kb.markers[info["marker"]].no_background_reason
         background = ("<p id='bg'><b>Background</b>: none in the knowledge base"
                       + (f" ({esc(reason)})" if reason else "")
                       + "; entities without data are neutral for this marker in the interpreter.</p>")
@@ -204,6 +237,7 @@ def marker_page(kb: KnowledgeBase, marker: str, links: SiteLinks) -> str:
 <h2>Entities that stain</h2>
 {table}
 {background}
+{_pair_background_rows(kb, links, marker=info['marker'])}
 <p><b>No data for</b>: {missing}</p>
 """
 
@@ -230,6 +264,10 @@ def matrix_page(kb: KnowledgeBase, links: SiteLinks) -> str:
                 classes.append("bg")
                 href = links.marker[m] + "#bg"
                 label = f"background {pct(f)}"
+            elif ml.basis == "pair background":
+                classes.append("pb")
+                href = f"{links.entity[e]}#{links.pair_anchor(m)}"
+                label = f"specificity figure {pct(f)}"
             else:
                 href = f"{links.entity[e]}#{links.fact_anchor(m, fact.site)}"
                 label = pct(f)
@@ -247,7 +285,8 @@ def matrix_page(kb: KnowledgeBase, links: SiteLinks) -> str:
 <span class="key c" style="background-color:hsl(212,70%,40%);color:#fff">90</span> high
 <span class="key c est" style="background-color:hsl(212,70%,70%)">40</span> estimate (hatched)
 <span class="key c bg" style="background-color:hsl(212,70%,90%)">5</span> marker background, no entity figure
-(dotted) <span class="key miss">·</span> no data (neutral in the interpreter).</p>
+(dotted) <span class="key c pb" style="background-color:hsl(212,70%,94%)">0</span> entity-specific specificity
+figure (dashed) <span class="key miss">·</span> no data (neutral in the interpreter).</p>
 <div class="matrix-wrap"><table class="matrix"><thead><tr><th></th>{head}</tr></thead>
 <tbody>{''.join(rows)}</tbody></table></div>
 """
@@ -286,8 +325,13 @@ def compare_page(kb: KnowledgeBase, comparison: Comparison, links: SiteLinks, *,
                 f"<td>{fav_txt}</td><td>{_bar(m['a']['p_positive'])}</td><td>{_bar(m['b']['p_positive'])}"
                 f"</td><td class='num'>{m['lr_positive']:.2f}</td><td class='num'>{m['lr_negative']:.2f}</td>"
                 f"<td class='num'>{m['j_divergence_bits']:.2f}</td><td>{_side_cell(m['a'])}</td>"
-                f"<td>{_side_cell(m['b'])}</td><td class='src'><b>{name_a}:</b> {linkify(m['a']['source'])}<br>"
-                f"<b>{name_b}:</b> {linkify(m['b']['source'])}</td></tr>")
+                f"<td>{_side_cell(m['b'])}</td><td class='src'>{_two_sources(m['a']['source'], m['b']['source'])}"
+                "</td></tr>")
+
+    def _two_sources(src_a: str, src_b: str) -> str:
+        if src_a == src_b:
+            return f"<b>both:</b> {linkify(src_a)}"
+        return f"<b>{name_a}:</b> {linkify(src_a) or '–'}<br><b>{name_b}:</b> {linkify(src_b) or '–'}"
 
     head = (f"<thead><tr><th>#</th><th>marker</th><th>+ favours</th><th>P(+ | {name_a})</th>"
             f"<th>P(+ | {name_b})</th><th title='P(+|A)/P(+|B)'>LR+</th><th title='P(−|A)/P(−|B)'>LR−</th>"
@@ -303,8 +347,26 @@ def compare_page(kb: KnowledgeBase, comparison: Comparison, links: SiteLinks, *,
         f"{esc(kb.entities[d['missing_for'][0]].name)})" for d in data["no_data"]) or "none"
     pitfalls = "".join(f"<h3>{esc(kb.entities[e].name)}</h3><ul class='pitfalls'>"
                        + "".join(f"<li>{esc(p)}</li>" for p in kb.entities[e].pitfalls) + "</ul>" for e in (a, b))
-    morph = (f"<h3>{esc(comparison.a_name)}</h3>{_clinical_block(kb, a)}{_morphology_table(kb, a)}"
-             f"<h3>{esc(comparison.b_name)}</h3>{_clinical_block(kb, b)}{_morphology_table(kb, b)}")
+    morph_rows = []
+    for r in data["morphology"]["values"]:
+        lr = r["likelihood_ratio"]
+        fav = name_a if lr >= 2 else name_b if lr <= 0.5 else "neither"
+        morph_rows.append(
+            f"<tr><td>{esc(r['feature'])}</td><td>{esc(r['value'].replace('_', ' '))}</td><td>{_bar(r['a']['p'])}</td>"
+            f"<td>{_bar(r['b']['p'])}</td><td class='num'>{lr:.2f}</td><td>{fav}</td>"
+            f"<td class='src'>{_two_sources(r['a']['source'], r['b']['source'])}</td></tr>")
+    features = ", ".join(f"{esc(f['feature'])} J = {f['j_divergence_bits']:.2f} bits"
+                         for f in data["morphology"]["features"])
+    if morph_rows:
+        morph_table = (f"<p>Separation of each feature as a whole: {features or '–'}. Patterns count only when "
+                       "described, so they have a likelihood ratio for “described” and no J.</p>"
+                       f"<table class='data compare'><thead><tr><th>feature</th><th>value</th><th>P(value | {name_a})"
+                       f"</th><th>P(value | {name_b})</th><th>LR</th><th>favours (LR ≥ 2 or ≤ ½)</th><th>sources</th>"
+                       f"</tr></thead><tbody>{''.join(morph_rows)}</tbody></table>")
+    else:
+        morph_table = "<p class='muted'>No morphology figures for both entities in the knowledge base yet.</p>"
+    morph = (f"{morph_table}<h3>{esc(comparison.a_name)}</h3>{_clinical_block(kb, a)}"
+             f"<h3>{esc(comparison.b_name)}</h3>{_clinical_block(kb, b)}")
     return f"""<h1><a href="{esc(root + links.entity[a])}">{esc(comparison.a_name)}</a> versus
 <a href="{esc(root + links.entity[b])}">{esc(comparison.b_name)}</a></h1>
 <p class="summary">Markers ranked by how well one stain separates the two, from the interpreter's own
@@ -323,12 +385,19 @@ error, so no LR exceeds ~99.</p>
 """
 
 
-def quiz_page(n_questions: int) -> str:
+def quiz_page(sets: Mapping[str, int], skipped: tuple[tuple[str, str], ...]) -> str:
     """The quiz frame; questions, answers and scoring live in the page script (quiz-data.js + site.js)."""
+    total = sum(sets.values())
+    left_out = ""
+    if skipped:
+        left_out = (f"<p class='muted'>Left out: {len(skipped)} case(s) the interpreter cannot read ("
+                    + "; ".join(f"{esc(i)}: {esc(r)}" for i, r in skipped) + ").</p>")
     return f"""<h1>Case quiz</h1>
-<p class="summary">{n_questions} published test panels of the project. Read the panel (and site), pick a diagnosis,
-then compare with the interpreter's differential, the evidence it used and the sources. The score stays in this
-page.</p>
+<p class="summary">{total} published cases of the project: {sets.get('original', 0)} test panels written before the
+first evaluation, {sets.get('holdout', 0)} hold-out panels and {sets.get('reports', 0)} published case reports (the
+blind set, with age, sex and morphology as reported). Read the case, pick a diagnosis, then compare with the
+interpreter's differential, the evidence it used and the sources. The score stays in this page.</p>
+{left_out}
 <p id="quiz-score" class="score" aria-live="polite">Score: 0 / 0</p>
 <section id="quiz"><noscript>The quiz needs JavaScript (it runs locally, nothing is sent anywhere).</noscript>
 </section>

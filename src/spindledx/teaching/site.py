@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base, normaliz
 from spindledx.teaching import pages
 from spindledx.teaching.compare import compare_entities, teaching_pairs
 from spindledx.teaching.html import esc, json_for_script, page, source_segments
-from spindledx.teaching.quiz import quiz_questions
+from spindledx.teaching.quiz import build_questions, load_quiz_cases
 
 MANIFEST = "site.json"
 ASSETS = ("site.css", "site.js")
@@ -71,8 +72,10 @@ def _search_index(kb: KnowledgeBase, links: pages.SiteLinks) -> list[dict]:
     return items
 
 
-def _quiz_data(kb: KnowledgeBase) -> list[dict]:
-    questions = quiz_questions(seed=QUIZ_SEED, kb=kb)
+def _quiz_data(kb: KnowledgeBase) -> tuple[list[dict], tuple[tuple[str, str], ...]]:
+    cases = list(load_quiz_cases(kb=kb))
+    random.Random(QUIZ_SEED).shuffle(cases)
+    questions, skipped = build_questions(cases, kb=kb)
     data = []
     for q in questions:
         item = q.to_json(kb=kb)
@@ -81,7 +84,7 @@ def _quiz_data(kb: KnowledgeBase) -> list[dict]:
         for ev in answer["evidence"]:
             ev["source_segments"] = source_segments(ev["source"])
         data.append(item)
-    return data
+    return data, skipped
 
 
 def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
@@ -96,12 +99,13 @@ def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
     for name in ASSETS:
         files[f"assets/{name}"] = resources.files("spindledx.teaching").joinpath("assets", name).read_text("utf-8")
     files["assets/search-index.js"] = f"window.SPX_INDEX = {json_for_script(_search_index(kb, links))};\n"
-    quiz = _quiz_data(kb)
+    quiz, skipped = _quiz_data(kb)
     files["assets/quiz-data.js"] = f"window.SPX_QUIZ = {json_for_script(quiz)};\n"
+    sets = {name: sum(1 for q in quiz if q["set"] == name) for name in ("original", "holdout", "reports")}
     files["index.html"] = page("Home", pages.index_page(kb, links, n_questions=len(quiz), provenance=provenance),
                                root="", footer=footer)
     files["matrix.html"] = page("Entity × marker matrix", pages.matrix_page(kb, links), root="", footer=footer)
-    files["quiz.html"] = page("Quiz", pages.quiz_page(len(quiz)), root="", footer=footer,
+    files["quiz.html"] = page("Quiz", pages.quiz_page(sets, skipped), root="", footer=footer,
                               scripts=("assets/quiz-data.js",))
     for e, entity in kb.entities.items():
         files[links.entity[e]] = page(entity.name, pages.entity_page(kb, e, links), root="../", footer=footer)

@@ -142,14 +142,14 @@
         return [String(i + 1), d.name, pct(d.probability)];
       })));
       box.appendChild(el("h3", null, "Evidence for " + ans.expected.name));
-      box.appendChild(table(["marker", "result", "P(result | entity)", "LR", "effect", "literature", "source"],
-        ans.evidence.map(function (ev) {
+      box.appendChild(table(["kind", "finding", "result", "P(result | entity)", "LR", "effect", "literature",
+        "source"], ans.evidence.map(function (ev) {
           var effect = el("span", { "class": "effect-" + ev.effect }, ev.effect);
           var lit = ev.basis === "no data" ? "no data" : pct(ev.fraction_positive) +
             (ev.n_cases ? " of " + ev.n_cases : "") + (ev.evidence_level ? " (" + ev.evidence_level + ")" : "") +
             (ev.basis === "background" ? " [background]" : ev.basis === "site" ? " [site]" : "");
-          return [ev.marker, ev.result, ev.likelihood.toFixed(2), ev.likelihood_ratio.toFixed(2), effect, lit,
-            sourceNode(ev.note, ev.source_segments)];
+          return [ev.kind || "stain", ev.marker, ev.result, ev.likelihood.toFixed(2), ev.likelihood_ratio.toFixed(2),
+            effect, lit, sourceNode(ev.note, ev.source_segments)];
         })));
       if (ans.pitfalls.length) {
         box.appendChild(el("h3", null, "Pitfalls"));
@@ -160,7 +160,7 @@
       ans.warnings.forEach(function (w) { box.appendChild(el("p", { "class": "muted" }, "Interpreter warning: " + w)); });
       var src = el("p");
       src.appendChild(el("b", null, "Case source: "));
-      src.appendChild(sourceNode("", ans.case_source_segments));
+      src.appendChild(sourceNode(ans.case_note, ans.case_source_segments));
       box.appendChild(src);
     }
 
