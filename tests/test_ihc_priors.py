@@ -178,3 +178,15 @@ def test_reference_panel_without_site_ranks_leiomyosarcoma_first(kb):
     result = interpret_panel(REFERENCE, kb=kb)
     assert result.differential[0].id == "leiomyosarcoma"
     assert result.to_json()["prior"]["basis"] == "population"
+
+
+def test_uterine_smooth_muscle_tumour_is_decided_by_morphology(kb):
+    """Issue 10 class 3: SMA/desmin/h-caldesmon in the uterus ranked leiomyoma first whatever its mitoses."""
+    panel = "SMA+ desmin+ h-caldesmon+"
+    malignant = interpret_panel(panel, site="uterus", mitoses="15/10HPF", necrosis="yes", atypia="marked", kb=kb)
+    benign = interpret_panel(panel, site="uterus", mitoses="1/10HPF", necrosis="no", atypia="none", kb=kb)
+    assert malignant.differential[0].id == "leiomyosarcoma"
+    assert benign.differential[0].id == "leiomyoma"
+    items = {ev.marker: ev for ev in malignant.differential[0].evidence if ev.kind == "morphology"}
+    assert {"mitoses", "necrosis", "atypia"} <= set(items)
+    assert all(ev.effect == "supports" and ev.source for ev in items.values())
