@@ -17,7 +17,7 @@ tissue tiles that :func:`spindledx.slide.pipeline.analyze_slide` plans (cores at
 
 Megapixels are counted at the working resolution over the tile cores (each pixel once), and also over the tissue
 mask only (tissue megapixels per second = tissue-mask area at 0.25 µm/px / tile-loop seconds). ``--detector
-real`` uses :func:`spindledx.mitosis.detect.detect_mitoses` (the default when it is importable); ``synthetic``
+real`` uses :func:`spindledx.detection.detect.detect_mitoses` (the default when it is importable); ``synthetic``
 the dark-disk stand-in, which measures the whole-slide machinery alone.
 """
 
@@ -81,7 +81,7 @@ def _detector(kind: str):
         from spindledx.slide.synthetic import dark_disk_detector
 
         return dark_disk_detector, f"synthetic dark-disk stand-in (shipped detector unavailable: {exc})"
-    return detector, "spindledx.mitosis.detect.detect_mitoses (shipped model)"
+    return detector, "spindledx.detection.detect.detect_mitoses (shipped model)"
 
 
 class TimedDetector:
@@ -115,7 +115,7 @@ def floor_pass(path: Path, tile_um: float, margin_um: float) -> tuple[float, flo
     """Read all tissue tiles and convert them to optical density; returns (seconds, core megapixels)."""
     import math
 
-    from spindledx.slide.reader import open_slide
+    from spindledx.imaging.slide import open_slide
     from spindledx.slide.tiling import make_raster, plan_tiles, read_raster, tissue_cells
     from spindledx.slide.tissue import detect_tissue
 

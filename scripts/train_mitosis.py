@@ -2,7 +2,7 @@
 
 Data (read from ../shared/data, never copied): the 35 midesec-train fields with their annotated figures and the
 ami-br patches (positives centred on a mitotic figure). The pipeline it trains is the one
-``spindledx.mitosis.detect`` runs: hematoxylin-peak candidates at 0.25 µm/px -> 64×64 RGB patch -> CNN score ->
+``spindledx.detection.detect`` runs: hematoxylin-peak candidates at 0.25 µm/px -> 64×64 RGB patch -> CNN score ->
 threshold -> dedupe within 7.5 µm.
 
 Training samples
@@ -43,12 +43,13 @@ import torch
 from scipy.spatial import cKDTree
 from torch import nn
 
+from spindledx.detection.model import TTA_SCHEMES, gated_tta, load_shipped_model
+from spindledx.detection.suppress import suppress_nearby
+from spindledx.imaging.resample import resample_to
+from spindledx.imaging.stain import MacenkoNormalizer, od_to_rgb, rgb_to_od, scale_stain_concentrations
 from spindledx.mitosis.candidates import WORKING_MPP, find_candidates
-from spindledx.mitosis.detect import dedupe_points, resample_to
 from spindledx.mitosis.evaluate import MIDOG_RADIUS_UM, best_threshold, f1_scores, match_points
-from spindledx.mitosis.model import TTA_SCHEMES, gated_tta, load_model
 from spindledx.mitosis.patches import extract_patches, to_model_input
-from spindledx.mitosis.stain import MacenkoNormalizer, od_to_rgb, rgb_to_od, scale_stain_concentrations
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import training_data  # noqa: E402  (scripts/training_data.py)
@@ -437,7 +438,7 @@ def train_model(
 @torch.no_grad()
 def score_fields(net: nn.Module, fields: list[FieldData], ways: int, gate: float | None = None) -> list[np.ndarray]:
     """Candidate probabilities per field, averaged over ``ways`` dihedral views by the package's own
-    :func:`~spindledx.mitosis.model.gated_tta` (gate None: every candidate gets all views)."""
+    :func:`~spindledx.detection.model.gated_tta` (gate None: every candidate gets all views)."""
     net = net.eval()
 
     def single_view(x: np.ndarray) -> np.ndarray:
@@ -454,7 +455,7 @@ def score_fields(net: nn.Module, fields: list[FieldData], ways: int, gate: float
 def detections(fields: list[FieldData], scores: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     xs, ss = [], []
     for f, s in zip(fields, scores, strict=True):
-        keep = dedupe_points(f.cand, s, RADIUS_PX)
+        keep = suppress_nearby(f.cand, s, radius_um=MIDOG_RADIUS_UM, mpp=WORKING_MPP)
         xs.append(f.cand[keep])
         ss.append(s[keep])
     return xs, ss
@@ -536,7 +537,7 @@ def specificity_checks(net: nn.Module, thr: float) -> dict:
         for c in cands:
             s = s_all[start : start + len(c)]
             start += len(c)
-            keep = dedupe_points(c, s, RADIUS_PX)
+            keep = suppress_nearby(c, s, radius_um=MIDOG_RADIUS_UM, mpp=WORKING_MPP)
             kept, kept_s = c[keep], s[keep]
             d = np.hypot(kept[:, 0] - 63.5, kept[:, 1] - 63.5)
             hits += bool(((kept_s >= thr) & (d <= RADIUS_PX)).any())
@@ -705,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     a_neg = amibr_negatives(train_imgs, rng, per_patch=4 if args.mine_amibr else 2)
     x_neg = None
     if args.pkg_neg:
-        shipped = load_model()
+        shipped = load_shipped_model(threads=1)
 
         def shipped_scores(rgb: np.ndarray, pts: np.ndarray) -> np.ndarray:
             return shipped.predict(extract_patches(rgb, pts, size=shipped.patch_size))

@@ -22,12 +22,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from spindledx.detection.model import gated_tta
+from spindledx.detection.suppress import suppress_nearby
+from spindledx.detection.types import Detection
+from spindledx.imaging.resample import resample_to
 from spindledx.mitosis.candidates import WORKING_MPP, find_candidates
-from spindledx.mitosis.detect import dedupe_points, resample_to
-from spindledx.mitosis.evaluate import MIDOG_RADIUS_UM
-from spindledx.mitosis.model import gated_tta
 from spindledx.mitosis.patches import extract_patches, to_model_input
-from spindledx.mitosis.types import Detection
 
 CHECK_IMAGE_NAMES = {"cmu_small_region.svs"}
 
@@ -148,7 +148,7 @@ class ScoreAllDetector:
             return []
         x = to_model_input(extract_patches(work, cand, size=self.patch))
         s = gated_tta(self.predict, x, ways=self.ways, gate=self.gate)
-        keep = dedupe_points(cand, s, MIDOG_RADIUS_UM / WORKING_MPP)
+        keep = suppress_nearby(cand, s, mpp=WORKING_MPP)
         return [Detection(x=float(cand[i, 0] * sx + (sx - 1) / 2), y=float(cand[i, 1] * sy + (sy - 1) / 2),
                           score=float(s[i])) for i in keep]
 
