@@ -153,25 +153,6 @@ def amibr_negatives(imgs: np.ndarray, rng: np.random.Generator, per_patch: int =
     return np.concatenate(crops)
 
 
-def near_duplicates(imgs: np.ndarray, ref: np.ndarray, tol: float = 2.0) -> np.ndarray:
-    """Mask of ``imgs`` whose 16×16 grey thumbnail is within ``tol`` grey levels (RMS) of one in ``ref``, or of its
-    mirror/rotation (the same figure published in two sets); keeps held-out patches out of training."""
-
-    def thumbs(a: np.ndarray) -> np.ndarray:
-        g = a.astype(np.float32).mean(axis=3)
-        return np.stack([cv2.resize(x, (16, 16), interpolation=cv2.INTER_AREA) for x in g]).reshape(len(a), -1)
-
-    if len(ref) == 0:
-        return np.zeros(len(imgs), bool)
-    t_ref = thumbs(ref)
-    out = np.zeros(len(imgs), bool)
-    variants = [imgs[:, :, ::-1], imgs[:, ::-1], imgs] + [np.rot90(imgs, k, axes=(1, 2)) for k in (1, 2, 3)]
-    for v in variants:
-        d, _ = cKDTree(t_ref).query(thumbs(np.ascontiguousarray(v)))
-        out |= d / 16.0 <= tol
-    return out
-
-
 def simulate_low_resolution(rgb: np.ndarray, factor: float) -> np.ndarray:
     """The field as a scanner at ``factor`` × 0.25 µm/px would give it, after ``detect``'s resampling to 0.25 µm/px."""
     h, w = rgb.shape[:2]
@@ -696,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     if args.atnorm:
         at_imgs, _, _ = training_data.load_atnorm(DATA)
-        dup = near_duplicates(at_imgs, imgs[held])
+        dup = training_data.near_duplicates(at_imgs, imgs[held])
         report["atnorm"] = {"patches": len(at_imgs), "dropped_near_duplicates_of_heldout_amibr": int(dup.sum())}
         log(f"atnorm-md: {len(at_imgs)} patches, {int(dup.sum())} near-duplicates of held-out ami-br dropped")
         if norm is not None:

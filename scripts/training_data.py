@@ -21,6 +21,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy.spatial import cKDTree
 
 from spindledx.detection.model import gated_tta
 from spindledx.detection.suppress import suppress_nearby
@@ -172,3 +173,22 @@ def density_at(cmu: dict | None, threshold: float) -> dict | None:
     n = int((cmu["scores"] >= threshold).sum())
     return {"detections": n, "tissue_mm2": round(cmu["tissue_mm2"], 4),
             "per_mm2": round(n / cmu["tissue_mm2"], 2), "threshold": round(float(threshold), 4)}
+
+
+def near_duplicates(imgs: np.ndarray, ref: np.ndarray, tol: float = 2.0) -> np.ndarray:
+    """Mask of ``imgs`` whose 16×16 grey thumbnail is within ``tol`` grey levels (RMS) of one in ``ref``, or of its
+    mirror/rotation (the same figure published in two sets); keeps held-out patches out of training."""
+
+    def thumbs(a: np.ndarray) -> np.ndarray:
+        g = a.astype(np.float32).mean(axis=3)
+        return np.stack([cv2.resize(x, (16, 16), interpolation=cv2.INTER_AREA) for x in g]).reshape(len(a), -1)
+
+    if len(ref) == 0:
+        return np.zeros(len(imgs), bool)
+    t_ref = thumbs(ref)
+    out = np.zeros(len(imgs), bool)
+    variants = [imgs[:, :, ::-1], imgs[:, ::-1], imgs] + [np.rot90(imgs, k, axes=(1, 2)) for k in (1, 2, 3)]
+    for v in variants:
+        d, _ = cKDTree(t_ref).query(thumbs(np.ascontiguousarray(v)))
+        out |= d / 16.0 <= tol
+    return out
