@@ -33,7 +33,8 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
 
-# Train + cross-validate the mitosis CNN on ../shared/data (~60 min on 2 cores), then ship it into models/.
+# Train + cross-validate the mitosis CNN on ../shared/data (~60 min on 2 cores), then ship it as package data:
+# src/spindledx/detection/models/{mitosis_cnn.onnx,mitosis_model.json}; the card goes to models/MODEL_CARD.md.
 MITOSIS_RUN ?= /tmp/spindledx-mitosis-run
 train: $(STAMP)
 	$(BIN)/pip install --quiet torch==2.13.0 onnx onnxscript

@@ -41,7 +41,7 @@ def main() -> None:
         detector = _no_detections
     else:
         try:
-            from spindledx.mitosis.model import load_model
+            from spindledx.detection.model import load_model
 
             load_model()
         except Exception as exc:  # no trained model yet: time the rest of the pipeline

@@ -17,7 +17,7 @@ tissue tiles that :func:`spindledx.slide.pipeline.analyze_slide` plans (cores at
 
 Megapixels are counted at the working resolution over the tile cores (each pixel once), and also over the tissue
 mask only (tissue megapixels per second = tissue-mask area at 0.25 µm/px / tile-loop seconds). ``--detector
-real`` uses :func:`spindledx.mitosis.detect.detect_mitoses` (the default when it is importable); ``synthetic``
+real`` uses :func:`spindledx.detection.detect.detect_mitoses` (the default when it is importable); ``synthetic``
 the dark-disk stand-in, which measures the whole-slide machinery alone.
 """
 
@@ -81,7 +81,7 @@ def _detector(kind: str):
         from spindledx.slide.synthetic import dark_disk_detector
 
         return dark_disk_detector, f"synthetic dark-disk stand-in (shipped detector unavailable: {exc})"
-    return detector, "spindledx.mitosis.detect.detect_mitoses (shipped model)"
+    return detector, "spindledx.detection.detect.detect_mitoses (shipped model)"
 
 
 class TimedDetector:

@@ -1,4 +1,5 @@
-"""Ship a trained mitosis model: copy the ONNX, write models/mitosis_model.json and models/MODEL_CARD.md.
+"""Ship a trained mitosis model: copy the ONNX and write mitosis_model.json into the package data folder
+(src/spindledx/detection/models/, loaded with importlib.resources), and models/MODEL_CARD.md.
 
 Reads the run directory written by ``scripts/train_mitosis.py`` (``cv_report.json`` + ``mitosis_cnn_tta*.onnx``),
 takes the decision threshold as the MEDIAN of the thresholds chosen inside the five by-field CV folds (each on
@@ -24,12 +25,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from spindledx.detection.model import TTA_SCHEMES, MitosisModel, load_model, sha256_file
 from spindledx.mitosis.candidates import WORKING_MPP
-from spindledx.mitosis.model import TTA_SCHEMES, MitosisModel, load_model, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-MODELS = REPO / "models"
+MODELS = REPO / "models"  # model card and training records
+SHIPPED = REPO / "src" / "spindledx" / "detection" / "models"  # the shipped ONNX + description (package data)
 VERSION = "1.1.0"  # default; --version for a new build
 
 
@@ -79,7 +81,7 @@ def heldout_amibr(seed: int) -> list[Path]:
 
 
 def measure_amibr(model: MitosisModel, threshold: float, seed: int) -> dict:
-    from spindledx.mitosis.detect import detect_mitoses
+    from spindledx.detection.detect import detect_mitoses
 
     paths = heldout_amibr(seed)
     hits = 0
@@ -92,7 +94,7 @@ def measure_amibr(model: MitosisModel, threshold: float, seed: int) -> dict:
 
 
 def measure_speed(model: MitosisModel, n: int = 5) -> dict:
-    from spindledx.mitosis.detect import detect_mitoses
+    from spindledx.detection.detect import detect_mitoses
 
     rgb = read_rgb(DATA / "midesec-train" / "P0_00.png")
     detect_mitoses(rgb, 0.25, model=model)
@@ -243,7 +245,7 @@ def model_card(desc: dict, report: dict, notes: list[str] = ()) -> str:
 TEMPLATE = """# spindledx mitosis classifier — model card
 
 **Version** {version} · **file** `mitosis_cnn.onnx` · **sha256** `{sha}`
-(verified by `spindledx.mitosis.model.load_model`) · described by `mitosis_model.json`
+(verified by `spindledx.detection.model.load_model`) · described by `mitosis_model.json`
 (input {patch}×{patch} RGB patch at 0.25 µm/px, threshold, CV metrics).
 
 ## What it is
@@ -251,7 +253,7 @@ Candidates are peaks of the smoothed hematoxylin channel (Ruifrok–Johnston col
 {patch}×{patch} patch ({patch_um:g} µm) is scored by a small CNN (5 conv blocks 16-32-64-64-128, ~135k parameters,
 trained with PyTorch on this 2-core CPU, exported to ONNX as a single view, run by onnxruntime). Test-time averaging
 `{scheme}`: {tta} dihedral views (flips and 90° rotations) averaged for every candidate whose single-view score is ≥
-{gate} (`spindledx.mitosis.model.gated_tta`; the others keep their single-view score), so 8 views cost about two
+{gate} (`spindledx.detection.model.gated_tta`; the others keep their single-view score), so 8 views cost about two
 passes; in the cross-validation below it gave the same TP/FP/FN as averaging 8 views for every candidate (`tta8`).
 Scores ≥ threshold are kept and deduplicated within 7.5 µm (highest first).
 Candidate stage on the 35 midesec fields: {cand}.
@@ -345,10 +347,11 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in extra[key].items():
                 report.setdefault(key, {}).setdefault(k, v)
     ways, gate = TTA_SCHEMES[args.scheme]
-    # a gated scheme ships the single-view graph; the package averages the views (spindledx.mitosis.model.gated_tta)
+    # a gated scheme ships the single-view graph; the package averages the views (spindledx.detection.model.gated_tta)
     src = args.run_dir / f"mitosis_cnn_tta{1 if gate is not None else ways}.onnx"
     MODELS.mkdir(exist_ok=True)
-    dst = MODELS / "mitosis_cnn.onnx"
+    SHIPPED.mkdir(parents=True, exist_ok=True)
+    dst = SHIPPED / "mitosis_cnn.onnx"
     shutil.copyfile(src, dst)
     sha = sha256_file(dst)
     cv = cv_summary(report, args.scheme)
@@ -389,12 +392,12 @@ def main(argv: list[str] | None = None) -> int:
             "wall_time": args.time_note,
         },
     }
-    (MODELS / "mitosis_model.json").write_text(json.dumps(desc, indent=2) + "\n")
-    model = load_model(MODELS / "mitosis_model.json")
+    (SHIPPED / "mitosis_model.json").write_text(json.dumps(desc, indent=2) + "\n")
+    model = load_model(SHIPPED / "mitosis_model.json")
     desc["speed"] = measure_speed(model)
     if not args.skip_amibr:
         desc["amibr_heldout"] = measure_amibr(model, threshold, args.seed)
-    (MODELS / "mitosis_model.json").write_text(json.dumps(desc, indent=2) + "\n")
+    (SHIPPED / "mitosis_model.json").write_text(json.dumps(desc, indent=2) + "\n")
     (MODELS / "MODEL_CARD.md").write_text(model_card(desc, report, args.note))
     print(
         json.dumps(

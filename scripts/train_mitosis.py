@@ -2,7 +2,7 @@
 
 Data (read from ../shared/data, never copied): the 35 midesec-train fields with their annotated figures and the
 ami-br patches (positives centred on a mitotic figure). The pipeline it trains is the one
-``spindledx.mitosis.detect`` runs: hematoxylin-peak candidates at 0.25 µm/px -> 64×64 RGB patch -> CNN score ->
+``spindledx.detection.detect`` runs: hematoxylin-peak candidates at 0.25 µm/px -> 64×64 RGB patch -> CNN score ->
 threshold -> dedupe within 7.5 µm.
 
 Training samples
@@ -43,12 +43,13 @@ import torch
 from scipy.spatial import cKDTree
 from torch import nn
 
+from spindledx.detection.model import TTA_SCHEMES, gated_tta
+from spindledx.detection.suppress import suppress_nearby
+from spindledx.imaging.resample import resample_to
+from spindledx.imaging.stain import MacenkoNormalizer, od_to_rgb, rgb_to_od, scale_stain_concentrations
 from spindledx.mitosis.candidates import WORKING_MPP, find_candidates
-from spindledx.mitosis.detect import dedupe_points, resample_to
 from spindledx.mitosis.evaluate import MIDOG_RADIUS_UM, best_threshold, f1_scores, match_points
-from spindledx.mitosis.model import TTA_SCHEMES, gated_tta
 from spindledx.mitosis.patches import extract_patches, to_model_input
-from spindledx.mitosis.stain import MacenkoNormalizer, od_to_rgb, rgb_to_od, scale_stain_concentrations
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -406,7 +407,7 @@ def train_model(
 @torch.no_grad()
 def score_fields(net: nn.Module, fields: list[FieldData], ways: int, gate: float | None = None) -> list[np.ndarray]:
     """Candidate probabilities per field, averaged over ``ways`` dihedral views by the package's own
-    :func:`~spindledx.mitosis.model.gated_tta` (gate None: every candidate gets all views)."""
+    :func:`~spindledx.detection.model.gated_tta` (gate None: every candidate gets all views)."""
     net = net.eval()
 
     def single_view(x: np.ndarray) -> np.ndarray:
@@ -423,7 +424,7 @@ def score_fields(net: nn.Module, fields: list[FieldData], ways: int, gate: float
 def detections(fields: list[FieldData], scores: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     xs, ss = [], []
     for f, s in zip(fields, scores, strict=True):
-        keep = dedupe_points(f.cand, s, RADIUS_PX)
+        keep = suppress_nearby(f.cand, s, radius_um=MIDOG_RADIUS_UM, mpp=WORKING_MPP)
         xs.append(f.cand[keep])
         ss.append(s[keep])
     return xs, ss

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from spindledx.cli import main
+from spindledx.detection.types import Detection
 from spindledx.mitosis import commands
-from spindledx.mitosis.types import Detection
 
 
 def dark_spot_detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
@@ -191,15 +191,13 @@ def test_same_warning_for_many_images_is_printed_once(tmp_path, capsys):
 
 
 def test_table_states_the_model_accuracy_when_the_detector_has_a_model(folder, monkeypatch, capsys):
-    from spindledx.mitosis.model import ModelDescription
+    from spindledx.detection import FunctionDetector
+    from spindledx.detection.model import ModelDescription
 
-    def described(rgb, mpp):
-        return dark_spot_detector(rgb, mpp)
-
-    described.model_description = ModelDescription.from_dict(
+    described = FunctionDetector(dark_spot_detector, model_description=ModelDescription.from_dict(
         {"onnx_file": "m.onnx", "sha256": "0" * 64, "input": {"patch_size": 64, "working_mpp": 0.25},
          "threshold": 0.5, "version": "9.9.9", "cv": {"mean_f1": 0.5817}}
-    )
+    ))
     monkeypatch.setattr(commands, "_load_detector", lambda threshold: described)
     assert main(["score", str(folder)]) == 0
     out = capsys.readouterr().out

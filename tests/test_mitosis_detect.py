@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from skimage.draw import disk
 
+from spindledx.detection.detect import detect_mitoses
+from spindledx.detection.model import DEFAULT_DESCRIPTION
+from spindledx.detection.suppress import suppress_nearby
 from spindledx.errors import BadInputError
-from spindledx.mitosis.detect import dedupe_points, detect_mitoses, resample_to
-from spindledx.mitosis.model import DEFAULT_DESCRIPTION
-from spindledx.mitosis.stain import REFERENCE_STAIN_MATRIX, od_to_rgb
+from spindledx.imaging.resample import resample_to
+from spindledx.imaging.stain import REFERENCE_STAIN_MATRIX, od_to_rgb
 
 
 class DarkCentreModel:
@@ -18,6 +20,7 @@ class DarkCentreModel:
     threshold = 0.5
     working_mpp = 0.25
     patch_size = 64
+    description = None
 
     def predict(self, patches: np.ndarray) -> np.ndarray:
         c = patches[:, 28:36, 28:36].astype(np.float32).mean(axis=(1, 2, 3))
@@ -48,7 +51,8 @@ def test_detections_are_in_input_pixels(mpp):
 def test_threshold_override_and_dedupe():
     img = tile(256, [(128, 128)], 12)
     assert detect_mitoses(img, 0.25, threshold=1.01, model=DarkCentreModel()) == []
-    keep = dedupe_points(np.array([[0, 0], [20, 0], [31, 0], [100, 0]]), np.array([0.5, 0.9, 0.8, 0.1]), 30)
+    keep = suppress_nearby(np.array([[0, 0], [20, 0], [31, 0], [100, 0]]), np.array([0.5, 0.9, 0.8, 0.1]),
+                           radius_um=30, mpp=1.0)
     assert keep.tolist() == [1, 3]  # 0 and 2 lie within 30 px of the best one
 
 

@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from spindledx.errors import BadInputError
-from spindledx.mitosis.model import (
+from spindledx.detection.model import (
     DEFAULT_DESCRIPTION,
     ModelChecksumError,
     ModelDescription,
@@ -16,6 +15,7 @@ from spindledx.mitosis.model import (
     load_model,
     sha256_file,
 )
+from spindledx.errors import BadInputError
 from spindledx.mitosis.patches import dihedral_views
 
 

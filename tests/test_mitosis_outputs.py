@@ -8,6 +8,7 @@ import json
 import numpy as np
 from PIL import Image
 
+from spindledx.detection.types import Detection
 from spindledx.mitosis.io import tile_from_array
 from spindledx.mitosis.outputs import (
     CSV_COLUMNS,
@@ -18,7 +19,6 @@ from spindledx.mitosis.outputs import (
     write_tile_outputs,
 )
 from spindledx.mitosis.score import score_image
-from spindledx.mitosis.types import Detection
 
 
 def _result(points=((50.0, 60.0, 0.9), (150.0, 120.0, 0.6))):

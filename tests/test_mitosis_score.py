@@ -9,10 +9,11 @@ import pytest
 from PIL import Image
 
 from spindledx import counting
+from spindledx.detection.suppress import suppress_detections
+from spindledx.detection.types import Detection
 from spindledx.errors import BadInputError
 from spindledx.mitosis.io import tile_from_array
-from spindledx.mitosis.score import TileScore, deduplicate, score_image
-from spindledx.mitosis.types import Detection
+from spindledx.mitosis.score import TileScore, score_image
 
 CONTRACT_KEYS = {"image", "width", "height", "mpp", "area_mm2", "mitoses", "count", "mitoses_per_mm2",
                  "mitoses_per_10hpf", "hpf_area_mm2"}
@@ -49,10 +50,10 @@ def test_hpf_area_changes_only_the_per_10hpf_figure():
 def test_duplicates_within_7_5_um_are_merged():
     mpp = 0.25  # 7.5 µm = 30 px
     dets = [Detection(100, 100, 0.6), Detection(120, 100, 0.9), Detection(160, 100, 0.8), Detection(400, 50, 0.5)]
-    kept = deduplicate(dets, mpp=mpp)
+    kept = suppress_detections(dets, mpp=mpp)
     assert [(d.x, d.y) for d in kept] == [(120, 100), (160, 100), (400, 50)]
     # at 0.5 µm/px 7.5 µm = 15 px: (100,100) and (120,100) are 20 px apart, both kept
-    assert len(deduplicate(dets, mpp=0.5)) == 4
+    assert len(suppress_detections(dets, mpp=0.5)) == 4
 
 
 def test_threshold_filters_injected_detector_and_out_of_bounds_dropped():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.draw import disk
 
-from spindledx.mitosis.stain import (
+from spindledx.imaging.stain import (
     REFERENCE_STAIN_MATRIX,
     MacenkoNormalizer,
     concentrations,
@@ -98,7 +98,7 @@ def test_normaliser_maps_recoloured_image_near_target():
 
 
 def test_scale_stain_concentrations_equalises_pale_and_dark():
-    from spindledx.mitosis.stain import concentrations, scale_stain_concentrations
+    from spindledx.imaging.stain import concentrations, scale_stain_concentrations
 
     dark, ch = synthetic_he(REFERENCE_STAIN_MATRIX[0], REFERENCE_STAIN_MATRIX[1], seed=5, h_scale=1.4)
     pale, _ = synthetic_he(REFERENCE_STAIN_MATRIX[0], REFERENCE_STAIN_MATRIX[1], seed=5, h_scale=0.5)

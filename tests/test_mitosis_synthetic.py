@@ -87,8 +87,10 @@ def test_shipped_model_finds_most_sample_slide_figures():
     import csv
     from pathlib import Path
 
+    from spindledx.detection.model import DEFAULT_DESCRIPTION
+
     root = Path(__file__).resolve().parents[1]
-    if not (root / "models" / "mitosis_model.json").is_file():
+    if not DEFAULT_DESCRIPTION.is_file():
         pytest.skip("no trained model committed")
     from spindledx.mitosis.evaluate import match_points
     from spindledx.mitosis.score import default_detector, score_image

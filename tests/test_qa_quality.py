@@ -53,7 +53,7 @@ def test_blank_glass_is_low_tissue_only() -> None:
 def test_swapped_stain_colours(tile: np.ndarray) -> None:
     # re-render the tile's hematoxylin and eosin amounts with exchanged colours: the red-absorbing stain is
     # eosin-like (magenta-red) and the other one is hematoxylin-like (blue-purple), with a clear red gap
-    from spindledx.mitosis.stain import REFERENCE_STAIN_MATRIX, concentrations, od_to_rgb
+    from spindledx.imaging.stain import REFERENCE_STAIN_MATRIX, concentrations, od_to_rgb
 
     amounts = np.maximum(concentrations(tile, REFERENCE_STAIN_MATRIX), 0.0)
     red_eosin_like = np.array([0.45, 0.88, 0.05]) / np.linalg.norm([0.45, 0.88, 0.05])

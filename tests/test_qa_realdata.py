@@ -17,7 +17,7 @@ FIELDS = ("P0_00.png", "P0_12.png", "P0_33.png")  # three stain clusters of the 
 @pytest.mark.realdata
 def test_batch_f1_equals_evaluate_on_real_fields(shared_data: Path, tmp_path: Path, capsys) -> None:
     try:
-        from spindledx.mitosis.model import load_model
+        from spindledx.detection.model import load_model
 
         load_model()
     except Exception as exc:  # no trained model in this checkout

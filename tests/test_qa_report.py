@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spindledx.detection.types import Detection
 from spindledx.mitosis.synthetic import make_tile
-from spindledx.mitosis.types import Detection
 from spindledx.qa.manifest import load_manifest
 from spindledx.qa.report import SECTION_IDS
 from spindledx.qa.runner import run_and_write

@@ -283,21 +283,25 @@ def test_real_aperio_slide_metadata_and_tissue(tmp_path):
 def test_model_detector_pickles_without_its_model_and_names_itself():
     import pickle
 
-    from spindledx.slide.pipeline import ModelDetector, detector_name
+    from spindledx.detection import ModelDetector, shipped_description
+    from spindledx.slide.pipeline import detector_name
 
     det = ModelDetector(threshold=0.7, threads=1)
     clone = pickle.loads(pickle.dumps(det))
     assert (clone.threshold, clone.threads) == (0.7, 1)
-    assert detector_name(det) == detector_name(clone) == "spindledx.mitosis.detect.detect_mitoses(threshold=0.7)"
+    desc = shipped_description()
+    assert detector_name(det) == detector_name(clone) == (
+        f"spindledx.detection.detect_mitoses(threshold=0.7, model={desc.version} sha256:{desc.sha256[:12]})")
+    assert "_session" not in pickle.dumps(det).decode("latin-1")
 
 
 def test_missing_model_fails_before_any_tile(slide_path, tmp_path, monkeypatch):
-    from spindledx.slide import pipeline
+    from spindledx.detection import model
 
-    def no_model(threads):
+    def no_model(threads=2):
         raise BadInputError("mitosis model description not found: models/mitosis_model.json")
 
-    monkeypatch.setattr(pipeline, "_cached_model", no_model)
+    monkeypatch.setattr(model, "load_shipped_model", no_model)
     with pytest.raises(BadInputError, match="model"):
         run(slide_path, out_dir=tmp_path / "run")
     assert not (tmp_path / "run" / "tiles").exists()
@@ -306,9 +310,8 @@ def test_missing_model_fails_before_any_tile(slide_path, tmp_path, monkeypatch):
 def test_model_detector_states_the_shipped_models_accuracy():
     import json
 
-    from spindledx.mitosis.model import DEFAULT_DESCRIPTION
-    from spindledx.mitosis.score import detector_caveat
-    from spindledx.slide.pipeline import ModelDetector
+    from spindledx.detection import ModelDetector, detector_caveat
+    from spindledx.detection.model import DEFAULT_DESCRIPTION
 
     recorded = json.loads(DEFAULT_DESCRIPTION.read_text())
     caveat = detector_caveat(ModelDetector())

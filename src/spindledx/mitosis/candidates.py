@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from skimage.feature import peak_local_max
 
-from spindledx.mitosis.stain import REFERENCE_STAIN_MATRIX, concentrations
+from spindledx.imaging.stain import REFERENCE_STAIN_MATRIX, concentrations
 
 #: Internal working resolution of the detector (µm/px).
 WORKING_MPP = 0.25

@@ -17,9 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from spindledx import counting
+from spindledx.detection.detect import detector_caveat
 from spindledx.errors import BadInputError
 from spindledx.mitosis.io import IMAGE_SUFFIXES, read_image
-from spindledx.mitosis.score import TileScore, default_detector, detector_caveat, score_image
+from spindledx.mitosis.score import TileScore, default_detector, score_image
 
 _FORMATS = ("table", "json", "csv")
 

@@ -15,10 +15,8 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
+from spindledx.detection.suppress import MIDOG_RADIUS_UM  # noqa: F401  (re-exported: the matching radius)
 from spindledx.errors import BadInputError
-
-#: MIDOG hit radius in micrometres.
-MIDOG_RADIUS_UM = 7.5
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,7 @@
 """Files written by ``spindledx score --out``: detections CSV, QuPath GeoJSON, overlay PNG, JSON summary.
 
 * CSV: one row per figure, columns ``image, x, y, score`` (pixel coordinates, x = column, y = row).
-* GeoJSON (RFC 7946 FeatureCollection of ``Point`` features in image pixel coordinates) with the properties QuPath
-  (>= 0.3) reads on import (File > Import objects): ``objectType: "detection"``, ``classification: {"name":
-  "Mitosis", "color": [r, g, b]}`` and ``measurements: {"score": p}``. Feature ids are name-based UUIDs
-  (RFC 4122 version 5), so the same input gives the same file.
+* GeoJSON: QuPath detection points written by :mod:`spindledx.detection.geojson` (the one writer).
 * Overlay PNG: the tile with a circle of :data:`OVERLAY_RADIUS_UM` (7.5 µm, the MIDOG hit radius) around each
   figure and its score, drawn with OpenCV.
 """
@@ -13,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,13 +17,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from spindledx.detection.geojson import MITOSIS_COLOR_RGB, points_geojson
+from spindledx.detection.geojson import write_geojson as write_collection
 from spindledx.mitosis.score import TileScore
 
 OVERLAY_RADIUS_UM = 7.5
-MITOSIS_CLASS = "Mitosis"
-MITOSIS_COLOR_RGB = (255, 200, 0)
 CSV_COLUMNS = ("image", "x", "y", "score")
-_UUID_NAMESPACE = uuid.UUID("5b1f0c9e-6d0a-4e0e-9a7e-3c2f4d1b8a61")
 
 
 def output_stem(image: str) -> str:
@@ -59,28 +54,12 @@ def write_detections_csv(scores: TileScore | Iterable[TileScore], path: str | Pa
 
 def to_geojson(result: TileScore) -> dict[str, Any]:
     """QuPath-importable GeoJSON FeatureCollection of the tile's figures as detection points."""
-    features = []
-    for index, det in enumerate(result.mitoses):
-        features.append({
-            "type": "Feature",
-            "id": str(uuid.uuid5(_UUID_NAMESPACE, f"{result.image}#{index}#{det.x:.1f},{det.y:.1f}")),
-            "geometry": {"type": "Point", "coordinates": [round(float(det.x), 1), round(float(det.y), 1)]},
-            "properties": {
-                "objectType": "detection",
-                "name": f"mitosis {index + 1}",
-                "classification": {"name": MITOSIS_CLASS, "color": list(MITOSIS_COLOR_RGB)},
-                "measurements": {"score": round(float(det.score), 4)},
-                "isLocked": False,
-            },
-        })
-    return {"type": "FeatureCollection", "features": features}
+    return points_geojson(((d.x, d.y, d.score) for d in result.mitoses), source=result.image)
 
 
 def write_geojson(result: TileScore, path: str | Path) -> Path:
-    """Write :func:`to_geojson` to ``path``; returns the path."""
-    path = Path(path)
-    path.write_text(json.dumps(to_geojson(result), indent=1), encoding="utf-8")
-    return path
+    """Write :func:`to_geojson` to ``path`` (atomically); returns the path."""
+    return write_collection(to_geojson(result), path)
 
 
 def draw_overlay(rgb: np.ndarray, result: TileScore, *, radius_um: float = OVERLAY_RADIUS_UM) -> np.ndarray:

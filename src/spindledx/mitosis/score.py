@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from spindledx import counting
+from spindledx.detection.suppress import MIDOG_RADIUS_UM, suppress_detections
+from spindledx.detection.types import Detection, Detector, as_detector
 from spindledx.errors import BadInputError
 from spindledx.mitosis.io import Tile, read_image
-from spindledx.mitosis.types import Detection, Detector
 
-DEDUP_RADIUS_UM = 7.5
+DEDUP_RADIUS_UM = MIDOG_RADIUS_UM
 """Detections nearer than this are one figure (the MIDOG hit radius; Aubreville et al., Med Image Anal 2023)."""
 
 
@@ -89,36 +88,12 @@ class TileScore:
 
 
 def default_detector(*, threshold: float | None = None) -> Detector:
-    """The shipped detector (:func:`spindledx.mitosis.detect.detect_mitoses`) with its model loaded once.
+    """The shipped detector (:class:`spindledx.detection.ModelDetector`), model loaded once per process."""
+    from spindledx.detection.detect import ModelDetector
 
-    The model (``models/``, checksum verified) is loaded here, not per tile, so a folder run pays for it once.
-    """
-    from spindledx.mitosis.detect import detect_mitoses
-    from spindledx.mitosis.model import load_model
-
-    model = load_model()
-
-    def detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
-        return detect_mitoses(rgb, mpp, threshold=threshold, model=model)
-
-    detector.model_description = model.description  # type: ignore[attr-defined]  # read by detector_caveat
+    detector = ModelDetector(threshold=threshold)
+    detector.prepare()
     return detector
-
-
-def detector_caveat(detector: Detector) -> str | None:
-    """One line on the shipped model's measured accuracy for the human-readable outputs, or None for a detector
-    without a model description (e.g. one injected by tests).
-
-    The figure is the by-field cross-validated mean F1 recorded in ``models/mitosis_model.json`` (MIDOG rule);
-    the model card has the folds and limits.
-    """
-    description = getattr(detector, "model_description", None)
-    if description is None:
-        return None
-    f1 = description.extra.get("cv", {}).get("mean_f1")
-    accuracy = f"cross-validated F1 {f1:.2f} on breast-carcinoma fields" if f1 is not None else "accuracy unmeasured"
-    return (f"Detector model {description.version}: {accuracy} (models/MODEL_CARD.md). A screening aid: check "
-            "the detections on the overlay (--out) before reporting a count.")
 
 
 def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector: Detector | None = None,
@@ -154,12 +129,12 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
         raise BadInputError("the HPF area must be positive")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
-    run = default_detector(threshold=threshold) if detector is None else detector
+    run = default_detector(threshold=threshold) if detector is None else as_detector(detector)
     found = list(run(tile.rgb, tile.mpp))
     if detector is not None and threshold is not None:
         found = [d for d in found if d.score >= threshold]
     found = [d for d in found if 0 <= d.x < tile.width and 0 <= d.y < tile.height]
-    mitoses = deduplicate(found, mpp=tile.mpp)
+    mitoses = suppress_detections(found, mpp=tile.mpp, radius_um=DEDUP_RADIUS_UM)
     return summarize(tile, mitoses, hpf_area_mm2=hpf_area_mm2)
 
 
@@ -174,40 +149,3 @@ def summarize(tile: Tile, mitoses: list[Detection] | tuple[Detection, ...], *,
                      mitoses=tuple(sorted(mitoses, key=lambda d: -d.score)), count=len(mitoses),
                      mitoses_per_mm2=density, mitoses_per_10hpf=per10, hpf_area_mm2=hpf_area_mm2,
                      fnclcc_mitotic_score=counting.fnclcc_mitotic_score(per10), warnings=tile.warnings)
-
-
-def deduplicate(detections: list[Detection], *, mpp: float, radius_um: float = DEDUP_RADIUS_UM) -> list[Detection]:
-    """Greedy non-maximum suppression of points: keep the best-scoring, drop others within ``radius_um``.
-
-    Parameters
-    ----------
-    detections
-        Points in pixel coordinates.
-    mpp
-        µm per pixel of those coordinates.
-    radius_um
-        Suppression radius in µm (7.5 µm = the MIDOG hit radius).
-
-    Returns
-    -------
-    list of Detection
-        Kept detections, highest score first.
-    """
-    if len(detections) < 2:
-        return list(detections)
-    from scipy.spatial import cKDTree
-
-    ordered = sorted(detections, key=lambda d: -d.score)
-    xy = np.array([[d.x, d.y] for d in ordered], dtype=float)
-    tree = cKDTree(xy)
-    radius_px = radius_um / mpp
-    suppressed = np.zeros(len(ordered), dtype=bool)
-    kept: list[Detection] = []
-    for i, det in enumerate(ordered):
-        if suppressed[i]:
-            continue
-        kept.append(det)
-        for j in tree.query_ball_point(xy[i], r=radius_px):
-            if j > i:
-                suppressed[j] = True
-    return kept

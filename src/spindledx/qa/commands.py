@@ -40,9 +40,9 @@ def batch(
         raise BadInputError(f"{source}: no such file or folder")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
-    from spindledx.mitosis.model import load_model
+    from spindledx.detection.model import load_shipped_model
 
-    load_model()  # fail fast with one message when no trained detector is shipped, not once per tile
+    load_shipped_model()  # fail fast with one message when no trained detector is shipped, not once per tile
     report = run_and_write(specs, out, jobs=jobs or default_jobs(), dask=dask,
                            options=RunOptions(threshold=threshold), progress=progress)
     s = report.summary

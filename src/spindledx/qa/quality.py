@@ -13,7 +13,7 @@ literature cited below; none was tuned on the project's evaluation data.
   edge the Laplacian-of-Gaussian energy falls as ``(sigma_b^2 + s^2)^(-3/2)``, so the ratio of the two energies
   gives the blur ``sigma_b`` in µm independent of contrast and of how many edges the tile has; using scales of
   2 and 4 px keeps pixel noise from looking like sharpness.
-* Stain: Macenko stain vectors from :func:`spindledx.mitosis.stain.estimate_stain_matrix` (its ``swapped`` flag
+* Stain: Macenko stain vectors from :func:`spindledx.imaging.stain.estimate_stain_matrix` (its ``swapped`` flag
   and cosine similarity to the Ruifrok & Johnston 2001 vectors).
 * Exposure and ink: from the 8-bit values and the OD colour (see :data:`QUALITY_CHECKS` for each basis).
 """
@@ -74,7 +74,7 @@ QUALITY_CHECKS: tuple[QualityCheck, ...] = (
         "chromosome arms merge and a figure can no longer be told from a pyknotic nucleus."),
     QualityCheck(
         "stain_swapped", "stain_swapped", "=", 1.0, "boolean",
-        "spindledx.mitosis.stain's swapped flag: the clearly more red-absorbing Macenko vector (hematoxylin absorbs "
+        "spindledx.imaging.stain's swapped flag: the clearly more red-absorbing Macenko vector (hematoxylin absorbs "
         "red more than eosin) and its partner resemble the Ruifrok eosin/hematoxylin references crosswise better "
         "than directly. A BGR-saved tile of Ruifrok-like stains is not caught (known gap)."),
     QualityCheck(
@@ -128,7 +128,7 @@ class QualityReport:
 
 
 def _od(rgb: np.ndarray) -> np.ndarray:
-    from spindledx.mitosis.stain import rgb_to_od
+    from spindledx.imaging.stain import rgb_to_od
 
     return rgb_to_od(rgb)
 
@@ -169,8 +169,8 @@ def estimate_blur_sigma_px(channel: np.ndarray, *, scales_px: tuple[float, float
 
 
 def _focus(rgb: np.ndarray, mpp: float, stain_matrix: np.ndarray) -> tuple[float, float]:
+    from spindledx.imaging.stain import hematoxylin_channel
     from spindledx.mitosis.io import resample
-    from spindledx.mitosis.stain import hematoxylin_channel
 
     work = resample(rgb, mpp, WORKING_MPP)
     h = np.ascontiguousarray(hematoxylin_channel(work, stain_matrix), dtype=np.float32)
@@ -202,7 +202,7 @@ def assess_quality(rgb: np.ndarray, mpp: float) -> QualityReport:
     -------
     QualityReport
     """
-    from spindledx.mitosis.stain import estimate_stain_matrix
+    from spindledx.imaging.stain import estimate_stain_matrix
 
     rgb = np.asarray(rgb)
     od = _od(rgb)

@@ -141,10 +141,10 @@ def _thumbnail(row: dict) -> bytes | None:
     cyan crosses), downscaled to :data:`THUMBNAIL_PX`."""
     import cv2
 
+    from spindledx.detection.types import Detection
     from spindledx.mitosis.io import read_image
     from spindledx.mitosis.outputs import draw_overlay
     from spindledx.mitosis.score import TileScore
-    from spindledx.mitosis.types import Detection
 
     try:
         tile = read_image(row["image"], mpp=row.get("mpp"))

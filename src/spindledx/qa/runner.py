@@ -11,7 +11,6 @@ same rows (only ``seconds`` differs).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
@@ -23,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from spindledx import counting
+from spindledx.detection.types import Detector
 from spindledx.errors import BadInputError
-from spindledx.mitosis.types import Detector
 from spindledx.qa.manifest import TileSpec, points_array
 
 JSONL_NAME = "tiles.jsonl"
@@ -72,18 +71,11 @@ def _default_reader(path: str, mpp: float | None = None) -> Any:
     return read_image(path, mpp=mpp)
 
 
-@functools.lru_cache(maxsize=4)
 def _shipped_detector(threshold: float | None, threads: int) -> Detector:
-    """The shipped detector with its model loaded once per worker process (ONNX sessions cannot be pickled)."""
-    from spindledx.mitosis.detect import detect_mitoses
-    from spindledx.mitosis.model import load_model
+    """The shipped detector; its model is loaded once per worker process (:func:`load_shipped_model`)."""
+    from spindledx.detection.detect import ModelDetector
 
-    model = load_model(threads=threads)
-
-    def detector(rgb, mpp):
-        return detect_mitoses(rgb, mpp, threshold=threshold, model=model)
-
-    return detector
+    return ModelDetector(threshold=threshold, threads=threads)
 
 
 def _score(tile: Any, detector: Detector | None, scorer: Scorer | None, options: RunOptions,
@@ -218,12 +210,11 @@ def run_signature(options: RunOptions, *, injected: bool) -> dict:
         sig["detector"] = "injected"
     else:
         try:
-            from spindledx.mitosis.model import DEFAULT_DESCRIPTION
+            from spindledx.detection.model import shipped_description
 
-            desc = json.loads(Path(DEFAULT_DESCRIPTION).read_text())
-            sig["detector"] = (f"shipped model {desc.get('version')} sha256 {desc.get('sha256')} "
-                               f"threshold {desc.get('threshold')}")
-        except (OSError, ValueError, ImportError):
+            desc = shipped_description()
+            sig["detector"] = f"shipped model {desc.version} sha256 {desc.sha256} threshold {desc.threshold}"
+        except BadInputError:
             sig["detector"] = "shipped model (description unreadable)"
     return sig
 

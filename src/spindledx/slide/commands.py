@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from spindledx import counting
+from spindledx.detection.detect import detector_caveat
 from spindledx.errors import BadInputError
-from spindledx.mitosis.score import detector_caveat
 from spindledx.slide.hotspot import DEFAULT_MIN_TISSUE_FRACTION
 from spindledx.slide.pipeline import SlideResult, analyze_slide, default_detector
 from spindledx.slide.tiling import DEFAULT_MARGIN_UM, DEFAULT_TILE_UM, DEFAULT_WORK_MPP

@@ -16,19 +16,17 @@ from __future__ import annotations
 import csv
 import json
 import math
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from spindledx.mitosis.outputs import MITOSIS_CLASS, MITOSIS_COLOR_RGB
+from spindledx.detection.geojson import MITOSIS_COLOR_RGB, points_geojson, polygon_annotation, write_geojson
 from spindledx.slide.hotspot import density_map
 from spindledx.slide.pipeline import SlideResult
 
 HOTSPOT_CLASS = "Hotspot"
 HOTSPOT_COLOR_RGB = (0, 160, 255)
-_UUID_NAMESPACE = uuid.UUID("8f0b7f53-2f0a-4c59-9c53-0d3f5a7e2b11")
 
 
 def hotspot_polygon_level0(result: SlideResult, index: int = 0) -> np.ndarray:
@@ -40,31 +38,15 @@ def hotspot_polygon_level0(result: SlideResult, index: int = 0) -> np.ndarray:
 def to_geojson(result: SlideResult) -> dict[str, Any]:
     """QuPath-importable FeatureCollection: detections as points, hotspots as polygon annotations."""
     name = Path(result.info.path).name
-    features: list[dict[str, Any]] = []
-    for i, (x, y, score) in enumerate(result.detections):
-        features.append({
-            "type": "Feature",
-            "id": str(uuid.uuid5(_UUID_NAMESPACE, f"{name}#{i}#{x:.2f},{y:.2f}")),
-            "geometry": {"type": "Point", "coordinates": [round(float(x), 1), round(float(y), 1)]},
-            "properties": {"objectType": "detection", "name": f"mitosis {i + 1}",
-                           "classification": {"name": MITOSIS_CLASS, "color": list(MITOSIS_COLOR_RGB)},
-                           "measurements": {"score": round(float(score), 4)}, "isLocked": False},
-        })
-    for k, hotspot in enumerate(result.hotspots):
-        ring = [[round(float(x), 1), round(float(y), 1)] for x, y in hotspot_polygon_level0(result, k)]
-        features.append({
-            "type": "Feature",
-            "id": str(uuid.uuid5(_UUID_NAMESPACE, f"{name}#hotspot#{hotspot.shape}")),
-            "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": {"objectType": "annotation",
-                           "name": f"hotspot ({hotspot.shape}, {hotspot.area_mm2:.3g} mm², {hotspot.count} mitoses)",
-                           "classification": {"name": HOTSPOT_CLASS, "color": list(HOTSPOT_COLOR_RGB)},
-                           "measurements": {"count": hotspot.count, "area_mm2": hotspot.area_mm2,
-                                            "mitoses_per_mm2": hotspot.mitoses_per_mm2,
-                                            "mitoses_per_10hpf": hotspot.mitoses_per_10hpf},
-                           "isLocked": True},
-        })
-    return {"type": "FeatureCollection", "features": features}
+    hotspots = [
+        polygon_annotation(hotspot_polygon_level0(result, k), source=name,
+                           name=f"hotspot ({hotspot.shape}, {hotspot.area_mm2:.3g} mm², {hotspot.count} mitoses)",
+                           class_name=HOTSPOT_CLASS, color_rgb=HOTSPOT_COLOR_RGB,
+                           measurements={"count": hotspot.count, "area_mm2": hotspot.area_mm2,
+                                         "mitoses_per_mm2": hotspot.mitoses_per_mm2,
+                                         "mitoses_per_10hpf": hotspot.mitoses_per_10hpf})
+        for k, hotspot in enumerate(result.hotspots)]
+    return points_geojson((tuple(row) for row in result.detections), source=name, annotations=hotspots)
 
 
 def summary_rows(result: SlideResult) -> list[dict[str, Any]]:
@@ -147,7 +129,7 @@ def write_outputs(result: SlideResult, out_dir: str | Path) -> dict[str, Path]:
     paths = {"geojson": out_dir / f"{stem}_mitoses.geojson", "csv": out_dir / f"{stem}_mitoses.csv",
              "summary_json": out_dir / f"{stem}_summary.json", "summary_csv": out_dir / f"{stem}_summary.csv",
              "thumbnail": out_dir / f"{stem}_thumbnail.png", "heatmap": out_dir / f"{stem}_heatmap.png"}
-    paths["geojson"].write_text(json.dumps(to_geojson(result)), encoding="utf-8")
+    write_geojson(to_geojson(result), paths["geojson"])
     with paths["csv"].open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["x", "y", "score"])

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -29,8 +28,10 @@ from typing import Any
 import numpy as np
 
 from spindledx.counting import DEFAULT_HPF_AREA_MM2, density_per_mm2, fnclcc_mitotic_score, per_10_hpf
+from spindledx.detection.detect import ModelDetector
+from spindledx.detection.suppress import MIDOG_RADIUS_UM, suppress_nearby
+from spindledx.detection.types import Detection, Detector, as_detector
 from spindledx.errors import BadInputError
-from spindledx.mitosis.types import Detection, Detector
 from spindledx.slide.hotspot import DEFAULT_MIN_TISSUE_FRACTION, SHAPES, Hotspot, find_hotspot
 from spindledx.slide.reader import SlideInfo, WholeSlide, open_slide
 from spindledx.slide.tiling import (
@@ -147,62 +148,12 @@ class SlideResult:
 
 
 def detector_name(detector: Detector) -> str:
-    """Readable, stable name of a detector callable (used to refuse resuming with another detector)."""
-    if isinstance(getattr(detector, "name", None), str):
-        return detector.name
-    if isinstance(detector, functools.partial):
-        kw = ",".join(f"{k}={v!r}" for k, v in sorted(detector.keywords.items()))
-        return f"{detector_name(detector.func)}({kw})"
-    module = getattr(detector, "__module__", None) or type(detector).__module__
-    name = getattr(detector, "__qualname__", None) or type(detector).__qualname__
-    return f"{module}.{name}"
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_model(threads: int) -> Any:
-    """The shipped mitosis model, loaded (and checksum-verified) once per process and thread setting."""
-    from spindledx.mitosis.model import load_model
-
-    return load_model(threads=threads)
-
-
-class ModelDetector:
-    """:func:`spindledx.mitosis.detect.detect_mitoses` with the model loaded once per process.
-
-    ``detect_mitoses`` loads and verifies the ONNX model on every call unless given one; a slide has hundreds of
-    tiles, so this wrapper keeps the loaded model in a per-process cache. It pickles as its settings only, so it
-    can be sent to worker processes and Dask workers, which load the model on their first tile.
-    """
-
-    def __init__(self, *, threshold: float | None = None, threads: int = 2) -> None:
-        self.threshold = threshold
-        self.threads = threads
-        self.model_id: str | None = None
-
-    @property
-    def name(self) -> str:
-        """Stable name recorded in the run manifest (with the model version once :meth:`prepare` has run)."""
-        model = f", model={self.model_id}" if self.model_id else ""
-        return f"spindledx.mitosis.detect.detect_mitoses(threshold={self.threshold!r}{model})"
-
-    @property
-    def model_description(self) -> Any:
-        """The shipped model's :class:`~spindledx.mitosis.model.ModelDescription` (read by ``detector_caveat``)."""
-        return _cached_model(self.threads).description
-
-    def prepare(self) -> None:
-        """Load the model now, so that a missing or corrupt model fails before any tile is read."""
-        desc = self.model_description
-        self.model_id = f"{desc.version} sha256:{desc.sha256[:12]}"
-
-    def __call__(self, rgb: np.ndarray, mpp: float) -> list[Detection]:
-        from spindledx.mitosis.detect import detect_mitoses
-
-        return detect_mitoses(rgb, mpp, threshold=self.threshold, model=_cached_model(self.threads))
+    """Readable, stable name of a detector (recorded to refuse resuming with another detector)."""
+    return as_detector(detector).name
 
 
 def default_detector(*, threshold: float | None = None, threads: int = 2) -> Detector:
-    """The trained mitosis detector (model loaded lazily, once per process)."""
+    """The shipped mitosis detector (:class:`spindledx.detection.ModelDetector`, model loaded once per process)."""
     return ModelDetector(threshold=threshold, threads=threads)
 
 
@@ -349,7 +300,7 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
                   hpf_area: float = DEFAULT_HPF_AREA_MM2, shapes: tuple[str, ...] = ("circle",),
                   min_tissue_fraction: float = DEFAULT_MIN_TISSUE_FRACTION, jobs: int = 1,
                   dask: str | None = None, restart: bool = False, progress: bool = False,
-                  backend: str = "auto", dedupe_um: float = 7.5,
+                  backend: str = "auto", dedupe_um: float = MIDOG_RADIUS_UM,
                   on_tile: Callable[[Tile], None] | None = None) -> SlideResult:
     """Detect mitoses over the tissue of a whole-slide image and find the hotspot.
 
@@ -360,7 +311,7 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
     mpp
         Level-0 µm/px, overriding the metadata; required when the metadata has none.
     detector
-        ``(rgb, mpp) -> list[Detection]``; default :func:`spindledx.mitosis.detect.detect_mitoses`.
+        ``(rgb, mpp) -> list[Detection]``; default :func:`spindledx.detection.detect.detect_mitoses`.
     out_dir
         Where per-tile detections are streamed (``tiles/*.jsonl``) and resumed from; default
         ``<slide stem>_slide`` in the current folder.
@@ -403,11 +354,9 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
         raise BadInputError("--jobs must be at least 1")
     if tile_um <= 0 or margin_um < 0:
         raise BadInputError("tile size must be positive and the margin non-negative")
-    if detector is None:
-        detector = default_detector(threads=1 if (jobs > 1 or dask) else 2)
-    if callable(getattr(detector, "prepare", None)):
-        detector.prepare()
-    name = detector_name(detector)
+    detector = default_detector(threads=1 if (jobs > 1 or dask) else 2) if detector is None else as_detector(detector)
+    detector.prepare()
+    name = detector.name
     with open_slide(path, mpp=mpp, backend=backend) as slide:
         info = slide.info
         tissue = detect_tissue(slide, mpp=tissue_mpp)
@@ -435,9 +384,7 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
     detections = _read_tiles(tiles_dir, tiles)
     n_found = len(detections)
     if dedupe_um > 0 and n_found > 1:
-        from spindledx.mitosis.detect import dedupe_points
-
-        keep = dedupe_points(detections[:, :2], detections[:, 2], dedupe_um / info.mpp)
+        keep = suppress_nearby(detections[:, :2], detections[:, 2], radius_um=dedupe_um, mpp=info.mpp)
         detections = detections[np.sort(keep)]
     points_um = (detections[:, :2] + 0.5) * info.mpp
     cell_um = tissue.raster.level0_per_px * info.mpp

@@ -17,7 +17,7 @@ import numpy as np
 from skimage.draw import disk, ellipse
 from skimage.measure import label, regionprops
 
-from spindledx.mitosis.types import Detection
+from spindledx.detection.types import Detection
 
 GLASS_RGB = (242, 240, 244)
 TISSUE_RGB = (226, 160, 196)

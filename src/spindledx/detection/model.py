@@ -1,8 +1,10 @@
 """The shipped mitosis patch classifier: a JSON description + an ONNX file, checksum-verified, run by onnxruntime.
 
-Models are described by data (tiatoolbox style): ``models/mitosis_model.json`` names the ONNX file and records
-its sha256, input patch size, working resolution (µm/px), decision threshold, version and cross-validation
-metrics. :func:`load_model` refuses a file whose sha256 differs from the description. No pickles.
+Models are described by data (tiatoolbox style): ``mitosis_model.json`` names the ONNX file and records its
+sha256, input patch size, working resolution (µm/px), decision threshold, version and cross-validation metrics.
+The shipped pair is package data (``spindledx/detection/models/``), read with :mod:`importlib.resources`, so an
+installed wheel carries its model. :func:`load_model` refuses a file whose sha256 differs from the description;
+:func:`load_shipped_model` is the one cached loader of the shipped model. No pickles.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +24,9 @@ import numpy as np
 from spindledx.errors import BadInputError
 from spindledx.mitosis.patches import dihedral_views, to_model_input
 
-#: ``models/`` at the repository root (the package is installed editable from ``src/``).
-MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
-DEFAULT_DESCRIPTION = MODELS_DIR / "mitosis_model.json"
+#: The shipped model's folder inside the installed package (package data; may be a zip member).
+MODELS_DIR: Traversable = resources.files("spindledx.detection") / "models"
+DEFAULT_DESCRIPTION: Traversable = MODELS_DIR / "mitosis_model.json"
 
 
 #: Test-time averaging schemes measured by ``scripts/train_mitosis.py`` in every CV fold: name -> (dihedral views,
@@ -79,10 +83,15 @@ class ModelChecksumError(BadInputError):
     """The ONNX file does not match the sha256 recorded in its description."""
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file."""
+def _as_resource(path: str | Path | Traversable) -> Path | Traversable:
+    """A :class:`~pathlib.Path` for a string, the object itself for a path or package resource."""
+    return Path(path) if isinstance(path, str) else path
+
+
+def sha256_file(path: str | Path | Traversable) -> str:
+    """Hex sha256 of a file (a path or an :mod:`importlib.resources` resource)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with _as_resource(path).open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -123,16 +132,18 @@ class ModelDescription:
 class MitosisModel:
     """onnxruntime session for the patch classifier; ``predict(patches) -> probabilities``."""
 
-    def __init__(self, description: ModelDescription, onnx_path: Path, *, threads: int = 2) -> None:
+    def __init__(self, description: ModelDescription, onnx_path: Path | Traversable, *, threads: int = 2) -> None:
         import onnxruntime as ort
 
         self.description = description
-        self.onnx_path = Path(onnx_path)
+        self.onnx_path = onnx_path
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
+        # bytes, not a file name: works for package data inside a zip as well as for a file on disk
+        self._session = ort.InferenceSession(_as_resource(onnx_path).read_bytes(), opts,
+                                             providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
 
     @classmethod
@@ -177,9 +188,9 @@ class MitosisModel:
         return run(x)
 
 
-def verify_checksum(onnx_path: str | Path, expected_sha256: str) -> None:
+def verify_checksum(onnx_path: str | Path | Traversable, expected_sha256: str) -> None:
     """Raise :class:`ModelChecksumError` when the file's sha256 is not ``expected_sha256``."""
-    path = Path(onnx_path)
+    path = _as_resource(onnx_path)
     if not path.is_file():
         raise BadInputError(f"mitosis model file not found: {path}")
     actual = sha256_file(path)
@@ -190,19 +201,48 @@ def verify_checksum(onnx_path: str | Path, expected_sha256: str) -> None:
         )
 
 
-def load_model(description_path: str | Path | None = None, *, threads: int = 2) -> MitosisModel:
-    """Load the model described by ``description_path`` (default ``models/mitosis_model.json``).
-
-    The ONNX file is resolved relative to the JSON file and its sha256 is verified before use.
-    """
-    path = Path(description_path) if description_path is not None else DEFAULT_DESCRIPTION
+def read_description(description_path: str | Path | Traversable | None = None) -> ModelDescription:
+    """Parse a model description (default: the shipped ``mitosis_model.json``) without loading the ONNX file."""
+    path = _as_resource(DEFAULT_DESCRIPTION if description_path is None else description_path)
     if not path.is_file():
         raise BadInputError(f"mitosis model description not found: {path} (train with `make train`)")
     try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadInputError(f"mitosis model description {path} is not valid JSON: {exc}") from exc
-    desc = ModelDescription.from_dict(raw)
-    onnx_path = path.parent / desc.onnx_file
+    return ModelDescription.from_dict(raw)
+
+
+def load_model(description_path: str | Path | Traversable | None = None, *, threads: int = 2) -> MitosisModel:
+    """Load the model described by ``description_path`` (default: the shipped package data).
+
+    The ONNX file is resolved relative to the JSON file and its sha256 is verified before use. Every call builds
+    a new onnxruntime session; stages use the cached :func:`load_shipped_model`.
+    """
+    if description_path is None:
+        path, folder = DEFAULT_DESCRIPTION, MODELS_DIR
+    else:
+        path = _as_resource(description_path)
+        folder = Path(description_path).parent if isinstance(description_path, str | Path) else path.parent
+    desc = read_description(path)
+    onnx_path = folder / desc.onnx_file
     verify_checksum(onnx_path, desc.sha256)
     return MitosisModel(desc, onnx_path, threads=threads)
+
+
+@functools.lru_cache(maxsize=4)
+def load_shipped_model(threads: int = 2) -> MitosisModel:
+    """The shipped model (package data), checksum-verified and loaded once per process and thread setting.
+
+    Parameters
+    ----------
+    threads
+        onnxruntime intra-op threads (1 in worker processes, 2 in a single process).
+    """
+    return load_model(None, threads=threads)
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_description() -> ModelDescription:
+    """The shipped model's description (cached; does not load or verify the ONNX file)."""
+    return read_description(None)

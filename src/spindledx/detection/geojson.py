@@ -1,0 +1,71 @@
+"""The one QuPath GeoJSON writer (tiles and slides).
+
+RFC 7946 FeatureCollection in image (level-0) pixel coordinates, with the properties QuPath (>= 0.3) reads on
+File > Import objects: ``objectType`` (``"detection"`` for mitotic figures, ``"annotation"`` for regions such as
+a hotspot), ``classification: {"name", "color": [r, g, b]}`` and ``measurements``. Feature ids are name-based
+UUIDs (RFC 4122 version 5), so the same input gives the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from spindledx.files import atomic_write_text
+
+MITOSIS_CLASS = "Mitosis"
+MITOSIS_COLOR_RGB = (255, 200, 0)
+_UUID_NAMESPACE = uuid.UUID("5b1f0c9e-6d0a-4e0e-9a7e-3c2f4d1b8a61")
+
+
+def points_geojson(points: Iterable[tuple[float, float, float]], *, source: str,
+                   annotations: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """FeatureCollection of mitotic figures as QuPath detection points, plus any annotation features.
+
+    Parameters
+    ----------
+    points
+        ``(x, y, score)`` in pixels of the image (x = column, y = row).
+    source
+        Image or slide name, part of the feature ids.
+    annotations
+        Extra features (e.g. from :func:`polygon_annotation`), appended after the points.
+    """
+    features: list[dict[str, Any]] = []
+    for index, (x, y, score) in enumerate(points):
+        x, y = round(float(x), 1), round(float(y), 1)
+        features.append({
+            "type": "Feature",
+            "id": str(uuid.uuid5(_UUID_NAMESPACE, f"{source}#{index}#{x:.1f},{y:.1f}")),
+            "geometry": {"type": "Point", "coordinates": [x, y]},
+            "properties": {
+                "objectType": "detection",
+                "name": f"mitosis {index + 1}",
+                "classification": {"name": MITOSIS_CLASS, "color": list(MITOSIS_COLOR_RGB)},
+                "measurements": {"score": round(float(score), 4)},
+                "isLocked": False,
+            },
+        })
+    return {"type": "FeatureCollection", "features": features + list(annotations)}
+
+
+def polygon_annotation(ring: Iterable[tuple[float, float]], *, source: str, name: str, class_name: str,
+                       color_rgb: tuple[int, int, int], measurements: dict[str, Any]) -> dict[str, Any]:
+    """A locked QuPath annotation feature with one closed polygon ring (pixel coordinates)."""
+    coords = [[round(float(x), 1), round(float(y), 1)] for x, y in ring]
+    return {
+        "type": "Feature",
+        "id": str(uuid.uuid5(_UUID_NAMESPACE, f"{source}#{class_name}#{name}")),
+        "geometry": {"type": "Polygon", "coordinates": [coords]},
+        "properties": {"objectType": "annotation", "name": name,
+                       "classification": {"name": class_name, "color": list(color_rgb)},
+                       "measurements": measurements, "isLocked": True},
+    }
+
+
+def write_geojson(collection: dict[str, Any], path: str | Path) -> Path:
+    """Write a FeatureCollection (from :func:`points_geojson`) to ``path`` atomically; returns the path."""
+    return atomic_write_text(path, json.dumps(collection, indent=1, ensure_ascii=False))

@@ -1,0 +1,89 @@
+"""Writing output files safely: atomic replacement and spreadsheet-safe CSV cells.
+
+* Atomic writes: the content goes to a temporary file in the same folder, is flushed and fsynced, then renamed
+  over the target (``os.replace`` is atomic on POSIX), so a crash or a full disk never leaves a truncated file
+  behind: either the old file or the complete new one is there (the temporary file is removed on failure).
+* CSV injection: a cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return is read as a formula by
+  spreadsheet programs; such text cells get a leading apostrophe (OWASP, "CSV Injection"). Numbers are written
+  as numbers (a negative number is not a formula).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", *, encoding: str | None = "utf-8",
+                newline: str | None = None) -> Iterator[IO[Any]]:
+    """Open a temporary sibling of ``path`` for writing; on success it replaces ``path`` atomically.
+
+    Parameters
+    ----------
+    path
+        Final file.
+    mode
+        ``"w"`` (text) or ``"wb"`` (binary).
+    encoding, newline
+        As for :func:`open` (text mode only).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": encoding, "newline": newline})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically; returns the path."""
+    with atomic_open(path, "w", encoding=encoding) as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path."""
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def atomic_write_with(path: str | Path, write: Callable[[str], Any]) -> Path:
+    """Atomically create ``path`` with a writer that takes a file name (``DataFrame.to_parquet``, ``savefig``).
+
+    ``write`` is called with a temporary name in the same folder, which then replaces ``path``.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def csv_safe(value: Any) -> Any:
+    """``value`` with a leading apostrophe when it is text a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
