@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from spindledx.detection.types import Detection
 from spindledx.mitosis.synthetic import make_tile
-from spindledx.mitosis.types import Detection
 
 MPP = 0.25
 THRESHOLD = 0.5

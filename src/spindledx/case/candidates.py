@@ -80,7 +80,7 @@ def candidates_document(*, image: str | Path, stem: str, width: int, height: int
 
 def write_candidates(doc: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``<stem>_candidates.json`` atomically into ``out_dir``; returns the path."""
-    from spindledx.case.files import write_text_atomic
+    from spindledx.files import atomic_write_text as write_text_atomic
 
     path = Path(out_dir) / f"{doc['stem']}{SUFFIX}"
     write_text_atomic(path, json.dumps(doc, indent=1, ensure_ascii=False))

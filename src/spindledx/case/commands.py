@@ -16,11 +16,11 @@ def _load_detector(threshold: float | None, review_margin: float):
 
     A seam for tests, which replace it with a fake detector.
     """
-    from spindledx.mitosis.model import load_model
+    from spindledx.detection.model import load_shipped_model
     from spindledx.mitosis.score import default_detector
     from spindledx.pages.provenance import model_provenance
 
-    model = load_model()
+    model = load_shipped_model()
     thr = model.threshold if threshold is None else float(threshold)
     floor = max(0.0, thr - review_margin)
     return default_detector(threshold=floor), thr, floor, model_provenance(model.description)
@@ -54,10 +54,10 @@ def case(
 ) -> None:
     """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report."""
     from spindledx.case.evidence import score_tiles
-    from spindledx.case.files import write_text_atomic
     from spindledx.case.page import render_case_html
     from spindledx.case.review import write_review_page
     from spindledx.case.workup import CaseOptions, build_case, check_options
+    from spindledx.files import atomic_write_text as write_text_atomic
     from spindledx.mitosis.commands import _unique_stems, collect_images
     from spindledx.pages import provenance
 

@@ -165,8 +165,8 @@ def import_decisions(out_dir: str | Path, decisions_path: str | Path) -> dict[st
     ``case.json``, ``case_reviewed.json`` and ``case_reviewed.html`` (differential and grade re-derived from
     the confirmed count). Returns ``{"review": ..., "paths": {...}, "case": case_doc_or_None}``.
     """
-    from spindledx.case.files import write_text_atomic
     from spindledx.case.workup import pooled_count
+    from spindledx.files import atomic_write_text as write_text_atomic
 
     out_dir = Path(out_dir)
     docs = load_candidate_files(out_dir)

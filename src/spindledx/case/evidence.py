@@ -48,16 +48,17 @@ def score_tiles(images: Sequence[Path], *, stems: Sequence[str], detector: Calla
     threshold); figures at or above ``threshold`` are counted, the others only go to the review page.
     An unreadable image is an error (BadInputError naming it): a case is not reported on part of its evidence.
     """
+    from spindledx.detection.suppress import suppress_detections
     from spindledx.mitosis.io import read_image
     from spindledx.mitosis.outputs import draw_overlay, write_tile_outputs
-    from spindledx.mitosis.score import deduplicate, summarize
+    from spindledx.mitosis.score import summarize
 
     records, docs, warnings, flags = [], [], [], []
     thumbs: dict[str, bytes] = {}
     for image, stem in zip(images, stems, strict=True):
         tile = read_image(image, mpp=mpp)
         found = [d for d in detector(tile.rgb, tile.mpp) if 0 <= d.x < tile.width and 0 <= d.y < tile.height]
-        found = deduplicate(found, mpp=tile.mpp)
+        found = suppress_detections(found, mpp=tile.mpp)
         cands = split_candidates(found, stem=stem, threshold=threshold, review_floor=review_floor)
         counted = [d for d in found if d.score >= threshold]
         result = summarize(tile, counted, hpf_area_mm2=hpf_area_mm2)

@@ -249,7 +249,7 @@ def render_review_html(docs: Sequence[dict[str, Any]], *, title: str = "Review o
 def write_review_page(out_dir: str | Path, docs: Sequence[dict[str, Any]] | None = None) -> Path:
     """Write ``review.html`` into ``out_dir`` from its candidates files; returns the path."""
     from spindledx.case.candidates import load_candidate_files
-    from spindledx.case.files import write_text_atomic
+    from spindledx.files import atomic_write_text as write_text_atomic
 
     out_dir = Path(out_dir)
     docs = list(docs) if docs is not None else load_candidate_files(out_dir)

@@ -32,12 +32,10 @@ def model_provenance(description: Any | None) -> dict[str, Any]:
     """Name, version, sha256 and threshold of a model description (``ModelDescription``-like), or the shipped
     model's when ``description`` is None; empty values when no model can be read."""
     if description is None:
+        from spindledx.detection.model import shipped_description
+
         try:
-            from spindledx.detection.model import load_model  # type: ignore[import-not-found]
-        except ImportError:  # before the detection package existed
-            from spindledx.mitosis.model import load_model
-        try:
-            description = load_model().description
+            description = shipped_description()
         except Exception:  # provenance must not fail a run; it says the model is unknown instead
             return {"model_name": None, "model_version": None, "model_sha256": None, "threshold": None}
     return {"model_name": getattr(description, "name", None) or description.extra.get("name"),
