@@ -7,6 +7,7 @@ import json
 import pytest
 
 from spindledx.cli import main
+from spindledx.ihc import load_knowledge_base
 
 REFERENCE = "actin+ desmin+ CK-pan- CD34- CD117- S-100-"
 
@@ -38,10 +39,11 @@ def test_panel_json_contract(capsys):
 
 
 def test_panel_top_option(capsys):
-    code, out, _ = run(capsys, "panel", REFERENCE, "--format", "json", "--top", "24")
+    n = len(load_knowledge_base().entities)
+    code, out, _ = run(capsys, "panel", REFERENCE, "--format", "json", "--top", str(n))
     assert code == 0
     payload = json.loads(out)
-    assert len(payload["differential"]) == 24
+    assert len(payload["differential"]) == n
     assert sum(d["probability"] for d in payload["differential"]) == pytest.approx(1.0, abs=1e-3)
 
 
@@ -98,7 +100,7 @@ def test_lists(capsys):
     code, out, _ = run(capsys, "markers", "--format", "json")
     assert code == 0 and any(m["marker"] == "SMA" and "actin" in m["synonyms"] for m in json.loads(out))
     code, out, _ = run(capsys, "entities", "--format", "json")
-    assert code == 0 and len(json.loads(out)) == 24
+    assert code == 0 and len(json.loads(out)) == len(load_knowledge_base().entities)
     code, out, _ = run(capsys, "entities")
     assert code == 0 and "leiomyosarcoma" in out
 

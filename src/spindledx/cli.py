@@ -24,6 +24,16 @@ app = typer.Typer(
 )
 
 
+kb_app = typer.Typer(
+    name="kb",
+    help="Knowledge-base reports: `kb coverage` (entity x marker matrix).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(kb_app, name="kb")
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"spindledx {__version__}")
@@ -48,6 +58,7 @@ def _register_commands() -> None:
 
     for module in (ihc_commands, grading_commands, mitosis_commands, qa_commands, slide_commands, case_commands):
         module.register(app)
+    ihc_commands.register_kb(kb_app)
 
 
 _register_commands()

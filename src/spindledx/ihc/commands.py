@@ -8,6 +8,7 @@ call the library, render a rich table or JSON.
 from __future__ import annotations
 
 import json
+import sys
 
 import typer
 from rich.console import Console
@@ -15,8 +16,10 @@ from rich.table import Table
 
 from spindledx.errors import BadInputError
 from spindledx.ihc import lookups
+from spindledx.ihc.coverage import kb_coverage
 from spindledx.ihc.evaluate import evaluate_cases, load_cases
 from spindledx.ihc.interpret import PanelResult, interpret_panel
+from spindledx.ihc.knowledge import PATTERNS
 
 _FORMAT_HELP = "table or json."
 _EFFECT_STYLE = {"supports": "green", "against": "red", "neutral": "dim"}
@@ -45,7 +48,14 @@ def _render_panel(result: PanelResult, top: int, explain: int) -> None:
     console = _console()
     parsed = ", ".join(f"{o.marker} {o.result}" for o in result.panel.observations)
     console.print(f"[bold]Panel:[/bold] {parsed}")
-    console.print(f"[bold]Site:[/bold] {result.site or 'not given (uniform prior over 24 entities)'}")
+    n = len(result.differential)
+    basis = f"site prior ({result.site})" if result.site else f"population prior over {n} entities"
+    console.print(f"[bold]Prior:[/bold] {basis}")
+    given = result.findings.to_json()
+    if given:
+        parts = [f"{k} {v['input']} = {v['per_10hpf']}/10 HPF ({v['band']})" if k == "mitoses" else
+                 f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in given.items()]
+        console.print(f"[bold]Findings:[/bold] {'; '.join(parts)}")
     table = Table(title="Differential (posterior probability)", show_lines=False)
     for col, justify in (("#", "right"), ("entity", "left"), ("probability", "right"), ("prior", "right"),
                          ("fit", "right"), ("supports", "left"), ("against", "left")):
@@ -58,14 +68,19 @@ def _render_panel(result: PanelResult, top: int, explain: int) -> None:
     console.print(table)
     for entry in result.differential[:explain]:
         t = Table(title=f"Why {entry.name} ({entry.probability:.1%})", show_lines=False)
-        for col in ("marker", "result", "P(result|entity)", "LR", "effect", "literature", "evidence", "note / source"):
+        for col in ("kind", "item", "result", "P(result|entity)", "LR", "effect", "literature", "evidence",
+                    "note / source"):
             t.add_column(col)
         for ev in entry.evidence:
-            lit = "no data" if ev.basis == "no data" else (
-                f"{_pct(ev.fraction_positive)}" + (f" of {ev.n_cases}" if ev.n_cases else "") +
-                (" [site]" if ev.basis == "site" else "") + (" [bg]" if ev.basis == "background" else ""))
+            if ev.kind == "prior":
+                lit = "-" if ev.fraction_positive is None else f"{ev.fraction_positive:g}"
+            else:
+                lit = "no data" if ev.basis == "no data" else (
+                    f"{_pct(ev.fraction_positive)}" + (f" of {ev.n_cases}" if ev.n_cases else "") +
+                    (" [site]" if ev.basis == "site" else "") + (" [bg]" if "background" in ev.basis else ""))
             style = _EFFECT_STYLE[ev.effect]
-            t.add_row(ev.marker, ev.result, f"{ev.likelihood:.2f}", f"{ev.likelihood_ratio:.2f}",
+            item = ev.marker if ev.kind == "stain" else f"{ev.marker} ({ev.event})"
+            t.add_row(ev.kind, item, ev.result, f"{ev.likelihood:.2f}", f"{ev.likelihood_ratio:.2f}",
                       f"[{style}]{ev.effect}[/{style}]", lit, ev.evidence_level or "-",
                       ev.note + (f" [dim]{ev.source[:90]}[/dim]" if ev.source else ""))
         console.print(t)
@@ -84,22 +99,41 @@ def _render_panel(result: PanelResult, top: int, explain: int) -> None:
         console.print(t)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
-    console.print("[dim]Decision aid for trained pathologists; probabilities assume one of the 24 entities in the "
-                  "knowledge base and conditionally independent stains (correlated markers down-weighted).[/dim]")
+    console.print(f"[dim]Decision aid for trained pathologists; probabilities assume one of the {n} entities in the "
+                  "knowledge base and conditionally independent findings (correlated markers down-weighted).[/dim]")
+
+
+def _read_panel_text(text: str) -> str:
+    """The panel argument, or standard input when it is ``-``."""
+    if text != "-":
+        return text
+    data = sys.stdin.read()
+    if not data.strip():
+        raise BadInputError("empty panel on standard input")
+    return data
 
 
 def panel(
-    text: str = typer.Argument(..., help='Panel, e.g. "actin+ desmin+ CK-pan- CD34- CD117- S-100-".'),
+    text: str = typer.Argument(..., help='Panel, e.g. "actin+ desmin+ CK-pan- CD34- CD117- S-100-"; - reads stdin.'),
     site: str | None = typer.Option(None, "--site", help="Site: lung, pleura, uterus, gi_tract, retroperitoneum, "
-                                    "skin, soft_tissue, pulmonary_artery."),
+                                    "skin, soft_tissue, pulmonary_artery (without it: population prior)."),
+    age: str | None = typer.Option(None, "--age", help="Age in years (0-120)."),
+    sex: str | None = typer.Option(None, "--sex", help="F or M."),
+    mitoses: str | None = typer.Option(None, "--mitoses", help="Mitotic count: 12/10HPF, 3/50HPF (fields of "
+                                       "0.2376 mm²) or 4/mm2."),
+    necrosis: str | None = typer.Option(None, "--necrosis", help="Tumour cell necrosis: yes or no."),
+    atypia: str | None = typer.Option(None, "--atypia", help="none, mild, moderate or marked."),
+    pattern: list[str] | None = typer.Option(None, "--pattern", help="Pattern(s), repeatable or comma-separated: "
+                                             + ", ".join(PATTERNS) + "."),
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
     ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers with a warning."),
     top: int = typer.Option(5, "--top", min=1, help="Entities to show (and to include in JSON)."),
-    explain: int = typer.Option(3, "--explain", min=0, help="Top entities explained marker by marker (table)."),
+    explain: int = typer.Option(3, "--explain", min=0, help="Top entities explained item by item (table)."),
 ) -> None:
-    """Ranked, explained differential for an IHC panel, with the next markers worth ordering."""
+    """Ranked, explained differential for an IHC panel (with clinical and H&E findings), and the next markers."""
     _check_format(fmt)
-    result = interpret_panel(text, site=site, ignore_unknown=ignore_unknown)
+    result = interpret_panel(_read_panel_text(text), site=site, ignore_unknown=ignore_unknown, age=age, sex=sex,
+                             mitoses=mitoses, necrosis=necrosis, atypia=atypia, pattern=pattern)
     if fmt == "json":
         _echo_json(result.to_json(top=top))
         return
@@ -240,6 +274,44 @@ def panel_cases(
             t.add_row(o.case.id, o.case.kind, o.case.expected, str(o.rank), f"{o.expected_probability:.2f}",
                       o.ranked[0], f"{o.top_probability:.2f}")
     console.print(t)
+
+
+def kb_coverage_command(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
+    """Per entity: the markers with literature data, with a background (specificity) figure only, and missing."""
+    _check_format(fmt)
+    report = kb_coverage()
+    if fmt == "json":
+        _echo_json(report)
+        return
+    console = _console()
+    tot = report["totals"]
+    console.print(f"[bold]{tot['entities']} entities x {tot['markers']} markers = {tot['pairs']} pairs[/bold]: "
+                  f"{tot['with_data']} with data, {tot['background_only']} with a background figure only, "
+                  f"{tot['missing']} missing ({tot['missing_without_reason']} without a stated reason); "
+                  f"covered {tot['covered_fraction']:.1%}")
+    if report["missing_files"]:
+        console.print(f"[yellow]absent data files:[/yellow] {', '.join(report['missing_files'])}")
+    for row in report["skipped_rows"]:
+        console.print(f"[yellow]skipped:[/yellow] {row}")
+    t = Table(title="Coverage by entity")
+    for col, justify in (("entity", "left"), ("with data", "right"), ("background only", "right"),
+                         ("missing", "right"), ("missing markers", "left")):
+        t.add_column(col, justify=justify)
+    for ent in report["entities"]:
+        t.add_row(ent["id"], str(len(ent["with_data"])), str(len(ent["background_only"])), str(len(ent["missing"])),
+                  ", ".join(x["marker"] for x in ent["missing"]))
+    console.print(t)
+    t = Table(title="Markers without a background figure (entities without data for them stay neutral)")
+    t.add_column("marker")
+    t.add_column("reason")
+    for row in report["markers_without_background"]:
+        t.add_row(row["marker"], row["reason"])
+    console.print(t)
+
+
+def register_kb(kb_app: typer.Typer) -> None:
+    """Add this stage's ``kb`` sub-commands (``kb coverage``)."""
+    kb_app.command("coverage")(kb_coverage_command)
 
 
 def register(app: typer.Typer) -> None:

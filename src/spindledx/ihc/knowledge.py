@@ -15,7 +15,20 @@ base is data with a citation on every number, not code"):
     a short note and the source.  Built from ``../shared/reference/ihc_marker_frequencies.csv`` (entity names
     mapped to ids, marker names to canonical ones, doubtful figures checked: see notes marked CHECKED).
 ``site_priors.csv``
-    relative prior weights of entities per site, each with its basis (most are marked ESTIMATE).
+    relative prior weights of entities per site, each with its basis and (issue 10) ``evidence`` and ``source``.
+``entity_marker_background.csv`` (optional)
+    a sourced figure for one entity x marker pair stated as *specificity* data rather than a series of that
+    entity ("0 of 30 LMS were STAT6+"); used before the marker's general background.
+``population_priors.csv`` (optional)
+    relative frequency of each entity among adult spindle-cell tumours (registries, consultation series).
+``clinical.csv`` (optional)
+    age median / quartiles / range and female fraction per entity.
+``morphology.csv`` (optional)
+    P(feature value | entity) for mitoses bands, tumour cell necrosis, atypia and described patterns.
+
+The optional files may be absent or partial (they are filled in parallel): a missing file is an empty table and
+the interpreter says so in its explanation (neutral, with the reason).  The column contract of all files is
+``IHC_SCHEMA.md`` (issue 10).
 """
 
 from __future__ import annotations
@@ -25,11 +38,17 @@ import functools
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
 
-EVIDENCE_LEVELS = ("series", "pooled", "review", "estimate")
+EVIDENCE_LEVELS = ("series", "pooled", "review", "registry", "estimate")
+MORPHOLOGY_FEATURES = ("mitoses", "necrosis", "atypia", "pattern")
+MITOSIS_BANDS = ("0-4", "5-9", "10-19", ">=20")  # per 10 HPF of 0.2376 mm^2 (IHC_SCHEMA.md)
+ATYPIA_LEVELS = ("none", "mild", "moderate", "marked")
+PATTERNS = ("fascicular", "storiform", "herringbone", "palisading", "staghorn_vessels", "biphasic", "myxoid",
+            "epithelioid", "pleomorphic", "whorled", "plexiform", "collagenous", "inflammatory")
+FEATURE_VALUES = {"mitoses": MITOSIS_BANDS, "necrosis": ("yes",), "atypia": ATYPIA_LEVELS, "pattern": PATTERNS}
 MARKER_KINDS = ("ihc", "loss", "proliferation", "molecular")
 
 
@@ -61,6 +80,7 @@ class Marker:
     synonyms: tuple[str, ...]
     note: str = ""
     background: Fact | None = None
+    no_background_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,51 @@ class SitePrior:
     entity: str
     weight: float
     basis: str
+    evidence: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class PopulationPrior:
+    """Relative frequency of one entity among adult spindle-cell tumours (population_priors.csv)."""
+
+    entity: str
+    relative_frequency: float
+    n_cases: int | None
+    evidence: str
+    source: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Clinical:
+    """Age distribution (years) and female fraction of one entity (clinical.csv); None = unknown."""
+
+    entity: str
+    age_median: float | None
+    age_q1: float | None
+    age_q3: float | None
+    age_min: float | None
+    age_max: float | None
+    female_fraction: float | None
+    n_cases: int | None
+    evidence: str
+    source: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class MorphologyFact:
+    """P(feature = value | entity) from morphology.csv."""
+
+    entity: str
+    feature: str
+    value: str
+    probability: float
+    n_cases: int | None
+    evidence: str
+    source: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +157,13 @@ class KnowledgeBase:
     entities: Mapping[str, Entity]
     facts: Mapping[tuple[str, str, str], Fact]  # (entity, marker, site) -> Fact; site "" is the generic row
     site_priors: Mapping[str, Mapping[str, SitePrior]]  # site -> entity (or "*") -> prior
+    pair_background: Mapping[tuple[str, str], Fact] = field(default_factory=dict)  # (entity, marker) -> fact
+    population_priors: Mapping[str, PopulationPrior] = field(default_factory=dict)
+    clinical: Mapping[str, Clinical] = field(default_factory=dict)
+    morphology: Mapping[tuple[str, str, str], MorphologyFact] = field(default_factory=dict)  # (entity, feat, val)
+    missing_files: tuple[str, ...] = ()
+    skipped_rows: tuple[str, ...] = ()
+    cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # derived tables only
 
     @property
     def entity_ids(self) -> tuple[str, ...]:
@@ -124,10 +196,32 @@ def normalize_name(text: str) -> str:
     return re.sub(r"[\s\-_./\u2010-\u2015\u2212]+", "", text)
 
 
-def _read_csv(name: str) -> list[dict[str, str]]:
+def _read_csv(name: str, *, optional: bool = False, skipped: list[str] | None = None) -> list[dict[str, str]] | None:
+    """Rows of a package-data CSV (cells stripped); None for an absent ``optional`` file.
+
+    A row with more cells than columns is an error, except in an optional file where it is skipped and described
+    in ``skipped`` (the optional files are filled in parallel; ``spindledx kb coverage`` lists skipped rows).
+    """
     path = resources.files("spindledx.ihc").joinpath("data", name)
+    if optional and not path.is_file():
+        return None
+    rows = []
     with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        for row in reader:
+            if None in row:
+                if optional and skipped is not None:
+                    skipped.append(f"{name} line {reader.line_num}: more cells than columns: row skipped")
+                    continue
+                raise ValueError(f"{name} line {reader.line_num}: more cells than columns (quote cells with commas)")
+            rows.append({k.strip(): (v or "").strip() for k, v in row.items()})
+    return rows
+
+
+def _evidence(text: str, where: str) -> str:
+    if text not in EVIDENCE_LEVELS:
+        raise ValueError(f"{where}: unknown evidence {text!r} (one of {', '.join(EVIDENCE_LEVELS)})")
+    return text
 
 
 def _opt_float(text: str) -> float | None:
@@ -146,27 +240,37 @@ def _check_fraction(value: float, where: str) -> float:
     return value
 
 
+def _get(row: dict[str, str], key: str) -> str:
+    return row.get(key, "") or ""
+
+
 @functools.lru_cache(maxsize=1)
 def load_knowledge_base() -> KnowledgeBase:
     """Load and validate the package knowledge base (read once, immutable)."""
+    return build_knowledge_base()
+
+
+def build_knowledge_base() -> KnowledgeBase:
+    """Read and validate every data file (uncached; :func:`load_knowledge_base` caches it)."""
+    missing: list[str] = []
+    skipped: list[str] = []  # rows of the optional files naming an entity/marker not (yet) in the knowledge base
     markers: dict[str, Marker] = {}
     for row in _read_csv("markers.csv"):
-        name = row["name"].strip()
-        kind = row["kind"].strip()
+        name = row["name"]
+        kind = row["kind"]
         if kind not in MARKER_KINDS:
             raise ValueError(f"markers.csv: {name}: unknown kind {kind!r}")
         background = None
-        bg = _opt_float(row["background_fraction"])
+        bg = _opt_float(_get(row, "background_fraction"))
         if bg is not None:
-            evidence = row["background_evidence"].strip()
-            if evidence not in EVIDENCE_LEVELS:
-                raise ValueError(f"markers.csv: {name}: unknown evidence {evidence!r}")
+            evidence = _evidence(row["background_evidence"], f"markers.csv: {name}")
             background = Fact(entity="*", marker=name, fraction_positive=_check_fraction(bg, name),
                               n_cases=_opt_int(row["background_n"]), evidence=evidence,
-                              source=row["background_source"].strip(), note="background for entities without data")
+                              source=row["background_source"], note="background: fraction of other spindle-cell "
+                              "tumours (mimics) positive")
         synonyms = tuple(s.strip() for s in row["synonyms"].split("|") if s.strip())
-        markers[name] = Marker(name=name, kind=kind, synonyms=synonyms, note=row["note"].strip(),
-                               background=background)
+        markers[name] = Marker(name=name, kind=kind, synonyms=synonyms, note=_get(row, "note"),
+                               background=background, no_background_reason=_get(row, "no_background_reason"))
 
     entities: dict[str, Entity] = {}
     for row in _read_csv("entities.csv"):
@@ -174,26 +278,24 @@ def load_knowledge_base() -> KnowledgeBase:
             id=row["id"], name=row["name"],
             aliases=tuple(a.strip() for a in row["aliases"].split("|") if a.strip()),
             pitfalls=tuple(p.strip() for p in row["pitfalls"].split("|") if p.strip()),
-            summary=row["summary"].strip())
+            summary=row["summary"])
 
     facts: dict[tuple[str, str, str], Fact] = {}
     for i, row in enumerate(_read_csv("facts.csv"), start=2):
         where = f"facts.csv line {i}"
-        entity, marker, site = row["entity"], row["marker"], row["site"].strip()
+        entity, marker, site = row["entity"], row["marker"], row["site"]
         if entity not in entities:
             raise ValueError(f"{where}: unknown entity {entity!r}")
         if marker not in markers:
             raise ValueError(f"{where}: unknown marker {marker!r}")
-        if row["evidence"] not in EVIDENCE_LEVELS:
-            raise ValueError(f"{where}: unknown evidence {row['evidence']!r}")
         key = (entity, marker, site)
         if key in facts:
             raise ValueError(f"{where}: duplicate fact {key}")
         focal = _opt_float(row["focal_share"])
         facts[key] = Fact(entity=entity, marker=marker, site=site,
                           fraction_positive=_check_fraction(float(row["fraction_positive"]), where),
-                          n_cases=_opt_int(row["n_cases"]), evidence=row["evidence"], source=row["source"].strip(),
-                          note=row["note"].strip(),
+                          n_cases=_opt_int(row["n_cases"]), evidence=_evidence(row["evidence"], where),
+                          source=row["source"], note=row["note"],
                           focal_share=None if focal is None else _check_fraction(focal, where))
 
     priors: dict[str, dict[str, SitePrior]] = {}
@@ -204,7 +306,11 @@ def load_knowledge_base() -> KnowledgeBase:
         weight = float(row["weight"])
         if weight <= 0:
             raise ValueError(f"site_priors.csv: {site}/{entity}: weight must be > 0")
-        priors.setdefault(site, {})[entity] = SitePrior(site=site, entity=entity, weight=weight, basis=row["basis"])
+        evidence = _get(row, "evidence")
+        if evidence:
+            _evidence(evidence, f"site_priors.csv: {site}/{entity}")
+        priors.setdefault(site, {})[entity] = SitePrior(site=site, entity=entity, weight=weight, basis=row["basis"],
+                                                        evidence=evidence, source=_get(row, "source"))
     for site, table in priors.items():
         if "*" not in table:
             raise ValueError(f"site_priors.csv: site {site!r} has no '*' floor row")
@@ -212,9 +318,89 @@ def load_knowledge_base() -> KnowledgeBase:
         if site and site not in priors:
             raise ValueError(f"facts.csv: site variant {site!r} has no site priors")
 
+    def optional_rows(name: str):
+        """(where, row) of an optional file; a row that fails validation is skipped and described."""
+        rows = _read_csv(name, optional=True, skipped=skipped)
+        if rows is None:
+            missing.append(name)
+        return [(f"{name} data row {i}", row) for i, row in enumerate(rows or [], start=1)]
+
+    def tolerant(where: str, build) -> None:
+        try:
+            build()
+        except (ValueError, KeyError) as exc:
+            msg = str(exc)
+            skipped.append(f"{msg if msg.startswith(where) else f'{where}: {msg}'}: row skipped")
+
+    pair_background: dict[tuple[str, str], Fact] = {}
+    for where, row in optional_rows("entity_marker_background.csv"):
+        def pair(where=where, row=row):
+            entity, marker = row["entity"], row["marker"]
+            if entity not in entities or marker not in markers:
+                raise ValueError(f"unknown entity {entity!r} or marker {marker!r}")
+            pair_background[(entity, marker)] = Fact(
+                entity=entity, marker=marker,
+                fraction_positive=_check_fraction(float(row["fraction_positive"]), where),
+                n_cases=_opt_int(row["n_cases"]), evidence=_evidence(row["evidence"], where), source=row["source"],
+                note=_get(row, "note") or "specificity figure for this entity")
+        tolerant(where, pair)
+
+    population: dict[str, PopulationPrior] = {}
+    for where, row in optional_rows("population_priors.csv"):
+        def pop(where=where, row=row):
+            if row["entity"] not in entities:
+                raise ValueError(f"unknown entity {row['entity']!r}")
+            freq = float(row["relative_frequency"])
+            if not freq > 0:
+                raise ValueError("relative_frequency must be > 0")
+            population[row["entity"]] = PopulationPrior(
+                entity=row["entity"], relative_frequency=freq, n_cases=_opt_int(row["n_cases"]),
+                evidence=_evidence(row["evidence"], where), source=row["source"], note=_get(row, "note"))
+        tolerant(where, pop)
+
+    clinical: dict[str, Clinical] = {}
+    for where, row in optional_rows("clinical.csv"):
+        def clin(where=where, row=row):
+            if row["entity"] not in entities:
+                raise ValueError(f"unknown entity {row['entity']!r}")
+            ages = [_opt_float(_get(row, k)) for k in ("age_median", "age_q1", "age_q3", "age_min", "age_max")]
+            if any(a is not None and not 0 <= a <= 120 for a in ages):
+                raise ValueError("age outside 0-120")
+            female = _opt_float(_get(row, "female_fraction"))
+            if female is None and all(a is None for a in ages):
+                return  # a placeholder row: everything unknown
+            clinical[row["entity"]] = Clinical(
+                row["entity"], *ages, female_fraction=None if female is None else _check_fraction(female, where),
+                n_cases=_opt_int(row["n_cases"]), evidence=_evidence(row["evidence"], where), source=row["source"],
+                note=_get(row, "note"))
+        tolerant(where, clin)
+
+    morphology: dict[tuple[str, str, str], MorphologyFact] = {}
+    for where, row in optional_rows("morphology.csv"):
+        def morph(where=where, row=row):
+            entity, feature, value = row["entity"], row["feature"], row["value"]
+            if entity not in entities:
+                raise ValueError(f"unknown entity {entity!r}")
+            if feature not in FEATURE_VALUES or value not in FEATURE_VALUES[feature]:
+                raise ValueError(f"unknown feature/value {feature!r}={value!r}")
+            key = (entity, feature, value)
+            if key in morphology:
+                raise ValueError(f"duplicate {key}")
+            morphology[key] = MorphologyFact(
+                entity=entity, feature=feature, value=value,
+                probability=_check_fraction(float(row["probability"]), where), n_cases=_opt_int(row["n_cases"]),
+                evidence=_evidence(row["evidence"], where), source=row["source"], note=_get(row, "note"))
+        tolerant(where, morph)
+
     return KnowledgeBase(
         markers=MappingProxyType(markers),
         entities=MappingProxyType(entities),
         facts=MappingProxyType(facts),
         site_priors=MappingProxyType({s: MappingProxyType(t) for s, t in priors.items()}),
+        pair_background=MappingProxyType(pair_background),
+        population_priors=MappingProxyType(population),
+        clinical=MappingProxyType(clinical),
+        morphology=MappingProxyType(morphology),
+        missing_files=tuple(missing),
+        skipped_rows=tuple(skipped),
     )

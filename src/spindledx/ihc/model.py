@@ -1,26 +1,32 @@
 """Likelihoods P(result | entity) from literature fractions, and the Bayesian posterior over entities.
 
-Model (naive Bayes with three corrections, all fixed a priori, none fitted to the test cases):
+Model (naive Bayes with a few corrections, all fixed a priori except the global constants of
+:class:`ModelConstants`, which are fitted by cross-validation on the project's own test panels only):
 
 1. **Beta posterior per fact.**  A fraction ``f`` reported on ``n`` cases becomes Beta(0.5 + f·n, 0.5 + (1−f)·n)
    (Jeffreys prior), with ``n`` capped at :data:`N_CAP` because series disagree more than binomial sampling
    suggests (LMS desmin: 73 % vs 93 %).  Facts without ``n`` get a pseudo-count by evidence level
-   (:data:`PSEUDO_COUNTS`: estimates weigh like 8 cases, review/series figures without n like 15).  The
-   likelihood of a positive stain is the posterior mean.
+   (:data:`PSEUDO_COUNTS`); an *estimate* counts for :attr:`ModelConstants.estimate_count` cases (at least
+   :data:`MIN_ESTIMATE_COUNT`, so that a textbook "never" (0 %) stays below 2.5 % instead of the 7 % that
+   8 pseudo-cases gave).  The likelihood of a positive stain is the posterior mean.
 2. **Site variants** (e.g. primary pulmonary LMS, --site lung) update the generic fact, which acts as a prior
    worth :data:`SITE_PRIOR_COUNT` cases: lung LMS desmin 5/16 pulls the generic 79 % down to ~50 %.
-3. **No data is neutral.**  When an entity has no fact for a marker, the marker's *background* (markers.csv,
-   e.g. STAT6 in SFT mimics, 0/580 SS18-SSX outside SS) is used when one is given.  Otherwise the entity gets
-   the marker's average over the entities that do have data, weighted by the prior (for observed stains) or by
-   the current posterior (for next-marker gains): its likelihood then moves with the field and the stain does
-   not change its standing.  The explanation labels these "no data" and calls them neutral.
+3. **Entities without a fact use the marker's background.**  In order: the entity's own specificity figure
+   (``entity_marker_background.csv``, e.g. "0 of 30 LMS were STAT6+"), then the marker's background (the
+   fraction of *other* spindle-cell tumours positive, markers.csv), so a defining marker (STAT6, CD21/CD35,
+   HHV8, ...) counts against every entity it does not define.  Only when neither exists is the entity given the
+   marker's average over the entities with data (neutral: its standing does not change), with the reason
+   (markers.csv ``no_background_reason``) shown.
 4. **Stain error floor.**  Every likelihood is ε + (1 − 2ε)·p with ε = :data:`STAIN_ERROR` (technical or reading
    error), so one discordant stain can lower an entity by at most a factor ~1/ε and never zeroes it.
 5. **Focal vs diffuse.**  ``focal`` observations have likelihood p·s and ``diffuse`` p·(1−s), s being the
-   literature share of positive cases that stain focally (facts.csv ``focal_share``, e.g. 0.71 for keratin in
-   LMS); where no share is known s = 0.5, which is the same for every entity and so neutral.
+   literature share of positive cases that stain focally (facts.csv ``focal_share``); where no share is known
+   s = 0.5, which is the same for every entity and so neutral.
 6. **Correlated markers.**  Markers of one lineage (e.g. SMA/MSA/calponin) are not independent; the
    log-likelihoods of the k observed markers of a group are weighted by 1/√k (:data:`MARKER_GROUPS`).
+7. **Evidence weight.**  All stain and morphology log-likelihoods are multiplied by
+   :attr:`ModelConstants.evidence_weight` (< 1 tempers the naive-Bayes over-confidence of many partly
+   dependent results; Chong 2021 discusses the same effect).
 
 References: Vollmer RT, Am J Clin Pathol 2009;131:723 (Bayes over IHC sensitivities); Chong Y et al., Diagn
 Pathol 2021 (naive Bayes IHC); ``../shared/reference/ihc_tools_survey.md`` (design notes 1-2).
@@ -28,16 +34,19 @@ Pathol 2021 (naive Bayes IHC); ``../shared/reference/ihc_tools_survey.md`` (desi
 
 from __future__ import annotations
 
-import dataclasses
+import functools
+import json
 import math
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
 
 from spindledx.ihc.knowledge import Fact, KnowledgeBase
 
 N_CAP = 100
-PSEUDO_COUNTS = {"estimate": 8.0, "review": 15.0, "series": 15.0, "pooled": 15.0}
+MIN_ESTIMATE_COUNT = 20.0
+PSEUDO_COUNTS = {"review": 15.0, "series": 15.0, "pooled": 15.0, "registry": 15.0}
 JEFFREYS = 0.5
 SITE_PRIOR_COUNT = 10.0
 STAIN_ERROR = 0.01
@@ -62,12 +71,43 @@ MARKER_GROUPS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
+class ModelConstants:
+    """The global constants fitted by ``scripts/calibrate_ihc.py`` (and only these).
+
+    ``evidence_weight`` multiplies stain/morphology log-likelihoods; ``estimate_count`` is the pseudo-count of an
+    evidence=estimate figure (>= :data:`MIN_ESTIMATE_COUNT`); ``temperature`` divides the final log-posterior.
+    """
+
+    evidence_weight: float = 1.0
+    estimate_count: float = 30.0
+    temperature: float = 1.0
+    source: str = "defaults (uncalibrated)"
+
+    def __post_init__(self) -> None:
+        if not (self.evidence_weight > 0 and self.temperature > 0 and self.estimate_count >= MIN_ESTIMATE_COUNT):
+            raise ValueError(f"invalid model constants {self}")
+
+
+@functools.lru_cache(maxsize=1)
+def default_constants() -> ModelConstants:
+    """Constants from the package's ``data/calibration.json`` when present, else the uncalibrated defaults."""
+    path = resources.files("spindledx.ihc").joinpath("data", "calibration.json")
+    if not path.is_file():
+        return ModelConstants()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return ModelConstants(evidence_weight=float(data["evidence_weight"]),
+                          estimate_count=float(data["estimate_count"]),
+                          temperature=float(data.get("temperature", 1.0)),
+                          source=f"data/calibration.json ({data.get('method', 'cross-validated')})")
+
+
+@dataclass(frozen=True)
 class MarkerLikelihood:
     """P(marker positive | entity) with its basis.
 
     ``basis`` is ``"site"`` (site-variant row combined with the generic one), ``"entity"`` (generic row),
-    ``"background"`` (marker background from markers.csv) or ``"no data"`` (p_positive is NaN here and is
-    filled by :func:`marker_likelihoods` with the weighted mean of the entities that have data).
+    ``"pair background"`` (entity_marker_background.csv), ``"background"`` (marker background from markers.csv)
+    or ``"no data"`` (p_positive is NaN here and is filled with the weighted mean of the entities that have data).
     """
 
     entity: str
@@ -82,36 +122,45 @@ class MarkerLikelihood:
 
     def likelihood(self, event: str) -> float:
         """P(event | entity) for event ``pos``, ``neg``, ``focal`` or ``diffuse``, with the stain-error floor."""
-        p = STAIN_ERROR + (1.0 - 2.0 * STAIN_ERROR) * self.p_positive
-        if event == "pos":
-            return p
-        if event == "neg":
-            return 1.0 - p
-        if event == "focal":
-            return p * self.focal_share
-        if event == "diffuse":
-            return p * (1.0 - self.focal_share)
-        raise ValueError(f"unknown event {event!r}")
+        return event_likelihood(self.p_positive, self.focal_share, event)
 
 
-def effective_count(fact: Fact) -> float:
+def event_likelihood(p_positive, focal_share, event: str):
+    """P(event | entity) from P(positive) and the focal share, with the stain-error floor (rule 4).
+
+    Works on floats and numpy arrays alike.
+    """
+    p = STAIN_ERROR + (1.0 - 2.0 * STAIN_ERROR) * p_positive
+    if event == "pos":
+        return p
+    if event == "neg":
+        return 1.0 - p
+    if event == "focal":
+        return p * focal_share
+    if event == "diffuse":
+        return p * (1.0 - focal_share)
+    raise ValueError(f"unknown event {event!r}")
+
+
+def effective_count(fact: Fact, constants: ModelConstants | None = None) -> float:
     """Cases a fact counts for: its n (capped at N_CAP), or the pseudo-count of its evidence level."""
     if fact.evidence == "estimate":
-        cap = PSEUDO_COUNTS["estimate"]
+        cap = (constants or default_constants()).estimate_count
         return float(min(fact.n_cases, cap)) if fact.n_cases else cap
     if fact.n_cases:
         return float(min(fact.n_cases, N_CAP))
     return PSEUDO_COUNTS[fact.evidence]
 
 
-def beta_parameters(fact: Fact) -> tuple[float, float]:
+def beta_parameters(fact: Fact, constants: ModelConstants | None = None) -> tuple[float, float]:
     """Beta posterior (alpha, beta) of the positive fraction: Jeffreys prior + the fact's weighted cases."""
-    n = effective_count(fact)
+    n = effective_count(fact, constants)
     k = fact.fraction_positive * n
     return JEFFREYS + k, JEFFREYS + n - k
 
 
-def marker_likelihood(kb: KnowledgeBase, entity: str, marker: str, site: str | None = None) -> MarkerLikelihood:
+def marker_likelihood(kb: KnowledgeBase, entity: str, marker: str, site: str | None = None,
+                      constants: ModelConstants | None = None) -> MarkerLikelihood:
     """P(marker positive | entity [, site]) following the rules of the module docstring."""
     generic = kb.facts.get((entity, marker, ""))
     variant = kb.facts.get((entity, marker, site)) if site else None
@@ -120,12 +169,12 @@ def marker_likelihood(kb: KnowledgeBase, entity: str, marker: str, site: str | N
         others = [f for (e, m, s), f in kb.facts.items() if e == entity and m == marker and s]
         generic = others[0] if len(others) == 1 else None
     if generic is not None:
-        a, b = beta_parameters(generic)
+        a, b = beta_parameters(generic, constants)
         basis = "entity"
         focal = generic.focal_share
         if variant is not None:
             mean = a / (a + b)
-            n_v = effective_count(variant)
+            n_v = effective_count(variant, constants)
             k_v = variant.fraction_positive * n_v
             a = mean * SITE_PRIOR_COUNT + k_v
             b = (1.0 - mean) * SITE_PRIOR_COUNT + n_v - k_v
@@ -135,44 +184,87 @@ def marker_likelihood(kb: KnowledgeBase, entity: str, marker: str, site: str | N
                                 focal_share=DEFAULT_FOCAL_SHARE if focal is None else focal, basis=basis,
                                 fact=generic, site_fact=variant)
     if variant is not None:
-        a, b = beta_parameters(variant)
+        a, b = beta_parameters(variant, constants)
         return MarkerLikelihood(entity=entity, marker=marker, p_positive=a / (a + b), alpha=a, beta=b,
                                 focal_share=variant.focal_share or DEFAULT_FOCAL_SHARE, basis="site", fact=None,
                                 site_fact=variant)
-    background = kb.markers[marker].background
-    if background is not None:
-        a, b = beta_parameters(background)
-        return MarkerLikelihood(entity=entity, marker=marker, p_positive=a / (a + b), alpha=a, beta=b,
-                                focal_share=DEFAULT_FOCAL_SHARE, basis="background", fact=background)
+    for basis, background in (("pair background", kb.pair_background.get((entity, marker))),
+                              ("background", kb.markers[marker].background)):
+        if background is not None:
+            a, b = beta_parameters(background, constants)
+            return MarkerLikelihood(entity=entity, marker=marker, p_positive=a / (a + b), alpha=a, beta=b,
+                                    focal_share=DEFAULT_FOCAL_SHARE, basis=basis, fact=background)
     return MarkerLikelihood(entity=entity, marker=marker, p_positive=math.nan, alpha=math.nan, beta=math.nan,
                             focal_share=DEFAULT_FOCAL_SHARE, basis="no data", fact=None)
 
 
-def marker_likelihoods(kb: KnowledgeBase, marker: str, site: str | None, weights: np.ndarray) -> list[MarkerLikelihood]:
+@dataclass(frozen=True)
+class MarkerTable:
+    """Every entity x marker likelihood for one site, as arrays (rows: ``kb.entity_ids``, columns: ``markers``).
+
+    ``p`` holds P(positive) with NaN where ``known`` is False ("no data": filled per call by
+    :func:`fill_neutral`); ``cells[(i, j)]`` keeps the :class:`MarkerLikelihood` for explanations.
+    """
+
+    markers: tuple[str, ...]
+    column: dict
+    p: np.ndarray
+    focal: np.ndarray
+    known: np.ndarray
+    cells: dict
+
+
+def marker_table(kb: KnowledgeBase, site: str | None, constants: ModelConstants | None = None) -> MarkerTable:
+    """The (cached) :class:`MarkerTable` of ``kb`` for ``site`` and ``constants``."""
+    constants = constants or default_constants()
+    key = ("marker_table", site, constants.estimate_count)
+    table = kb.cache.get(key)
+    if table is None:
+        names = tuple(kb.markers)
+        ids = kb.entity_ids
+        p = np.full((len(ids), len(names)), np.nan)
+        focal = np.full_like(p, DEFAULT_FOCAL_SHARE)
+        cells = {}
+        for i, e in enumerate(ids):
+            for j, m in enumerate(names):
+                ml = marker_likelihood(kb, e, m, site, constants)
+                cells[(i, j)] = ml
+                p[i, j] = ml.p_positive
+                focal[i, j] = ml.focal_share
+        known = ~np.isnan(p)
+        table = MarkerTable(markers=names, column={m: j for j, m in enumerate(names)}, p=p, focal=focal,
+                            known=known, cells=cells)
+        kb.cache[key] = table
+    return table
+
+
+def fill_neutral(p: np.ndarray, known: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Replace "no data" cells of P(positive) (entities x markers) by the ``weights``-weighted mean of the
+    entities with data for that marker (rule 3); columns without any data stay NaN."""
+    w = np.asarray(weights, dtype=float)[:, None] * known
+    total = w.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(total > 0, (w * np.where(known, p, 0.0)).sum(axis=0) / np.where(total > 0, total, 1.0),
+                        np.nan)
+    return np.where(known, p, mean[None, :])
+
+
+def marker_likelihoods(kb: KnowledgeBase, marker: str, site: str | None, weights: np.ndarray,
+                       constants: ModelConstants | None = None) -> list[MarkerLikelihood]:
     """:func:`marker_likelihood` for every entity of ``kb.entity_ids``, "no data" entries made neutral.
 
-    A "no data" entity gets the ``weights``-weighted mean P(positive) of the entities with data (module
-    docstring, rule 3).  Returns an empty list when no entity has data for the marker.
+    Returns an empty list when no entity has data for the marker.
     """
-    mls = [marker_likelihood(kb, e, marker, site) for e in kb.entity_ids]
-    known = np.array([ml.basis != "no data" for ml in mls])
-    if not known.any():
+    import dataclasses
+
+    table = marker_table(kb, site, constants)
+    j = table.column[marker]
+    if not table.known[:, j].any():
         return []
-    p = np.array([ml.p_positive if k else 0.0 for ml, k in zip(mls, known, strict=True)])
-    w = np.asarray(weights, dtype=float) * known
-    mean = float((w * p).sum() / w.sum()) if w.sum() > 0 else float(p[known].mean())
-    return [ml if k else dataclasses.replace(ml, p_positive=mean) for ml, k in zip(mls, known, strict=True)]
-
-
-def prior_weights(kb: KnowledgeBase, site: str | None) -> np.ndarray:
-    """Normalised prior over ``kb.entity_ids``: uniform without a site, else the site's relative weights."""
-    ids = kb.entity_ids
-    if site is None:
-        return np.full(len(ids), 1.0 / len(ids))
-    table = kb.site_priors[site]
-    floor = table["*"].weight
-    w = np.array([table[e].weight if e in table else floor for e in ids], dtype=float)
-    return w / w.sum()
+    filled = fill_neutral(table.p[:, [j]], table.known[:, [j]], weights)[:, 0]
+    return [table.cells[(i, j)] if table.known[i, j] else dataclasses.replace(table.cells[(i, j)],
+                                                                                p_positive=float(filled[i]))
+            for i in range(len(kb.entity_ids))]
 
 
 def group_weights(markers: tuple[str, ...]) -> dict[str, float]:
@@ -191,9 +283,9 @@ def entropy_bits(p: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def posterior(log_prior: np.ndarray, log_lik: np.ndarray) -> np.ndarray:
-    """Normalised posterior from log prior and summed log likelihoods (stable softmax)."""
-    z = log_prior + log_lik
+def posterior(log_prior: np.ndarray, log_lik: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Normalised posterior from log prior and summed log likelihoods (stable softmax, optional temperature)."""
+    z = (log_prior + log_lik) / temperature
     z = z - z.max()
     p = np.exp(z)
     return p / p.sum()

@@ -1,0 +1,35 @@
+"""`spindledx kb coverage`: every entity x marker pair is data, background only, or missing with a reason."""
+
+from __future__ import annotations
+
+import json
+
+from spindledx.cli import main
+from spindledx.ihc import load_knowledge_base
+from spindledx.ihc.coverage import kb_coverage
+
+
+def test_coverage_partitions_every_pair():
+    kb = load_knowledge_base()
+    report = kb_coverage(kb)
+    tot = report["totals"]
+    assert tot["pairs"] == len(kb.entities) * len(kb.markers)
+    assert tot["with_data"] + tot["background_only"] + tot["missing"] == tot["pairs"]
+    for ent in report["entities"]:
+        names = ent["with_data"] + [x["marker"] for x in ent["background_only"]] + [x["marker"] for x in ent["missing"]]
+        assert sorted(names) == sorted(kb.markers)
+        assert all(x["reason"] for x in ent["missing"])
+        assert all(x["source"] or x["evidence"] == "estimate" for x in ent["background_only"])
+    # facts are "with data"
+    lms = next(e for e in report["entities"] if e["id"] == "leiomyosarcoma")
+    assert "desmin" in lms["with_data"]
+
+
+def test_coverage_cli(capsys):
+    assert main(["kb", "coverage", "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert {"totals", "entities", "markers_without_background"} <= set(payload)
+    assert main(["kb", "coverage"]) == 0
+    out = capsys.readouterr().out
+    assert "with data" in out and "background only" in out and "leiomyosarcoma" in out
+    assert main(["kb", "coverage", "--format", "xml"]) == 2

@@ -1,0 +1,173 @@
+"""Priors and the classes of miss of issue 10: defining markers count, population prior, age/sex, the cap that keeps a
+prior from outweighing a defining stain (adversarial sites), morphology, estimates that are not 7 %."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import numpy as np
+import pytest
+
+from spindledx.ihc import interpret_panel, load_knowledge_base
+from spindledx.ihc.knowledge import Clinical, Entity, Fact, KnowledgeBase, Marker, MorphologyFact, SitePrior
+from spindledx.ihc.model import event_likelihood, fill_neutral, marker_table
+from spindledx.ihc.priors import CONTEXT_MAX_RATIO, build_prior, cap_context
+
+REFERENCE = "actin+ desmin+ CK-pan- CD34- CD117- S-100-"
+
+
+@pytest.fixture(scope="module")
+def kb():
+    return load_knowledge_base()
+
+
+def _entity(eid: str) -> Entity:
+    return Entity(id=eid, name=eid.upper(), aliases=(), pitfalls=(), summary="")
+
+
+def toy_kb(*, clinical=None, morphology=None, site_weights=None) -> KnowledgeBase:
+    """Two entities a, b; marker X defines a (95 % of 60 vs background 0/200); marker Y is common to both."""
+    markers = {
+        "X": Marker("X", "ihc", (), background=Fact("*", "X", 0.0, 200, "series", "doi:10.0/x")),
+        "Y": Marker("Y", "ihc", ()),
+    }
+    facts = {
+        ("a", "X", ""): Fact("a", "X", 0.95, 60, "series", "doi:10.0/a"),
+        ("a", "Y", ""): Fact("a", "Y", 0.5, 60, "series", "doi:10.0/a"),
+        ("b", "Y", ""): Fact("b", "Y", 0.6, 60, "series", "doi:10.0/b"),
+    }
+    weights = site_weights or {"a": 1.0, "b": 1000.0}
+    sites = {"adverse": {"*": SitePrior("adverse", "*", 1.0, "floor"),
+                         **{e: SitePrior("adverse", e, w, "test") for e, w in weights.items()}}}
+    return KnowledgeBase(
+        markers=MappingProxyType(markers), entities=MappingProxyType({e: _entity(e) for e in ("a", "b")}),
+        facts=MappingProxyType(facts),
+        site_priors=MappingProxyType({s: MappingProxyType(t) for s, t in sites.items()}),
+        clinical=MappingProxyType(clinical or {}), morphology=MappingProxyType(morphology or {}))
+
+
+def test_a_site_prior_of_1000_to_1_cannot_outweigh_a_defining_stain(monkeypatch):
+    kb = toy_kb()
+    monkeypatch.setattr("spindledx.ihc.vocabulary.SITE_ALIASES", {"adverse": ("adverse",)})
+    result = interpret_panel("X+", site="adverse", kb=kb)
+    assert result.differential[0].id == "a"
+    prior_item = next(ev for ev in result.differential[0].evidence if ev.kind == "prior")
+    assert "capped" in prior_item.note
+    # without the defining stain the prior decides
+    assert interpret_panel("Y+", site="adverse", kb=kb).differential[0].id == "b"
+
+
+def test_cap_bounds_the_context_range():
+    log_context = np.log(np.array([1e-6, 0.5, 1e-3, 0.2]))
+    capped = cap_context(log_context)
+    assert capped.max() - capped.min() == pytest.approx(np.log(CONTEXT_MAX_RATIO))
+    assert capped[1] == log_context[1] and capped[3] == log_context[3]
+
+
+def test_age_and_sex_modify_the_prior():
+    clinical = {"a": Clinical("a", 10, 6, 15, 1, 30, 0.5, 80, "series", "doi:10.0/a"),
+                "b": Clinical("b", 65, 55, 74, 30, 90, 0.9, 80, "series", "doi:10.0/b")}
+    kb = toy_kb(clinical=clinical)
+
+    def p_a(**kw):
+        return next(e.probability for e in interpret_panel("Y+", kb=kb, **kw).differential if e.id == "a")
+
+    assert p_a(age=8) > p_a() > p_a(age=70)
+    assert p_a(sex="M") > p_a() > p_a(sex="F")
+    ev = next(e for e in interpret_panel("Y+", kb=kb, age=8).differential if e.id == "a").evidence
+    age = next(x for x in ev if x.marker == "age")
+    assert age.kind == "clinical" and age.effect == "supports" and "IQR" in age.note and age.source
+
+
+def test_morphology_likelihoods_and_neutral_fallback():
+    morph = {("a", "mitoses", band): MorphologyFact("a", "mitoses", band, p, 40, "series", "doi:10.0/m")
+             for band, p in (("0-4", 0.9), ("5-9", 0.1), ("10-19", 0.0), (">=20", 0.0))}
+    morph |= {("b", "mitoses", band): MorphologyFact("b", "mitoses", band, p, 40, "series", "doi:10.0/m")
+              for band, p in (("0-4", 0.1), ("5-9", 0.2), ("10-19", 0.4), (">=20", 0.3))}
+    morph[("a", "necrosis", "yes")] = MorphologyFact("a", "necrosis", "yes", 0.02, 40, "series", "doi:10.0/m")
+    kb = toy_kb(morphology=morph, site_weights={"a": 1.0, "b": 1.0})
+    high = interpret_panel("Y+", kb=kb, mitoses="15/10HPF")
+    low = interpret_panel("Y+", kb=kb, mitoses="1/10HPF")
+    assert high.differential[0].id == "b" and low.differential[0].id == "a"
+    mit = next(ev for ev in high.differential[0].evidence if ev.marker == "mitoses")
+    assert mit.kind == "morphology" and mit.event == "10-19" and mit.likelihood_ratio > 2 and mit.source
+    # necrosis: data for a only -> b gets the average (neutral, "no data"); necrosis lowers a
+    nec = interpret_panel("Y+", kb=kb, necrosis="yes")
+    b_nec = next(ev for ev in next(e for e in nec.differential if e.id == "b").evidence if ev.marker == "necrosis")
+    assert b_nec.basis == "no data" and b_nec.effect == "neutral"
+    with_necrosis = next(e.probability for e in nec.differential if e.id == "a")
+    base = next(e.probability for e in interpret_panel("Y+", kb=kb).differential if e.id == "a")
+    assert with_necrosis < base
+
+
+def test_population_prior_without_site_is_cited(kb):
+    prior = build_prior(kb, None)
+    assert prior.basis == "population"
+    assert prior.weights.sum() == pytest.approx(1.0) and (prior.weights > 0).all()
+    if kb.population_priors:
+        assert np.ptp(prior.weights) > 0  # not uniform
+        listed = [e for e, pe in zip(kb.entity_ids, prior.entries, strict=True) if e in kb.population_priors]
+        assert listed and all(pe.source or pe.evidence_level == "estimate"
+                              for e, pe in zip(kb.entity_ids, prior.entries, strict=True) if e in kb.population_priors)
+
+
+def _defining_pairs(kb, site):
+    """(entity, marker) where P(+ | entity) >= 0.8 and P(+ | every other entity) <= 0.05, all from sourced rows
+    (facts, pair backgrounds or marker backgrounds: no 'no data' cell)."""
+    table = marker_table(kb, site)
+    p = event_likelihood(fill_neutral(table.p, table.known, np.ones(len(kb.entity_ids))), 0.5, "pos")
+    pairs = []
+    for j, m in enumerate(table.markers):
+        if not table.known[:, j].all():
+            continue
+        top = int(np.argmax(p[:, j]))
+        others = np.delete(p[:, j], top)
+        if p[top, j] >= 0.8 and others.max() <= 0.05:
+            pairs.append((kb.entity_ids[top], m))
+    return pairs
+
+
+def test_every_defining_marker_beats_every_site_prior(kb):
+    """By construction: a defining stain has LR >= 0.8 / 0.05 = 16 > CONTEXT_MAX_RATIO at every site."""
+    checked = 0
+    for site in (None, *kb.sites):
+        for entity, marker in _defining_pairs(kb, site):
+            result = interpret_panel(f"{marker}+", site=site, kb=kb, n_next=0)
+            assert result.differential[0].id == entity, (site, marker, result.differential[0].id)
+            checked += 1
+    assert checked >= 3
+
+
+@pytest.mark.parametrize(("expected", "panel", "exclude_sites"), [
+    ("solitary_fibrous_tumor", "STAT6+ CD34+", ()),
+    ("follicular_dendritic_cell_sarcoma", "CD21+ CD35+", ()),
+    ("kaposi_sarcoma", "HHV8+ CD34+", ()),
+    ("synovial_sarcoma", "SS18-SSX+", ()),
+    # MDM2/CDK4 co-amplification is also the rule in intimal sarcoma of the pulmonary artery
+    ("dedifferentiated_liposarcoma", "MDM2+ CDK4+", ("pulmonary_artery",)),
+    ("gist", "CD117+ DOG1+", ()),
+    ("rhabdomyosarcoma", "myogenin+ MyoD1+ desmin+", ()),
+    ("angiosarcoma", "CD31+ ERG+ HHV8-", ()),
+    ("sarcomatoid_mesothelioma", "calretinin+ WT1+ D2-40+ CK-pan+", ()),
+    ("desmoid_fibromatosis", "beta-catenin+ SMA+", ()),
+])
+def test_classes_of_miss_with_adversarial_sites(kb, expected, panel, exclude_sites):
+    for site in (None, *kb.sites):
+        if site in exclude_sites:
+            continue
+        result = interpret_panel(panel, site=site, kb=kb, n_next=0)
+        assert result.differential[0].id == expected, (site, result.differential[0].id)
+
+
+def test_defining_marker_is_no_longer_neutral(kb):
+    """STAT6 has data for SFT; LMS has no STAT6 fact, yet STAT6+ now counts against it (background/specificity)."""
+    result = interpret_panel("STAT6+", kb=kb)
+    lms = next(e for e in result.differential if e.id == "leiomyosarcoma")
+    ev = next(x for x in lms.evidence if x.marker == "STAT6")
+    assert ev.basis in ("background", "pair background") and ev.effect == "against" and ev.source
+
+
+def test_reference_panel_without_site_ranks_leiomyosarcoma_first(kb):
+    result = interpret_panel(REFERENCE, kb=kb)
+    assert result.differential[0].id == "leiomyosarcoma"
+    assert result.to_json()["prior"]["basis"] == "population"
