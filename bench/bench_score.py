@@ -8,7 +8,7 @@ Images: the given files, else the real fields in ``../shared/data/midesec-train`
 else ``sample_slides/``. For each image it times, best of ``R`` runs (after one warm-up call that loads the
 model):
 
-* floor: decode the file (:func:`spindledx.mitosis.io.read_image`) and convert it to optical density,
+* floor: decode the file (:func:`spindledx.imaging.reader.read_image`) and convert it to optical density,
   ``-log((I + 1) / 256)`` in float32 — the least any H&E pipeline has to do;
 * score: :func:`spindledx.mitosis.score.score_image` with the shipped detector (decode, stain, candidates,
   classifier, counting).
@@ -37,7 +37,7 @@ TARGET_RATIO = 10.0
 
 def floor(path: Path) -> float:
     """Decode + optical density; returns a checksum so the work cannot be skipped."""
-    from spindledx.mitosis.io import read_image
+    from spindledx.imaging.reader import read_image
 
     tile = read_image(path, mpp=0.25)
     od = -np.log((tile.rgb.astype(np.float32) + 1.0) / 256.0)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if not images:
         raise SystemExit("no images to benchmark")
 
-    from spindledx.mitosis.io import read_image
+    from spindledx.imaging.reader import read_image
 
     megapixels = []
     for path in images:

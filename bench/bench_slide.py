@@ -115,7 +115,7 @@ def floor_pass(path: Path, tile_um: float, margin_um: float) -> tuple[float, flo
     """Read all tissue tiles and convert them to optical density; returns (seconds, core megapixels)."""
     import math
 
-    from spindledx.slide.reader import open_slide
+    from spindledx.imaging.slide import open_slide
     from spindledx.slide.tiling import make_raster, plan_tiles, read_raster, tissue_cells
     from spindledx.slide.tissue import detect_tissue
 

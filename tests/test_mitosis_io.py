@@ -8,7 +8,8 @@ import tifffile
 from PIL import Image
 
 from spindledx.errors import BadInputError
-from spindledx.mitosis.io import ASSUMED_MPP, read_image, resample, scale_factor, tile_from_array
+from spindledx.imaging.reader import ASSUMED_MPP, read_image, tile_from_array
+from spindledx.imaging.resample import resample, scale_factor
 
 
 @pytest.fixture()
@@ -163,7 +164,7 @@ def test_bad_images_raise_one_line_naming_the_file(tmp_path, rgb, kind):
 
 
 def test_huge_image_points_to_slide(tmp_path, monkeypatch, rgb):
-    import spindledx.mitosis.io as io_module
+    import spindledx.imaging.reader as io_module
 
     monkeypatch.setattr(io_module, "MAX_TILE_PIXELS", 1000)
     path = tmp_path / "big.png"

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from spindledx.detection.types import Detection
-from spindledx.mitosis.io import tile_from_array
+from spindledx.imaging.reader import tile_from_array
 from spindledx.mitosis.outputs import (
     CSV_COLUMNS,
     draw_overlay,

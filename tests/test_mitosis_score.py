@@ -12,7 +12,7 @@ from spindledx import counting
 from spindledx.detection.suppress import suppress_detections
 from spindledx.detection.types import Detection
 from spindledx.errors import BadInputError
-from spindledx.mitosis.io import tile_from_array
+from spindledx.imaging.reader import tile_from_array
 from spindledx.mitosis.score import TileScore, score_image
 
 CONTRACT_KEYS = {"image", "width", "height", "mpp", "area_mm2", "mitoses", "count", "mitoses_per_mm2",

@@ -71,7 +71,7 @@ def test_shipped_sample_slides_match_the_generator():
     import csv
     from pathlib import Path
 
-    from spindledx.mitosis.io import read_image
+    from spindledx.imaging.reader import read_image
 
     root = Path(__file__).resolve().parents[1] / "sample_slides"
     with open(root / "ground_truth.csv", newline="") as fh:

@@ -11,8 +11,9 @@ from skimage.draw import disk, line
 
 from spindledx.counting import DEFAULT_HPF_AREA_MM2, fnclcc_mitotic_score, per_10_hpf
 from spindledx.errors import BadInputError
+from spindledx.imaging.resolution import ome_candidate
+from spindledx.imaging.slide import SlideInfo, open_slide
 from spindledx.slide.hotspot import find_hotspot
-from spindledx.slide.reader import SlideInfo, mpp_from_ome, open_slide
 from spindledx.slide.synthetic import make_slide_rgb, write_pyramidal_tiff
 from spindledx.slide.tiling import make_raster, plan_tiles, read_raster
 from spindledx.slide.tissue import tissue_mask
@@ -69,7 +70,8 @@ def test_mpp_from_ome_converts_units():
     xml = ('<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Instrument><Objective '
            'NominalMagnification="40"/></Instrument><Image><Pixels PhysicalSizeX="250" PhysicalSizeXUnit="nm"/>'
            '</Image></OME>')
-    assert mpp_from_ome(xml) == (pytest.approx(0.25), 40.0)
+    candidate, objective = ome_candidate(xml)
+    assert (candidate.mpp_x, objective) == (pytest.approx(0.25), 40.0)
 
 
 def test_reader_plain_tiff_and_white_outside(tmp_path, small_rgb):

@@ -43,8 +43,10 @@ def hpf_area_mm2(field_number_mm: float = DEFAULT_FIELD_NUMBER_MM,
     float
         Field area in mm^2; 22 / 40 gives 0.2376 mm^2 (Renne 2023).
     """
-    if field_number_mm <= 0 or objective_magnification <= 0 or tube_factor <= 0:
-        raise BadInputError("field number, objective magnification and tube factor must be positive")
+    for name, value in (("field number", field_number_mm), ("objective magnification", objective_magnification),
+                        ("tube factor", tube_factor)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise BadInputError(f"the {name} must be a positive number, got {value!r}")
     diameter_mm = field_number_mm / (objective_magnification * tube_factor)
     return math.pi * (diameter_mm / 2.0) ** 2
 
@@ -61,11 +63,23 @@ def resolve_hpf_area_mm2(hpf_area: float | None = None, field_number_mm: float |
     if hpf_area is not None:
         if field_number_mm is not None or objective_magnification is not None:
             raise BadInputError("give either --hpf-area-mm2 or --field-number/--objective, not both")
-        if hpf_area <= 0:
-            raise BadInputError("--hpf-area-mm2 must be positive")
-        return float(hpf_area)
+        return check_hpf_area_mm2(hpf_area, parameter="--hpf-area-mm2")
     return hpf_area_mm2(DEFAULT_FIELD_NUMBER_MM if field_number_mm is None else field_number_mm,
                         DEFAULT_OBJECTIVE_MAGNIFICATION if objective_magnification is None else objective_magnification)
+
+
+MAX_PLAUSIBLE_HPF_AREA_MM2 = 1.0
+"""Largest HPF area accepted (mm²): a 10x/26.5 eyepiece with a 20x objective gives 1.4 mm² at 10x total, but an
+HPF (40x objective) is 0.15-0.35 mm²; 1 mm² leaves room for any microscope."""
+
+
+def check_hpf_area_mm2(hpf_area_mm2: float, *, parameter: str = "hpf_area_mm2") -> float:
+    """Return the HPF area if it is a finite number in (0, 1] mm², else raise BadInputError naming ``parameter``."""
+    if not (isinstance(hpf_area_mm2, int | float) and math.isfinite(hpf_area_mm2)
+            and 0 < hpf_area_mm2 <= MAX_PLAUSIBLE_HPF_AREA_MM2):
+        raise BadInputError(f"{parameter} must be an HPF area in mm² between 0 and {MAX_PLAUSIBLE_HPF_AREA_MM2:g} "
+                            f"(40x fields are 0.15-0.35), got {hpf_area_mm2!r}")
+    return float(hpf_area_mm2)
 
 
 def check_mpp(mpp: float) -> float:
@@ -86,15 +100,14 @@ def image_area_mm2(width_px: int, height_px: int, mpp: float) -> float:
 
 def density_per_mm2(count: int | float, area_mm2: float) -> float:
     """Mitoses per mm^2 over the counted area (Cree et al. 2021)."""
-    if area_mm2 <= 0:
-        raise BadInputError("the counted area must be positive")
+    if not (math.isfinite(area_mm2) and area_mm2 > 0):
+        raise BadInputError(f"the counted area must be a positive number of mm² (got {area_mm2!r})")
     return float(count) / area_mm2
 
 
 def per_10_hpf(density_mm2: float, hpf_area: float = DEFAULT_HPF_AREA_MM2) -> float:
     """Convert a density in mitoses/mm^2 to the count expected in 10 fields of ``hpf_area`` mm^2 each."""
-    if hpf_area <= 0:
-        raise BadInputError("the HPF area must be positive")
+    check_hpf_area_mm2(hpf_area)
     return density_mm2 * 10.0 * hpf_area
 
 
@@ -110,6 +123,60 @@ def fnclcc_mitotic_score(mitoses_per_10hpf: float) -> int:
     if mitoses_per_10hpf >= 10:
         return 2
     return 1
+
+
+@dataclass(frozen=True)
+class MitoticDensity:
+    """A mitotic count over a counted area, with every figure derived from it computed once.
+
+    Attributes
+    ----------
+    count
+        Mitotic figures counted.
+    area_mm2
+        Area over which they were counted (mm²).
+    per_mm2
+        Density, count / area (Cree et al. 2021).
+    per_10hpf
+        The count expected in 10 fields of ``hpf_area_mm2`` each: density x 10 x HPF area.
+    hpf_area_mm2
+        Area of one high-power field used for ``per_10hpf`` (mm²).
+    fnclcc_score
+        FNCLCC mitotic score 1/2/3 from ``per_10hpf`` (Coindre 2006).
+    """
+
+    count: int
+    area_mm2: float
+    per_mm2: float
+    per_10hpf: float
+    hpf_area_mm2: float
+    fnclcc_score: int
+
+    @classmethod
+    def of(cls, count: int, area_mm2: float, hpf_area_mm2: float = DEFAULT_HPF_AREA_MM2) -> MitoticDensity:
+        """Density of ``count`` figures over ``area_mm2`` mm², per 10 HPF of ``hpf_area_mm2`` mm² each.
+
+        Raises
+        ------
+        BadInputError
+            A negative or non-finite count, a non-positive or non-finite area or HPF area.
+        """
+        if not (math.isfinite(count) and count >= 0):
+            raise BadInputError(f"the mitotic count must be a non-negative number (got {count!r})")
+        check_hpf_area_mm2(hpf_area_mm2)
+        per_mm2 = density_per_mm2(count, area_mm2)
+        per10 = per_10_hpf(per_mm2, hpf_area_mm2)
+        return cls(count=int(count), area_mm2=float(area_mm2), per_mm2=per_mm2, per_10hpf=per10,
+                   hpf_area_mm2=float(hpf_area_mm2), fnclcc_score=fnclcc_mitotic_score(per10))
+
+    def to_dict(self, *, digits: int | None = None) -> dict[str, float | int]:
+        """The score-contract keys: ``count, area_mm2, mitoses_per_mm2, mitoses_per_10hpf, hpf_area_mm2,
+        fnclcc_mitotic_score`` (values rounded to ``digits`` decimals when given)."""
+        def r(value: float, n: int) -> float:
+            return value if digits is None else round(value, max(n, digits))
+        return {"count": self.count, "area_mm2": r(self.area_mm2, 6), "mitoses_per_mm2": r(self.per_mm2, 4),
+                "mitoses_per_10hpf": r(self.per_10hpf, 4), "hpf_area_mm2": r(self.hpf_area_mm2, 6),
+                "fnclcc_mitotic_score": self.fnclcc_score}
 
 
 NECROSIS_SCORES = {"none": 0, "<50": 1, ">=50": 2}
@@ -202,11 +269,12 @@ def fnclcc_grade(*, mitoses: float, differentiation_score: int, necrosis: str,
         nec = "none"
     if nec not in NECROSIS_SCORES:
         raise BadInputError(f"necrosis must be one of none, <50, >=50 (got '{necrosis}')")
-    if mitoses < 0:
-        raise BadInputError("the mitotic count must be non-negative")
+    if not (math.isfinite(mitoses) and mitoses >= 0):
+        raise BadInputError(f"the mitotic count must be a non-negative number, got {mitoses!r}")
+    check_hpf_area_mm2(hpf_area)
     if area_mm2 is None:
-        if n_hpf <= 0:
-            raise BadInputError("the number of HPF must be positive")
+        if not (math.isfinite(n_hpf) and n_hpf > 0):
+            raise BadInputError(f"the number of HPF must be a positive number, got {n_hpf!r}")
         area_mm2 = n_hpf * hpf_area
         area_note = (f"{mitoses:g} mitoses in {n_hpf:g} HPF of {hpf_area:.3f} mm² each "
                      f"({area_mm2:.3f} mm² counted)")

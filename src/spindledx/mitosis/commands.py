@@ -19,7 +19,7 @@ from rich.table import Table
 from spindledx import counting
 from spindledx.detection.detect import detector_caveat
 from spindledx.errors import BadInputError
-from spindledx.mitosis.io import IMAGE_SUFFIXES, read_image
+from spindledx.imaging.reader import IMAGE_SUFFIXES, read_image
 from spindledx.mitosis.score import TileScore, default_detector, score_image
 
 _FORMATS = ("table", "json", "csv")
@@ -163,11 +163,10 @@ def _render(results: list[TileScore], fmt: str, hpf_area: float) -> None:
     total_area = sum(r.area_mm2 for r in results)
     total_count = sum(r.count for r in results)
     if len(results) > 1:
-        density = counting.density_per_mm2(total_count, total_area)
-        per10 = counting.per_10_hpf(density, hpf_area)
+        total = counting.MitoticDensity.of(total_count, total_area, hpf_area)
         table.add_section()
-        table.add_row(f"all {len(results)} images", "", f"{total_area:.4f}", str(total_count), f"{density:.1f}",
-                      f"{per10:.1f}", str(counting.fnclcc_mitotic_score(per10)))
+        table.add_row(f"all {len(results)} images", "", f"{total_area:.4f}", str(total_count), f"{total.per_mm2:.1f}",
+                      f"{total.per_10hpf:.1f}", str(total.fnclcc_score))
     console = Console()
     needed = max(len(r.image) for r in results) + 80
     if console.width < needed and not console.is_terminal:

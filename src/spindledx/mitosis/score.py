@@ -17,7 +17,7 @@ from spindledx import counting
 from spindledx.detection.suppress import MIDOG_RADIUS_UM, suppress_detections
 from spindledx.detection.types import Detection, Detector, as_detector
 from spindledx.errors import BadInputError
-from spindledx.mitosis.io import Tile, read_image
+from spindledx.imaging.reader import Tile, read_image
 
 DEDUP_RADIUS_UM = MIDOG_RADIUS_UM
 """Detections nearer than this are one figure (the MIDOG hit radius; Aubreville et al., Med Image Anal 2023)."""
@@ -103,7 +103,7 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
     Parameters
     ----------
     source
-        Image path (read with :func:`spindledx.mitosis.io.read_image`) or an already read :class:`Tile`.
+        Image path (read with :func:`spindledx.imaging.reader.read_image`) or an already read :class:`Tile`.
     mpp
         Resolution override in µm/px (for a path; a :class:`Tile` keeps its own unless this is given).
     detector
@@ -125,8 +125,7 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
                         width=tile.width, height=tile.height, warnings=tile.warnings)
     else:
         tile = read_image(source, mpp=mpp)
-    if hpf_area_mm2 <= 0:
-        raise BadInputError("the HPF area must be positive")
+    counting.check_hpf_area_mm2(hpf_area_mm2)
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
     run = default_detector(threshold=threshold) if detector is None else as_detector(detector)
@@ -141,11 +140,10 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
 def summarize(tile: Tile, mitoses: list[Detection] | tuple[Detection, ...], *,
               hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2) -> TileScore:
     """Turn detections on a tile into counts with :mod:`spindledx.counting`."""
-    area = counting.image_area_mm2(tile.width, tile.height, tile.mpp)
-    density = counting.density_per_mm2(len(mitoses), area)
-    per10 = counting.per_10_hpf(density, hpf_area_mm2)
+    value = counting.MitoticDensity.of(len(mitoses), counting.image_area_mm2(tile.width, tile.height, tile.mpp),
+                                       hpf_area_mm2)
     return TileScore(image=tile.path, width=tile.width, height=tile.height, mpp=tile.mpp,
-                     mpp_source=tile.mpp_source, area_mm2=area,
-                     mitoses=tuple(sorted(mitoses, key=lambda d: -d.score)), count=len(mitoses),
-                     mitoses_per_mm2=density, mitoses_per_10hpf=per10, hpf_area_mm2=hpf_area_mm2,
-                     fnclcc_mitotic_score=counting.fnclcc_mitotic_score(per10), warnings=tile.warnings)
+                     mpp_source=tile.mpp_source, area_mm2=value.area_mm2,
+                     mitoses=tuple(sorted(mitoses, key=lambda d: -d.score)), count=value.count,
+                     mitoses_per_mm2=value.per_mm2, mitoses_per_10hpf=value.per_10hpf, hpf_area_mm2=hpf_area_mm2,
+                     fnclcc_mitotic_score=value.fnclcc_score, warnings=tile.warnings)

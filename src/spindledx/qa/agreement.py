@@ -126,10 +126,9 @@ def case_summaries(rows: Sequence[dict], specs_by_key: dict, *, hpf_area_mm2: fl
     out = []
     for c in cases.values():
         if c["area_mm2"] > 0:
-            density = counting.density_per_mm2(c["count"], c["area_mm2"])
-            per10 = counting.per_10_hpf(density, hpf_area_mm2)
-            c.update(mitoses_per_mm2=round(density, 4), mitoses_per_10hpf=round(per10, 4),
-                     fnclcc_mitotic_score=counting.fnclcc_mitotic_score(per10),
+            value = counting.MitoticDensity.of(c["count"], c["area_mm2"], hpf_area_mm2)
+            c.update(mitoses_per_mm2=round(value.per_mm2, 4), mitoses_per_10hpf=round(value.per_10hpf, 4),
+                     fnclcc_mitotic_score=value.fnclcc_score,
                      area_below_10hpf=c["area_mm2"] < 10 * hpf_area_mm2)
         else:
             c.update(mitoses_per_mm2=None, mitoses_per_10hpf=None, fnclcc_mitotic_score=None,

@@ -169,8 +169,8 @@ def estimate_blur_sigma_px(channel: np.ndarray, *, scales_px: tuple[float, float
 
 
 def _focus(rgb: np.ndarray, mpp: float, stain_matrix: np.ndarray) -> tuple[float, float]:
+    from spindledx.imaging.resample import resample
     from spindledx.imaging.stain import hematoxylin_channel
-    from spindledx.mitosis.io import resample
 
     work = resample(rgb, mpp, WORKING_MPP)
     h = np.ascontiguousarray(hematoxylin_channel(work, stain_matrix), dtype=np.float32)

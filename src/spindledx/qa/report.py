@@ -142,7 +142,7 @@ def _thumbnail(row: dict) -> bytes | None:
     import cv2
 
     from spindledx.detection.types import Detection
-    from spindledx.mitosis.io import read_image
+    from spindledx.imaging.reader import read_image
     from spindledx.mitosis.outputs import draw_overlay
     from spindledx.mitosis.score import TileScore
 

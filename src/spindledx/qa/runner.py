@@ -29,7 +29,7 @@ from spindledx.qa.manifest import TileSpec, points_array
 JSONL_NAME = "tiles.jsonl"
 RUN_NAME = "run.json"
 
-#: ``reader(path, mpp=None) -> Tile`` (default :func:`spindledx.mitosis.io.read_image`).
+#: ``reader(path, mpp=None) -> Tile`` (default :func:`spindledx.imaging.reader.read_image`).
 Reader = Callable[..., Any]
 #: ``scorer(tile) -> dict`` with the DESIGN.md ``score`` fields (default :func:`spindledx.mitosis.score.score_image`).
 Scorer = Callable[[Any], Any]
@@ -66,7 +66,7 @@ class BatchOutcome:
 
 
 def _default_reader(path: str, mpp: float | None = None) -> Any:
-    from spindledx.mitosis.io import read_image
+    from spindledx.imaging.reader import read_image
 
     return read_image(path, mpp=mpp)
 
@@ -328,7 +328,7 @@ def run_batch(specs: list[TileSpec], out_dir: str | Path, *, jobs: int = 1, dask
         (``tcp://host:8786``); overrides ``jobs``.
     detector, scorer, reader
         Injected callables (defaults: the shipped detector, :func:`~spindledx.mitosis.score.score_image`,
-        :func:`~spindledx.mitosis.io.read_image`). They must be picklable for ``jobs > 1`` or Dask.
+        :func:`~spindledx.imaging.reader.read_image`). They must be picklable for ``jobs > 1`` or Dask.
     options
         :class:`RunOptions`.
     progress

@@ -27,12 +27,7 @@ from scipy.signal import fftconvolve
 from scipy.spatial import cKDTree
 from skimage.transform import integral_image
 
-from spindledx.counting import (
-    DEFAULT_HPF_AREA_MM2,
-    density_per_mm2,
-    fnclcc_mitotic_score,
-    per_10_hpf,
-)
+from spindledx.counting import DEFAULT_HPF_AREA_MM2, MitoticDensity
 from spindledx.errors import BadInputError
 
 SHAPES = ("circle", "square", "fields")
@@ -253,11 +248,10 @@ def find_hotspot(points_um: np.ndarray, tissue: np.ndarray, cell_um: float, *, a
     if best is None:
         raise BadInputError("no tissue to search for a hotspot")
     count, fraction, cx_best, cy_best, width_um, height_um = best
-    density = density_per_mm2(count, area_mm2)
-    p10 = per_10_hpf(density, hpf_area)
+    value = MitoticDensity.of(count, area_mm2, hpf_area)
     return Hotspot(shape=shape, centre_x_um=cx_best, centre_y_um=cy_best, width_um=width_um, height_um=height_um,
-                   area_mm2=area_mm2, tissue_fraction=fraction, count=count, mitoses_per_mm2=density,
-                   mitoses_per_10hpf=p10, hpf_area_mm2=hpf_area, mitotic_score=fnclcc_mitotic_score(p10),
+                   area_mm2=area_mm2, tissue_fraction=fraction, count=count, mitoses_per_mm2=value.per_mm2,
+                   mitoses_per_10hpf=value.per_10hpf, hpf_area_mm2=hpf_area, mitotic_score=value.fnclcc_score,
                    warnings=tuple(warnings))
 
 

@@ -2,7 +2,7 @@
 
 :func:`analyze_slide` runs the stages of this package in order:
 
-1. :func:`spindledx.slide.reader.open_slide` (scale from metadata or ``mpp``);
+1. :func:`spindledx.imaging.slide.open_slide` (scale from metadata or ``mpp``);
 2. :func:`spindledx.slide.tissue.detect_tissue` on a ~8 µm/px thumbnail;
 3. :func:`spindledx.slide.tiling.plan_tiles` over the tissue at the working resolution (0.25 µm/px), with the
    core rule of :mod:`spindledx.slide.tiling`;
@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from spindledx.counting import DEFAULT_HPF_AREA_MM2, density_per_mm2, fnclcc_mitotic_score, per_10_hpf
+from spindledx.counting import DEFAULT_HPF_AREA_MM2, MitoticDensity
 from spindledx.detection.detect import ModelDetector
 from spindledx.detection.suppress import MIDOG_RADIUS_UM, suppress_nearby
 from spindledx.detection.types import Detection, Detector, as_detector
 from spindledx.errors import BadInputError
+from spindledx.imaging.slide import SlideInfo, WholeSlide, open_slide
 from spindledx.slide.hotspot import DEFAULT_MIN_TISSUE_FRACTION, SHAPES, Hotspot, find_hotspot
-from spindledx.slide.reader import SlideInfo, WholeSlide, open_slide
 from spindledx.slide.tiling import (
     DEFAULT_MARGIN_UM,
     DEFAULT_TILE_UM,
@@ -307,7 +307,7 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
     Parameters
     ----------
     path
-        Slide file (see :func:`spindledx.slide.reader.open_slide`).
+        Slide file (see :func:`spindledx.imaging.slide.open_slide`).
     mpp
         Level-0 µm/px, overriding the metadata; required when the metadata has none.
     detector
@@ -402,10 +402,9 @@ def whole_tissue_average(count: int, tissue_area_mm2: float, hpf_area: float) ->
     """Average density over the whole tissue mask (Cree 2021 "average" method)."""
     if tissue_area_mm2 <= 0:
         raise BadInputError("no tissue found on the slide (tissue mask is empty)")
-    density = density_per_mm2(count, tissue_area_mm2)
-    p10 = per_10_hpf(density, hpf_area)
-    return AverageDensity(count=int(count), area_mm2=tissue_area_mm2, mitoses_per_mm2=density,
-                          mitoses_per_10hpf=p10, hpf_area_mm2=hpf_area, mitotic_score=fnclcc_mitotic_score(p10))
+    value = MitoticDensity.of(count, tissue_area_mm2, hpf_area)
+    return AverageDensity(count=value.count, area_mm2=tissue_area_mm2, mitoses_per_mm2=value.per_mm2,
+                          mitoses_per_10hpf=value.per_10hpf, hpf_area_mm2=hpf_area, mitotic_score=value.fnclcc_score)
 
 
 class _progress_bar:  # noqa: N801 - used as a context manager factory

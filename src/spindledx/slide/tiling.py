@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from spindledx.errors import BadInputError
-from spindledx.slide.reader import SlideInfo, WholeSlide
+from spindledx.imaging.slide import SlideInfo, WholeSlide
 
 DEFAULT_WORK_MPP = 0.25
 DEFAULT_TILE_UM = 512.0

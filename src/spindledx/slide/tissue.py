@@ -23,7 +23,7 @@ from skimage.color import rgb2hsv
 from skimage.filters import threshold_otsu
 from skimage.morphology import disk, remove_small_holes, remove_small_objects
 
-from spindledx.slide.reader import WholeSlide
+from spindledx.imaging.slide import WholeSlide
 from spindledx.slide.tiling import Raster, make_raster, read_raster
 
 DEFAULT_TISSUE_MPP = 8.0

@@ -7,30 +7,34 @@ Three well-kept readers, tried in this order by :func:`open_slide` (``backend="a
 * tiffslide when OpenSlide misses pyramid levels stored as TIFF SubIFDs (and as a last resort);
 * tifffile (windowed reads through its zarr store) for OME-TIFF and the plain TIFF OpenSlide does not open.
 
-The scale is taken, in order, from ``openslide.mpp-x`` / ``tiffslide.mpp-x``, ``aperio.MPP``, OME
-``PhysicalSizeX`` (with its unit) and the TIFF ``XResolution`` / ``ResolutionUnit`` tags (centimetre or inch);
-implausible values (e.g. a 72 dpi default) are ignored. Without any usable value the slide is refused with a
-:class:`~spindledx.errors.BadInputError` unless the caller gives ``mpp``.
+The scale is taken from the reader's properties (``openslide.mpp-x/y``, ``tiffslide.mpp-x/y``, ``aperio.MPP``),
+then the TIFF's own metadata (OME ``PhysicalSizeX/Y``, Aperio description, ``XResolution/YResolution``), all
+parsed by :mod:`spindledx.imaging.resolution` (the parser tiles use too). Without any usable value the slide is
+refused with a :class:`~spindledx.errors.BadInputError` unless the caller gives ``mpp``. Grayscale slides are
+refused as :func:`spindledx.imaging.reader.read_image` refuses grayscale tiles.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from spindledx.counting import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, check_mpp
+from spindledx.counting import check_mpp
 from spindledx.errors import BadInputError
+from spindledx.imaging.resolution import (
+    Candidate,
+    objective_from_properties,
+    property_candidates,
+    resolve,
+    tiff_candidates,
+)
 
 BACKENDS = ("auto", "openslide", "tiffslide", "tifffile")
 BACKGROUND_RGB = 255  # fill for pixels outside the scanned area (glass is white in brightfield)
-
-_OME_UNIT_TO_UM = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6}
 
 
 @dataclass(frozen=True)
@@ -93,73 +97,6 @@ class SlideInfo:
                 "objective_power": self.objective_power,
                 "level_dimensions": [list(d) for d in self.level_dimensions],
                 "level_downsamples": list(self.level_downsamples)}
-
-
-def _plausible(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value) or not (MIN_PLAUSIBLE_MPP <= value <= MAX_PLAUSIBLE_MPP):
-        return None
-    return float(value)
-
-
-def _to_float(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def mpp_from_properties(props: dict[str, Any]) -> tuple[float | None, str]:
-    """Level-0 µm/px from OpenSlide/tiffslide properties; ``(None, "")`` if none is plausible."""
-    for key in ("openslide.mpp-x", "tiffslide.mpp-x", "aperio.MPP"):
-        mpp = _plausible(_to_float(props.get(key)))
-        if mpp is not None:
-            return mpp, key
-    return None, ""
-
-
-def objective_from_properties(props: dict[str, Any]) -> float | None:
-    """Objective power from OpenSlide/tiffslide properties (``openslide.objective-power``, ``aperio.AppMag``)."""
-    for key in ("openslide.objective-power", "tiffslide.objective-power", "aperio.AppMag"):
-        value = _to_float(props.get(key))
-        if value is not None and value > 0:
-            return value
-    return None
-
-
-def mpp_from_ome(xml: str) -> tuple[float | None, float | None]:
-    """``(PhysicalSizeX in µm, NominalMagnification)`` of the first OME image; Nones if absent."""
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError:
-        return None, None
-    mpp = objective = None
-    for elem in root.iter():
-        tag = elem.tag.rsplit("}", 1)[-1]
-        if tag == "Pixels" and mpp is None and "PhysicalSizeX" in elem.attrib:
-            unit = elem.attrib.get("PhysicalSizeXUnit", "µm")
-            factor = _OME_UNIT_TO_UM.get(unit)
-            size = _to_float(elem.attrib["PhysicalSizeX"])
-            if factor is not None and size is not None:
-                mpp = _plausible(size * factor)
-        elif tag == "Objective" and objective is None:
-            objective = _to_float(elem.attrib.get("NominalMagnification"))
-    return mpp, objective
-
-
-def mpp_from_tiff_tags(page: Any) -> float | None:
-    """µm/px from a tifffile page's ``XResolution`` (pixels per unit) and ``ResolutionUnit`` (2 inch, 3 cm)."""
-    xres = page.tags.get("XResolution")
-    unit = page.tags.get("ResolutionUnit")
-    if xres is None or unit is None:
-        return None
-    value = xres.value
-    pixels_per_unit = value[0] / value[1] if isinstance(value, tuple) and value[1] else _to_float(value)
-    if not pixels_per_unit:
-        return None
-    um_per_unit = {2: 25400.0, 3: 10000.0}.get(int(unit.value))
-    if um_per_unit is None:
-        return None
-    return _plausible(um_per_unit / pixels_per_unit)
 
 
 def _rgba_to_rgb(rgba: np.ndarray) -> np.ndarray:
@@ -254,7 +191,7 @@ def _open_tiffslide(path: Path) -> tuple[Any, dict[str, Any], str]:
     return handle, props, str(props.get("tiffslide.vendor") or "generic-tiff")
 
 
-def _tifffile_levels(path: Path) -> tuple[Any, list[Any], float | None, str, float | None]:
+def _tifffile_levels(path: Path) -> tuple[Any, list[Any]]:
     import tifffile
     import zarr
 
@@ -262,21 +199,26 @@ def _tifffile_levels(path: Path) -> tuple[Any, list[Any], float | None, str, flo
     try:
         series = tiff.series[0]
         levels = [zarr.open(series.aszarr(level=k), mode="r") for k in range(len(series.levels))]
-        mpp, source, objective = None, "", None
-        if tiff.is_ome and tiff.ome_metadata:
-            mpp, objective = mpp_from_ome(tiff.ome_metadata)
-            source = "OME PhysicalSizeX" if mpp else ""
-        if mpp is None:
-            mpp = mpp_from_tiff_tags(series.levels[0].keyframe)
-            source = "TIFF XResolution/ResolutionUnit" if mpp else ""
-        if mpp is None and tiff.pages[0].description:
-            match = re.search(r"MPP\s*=\s*([0-9.]+)", tiff.pages[0].description)
-            mpp = _plausible(_to_float(match.group(1))) if match else None
-            source = "ImageDescription MPP" if mpp else ""
     except Exception:
         tiff.close()
         raise
-    return tiff, levels, mpp, source, objective
+    return tiff, levels
+
+
+def _tiff_metadata(path: Path) -> tuple[list[Candidate], float | None, int | None]:
+    """Resolution candidates, objective and samples per pixel from the file's TIFF structure (Nones if not a
+    TIFF tifffile can parse, e.g. MRXS)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(str(path)) as tif:
+            candidates, objective = tiff_candidates(tif)
+            page = tif.series[0].levels[0].keyframe
+            palette = page.photometric == tifffile.PHOTOMETRIC.PALETTE  # indexed colour: RGB through a colour map
+            samples = 3 if palette else int(page.samplesperpixel)
+            return candidates, objective, samples
+    except Exception:  # not a TIFF: the slide reader's own properties are all there is
+        return [], None, None
 
 
 def _shape_yx(level: Any) -> tuple[int, int]:
@@ -361,8 +303,11 @@ def _auto_order(path: Path) -> list[str]:
 
 
 def _open_with(name: str, path: Path, mpp: float | None) -> WholeSlide:
+    candidates, objective, samples = _tiff_metadata(path)
+    if samples is not None and samples < 3:
+        raise BadInputError(f"{path.name}: grayscale slide ({samples} sample per pixel); H&E needs colour (RGB)")
     if name == "tifffile":
-        tiff, levels, meta_mpp, source, objective = _tifffile_levels(path)
+        tiff, levels = _tifffile_levels(path)
         try:
             dims = []
             for level in levels:
@@ -377,32 +322,37 @@ def _open_with(name: str, path: Path, mpp: float | None) -> WholeSlide:
     else:
         opener = _open_openslide if name == "openslide" else _open_tiffslide
         handle, props, vendor = opener(path)
-        meta_mpp, source = mpp_from_properties(props)
-        objective = objective_from_properties(props)
+        candidates = property_candidates(props) + candidates
+        objective = objective_from_properties(props) or objective
         dims = [tuple(int(v) for v in d) for d in handle.level_dimensions]
         downsamples = tuple(float(d) for d in handle.level_downsamples)
         tiff, levels = None, None
-        if meta_mpp is None and name == "tiffslide":
-            # tiffslide leaves mpp empty for OME-TIFF: read PhysicalSizeX ourselves.
-            import tifffile
-
-            with tifffile.TiffFile(str(path)) as tf:
-                if tf.is_ome and tf.ome_metadata:
-                    meta_mpp, ome_objective = mpp_from_ome(tf.ome_metadata)
-                    source = "OME PhysicalSizeX" if meta_mpp else ""
-                    objective = objective or ome_objective
+    notes: list[str] = []
+    try:
+        meta = resolve(candidates, name=path.name, notes=notes)
+    except BadInputError:
+        if mpp is None:
+            _close(handle, tiff)
+            raise
+        meta = None
     if mpp is not None:
         final_mpp, final_source = float(mpp), "--mpp"
-    elif meta_mpp is not None:
-        final_mpp, final_source = meta_mpp, source
+    elif meta is not None:
+        final_mpp, final_source = meta.mpp, meta.basis
     else:
-        if handle is not None:
-            handle.close()
-        if tiff is not None:
-            tiff.close()
-        raise BadInputError(f"{path.name} has no usable pixel size in its metadata (no openslide.mpp-x, aperio.MPP, "
-                            "OME PhysicalSizeX or TIFF resolution tags); give it with --mpp (e.g. 0.25 for 40x)")
+        _close(handle, tiff)
+        reason = f" ({notes[0].split(': ', 1)[-1]})" if notes else ""
+        raise BadInputError(f"{path.name} has no usable pixel size in its metadata{reason} (looked for "
+                            "openslide.mpp-x, aperio.MPP, OME PhysicalSizeX, TIFF resolution tags); give it with "
+                            "--mpp (e.g. 0.25 for 40x)")
     info = SlideInfo(path=str(path), backend=name, vendor=str(vendor), width=int(dims[0][0]),
                      height=int(dims[0][1]), mpp=final_mpp, mpp_source=final_source, objective_power=objective,
                      level_dimensions=tuple((int(w), int(h)) for w, h in dims), level_downsamples=downsamples)
     return WholeSlide(info, handle, tiff, levels)
+
+
+def _close(handle: Any, tiff: Any) -> None:
+    if handle is not None:
+        handle.close()
+    if tiff is not None:
+        tiff.close()
