@@ -49,7 +49,7 @@ def score_tiles(images: Sequence[Path], *, stems: Sequence[str], detector: Calla
     An unreadable image is an error (BadInputError naming it): a case is not reported on part of its evidence.
     """
     from spindledx.detection.suppress import suppress_detections
-    from spindledx.mitosis.io import read_image
+    from spindledx.imaging.reader import read_image
     from spindledx.mitosis.outputs import draw_overlay, write_tile_outputs
     from spindledx.mitosis.score import summarize
 

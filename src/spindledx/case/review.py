@@ -54,7 +54,7 @@ def _jpeg_uri(rgb: np.ndarray) -> str:
 
 
 def _read_rgb(doc: dict[str, Any]) -> np.ndarray:
-    from spindledx.mitosis.io import read_image
+    from spindledx.imaging.reader import read_image
 
     path = Path(doc["image"])
     if not path.is_file():

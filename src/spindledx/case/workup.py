@@ -82,13 +82,12 @@ def pooled_count(records: Sequence[dict[str, Any]], *, hpf_area_mm2: float, meth
     """
     if not records:
         raise BadInputError("no image could be counted")
-    count = int(sum(r["count"] for r in records))
-    area = float(sum(r["area_mm2"] for r in records))
-    density = counting.density_per_mm2(count, area)
-    per10 = counting.per_10_hpf(density, hpf_area_mm2)
-    n_hpf = area / hpf_area_mm2
-    return {"method": method, "count": count, "area_mm2": round(area, 6), "hpf_area_mm2": round(hpf_area_mm2, 6),
-            "n_hpf": round(n_hpf, 3), "mitoses_per_mm2": round(density, 4), "mitoses_per_10hpf": round(per10, 3),
+    value = counting.MitoticDensity.of(int(sum(r["count"] for r in records)),
+                                       float(sum(r["area_mm2"] for r in records)), hpf_area_mm2)
+    n_hpf = value.area_mm2 / value.hpf_area_mm2
+    return {"method": method, "count": value.count, "area_mm2": round(value.area_mm2, 6),
+            "hpf_area_mm2": round(value.hpf_area_mm2, 6), "n_hpf": round(n_hpf, 3),
+            "mitoses_per_mm2": round(value.per_mm2, 4), "mitoses_per_10hpf": round(value.per_10hpf, 3),
             "extrapolated": bool(n_hpf < 10.0), "n_images": len(records), "flags": sorted(set(flags))}
 
 
