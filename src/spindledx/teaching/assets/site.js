@@ -1,0 +1,216 @@
+/* spindledx knowledge-base site: client-side search and the case quiz.
+   Runs from file:// with no network. Knowledge-base strings are inserted with textContent only; links are made
+   only for http(s) targets prepared by the site generator. */
+(function () {
+  "use strict";
+
+  var root = document.body.getAttribute("data-root") || "";
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    }
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    return node;
+  }
+
+  function safeLink(label, href) {
+    if (!/^https?:\/\//i.test(href)) { return el("span", null, label); }
+    return el("a", { href: href, target: "_blank", rel: "noopener" }, label);
+  }
+
+  /* ---- search: mirrors spindledx.ihc.knowledge.normalize_name ---- */
+  function normalize(text) {
+    var s = String(text).normalize("NFKC").toLowerCase();
+    s = s.replace(/α/g, "alpha").replace(/β/g, "beta").replace(/δ/g, "delta").replace(/γ/g, "gamma");
+    return s.replace(/[\s\-_.\/\u2010-\u2015\u2212]+/g, "");
+  }
+
+  function search(query) {
+    var q = normalize(query);
+    if (!q) { return []; }
+    var hits = [];
+    (window.SPX_INDEX || []).forEach(function (item) {
+      var best = null;
+      item.keys.forEach(function (key, i) {
+        var score = key === q ? 0 : key.indexOf(q) === 0 ? 1 : key.indexOf(q) > 0 ? 2 : null;
+        if (score !== null && (best === null || score < best.score)) { best = { score: score, name: item.names[i] }; }
+      });
+      if (best !== null) { hits.push({ item: item, score: best.score, via: best.name }); }
+    });
+    hits.sort(function (a, b) {
+      return a.score - b.score || a.item.label.length - b.item.label.length ||
+        a.item.label.localeCompare(b.item.label);
+    });
+    return hits.slice(0, 12);
+  }
+
+  function initSearch() {
+    var box = document.getElementById("search");
+    var list = document.getElementById("search-results");
+    if (!box || !list) { return; }
+    var current = [];
+    function render() {
+      current = search(box.value);
+      list.textContent = "";
+      current.forEach(function (hit, i) {
+        var a = el("a", { href: root + hit.item.href });
+        if (i === 0) { a.className = "active"; }
+        a.appendChild(el("span", { "class": "kind" }, hit.item.kind));
+        a.appendChild(el("span", null, hit.item.label));
+        if (hit.via !== hit.item.label) { a.appendChild(el("span", { "class": "via" }, "matched: " + hit.via)); }
+        var li = el("li");
+        li.appendChild(a);
+        list.appendChild(li);
+      });
+      if (box.value && !current.length) { list.appendChild(el("li", { "class": "muted" }, "  no match")); }
+      list.hidden = !box.value;
+    }
+    box.addEventListener("input", render);
+    box.addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter" && current.length) {
+        ev.preventDefault();
+        window.location.href = root + current[0].item.href;
+      } else if (ev.key === "Escape") {
+        box.value = "";
+        render();
+      }
+    });
+  }
+
+  /* ---- quiz ---- */
+  function pct(p) {
+    if (p === null || p === undefined) { return "–"; }
+    return p > 0 && p < 0.005 ? "<1%" : Math.round(p * 100) + "%";
+  }
+
+  function initQuiz() {
+    var host = document.getElementById("quiz");
+    var scoreEl = document.getElementById("quiz-score");
+    var questions = window.SPX_QUIZ;
+    if (!host || !scoreEl || !questions || !questions.length) { return; }
+    var state = { index: 0, answered: 0, correct: 0 };
+
+    function updateScore() {
+      scoreEl.textContent = "Score: " + state.correct + " / " + state.answered;
+    }
+
+    function table(headers, rows) {
+      var t = el("table", { "class": "data" });
+      var tr = el("tr");
+      headers.forEach(function (h) { tr.appendChild(el("th", null, h)); });
+      var thead = el("thead");
+      thead.appendChild(tr);
+      t.appendChild(thead);
+      var tbody = el("tbody");
+      rows.forEach(function (cells) {
+        var r = el("tr");
+        cells.forEach(function (c) {
+          var td = el("td");
+          if (c instanceof Node) { td.appendChild(c); } else { td.textContent = c; }
+          r.appendChild(td);
+        });
+        tbody.appendChild(r);
+      });
+      t.appendChild(tbody);
+      return t;
+    }
+
+    function sourceNode(note, segments) {
+      var span = el("span", { "class": "src" });
+      if (note) {
+        span.appendChild(el("span", { "class": "note" }, note));
+        span.appendChild(el("br"));
+      }
+      (segments || []).forEach(function (seg) {
+        span.appendChild(seg.href ? safeLink(seg.text, seg.href) : document.createTextNode(seg.text));
+      });
+      return span;
+    }
+
+    function reveal(q, chosen, box) {
+      var ans = q.answer;
+      var ok = chosen === ans.expected.id;
+      box.appendChild(el("p", { "class": "verdict " + (ok ? "ok" : "no") },
+        ok ? "Correct: " + ans.expected.name + "." : "Not this time: the published diagnosis is " +
+          ans.expected.name + "."));
+      box.appendChild(el("p", null, "The interpreter ranks " + ans.expected.name + " #" + ans.expected.rank +
+        " (" + pct(ans.expected.probability) + ")."));
+      box.appendChild(el("h3", null, "Interpreter's differential"));
+      box.appendChild(table(["#", "entity", "probability"], ans.differential.map(function (d, i) {
+        return [String(i + 1), d.name, pct(d.probability)];
+      })));
+      box.appendChild(el("h3", null, "Evidence for " + ans.expected.name));
+      box.appendChild(table(["kind", "finding", "result", "P(result | entity)", "LR", "effect", "literature",
+        "source"], ans.evidence.map(function (ev) {
+          var effect = el("span", { "class": "effect-" + ev.effect }, ev.effect);
+          var lit = ev.basis === "no data" ? "no data" : pct(ev.fraction_positive) +
+            (ev.n_cases ? " of " + ev.n_cases : "") + (ev.evidence_level ? " (" + ev.evidence_level + ")" : "") +
+            (ev.basis === "background" ? " [background]" : ev.basis === "site" ? " [site]" : "");
+          return [ev.kind || "stain", ev.marker, ev.result, ev.likelihood.toFixed(2), ev.likelihood_ratio.toFixed(2),
+            effect, lit, sourceNode(ev.note, ev.source_segments)];
+        })));
+      if (ans.pitfalls.length) {
+        box.appendChild(el("h3", null, "Pitfalls"));
+        var ul = el("ul", { "class": "pitfalls" });
+        ans.pitfalls.forEach(function (p) { ul.appendChild(el("li", null, p)); });
+        box.appendChild(ul);
+      }
+      ans.warnings.forEach(function (w) { box.appendChild(el("p", { "class": "muted" }, "Interpreter warning: " + w)); });
+      var src = el("p");
+      src.appendChild(el("b", null, "Case source: "));
+      src.appendChild(sourceNode(ans.case_note, ans.case_source_segments));
+      box.appendChild(src);
+    }
+
+    function show(i) {
+      var q = questions[i];
+      host.textContent = "";
+      var card = el("div", { "class": "case", "data-case": q.id });
+      card.appendChild(el("h2", null, "Case " + (i + 1) + " of " + questions.length));
+      card.appendChild(el("p", { "class": "muted" }, q.clinical + (q.kind ? " · " + q.kind + " case" : "")));
+      card.appendChild(el("p", { "class": "panel" }, q.panel));
+      card.appendChild(el("p", null, "Your diagnosis:"));
+      var choices = el("div", { "class": "choices" });
+      var box = el("div", { "class": "reveal" });
+      q.choices.forEach(function (c) {
+        var b = el("button", { type: "button", "data-entity": c.id }, c.name);
+        b.addEventListener("click", function () {
+          if (card.getAttribute("data-answered")) { return; }
+          card.setAttribute("data-answered", "1");
+          state.answered += 1;
+          if (c.id === q.answer.expected.id) { state.correct += 1; }
+          updateScore();
+          Array.prototype.forEach.call(choices.querySelectorAll("button"), function (btn) {
+            btn.disabled = true;
+            var id = btn.getAttribute("data-entity");
+            if (id === q.answer.expected.id) { btn.classList.add("right"); } else if (id === c.id) {
+              btn.classList.add("wrong");
+            }
+          });
+          reveal(q, c.id, box);
+          var next = el("button", { type: "button", id: "quiz-next" },
+            i + 1 < questions.length ? "Next case" : "Start again");
+          next.addEventListener("click", function () {
+            if (i + 1 < questions.length) { show(i + 1); } else {
+              state.answered = 0; state.correct = 0; updateScore(); show(0);
+            }
+          });
+          box.appendChild(next);
+        });
+        choices.appendChild(b);
+      });
+      card.appendChild(choices);
+      card.appendChild(box);
+      host.appendChild(card);
+      state.index = i;
+    }
+
+    updateScore();
+    show(0);
+  }
+
+  initSearch();
+  initQuiz();
+}());

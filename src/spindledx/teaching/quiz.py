@@ -1,0 +1,257 @@
+"""A case quiz over the project's published test cases, answered by the interpreter after the student.
+
+Questions are the built-in test panels of :mod:`spindledx.ihc.evaluate` (``cases.csv``: written before the first
+evaluation; ``cases_holdout.csv``: written after it) and the blind set of published case reports
+(``cases_reports.csv``, one row per patient with age, sex, site, mitoses, necrosis, atypia, pattern and the
+citation; IHC_SCHEMA.md), each shown as its panel with site, age, sex and morphology where the case gives them.
+The student picks a diagnosis among the expected entity and the entities the interpreter ranks highest apart
+from it (so the distractors are the real alternatives, listed alphabetically so the order gives nothing away);
+then :meth:`QuizQuestion.reveal` shows the interpreter's differential, the evidence for the expected entity
+(stains, morphology, clinical, prior) and the sources.  Markers outside the vocabulary are skipped with the
+interpreter's warning; a case with no known marker left is left out and counted (:func:`build_questions`).
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+from spindledx.errors import BadInputError
+from spindledx.ihc.evaluate import CASE_SETS, Case, load_cases
+from spindledx.ihc.interpret import PanelResult, interpret_panel
+from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base
+from spindledx.ihc.lookups import resolve_entity
+
+N_CHOICES = 5  # expected entity + 4 distractors
+PANEL_SETS = ("original", "holdout")  # the published test panels (evaluate.CASE_SETS)
+REPORTS = "reports"  # the blind case-report set, data/cases_reports.csv
+QUIZ_CASE_SETS = (*PANEL_SETS, REPORTS)
+
+
+@dataclass(frozen=True)
+class QuizCase:
+    """One quiz case: what the student sees (panel, site, age, sex, morphology) and its expected entity.
+
+    ``source`` is the case's basis (test panels) or the citation of the case report; ``note`` is shown only with
+    the answer (a report's note often names the diagnosis).
+    """
+
+    id: str
+    expected: str
+    case_set: str
+    kind: str
+    panel: str
+    site: str | None
+    source: str
+    note: str = ""
+    age: float | None = None
+    sex: str | None = None
+    mitoses: str | None = None
+    necrosis: str | None = None
+    atypia: str | None = None
+    pattern: str | None = None
+
+    @classmethod
+    def from_case(cls, case: Case, case_set: str) -> QuizCase:
+        """A test panel of :func:`spindledx.ihc.evaluate.load_cases`."""
+        return cls(id=case.id, expected=case.expected, case_set=case_set, kind=case.kind, panel=case.panel,
+                   site=case.site, source=case.basis)
+
+    @property
+    def basis(self) -> str:
+        """The case's source (alias kept for the test-panel vocabulary)."""
+        return self.source
+
+    def findings(self) -> dict:
+        """The clinical / H&E keyword arguments of :func:`interpret_panel` this case gives."""
+        out = {"age": self.age, "sex": self.sex, "mitoses": self.mitoses, "necrosis": self.necrosis,
+               "atypia": self.atypia, "pattern": self.pattern}
+        return {k: v for k, v in out.items() if v is not None}
+
+    def clinical_line(self) -> str:
+        """Site, age, sex and morphology as one line for display (nothing that names the diagnosis)."""
+        parts = [f"site: {self.site.replace('_', ' ')}" if self.site else "site: not given"]
+        if self.age is not None:
+            parts.append(f"age {self.age:g}")
+        if self.sex:
+            parts.append({"F": "female", "M": "male"}.get(self.sex, self.sex))
+        if self.mitoses:
+            parts.append(f"mitoses {self.mitoses}")
+        if self.necrosis:
+            parts.append(f"necrosis {self.necrosis}")
+        if self.atypia:
+            parts.append(f"atypia {self.atypia}")
+        if self.pattern:
+            parts.append("pattern " + ", ".join(p.strip().replace("_", " ") for p in self.pattern.split(";")))
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class QuizQuestion:
+    """One quiz question: the case as the student sees it, and the interpreter's answer for the reveal."""
+
+    case: QuizCase
+    choices: tuple[str, ...]  # entity ids, alphabetical by display name
+    result: PanelResult
+
+    @property
+    def case_set(self) -> str:
+        """``original``, ``holdout`` or ``reports``."""
+        return self.case.case_set
+
+    @property
+    def expected(self) -> str:
+        """Entity id of the correct answer."""
+        return self.case.expected
+
+    def is_correct(self, entity_id: str) -> bool:
+        """Whether ``entity_id`` is the expected diagnosis."""
+        return entity_id == self.case.expected
+
+    def clinical_line(self) -> str:
+        """Site, age, sex and morphology as one line for display."""
+        return self.case.clinical_line()
+
+    def reveal(self, *, kb: KnowledgeBase | None = None, top: int = 5) -> dict:
+        """JSON-ready explanation: the interpreter's differential, the evidence for the expected entity, sources."""
+        kb = kb or load_knowledge_base()
+        result = self.result
+        ranks = [e.id for e in result.differential]
+        expected_entry = result.differential[ranks.index(self.expected)]
+        return {
+            "expected": {"id": self.expected, "name": kb.entities[self.expected].name,
+                         "rank": ranks.index(self.expected) + 1,
+                         "probability": round(expected_entry.probability, 4)},
+            "differential": [{"id": e.id, "name": e.name, "probability": round(e.probability, 4)}
+                             for e in result.differential[:top]],
+            "evidence": [ev.to_json() for ev in expected_entry.evidence],
+            "pitfalls": list(expected_entry.pitfalls),
+            "warnings": list(result.warnings),
+            "case_source": self.case.source,
+            "case_note": self.case.note,
+        }
+
+    def to_json(self, *, kb: KnowledgeBase | None = None) -> dict:
+        """Question and reveal as one JSON-ready dict (the site's quiz data)."""
+        kb = kb or load_knowledge_base()
+        return {
+            "id": self.case.id, "set": self.case.case_set, "kind": self.case.kind, "panel": self.case.panel,
+            "site": self.case.site, "clinical": self.clinical_line(),
+            "choices": [{"id": c, "name": kb.entities[c].name} for c in self.choices],
+            "answer": self.reveal(kb=kb),
+        }
+
+
+def _choices(result: PanelResult, expected: str, kb: KnowledgeBase, n_choices: int) -> tuple[str, ...]:
+    others = [e.id for e in result.differential if e.id != expected][: n_choices - 1]
+    return tuple(sorted([expected, *others], key=lambda e: kb.entities[e].name.casefold()))
+
+
+def _opt(text: str | None) -> str | None:
+    text = (text or "").strip()
+    return text or None
+
+
+def load_report_cases() -> tuple[QuizCase, ...]:
+    """The blind case-report set (``data/cases_reports.csv``, IHC_SCHEMA.md item 8); empty when absent.
+
+    Rows are returned as they are; :func:`build_questions` leaves out (and counts) those whose entity is not in
+    the knowledge base yet.
+    """
+    path = resources.files("spindledx.ihc").joinpath("data", "cases_reports.csv")
+    if not path.is_file():
+        return ()
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    cases = []
+    for row in rows:
+        age = _opt(row.get("age"))
+        cases.append(QuizCase(
+            id=row["id"], expected=row["expected"], case_set=REPORTS, kind="case report", panel=row["panel"],
+            site=_opt(row.get("site")), source=row["citation"].strip(), note=row.get("note", "").strip(),
+            age=None if age is None else float(age), sex=_opt(row.get("sex")), mitoses=_opt(row.get("mitoses")),
+            necrosis=_opt(row.get("necrosis")), atypia=_opt(row.get("atypia")), pattern=_opt(row.get("pattern"))))
+    return tuple(cases)
+
+
+def load_quiz_cases(*, kb: KnowledgeBase | None = None,
+                    case_sets: Sequence[str] = QUIZ_CASE_SETS) -> tuple[QuizCase, ...]:
+    """Every published test case of ``case_sets`` (``original``, ``holdout``, ``reports``), in file order."""
+    kb = kb or load_knowledge_base()
+    out: list[QuizCase] = []
+    for name in case_sets:
+        if name == REPORTS:
+            out += load_report_cases()
+        elif name in PANEL_SETS and name in CASE_SETS:
+            out += [QuizCase.from_case(c, name) for c in load_cases(case_set=name, kb=kb)]
+        else:
+            raise BadInputError(f"unknown case set '{name}' (one of {', '.join(QUIZ_CASE_SETS)})")
+    return tuple(out)
+
+
+def build_questions(cases: Sequence[QuizCase], *, kb: KnowledgeBase | None = None,
+                    n_choices: int = N_CHOICES) -> tuple[tuple[QuizQuestion, ...], tuple[tuple[str, str], ...]]:
+    """Run the interpreter on each case: (questions, skipped cases as (id, reason)).
+
+    A case is skipped when its expected entity is not in ``kb`` or when no marker of its panel is known.
+    """
+    kb = kb or load_knowledge_base()
+    questions, skipped = [], []
+    for case in cases:
+        if case.expected not in kb.entities:
+            skipped.append((case.id, f"entity '{case.expected}' is not in the knowledge base"))
+            continue
+        try:
+            result = interpret_panel(case.panel, site=case.site, ignore_unknown=True, kb=kb, n_next=0,
+                                     **case.findings())
+            choices = _choices(result, case.expected, kb, n_choices)
+        except BadInputError as exc:
+            skipped.append((case.id, str(exc)))
+            continue
+        questions.append(QuizQuestion(case=case, choices=choices, result=result))
+    return tuple(questions), tuple(skipped)
+
+
+def quiz_questions(n: int | None = None, *, entity: str | None = None, seed: int | None = None,
+                   kb: KnowledgeBase | None = None, n_choices: int = N_CHOICES,
+                   case_sets: Sequence[str] = QUIZ_CASE_SETS) -> tuple[QuizQuestion, ...]:
+    """Draw quiz questions from the published test cases.
+
+    Parameters
+    ----------
+    n
+        Number of questions (all matching cases when None or larger than their number).
+    entity
+        Only cases whose expected diagnosis is this entity (id, name or alias; BadInputError with close matches).
+    seed
+        Seed of the shuffle (``random.Random``); None draws a fresh order.
+    kb
+        Knowledge base (default: the package one).
+    n_choices
+        Answers offered: the expected entity plus the ``n_choices − 1`` other entities the interpreter ranks
+        highest.
+    case_sets
+        Which published sets to draw from (default all: ``original``, ``holdout``, ``reports``).
+
+    Returns
+    -------
+    tuple of QuizQuestion
+        Shuffled questions, each with the interpreter's result for the reveal (cases with no known marker are
+        left out; :func:`build_questions` reports them).
+    """
+    kb = kb or load_knowledge_base()
+    if n is not None and n < 1:
+        raise BadInputError(f"--n must be at least 1 (got {n})")
+    cases = load_quiz_cases(kb=kb, case_sets=case_sets)
+    if entity is not None:
+        wanted = resolve_entity(entity, kb=kb)
+        cases = tuple(c for c in cases if c.expected == wanted)
+        if not cases:
+            raise BadInputError(f"no published test case has the diagnosis '{wanted}'")
+    order = list(cases)
+    random.Random(seed).shuffle(order)
+    questions, _skipped = build_questions(order, kb=kb, n_choices=n_choices)
+    return questions if n is None else questions[:n]

@@ -1,0 +1,185 @@
+"""``spindledx kb site --out DIR``: the knowledge base as a static, self-contained site.
+
+Pages: ``index.html``, ``matrix.html`` (entity × marker heat map), ``quiz.html``, ``entities/<id>.html``,
+``markers/<marker>.html`` and ``compare/<a>--<b>.html`` (A versus B for :data:`~spindledx.teaching.compare.
+TEACHING_PAIRS`).  Local assets only (``assets/site.css``, ``assets/site.js``, the search index and the quiz data
+as ``<script>`` files, which browsers load from ``file://``): no server, no network, no external fonts.
+
+Writing follows the project's output rules: every file is written to a temporary name in its folder and moved
+into place (atomic), nothing is written outside ``--out``, and ``--out`` must be new, empty, or a previous site
+(recognised by its ``site.json`` manifest, whose stale files are removed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from spindledx import __version__
+from spindledx.errors import BadInputError
+from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base, normalize_name
+from spindledx.teaching import pages
+from spindledx.teaching.compare import compare_entities, teaching_pairs
+from spindledx.teaching.html import esc, json_for_script, page, source_segments
+from spindledx.teaching.quiz import build_questions, load_quiz_cases
+
+MANIFEST = "site.json"
+ASSETS = ("site.css", "site.js")
+QUIZ_SEED = 14  # fixed order of the quiz questions on the page (reproducible site)
+
+
+@dataclass(frozen=True)
+class SiteBuild:
+    """What :func:`build_site` wrote: folder, file count, total size and build time."""
+
+    out: Path
+    n_pages: int
+    n_files: int
+    total_bytes: int
+    seconds: float
+
+
+def kb_digest(kb: KnowledgeBase) -> str:
+    """Short content digest of the knowledge base (sha256 of its facts, markers, entities and priors)."""
+    h = hashlib.sha256()
+    for part in (kb.markers, kb.entities, kb.facts, kb.site_priors):
+        h.update(repr(sorted((repr(k), repr(v)) for k, v in part.items())).encode())
+    return h.hexdigest()[:12]
+
+
+def _search_index(kb: KnowledgeBase, links: pages.SiteLinks) -> list[dict]:
+    items = []
+    for e in kb.entities.values():
+        names = [e.name, e.id, *e.aliases]
+        items.append({"label": e.name, "kind": "entity", "href": links.entity[e.id], "names": names,
+                      "keys": [normalize_name(x) for x in names]})
+    for m in kb.markers.values():
+        names = [m.name, *m.synonyms]
+        items.append({"label": m.name, "kind": "marker", "href": links.marker[m.name], "names": names,
+                      "keys": [normalize_name(x) for x in names]})
+    for a, b in links.pairs:
+        ea, eb = kb.entities[a], kb.entities[b]
+        names = [f"{ea.name} vs {eb.name}", *(f"{x} vs {y}" for x in ea.aliases[:1] for y in eb.aliases[:1])]
+        items.append({"label": f"{ea.name} versus {eb.name}", "kind": "A vs B", "href": links.pair[(a, b)],
+                      "names": names, "keys": [normalize_name(x) for x in names]})
+    return items
+
+
+def _quiz_data(kb: KnowledgeBase) -> tuple[list[dict], tuple[tuple[str, str], ...]]:
+    cases = list(load_quiz_cases(kb=kb))
+    random.Random(QUIZ_SEED).shuffle(cases)
+    questions, skipped = build_questions(cases, kb=kb)
+    data = []
+    for q in questions:
+        item = q.to_json(kb=kb)
+        answer = item["answer"]
+        answer["case_source_segments"] = source_segments(answer["case_source"])
+        for ev in answer["evidence"]:
+            ev["source_segments"] = source_segments(ev["source"])
+        data.append(item)
+    return data, skipped
+
+
+def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
+    """Every file of the site as {relative path: text}, without writing anything."""
+    kb = kb or load_knowledge_base()
+    pairs = teaching_pairs(kb)
+    links = pages.SiteLinks(kb, pairs)
+    provenance = {"spindledx": __version__, "knowledge base": kb_digest(kb)}
+    footer = ("spindledx knowledge base · " + " · ".join(f"{esc(k)} {esc(v)}" for k, v in provenance.items())
+              + " · a teaching aid, not a diagnosis")
+    files: dict[str, str] = {}
+    for name in ASSETS:
+        files[f"assets/{name}"] = resources.files("spindledx.teaching").joinpath("assets", name).read_text("utf-8")
+    files["assets/search-index.js"] = f"window.SPX_INDEX = {json_for_script(_search_index(kb, links))};\n"
+    quiz, skipped = _quiz_data(kb)
+    files["assets/quiz-data.js"] = f"window.SPX_QUIZ = {json_for_script(quiz)};\n"
+    sets = {name: sum(1 for q in quiz if q["set"] == name) for name in ("original", "holdout", "reports")}
+    files["index.html"] = page("Home", pages.index_page(kb, links, n_questions=len(quiz), provenance=provenance),
+                               root="", footer=footer)
+    files["matrix.html"] = page("Entity × marker matrix", pages.matrix_page(kb, links), root="", footer=footer)
+    files["quiz.html"] = page("Quiz", pages.quiz_page(sets, skipped), root="", footer=footer,
+                              scripts=("assets/quiz-data.js",))
+    for e, entity in kb.entities.items():
+        files[links.entity[e]] = page(entity.name, pages.entity_page(kb, e, links), root="../", footer=footer)
+    for m in kb.markers:
+        files[links.marker[m]] = page(m, pages.marker_page(kb, m, links), root="../", footer=footer)
+    for a, b in pairs:
+        comparison = compare_entities(a, b, kb=kb)
+        files[links.pair[(a, b)]] = page(f"{comparison.a_name} versus {comparison.b_name}",
+                                         pages.compare_page(kb, comparison, links), root="../", footer=footer)
+    return files
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _previous_files(out: Path) -> list[str]:
+    """Files of a previous site in ``out`` (from its manifest); BadInputError if ``out`` is something else."""
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out}: exists and is not a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return []
+    manifest = out / MANIFEST
+    try:
+        previous = json.loads(manifest.read_text(encoding="utf-8"))
+        if previous.get("generator") != "spindledx kb site":
+            raise ValueError("not a site manifest")
+        return [str(f) for f in previous["files"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadInputError(f"--out {out}: folder is not empty and is not a spindledx site; choose a new or empty "
+                            "folder") from exc
+
+
+def build_site(out: str | Path, *, kb: KnowledgeBase | None = None) -> SiteBuild:
+    """Render the site and write it into ``out`` (see module docstring for the writing rules).
+
+    Returns
+    -------
+    SiteBuild
+        The folder, number of HTML pages and files, total bytes written and wall-clock build time (s).
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    previous = _previous_files(out)
+    kb = kb or load_knowledge_base()
+    files = render_site(kb)
+    out.mkdir(parents=True, exist_ok=True)
+    root = out.resolve()
+    total = 0
+    for rel, text in files.items():
+        target = (out / rel).resolve()
+        if root not in target.parents:  # slugs are [a-z0-9-]; this guards the rule "never leave --out"
+            raise RuntimeError(f"refusing to write outside --out: {rel}")
+        data = text.encode("utf-8")
+        total += len(data)
+        _write_atomic(target, data)
+    for rel in previous:
+        if rel not in files and rel != MANIFEST:
+            stale = (out / rel).resolve()
+            if root in stale.parents and stale.is_file():
+                stale.unlink()
+    seconds = time.perf_counter() - start
+    manifest = {"generator": "spindledx kb site", "spindledx": __version__, "knowledge_base": kb_digest(kb),
+                "files": sorted(files), "total_bytes": total, "build_seconds": round(seconds, 3)}
+    data = json.dumps(manifest, indent=1).encode("utf-8")
+    _write_atomic(out / MANIFEST, data)
+    n_pages = sum(1 for rel in files if rel.endswith(".html"))
+    return SiteBuild(out=out, n_pages=n_pages, n_files=len(files) + 1, total_bytes=total + len(data),
+                     seconds=time.perf_counter() - start)

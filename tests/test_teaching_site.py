@@ -1,0 +1,203 @@
+"""`spindledx kb site`: the static site (links, assets, escaping, size) and a real-browser walk through it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from spindledx.ihc import load_knowledge_base
+from spindledx.teaching import site as site_module
+from spindledx.teaching.compare import compare_entities, teaching_pairs
+from spindledx.teaching.html import json_for_script, linkify, slugify, source_links
+from spindledx.teaching.pages import SiteLinks, compare_page, entity_page, marker_page, matrix_page
+from spindledx.teaching.quiz import quiz_questions
+from spindledx.teaching.site import MANIFEST, build_site
+
+MAX_SITE_BYTES = 5_000_000
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kbsite") / "site"
+    return build_site(out)
+
+
+def test_site_has_every_page_and_stays_small(built):
+    kb = load_knowledge_base()
+    out = built.out
+    for e in kb.entities:
+        assert (out / "entities" / f"{slugify(e)}.html").is_file()
+    assert len(list((out / "markers").glob("*.html"))) == len(kb.markers)
+    assert len(list((out / "compare").glob("*.html"))) == len(teaching_pairs(kb))
+    for name in ("index.html", "matrix.html", "quiz.html", "assets/site.js", "assets/site.css", MANIFEST):
+        assert (out / name).is_file()
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    assert size == built.total_bytes < MAX_SITE_BYTES
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["generator"] == "spindledx kb site" and len(manifest["files"]) == built.n_files - 1
+    assert not list(out.rglob("*.tmp"))  # atomic writes left no temporary files
+
+
+def test_every_local_link_resolves_and_nothing_is_external(built):
+    out = built.out
+    ref = re.compile(r"""(?:href|src)=["']([^"']+)["']""")
+    for page in out.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "<link" not in text.replace('<link rel="stylesheet" href="', "")  # one local stylesheet only
+        for target in ref.findall(text):
+            if target.startswith(("http://", "https://")):
+                assert not re.search(r"<(script|link)[^>]+" + re.escape(target), text)  # sources only, no scripts
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            assert dest.is_file(), f"{page.relative_to(out)} links to missing {target}"
+            if anchor and dest.suffix == ".html":
+                assert re.search(f"id=[\"']{re.escape(anchor)}[\"']", dest.read_text(encoding="utf-8")), target
+    css = (out / "assets" / "site.css").read_text()
+    assert "url(" not in css and "@import" not in css and "@font-face" not in css
+
+
+def test_matrix_marks_estimates_background_and_missing(built):
+    text = (built.out / "matrix.html").read_text(encoding="utf-8")
+    assert "class='c est'" in text or "class='c est bg'" in text
+    assert "class='c bg'" in text and "class='miss'" in text
+    # LMS × desmin links to the fact row on the LMS page
+    assert "entities/leiomyosarcoma.html#f-desmin" in text
+    assert "id='f-desmin'" in (built.out / "entities" / "leiomyosarcoma.html").read_text(encoding="utf-8")
+
+
+def test_source_links():
+    text = ("Carvalho 2009 (doi 10.1002/cncr.24486) http://example.org/a.html; pmid:12345678 ; PMC3140662 "
+            "javascript:alert(1)")
+    labels = [label for _s, _e, label, _h in source_links(text)]
+    assert labels == ["doi:10.1002/cncr.24486", "http://example.org/a.html", "pmid:12345678", "PMC3140662"]
+    html = linkify(text)
+    assert 'href="https://doi.org/10.1002/cncr.24486"' in html
+    assert 'href="https://pubmed.ncbi.nlm.nih.gov/12345678/"' in html
+    assert 'href="javascript' not in html
+
+
+EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def _evil_kb():
+    kb = load_knowledge_base()
+    entities = dict(kb.entities)
+    entities["gist"] = dataclasses.replace(entities["gist"], summary=EVIL, pitfalls=(EVIL,), name="GIST " + EVIL)
+    facts = dict(kb.facts)
+    key = ("gist", "DOG1", "")
+    facts[key] = dataclasses.replace(facts[key], note=EVIL, source=EVIL + ' "onclick=alert(2)')
+    markers = dict(kb.markers)
+    markers["DOG1"] = dataclasses.replace(markers["DOG1"], note=EVIL)
+    return dataclasses.replace(kb, entities=MappingProxyType(entities), facts=MappingProxyType(facts),
+                               markers=MappingProxyType(markers))
+
+
+def test_every_knowledge_base_string_is_escaped():
+    kb = _evil_kb()
+    links = SiteLinks(kb, teaching_pairs(kb))
+    pages = [entity_page(kb, "gist", links), marker_page(kb, "DOG1", links), matrix_page(kb, links),
+             compare_page(kb, compare_entities("leiomyosarcoma", "gist", kb=kb), links)]
+    for html in pages:
+        assert "<script" not in html and "<img" not in html and '"onclick' not in html
+        assert "&lt;script&gt;" in html
+    quiz = [q.to_json(kb=kb) for q in quiz_questions(None, entity="gist", seed=0, kb=kb)]
+    payload = json_for_script(quiz)
+    assert "<" not in payload and ">" not in payload
+    assert json.loads(payload)[0]["answer"]["pitfalls"][0] == EVIL  # same text, safely encoded
+
+
+def test_rebuild_replaces_its_own_files_only(tmp_path, monkeypatch):
+    out = tmp_path / "site"
+    monkeypatch.setattr(site_module, "render_site", lambda kb=None: {"index.html": "a", "old/page.html": "b"})
+    build_site(out)
+    (out / "notes.txt").write_text("mine")
+    monkeypatch.setattr(site_module, "render_site", lambda kb=None: {"index.html": "c"})
+    build_site(out)
+    assert (out / "index.html").read_text() == "c"
+    assert not (out / "old" / "page.html").exists()  # stale page of the previous build removed
+    assert (out / "notes.txt").read_text() == "mine"  # never touches what it did not write
+
+
+def _screenshot(page, name: str, tmp_path: Path, *, full_page: bool = False) -> None:
+    """Save a screenshot (into $SPINDLEDX_SCREENSHOTS when set, e.g. docs/screenshots, else the test's tmp)."""
+    folder = Path(os.environ.get("SPINDLEDX_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / name), full_page=full_page)
+
+
+def test_site_in_a_real_browser(built, browser_page, tmp_path):
+    page = browser_page
+    out = built.out
+    page.goto((out / "index.html").as_uri())
+    _screenshot(page, "kb_site_index.png", tmp_path)
+
+    # search a synonym and land on the canonical marker
+    page.fill("#search", "c-KIT")
+    page.wait_for_selector("#search-results li a")
+    first = page.locator("#search-results li a").first
+    assert "CD117" in first.inner_text() and "c-KIT" in first.inner_text()
+    _screenshot(page, "kb_site_search.png", tmp_path)
+    page.press("#search", "Enter")
+    page.wait_for_url("**/markers/cd117.html")
+    assert page.locator("h1").inner_text() == "CD117"
+
+    # an A-versus-B page, reached from the index
+    page.goto((out / "index.html").as_uri())
+    page.click("text=Leiomyosarcoma versus Gastrointestinal stromal tumour")
+    page.wait_for_url("**/compare/leiomyosarcoma--gist.html")
+    top = page.locator("table.compare tbody tr td:nth-child(2) a").all_inner_texts()[:5]
+    assert {"DOG1", "CD117", "desmin"} <= set(top)
+    _screenshot(page, "kb_site_compare.png", tmp_path)
+
+    # the matrix: a cell opens the fact on the entity page
+    page.goto((out / "matrix.html").as_uri())
+    _screenshot(page, "kb_site_matrix.png", tmp_path)
+    page.click("a[href='entities/leiomyosarcoma.html#f-desmin']")
+    page.wait_for_url("**/entities/leiomyosarcoma.html#f-desmin")
+    assert "desmin" in page.locator("tr#f-desmin").inner_text()
+
+    # the quiz: three answers (right, wrong, right) and the score follows
+    page.goto((out / "quiz.html").as_uri())
+    questions = page.evaluate("window.SPX_QUIZ")
+    assert page.locator("#quiz-score").inner_text() == "Score: 0 / 0"
+    expected_scores = []
+    correct = 0
+    for i, pick_right in enumerate((True, False, True)):
+        q = questions[i]
+        answer = q["answer"]["expected"]["id"]
+        choice = answer if pick_right else next(c["id"] for c in q["choices"] if c["id"] != answer)
+        page.click(f"#quiz button[data-entity='{choice}']")
+        correct += pick_right
+        expected_scores.append(f"Score: {correct} / {i + 1}")
+        assert page.locator("#quiz-score").inner_text() == expected_scores[-1]
+        assert page.locator("#quiz .reveal table").count() == 2  # differential + evidence
+        if i == 1:
+            _screenshot(page, "kb_site_quiz.png", tmp_path, full_page=True)
+        page.click("#quiz-next")
+    assert expected_scores == ["Score: 1 / 1", "Score: 1 / 2", "Score: 2 / 3"]
+    assert page.console_errors == []
+
+
+def test_source_segments_rebuild_the_text():
+    from spindledx.teaching.html import source_segments
+
+    text = "Kim 2005 https://synapse.koreamed.org/articles/1020122 ; doi:10.1002/cncr.24486."
+    segs = source_segments(text)
+    assert "".join(s["text"] for s in segs) == text
+    assert [s["href"] for s in segs if "href" in s] == ["https://synapse.koreamed.org/articles/1020122",
+                                                         "https://doi.org/10.1002/cncr.24486"]
+
+
+def test_old_wiley_dois_with_angle_brackets_stay_whole():
+    text = "Gustafson P. Cancer 1992 doi:10.1002/1097-0142(19920701)70:1<114::aid-cncr2820700119>3.0.co;2-u ; x"
+    ((_s, _e, label, href),) = source_links(text)
+    assert label.endswith("3.0.co;2-u")
+    assert href == "https://doi.org/10.1002/1097-0142(19920701)70:1%3C114::aid-cncr2820700119%3E3.0.co;2-u"
+    assert "<114" not in linkify(text) and "&lt;114" in linkify(text)
