@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from spindledx import counting
+from spindledx.cli_options import FieldNumber, HpfArea, Mpp, Objective, Threshold
 from spindledx.errors import BadInputError
 
 
@@ -43,13 +44,13 @@ def case(
                                                               "repeat or separate with ';'."),
     differentiation: int | None = typer.Option(None, "--differentiation", help="FNCLCC differentiation score "
                                                                                "1-3 (default: from the entity)."),
-    mpp: float | None = typer.Option(None, "--mpp", help="Resolution in µm/px, overriding the files' metadata."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Detection threshold (default: model's)."),
+    mpp: Mpp = None,
+    threshold: Threshold = None,
     review_margin: float = typer.Option(0.2, "--review-margin", help="Candidates down to threshold minus this go "
                                                                      "to the review page."),
-    hpf_area_mm2: float | None = typer.Option(None, "--hpf-area-mm2", help="Area of one HPF in mm²."),
-    field_number: float | None = typer.Option(None, "--field-number", help="Eyepiece field number, mm (22)."),
-    objective: float | None = typer.Option(None, "--objective", help="Objective magnification (40)."),
+    hpf_area_mm2: HpfArea = None,
+    field_number: FieldNumber = None,
+    objective: Objective = None,
     ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers with a warning."),
 ) -> None:
     """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report."""
