@@ -145,9 +145,7 @@
       box.appendChild(table(["kind", "finding", "result", "P(result | entity)", "LR", "effect", "literature",
         "source"], ans.evidence.map(function (ev) {
           var effect = el("span", { "class": "effect-" + ev.effect }, ev.effect);
-          var lit = ev.basis === "no data" ? "no data" : pct(ev.fraction_positive) +
-            (ev.n_cases ? " of " + ev.n_cases : "") + (ev.evidence_level ? " (" + ev.evidence_level + ")" : "") +
-            (ev.basis === "background" ? " [background]" : ev.basis === "site" ? " [site]" : "");
+          var lit = ev.literature;
           return [ev.kind || "stain", ev.marker, ev.result, ev.likelihood.toFixed(2), ev.likelihood_ratio.toFixed(2),
             effect, lit, sourceNode(ev.note, ev.source_segments)];
         })));
