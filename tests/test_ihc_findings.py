@@ -147,3 +147,19 @@ def test_panel_from_stdin(capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("  \n"))
     code, _, err = run(capsys, "panel", "-")
     assert code == 2 and "empty panel" in err
+
+
+def test_panel_cases_reads_case_report_columns(capsys, tmp_path):
+    cases = tmp_path / "reports.csv"
+    cases.write_text(
+        "id,expected,site,age,sex,panel,mitoses,necrosis,atypia,pattern,citation,note\n"
+        "r1,leiomyosarcoma,lung,68,F,actin+ desmin+ CK-pan- CD34- CD117- S-100- foo+,11/10HPF,yes,marked,"
+        "fascicular;pleomorphic,doi:10.0/x,\n"
+        "r2,solitary_fibrous_tumor,,54,M,STAT6+ CD34+,,,,,pmid:1,\n", encoding="utf-8")
+    code, out, err = run(capsys, "panel-cases", "--cases", str(cases), "--ignore-unknown", "--format", "json",
+                         "--per-entity")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["n_cases"] == 2 and set(payload["per_entity"]) == {"leiomyosarcoma", "solitary_fibrous_tumor"}
+    code, out, err = run(capsys, "panel-cases", "--cases", str(cases), "--per-entity")
+    assert code == 2 and "foo" in err  # unknown marker without --ignore-unknown

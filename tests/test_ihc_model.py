@@ -14,7 +14,7 @@ from spindledx.ihc import interpret_panel, load_knowledge_base
 from spindledx.ihc.evaluate import evaluate_cases, load_cases
 from spindledx.ihc.interpret import expected_information_gain
 from spindledx.ihc.knowledge import Fact
-from spindledx.ihc.model import MIN_ESTIMATE_COUNT, STAIN_ERROR, beta_parameters, marker_likelihood
+from spindledx.ihc.model import MIN_ESTIMATE_COUNT, STAIN_ERROR, beta_parameters, default_constants, marker_likelihood
 from spindledx.ihc.priors import cap_context, prior_weights
 
 DESIGN_IDS = {
@@ -84,7 +84,8 @@ def test_no_data_marker_is_neutral(kb):
                   and not any(k[1] == m.name for k in kb.pair_background))
     result = interpret_panel(f"{marker}+")
     with_data = {f.entity for f in kb.facts_for_marker(marker)}
-    prior = dict(zip(kb.entity_ids, np.exp(cap_context(np.log(prior_weights(kb, None)))), strict=True))
+    capped = cap_context(np.log(prior_weights(kb, None)), evidence_weight=default_constants().evidence_weight)
+    prior = dict(zip(kb.entity_ids, np.exp(capped), strict=True))
     rest = [e for e in result.differential if e.id not in with_data]
     assert len(rest) >= 2
     ratios = [e.probability / prior[e.id] for e in rest]

@@ -10,7 +10,7 @@ import pytest
 
 from spindledx.ihc import interpret_panel, load_knowledge_base
 from spindledx.ihc.knowledge import Clinical, Entity, Fact, KnowledgeBase, Marker, MorphologyFact, SitePrior
-from spindledx.ihc.model import event_likelihood, fill_neutral, marker_table
+from spindledx.ihc.model import ModelConstants, event_likelihood, fill_neutral, marker_table
 from spindledx.ihc.priors import CONTEXT_MAX_RATIO, build_prior, cap_context
 
 REFERENCE = "actin+ desmin+ CK-pan- CD34- CD117- S-100-"
@@ -46,15 +46,17 @@ def toy_kb(*, clinical=None, morphology=None, site_weights=None) -> KnowledgeBas
         clinical=MappingProxyType(clinical or {}), morphology=MappingProxyType(morphology or {}))
 
 
-def test_a_site_prior_of_1000_to_1_cannot_outweigh_a_defining_stain(monkeypatch):
+@pytest.mark.parametrize("constants", [ModelConstants(), ModelConstants(evidence_weight=0.5, temperature=0.5),
+                                       ModelConstants(evidence_weight=1.0, estimate_count=100, temperature=2.0)])
+def test_a_site_prior_of_1000_to_1_cannot_outweigh_a_defining_stain(monkeypatch, constants):
     kb = toy_kb()
     monkeypatch.setattr("spindledx.ihc.vocabulary.SITE_ALIASES", {"adverse": ("adverse",)})
-    result = interpret_panel("X+", site="adverse", kb=kb)
+    result = interpret_panel("X+", site="adverse", kb=kb, constants=constants)
     assert result.differential[0].id == "a"
     prior_item = next(ev for ev in result.differential[0].evidence if ev.kind == "prior")
     assert "capped" in prior_item.note
     # without the defining stain the prior decides
-    assert interpret_panel("Y+", site="adverse", kb=kb).differential[0].id == "b"
+    assert interpret_panel("Y+", site="adverse", kb=kb, constants=constants).differential[0].id == "b"
 
 
 def test_cap_bounds_the_context_range():
@@ -62,6 +64,8 @@ def test_cap_bounds_the_context_range():
     capped = cap_context(log_context)
     assert capped.max() - capped.min() == pytest.approx(np.log(CONTEXT_MAX_RATIO))
     assert capped[1] == log_context[1] and capped[3] == log_context[3]
+    half = cap_context(log_context, evidence_weight=0.5)
+    assert half.max() - half.min() == pytest.approx(0.5 * np.log(CONTEXT_MAX_RATIO))
 
 
 def test_age_and_sex_modify_the_prior():
@@ -148,7 +152,10 @@ def test_every_defining_marker_beats_every_site_prior(kb):
     ("gist", "CD117+ DOG1+", ()),
     ("rhabdomyosarcoma", "myogenin+ MyoD1+ desmin+", ()),
     ("angiosarcoma", "CD31+ ERG+ HHV8-", ()),
-    ("sarcomatoid_mesothelioma", "calretinin+ WT1+ D2-40+ CK-pan+", ()),
+    # mesothelial markers are not defining in the sarcomatoid type (calretinin ~40 %, WT1 ~50 %, D2-40 ~75 %):
+    # checked where mesothelioma arises, not against a 10:1 soft-tissue prior
+    ("sarcomatoid_mesothelioma", "calretinin+ WT1+ D2-40+ CK-pan+",
+     ("soft_tissue", "skin", "uterus", "gi_tract", "retroperitoneum", "pulmonary_artery")),
     ("desmoid_fibromatosis", "beta-catenin+ SMA+", ()),
 ])
 def test_classes_of_miss_with_adversarial_sites(kb, expected, panel, exclude_sites):

@@ -234,10 +234,14 @@ def entities(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) ->
 
 def panel_cases(
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
-    case_set: str = typer.Option("original", "--set", help="Built-in panels: original, holdout or all."),
+    case_set: str = typer.Option("original", "--set", help="Built-in cases: original, holdout, all (the 100 "
+                                 "literature panels) or reports (published case reports, with findings)."),
     cases_csv: str | None = typer.Option(None, "--cases", help="CSV of cases instead of the built-in panels."),
+    ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers (always on for "
+                                        "--set reports, as a new user would run them)."),
+    per_entity: bool = typer.Option(False, "--per-entity", help="Also print accuracy and Brier per entity."),
 ) -> None:
-    """Top-1 / top-3 accuracy and calibration on the literature-based test panels."""
+    """Top-1 / top-3 accuracy and calibration on the test panels or the published case reports."""
     _check_format(fmt)
     try:
         cases = load_cases(cases_csv, case_set=case_set)
@@ -245,7 +249,7 @@ def panel_cases(
         raise BadInputError(f"cannot read cases: {exc}") from exc
     if not cases:
         raise BadInputError("no cases in the file")
-    ev = evaluate_cases(cases)
+    ev = evaluate_cases(cases, ignore_unknown=ignore_unknown or case_set == "reports")
     if fmt == "json":
         _echo_json(ev.to_json())
         return
@@ -266,6 +270,13 @@ def panel_cases(
         t.add_row(f"[{b.low:.2f}, {min(b.high, 1.0):.2f}{']' if b.high > 1 else ')'}", str(b.n),
                   "-" if b.n == 0 else f"{b.mean_confidence:.2f}", "-" if b.n == 0 else f"{b.accuracy:.2f}")
     console.print(t)
+    if per_entity:
+        t = Table(title="Per entity")
+        for col in ("entity", "cases", "top-1", "top-3", "Brier"):
+            t.add_column(col, justify="left" if col == "entity" else "right")
+        for e, row in ev.per_entity().items():
+            t.add_row(e, str(row["n"]), f"{row['top1']}/{row['n']}", f"{row['top3']}/{row['n']}", f"{row['brier']:.3f}")
+        console.print(t)
     t = Table(title="Cases not ranked first")
     for col in ("case", "kind", "expected", "rank", "P(expected)", "predicted", "P(top)"):
         t.add_column(col)

@@ -27,13 +27,14 @@ from importlib import resources
 
 from spindledx.ihc.interpret import interpret_panel
 from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base
+from spindledx.ihc.model import ModelConstants
 
 RELIABILITY_BINS = (0.0, 0.5, 0.8, 0.95, 1.0000001)
 
 
 @dataclass(frozen=True)
 class Case:
-    """One test panel with its expected entity."""
+    """One test panel with its expected entity (and, for case reports, the stated clinical/H&E findings)."""
 
     id: str
     expected: str
@@ -41,6 +42,18 @@ class Case:
     kind: str
     panel: str
     basis: str
+    age: str | None = None
+    sex: str | None = None
+    mitoses: str | None = None
+    necrosis: str | None = None
+    atypia: str | None = None
+    pattern: str | None = None
+
+    def findings(self) -> dict:
+        """Keyword arguments of :func:`interpret_panel` for the findings the case states."""
+        pattern = [p for p in (self.pattern or "").split(";") if p.strip()] or None
+        return {"age": self.age, "sex": self.sex, "mitoses": self.mitoses, "necrosis": self.necrosis,
+                "atypia": self.atypia, "pattern": pattern}
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,15 @@ class Evaluation:
         """Number of cases."""
         return len(self.outcomes)
 
+    def per_entity(self) -> dict[str, dict]:
+        """Top-1 / top-3 accuracy and mean Brier per expected entity."""
+        out: dict[str, dict] = {}
+        for e in sorted({o.case.expected for o in self.outcomes}):
+            sub = [o for o in self.outcomes if o.case.expected == e]
+            out[e] = {"n": len(sub), "top1": sum(o.rank == 1 for o in sub), "top3": sum(o.rank <= 3 for o in sub),
+                      "brier": round(sum(o.brier for o in sub) / len(sub), 4)}
+        return out
+
     def to_json(self) -> dict:
         """JSON-serialisable summary plus per-case outcomes."""
         return {
@@ -91,6 +113,7 @@ class Evaluation:
             "reliability": [{"low": b.low, "high": min(b.high, 1.0), "n": b.n,
                              "mean_confidence": round(b.mean_confidence, 4), "accuracy": round(b.accuracy, 4)}
                             for b in self.reliability],
+            "per_entity": self.per_entity(),
             "cases": [{"id": o.case.id, "kind": o.case.kind, "site": o.case.site, "panel": o.case.panel,
                        "expected": o.case.expected, "predicted": o.ranked[0], "rank": o.rank,
                        "top_probability": round(o.top_probability, 4),
@@ -98,16 +121,19 @@ class Evaluation:
         }
 
 
-CASE_SETS = {"original": ("cases.csv",), "holdout": ("cases_holdout.csv",), "all": ("cases.csv", "cases_holdout.csv")}
+CASE_SETS = {"original": ("cases.csv",), "holdout": ("cases_holdout.csv",), "all": ("cases.csv", "cases_holdout.csv"),
+             "reports": ("cases_reports.csv",)}
 
 
 def load_cases(path: str | None = None, *, case_set: str = "original",
                kb: KnowledgeBase | None = None) -> tuple[Case, ...]:
     """Read test cases and check their entity ids.
 
-    ``path`` reads a CSV with columns ``id,expected,site,kind,panel,basis``; otherwise ``case_set`` selects the
-    built-in panels: ``original`` (64 cases, written before the first evaluation), ``holdout`` (36 cases, written
-    after it and before any further change) or ``all``.
+    ``path`` reads a CSV with columns ``id,expected,site,kind,panel,basis`` (or the case-report columns below);
+    otherwise ``case_set`` selects the built-in panels: ``original`` (64 cases, written before the first
+    evaluation), ``holdout`` (36 cases, written after it and before any further change), ``all`` (both), or
+    ``reports`` (published case reports, ``cases_reports.csv``: ``id,expected,site,age,sex,panel,mitoses,necrosis,
+    atypia,pattern,citation,note``; never used to fit anything).
     """
     kb = kb or load_knowledge_base()
     rows: list[dict[str, str]] = []
@@ -124,26 +150,42 @@ def load_cases(path: str | None = None, *, case_set: str = "original",
     for row in rows:
         if row["expected"] not in kb.entities:
             raise ValueError(f"case {row['id']}: unknown entity {row['expected']!r}")
-        cases.append(Case(id=row["id"], expected=row["expected"], site=row["site"].strip() or None,
-                          kind=row["kind"], panel=row["panel"], basis=row["basis"]))
+        def opt(key: str, row=row) -> str | None:
+            return (row.get(key) or "").strip() or None
+
+        cases.append(Case(id=row["id"], expected=row["expected"], site=opt("site"), kind=opt("kind") or "report",
+                          panel=row["panel"], basis=opt("basis") or opt("citation") or "", age=opt("age"),
+                          sex=opt("sex"), mitoses=opt("mitoses"), necrosis=opt("necrosis"), atypia=opt("atypia"),
+                          pattern=opt("pattern")))
     return tuple(cases)
 
 
-def evaluate_cases(cases: tuple[Case, ...] | None = None, *, kb: KnowledgeBase | None = None) -> Evaluation:
+def case_outcome(case: Case, *, kb: KnowledgeBase, constants: ModelConstants | None = None,
+                 ignore_unknown: bool = False) -> CaseOutcome:
+    """Run :func:`interpret_panel` on one case (with the findings it states)."""
+    result = interpret_panel(case.panel, site=case.site, ignore_unknown=ignore_unknown, kb=kb, n_next=0,
+                             constants=constants, **case.findings())
+    ranked = tuple(e.id for e in result.differential)
+    probs = {e.id: e.probability for e in result.differential}
+    brier = sum((p - (1.0 if e == case.expected else 0.0)) ** 2 for e, p in probs.items())
+    return CaseOutcome(case=case, ranked=ranked, top_probability=result.differential[0].probability,
+                       expected_probability=probs[case.expected], rank=ranked.index(case.expected) + 1, brier=brier)
+
+
+def evaluate_cases(cases: tuple[Case, ...] | None = None, *, kb: KnowledgeBase | None = None,
+                   constants: ModelConstants | None = None, ignore_unknown: bool = False) -> Evaluation:
     """Run :func:`interpret_panel` on every case and summarise accuracy and calibration."""
     kb = kb or load_knowledge_base()
     cases = cases if cases is not None else load_cases(kb=kb)
     if not cases:
         raise ValueError("no cases to evaluate")
-    outcomes = []
-    for case in cases:
-        result = interpret_panel(case.panel, site=case.site, kb=kb, n_next=0)
-        ranked = tuple(e.id for e in result.differential)
-        probs = {e.id: e.probability for e in result.differential}
-        brier = sum((p - (1.0 if e == case.expected else 0.0)) ** 2 for e, p in probs.items())
-        outcomes.append(CaseOutcome(case=case, ranked=ranked, top_probability=result.differential[0].probability,
-                                    expected_probability=probs[case.expected],
-                                    rank=ranked.index(case.expected) + 1, brier=brier))
+    return summarise([case_outcome(c, kb=kb, constants=constants, ignore_unknown=ignore_unknown) for c in cases])
+
+
+def summarise(outcomes: list[CaseOutcome]) -> Evaluation:
+    """Accuracy, Brier, log loss and reliability (ECE) over case outcomes."""
+    if not outcomes:
+        raise ValueError("no cases to evaluate")
     n = len(outcomes)
     bins = []
     ece = 0.0

@@ -309,7 +309,7 @@ def interpret_panel(text: str, site: str | None = None, ignore_unknown: bool = F
 
     clinical = clinical_columns(kb, findings, prior.weights, constants)
     log_context = np.log(prior.weights) + sum((np.log(c.likelihood) for c in clinical), np.zeros(len(ids)))
-    capped = cap_context(log_context)
+    capped = cap_context(log_context, evidence_weight=constants.evidence_weight)
     context = np.exp(capped - capped.max())
     context /= context.sum()
 
@@ -337,7 +337,7 @@ def interpret_panel(text: str, site: str | None = None, ignore_unknown: bool = F
         others_prior = (1.0 - prior.weights[idx]) / max(len(ids) - 1, 1)
         prior_lr = float(prior.weights[idx] / others_prior) if others_prior > 0 else math.inf
         cap_note = "" if capped[idx] == log_context[idx] else (
-            f"; prior x clinical capped at 1/{CONTEXT_MAX_RATIO:g} of the most likely entity's")
+            f"; prior x clinical capped (at most the weight of one stain with likelihood ratio {CONTEXT_MAX_RATIO:g})")
         evidence.append(MarkerEvidence(
             marker="prior", result=prior.basis, event=prior.site or "population", likelihood=float(prior.weights[idx]),
             likelihood_ratio=prior_lr, effect=_effect(prior_lr, prior.basis), fraction_positive=pe.figure,

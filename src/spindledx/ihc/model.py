@@ -20,8 +20,9 @@ Model (naive Bayes with a few corrections, all fixed a priori except the global 
 4. **Stain error floor.**  Every likelihood is ε + (1 − 2ε)·p with ε = :data:`STAIN_ERROR` (technical or reading
    error), so one discordant stain can lower an entity by at most a factor ~1/ε and never zeroes it.
 5. **Focal vs diffuse.**  ``focal`` observations have likelihood p·s and ``diffuse`` p·(1−s), s being the
-   literature share of positive cases that stain focally (facts.csv ``focal_share``); where no share is known
-   s = 0.5, which is the same for every entity and so neutral.
+   literature share of positive cases that stain focally (facts.csv ``focal_share``, floored like a stain:
+   ε + (1 − 2ε)·s, so a share of 0 or 1 never gives a zero likelihood); where no share is known s = 0.5, which
+   is the same for every entity and so neutral.
 6. **Correlated markers.**  Markers of one lineage (e.g. SMA/MSA/calponin) are not independent; the
    log-likelihoods of the k observed markers of a group are weighted by 1/√k (:data:`MARKER_GROUPS`).
 7. **Evidence weight.**  All stain and morphology log-likelihoods are multiplied by
@@ -131,6 +132,7 @@ def event_likelihood(p_positive, focal_share, event: str):
     Works on floats and numpy arrays alike.
     """
     p = STAIN_ERROR + (1.0 - 2.0 * STAIN_ERROR) * p_positive
+    focal_share = STAIN_ERROR + (1.0 - 2.0 * STAIN_ERROR) * focal_share  # a focal/diffuse reading error too
     if event == "pos":
         return p
     if event == "neg":
@@ -159,6 +161,18 @@ def beta_parameters(fact: Fact, constants: ModelConstants | None = None) -> tupl
     return JEFFREYS + k, JEFFREYS + n - k
 
 
+def site_rows(kb: KnowledgeBase) -> dict[tuple[str, str], list[Fact]]:
+    """Site-specific facts indexed by (entity, marker) (cached on the knowledge base)."""
+    index = kb.cache.get("site_rows")
+    if index is None:
+        index = {}
+        for (e, m, s), f in kb.facts.items():
+            if s:
+                index.setdefault((e, m), []).append(f)
+        kb.cache["site_rows"] = index
+    return index
+
+
 def marker_likelihood(kb: KnowledgeBase, entity: str, marker: str, site: str | None = None,
                       constants: ModelConstants | None = None) -> MarkerLikelihood:
     """P(marker positive | entity [, site]) following the rules of the module docstring."""
@@ -166,7 +180,7 @@ def marker_likelihood(kb: KnowledgeBase, entity: str, marker: str, site: str | N
     variant = kb.facts.get((entity, marker, site)) if site else None
     if generic is None and variant is None:
         # a site-specific row is used for other sites too when it is the only data the entity has
-        others = [f for (e, m, s), f in kb.facts.items() if e == entity and m == marker and s]
+        others = site_rows(kb).get((entity, marker), [])
         generic = others[0] if len(others) == 1 else None
     if generic is not None:
         a, b = beta_parameters(generic, constants)

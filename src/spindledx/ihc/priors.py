@@ -9,8 +9,10 @@ Site prior (``site_priors.csv``): relative weights per site, with the site's ``*
 entities not listed.
 
 **Cap** (by construction, issue 10 "a prior can never outweigh a defining stain"): the *context* — log prior plus
-the clinical (age, sex) log-likelihoods — is clipped to a range of ln :data:`CONTEXT_MAX_RATIO` below its maximum,
-so prior and clinical findings together can shift the odds between two entities by at most 10 : 1.  A defining
+the clinical (age, sex) log-likelihoods — is clipped to a range of w · ln :data:`CONTEXT_MAX_RATIO` below its maximum
+(w = the evidence weight that also multiplies every stain's log-likelihood, so both are on one scale): prior and
+clinical findings together can shift the odds between two entities by at most as much as one stain with a
+likelihood ratio of 10.  A defining
 stain moves them by far more: a marker positive in ≥ 80 % of its entity against a background of ≤ 3 % has a
 likelihood ratio ≥ 0.8 / 0.04 = 20 even after the Jeffreys shrinkage and the 1 % stain-error floor
 (``tests/test_ihc_priors.py`` checks this on the defining markers of the knowledge base, and the classes of miss of
@@ -105,7 +107,12 @@ def prior_weights(kb: KnowledgeBase, site: str | None) -> np.ndarray:
     return build_prior(kb, site).weights
 
 
-def cap_context(log_context: np.ndarray, max_ratio: float = CONTEXT_MAX_RATIO) -> np.ndarray:
-    """Clip log prior + clinical log-likelihoods to ``[max − ln max_ratio, max]`` (module docstring)."""
+def cap_context(log_context: np.ndarray, max_ratio: float = CONTEXT_MAX_RATIO,
+                evidence_weight: float = 1.0) -> np.ndarray:
+    """Clip log prior + clinical log-likelihoods to ``[max − w·ln max_ratio, max]`` (module docstring).
+
+    ``w`` is the evidence weight that multiplies every stain's log-likelihood, so the cap stays on the scale of one
+    weighted stain: a stain with likelihood ratio > ``max_ratio`` outweighs any prior whatever the weight.
+    """
     top = float(np.max(log_context))
-    return np.maximum(log_context, top - math.log(max_ratio))
+    return np.maximum(log_context, top - evidence_weight * math.log(max_ratio))

@@ -83,6 +83,9 @@ class Panel:
 
 
 def _marker_index(kb: KnowledgeBase) -> dict[str, str]:
+    cached = kb.cache.get("marker_index")
+    if cached is not None:
+        return cached
     index: dict[str, str] = {}
     for marker in kb.markers.values():
         for name in (marker.name, *marker.synonyms):
@@ -90,6 +93,7 @@ def _marker_index(kb: KnowledgeBase) -> dict[str, str]:
             if key in index and index[key] != marker.name:
                 raise ValueError(f"marker synonym {name!r} is ambiguous ({index[key]} / {marker.name})")
             index[key] = marker.name
+    kb.cache["marker_index"] = index
     return index
 
 
@@ -242,8 +246,11 @@ def parse_panel(text: str, ignore_unknown: bool = False, *, kb: KnowledgeBase | 
         observations[name] = obs
     if not observations:
         raise BadInputError("empty panel: no known marker left after skipping unknown ones")
+    with_facts = kb.cache.get("markers_with_facts")
+    if with_facts is None:
+        with_facts = kb.cache["markers_with_facts"] = frozenset(f.marker for f in kb.facts.values())
     for obs in observations.values():
-        if not any(f.marker == obs.marker for f in kb.facts.values()):
+        if obs.marker not in with_facts:
             warnings.append(f"no literature data for {obs.marker} in the knowledge base: it does not change the "
                             "ranking")
     return Panel(observations=tuple(observations.values()), warnings=tuple(warnings))
