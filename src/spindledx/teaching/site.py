@@ -47,9 +47,11 @@ class SiteBuild:
 
 
 def kb_digest(kb: KnowledgeBase) -> str:
-    """Short content digest of the knowledge base (sha256 of its facts, markers, entities and priors)."""
+    """Short content digest of the knowledge base (sha256 of every table: markers, entities, facts, priors,
+    specificity figures, clinical and morphology rows)."""
     h = hashlib.sha256()
-    for part in (kb.markers, kb.entities, kb.facts, kb.site_priors):
+    for part in (kb.markers, kb.entities, kb.facts, kb.site_priors, kb.pair_background, kb.population_priors,
+                 kb.clinical, kb.morphology):
         h.update(repr(sorted((repr(k), repr(v)) for k, v in part.items())).encode())
     return h.hexdigest()[:12]
 
