@@ -7,6 +7,7 @@ failure (DESIGN.md, "Contracts").
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -21,7 +22,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+MAX_MESSAGE_CHARS = 300
+"""Longest error line printed (a 100k-character argument is not echoed in full)."""
 
 
 kb_app = typer.Typer(
@@ -30,7 +35,11 @@ kb_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+MAX_MESSAGE_CHARS = 300
+"""Longest error line printed (a 100k-character argument is not echoed in full)."""
 app.add_typer(kb_app, name="kb")
 
 
@@ -42,7 +51,7 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+    version: bool = typer.Option(False, "--version", "-V", callback=_version_callback, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
     """spindledx command-line interface."""
@@ -66,10 +75,16 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (2 for bad input, 1 for an unexpected failure)."""
+    import logging
+
+    logging.getLogger("tifffile").setLevel(logging.ERROR)  # damaged files get one error line, not a log per tag
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False, prog_name="spindledx")
     except BadInputError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
+        return 2
+    except typer.TyperException as exc:  # usage errors of typer's bundled click: bad option, missing argument
+        typer.echo(f"error: {one_line(_usage_message(exc))}", err=True)
         return 2
     except typer.Exit as exc:
         return exc.exit_code
@@ -79,18 +94,34 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
+    except OSError as exc:  # disk full, permission denied, ... on the user's files and folders
         if os.environ.get("SPINDLEDX_DEBUG"):
             raise
-        typer.echo(f"unexpected error ({type(exc).__name__}): {exc}  [set SPINDLEDX_DEBUG=1 for a traceback]",
-                   err=True)
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        typer.echo(f"error: {one_line(exc.strerror or str(exc))}{one_line(where)}", err=True)
+        return 2 if isinstance(exc, PermissionError | FileNotFoundError | IsADirectoryError | NotADirectoryError) \
+            or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG) else 1
+    except Exception as exc:
+        if os.environ.get("SPINDLEDX_DEBUG"):
+            raise
+        typer.echo(f"unexpected error ({type(exc).__name__}): {one_line(str(exc))}  "
+                   "[set SPINDLEDX_DEBUG=1 for a traceback]", err=True)
         return 1
     return code if isinstance(code, int) else 0
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``message`` on one line, cut to ``limit`` characters."""
+    text = " ".join(message.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _usage_message(exc: Exception) -> str:
+    """typer/click's message with the command it concerns and where to look for help."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "spindledx"
+    return f"{command}: {message} (see {command} --help)"
 
 
 def run() -> None:  # pragma: no cover - console-script shim

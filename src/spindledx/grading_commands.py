@@ -9,40 +9,37 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from spindledx import cli_options as opts
 from spindledx import counting
 from spindledx.errors import BadInputError
 
 
 def grade(
-    mitoses: float = typer.Option(..., "--mitoses", help="Mitotic figures counted."),
+    mitoses: float = typer.Option(..., "--mitoses", min=0, help="Mitotic figures counted."),
     area_mm2: float | None = typer.Option(None, "--area-mm2", help="Area counted, mm² (overrides --hpf)."),
     hpf: float = typer.Option(10.0, "--hpf", help="Number of high-power fields counted."),
-    field_number: float = typer.Option(counting.DEFAULT_FIELD_NUMBER_MM, "--field-number",
-                                       help="Eyepiece field number, mm."),
-    objective: float = typer.Option(counting.DEFAULT_OBJECTIVE_MAGNIFICATION, "--objective",
-                                    help="Objective magnification."),
-    hpf_area: float | None = typer.Option(None, "--hpf-area-mm2",
-                                          help="Area of one HPF in mm² (overrides field number/objective)."),
+    field_number: opts.FieldNumber = None,
+    objective: opts.Objective = None,
+    hpf_area: opts.HpfArea = None,
     necrosis: str = typer.Option(..., "--necrosis", help="Tumour necrosis: none, <50 or >=50 (%)."),
     differentiation: int | None = typer.Option(None, "--differentiation", min=1, max=3,
                                                help="FNCLCC differentiation score 1-3."),
     entity: str | None = typer.Option(None, "--entity", help="Entity id, to look up differentiation."),
     pattern: str = typer.Option("conventional", "--pattern", help="Histological pattern for --entity."),
-    fmt: str = typer.Option("table", "--format", help="table or json."),
+    fmt: opts.Report = opts.ReportFormat.table,
 ) -> None:
     """FNCLCC grade: differentiation + mitotic score + necrosis, stating the area the count refers to."""
     if differentiation is None:
         if entity is None:
             raise BadInputError("give --differentiation 1|2|3 or --entity (with --pattern)")
         differentiation = counting.differentiation_score_for(entity, pattern)
-    field_area = hpf_area if hpf_area is not None else counting.hpf_area_mm2(field_number, objective)
+    fmt = fmt.value
+    field_area = counting.resolve_hpf_area_mm2(hpf_area, field_number, objective)
     result = counting.fnclcc_grade(mitoses=mitoses, differentiation_score=differentiation, necrosis=necrosis,
                                    area_mm2=area_mm2, n_hpf=hpf, hpf_area=field_area)
     if fmt == "json":
         typer.echo(json.dumps(dataclasses.asdict(result), indent=2, ensure_ascii=False))
         return
-    if fmt != "table":
-        raise BadInputError(f"unknown --format '{fmt}' (table or json)")
     table = Table(title=f"FNCLCC grade {result.grade}", show_header=True)
     table.add_column("parameter")
     table.add_column("score", justify="right")

@@ -6,32 +6,14 @@ Names are imported lazily so that ``import spindledx.detection`` does not load o
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from spindledx.lazy import lazy_getattr
 
-_EXPORTS = {
-    "Detection": "spindledx.detection.types",
-    "Detector": "spindledx.detection.types",
-    "FunctionDetector": "spindledx.detection.types",
-    "as_detector": "spindledx.detection.types",
-    "ModelDetector": "spindledx.detection.detect",
-    "detect_mitoses": "spindledx.detection.detect",
-    "detector_caveat": "spindledx.detection.detect",
-    "load_shipped_model": "spindledx.detection.model",
-    "load_model": "spindledx.detection.model",
-    "shipped_description": "spindledx.detection.model",
-    "MIDOG_RADIUS_UM": "spindledx.detection.suppress",
-    "suppress_nearby": "spindledx.detection.suppress",
-    "suppress_detections": "spindledx.detection.suppress",
-    "write_geojson": "spindledx.detection.geojson",
-    "points_geojson": "spindledx.detection.geojson",
+_MODULES = {
+    "spindledx.detection.types": ("Detection", "Detector", "FunctionDetector", "as_detector"),
+    "spindledx.detection.detect": ("ModelDetector", "detect_mitoses", "detector_caveat"),
+    "spindledx.detection.model": ("load_shipped_model", "load_model", "shipped_description"),
+    "spindledx.detection.suppress": ("MIDOG_RADIUS_UM", "suppress_nearby", "suppress_detections"),
+    "spindledx.detection.geojson": ("write_geojson", "points_geojson", "polygon_annotation"),
 }
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'spindledx.detection' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__all__ = sorted(name for names in _MODULES.values() for name in names)
+__getattr__ = lazy_getattr(__name__, _MODULES)

@@ -5,27 +5,13 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from spindledx.lazy import lazy_getattr
 
-_EXPORTS = {
-    "Tile": "spindledx.imaging.reader",
-    "read_image": "spindledx.imaging.reader",
-    "tile_from_array": "spindledx.imaging.reader",
-    "IMAGE_SUFFIXES": "spindledx.imaging.reader",
-    "open_slide": "spindledx.imaging.slide",
-    "WholeSlide": "spindledx.imaging.slide",
-    "SlideInfo": "spindledx.imaging.slide",
-    "resample": "spindledx.imaging.resample",
-    "resample_to": "spindledx.imaging.resample",
-    "Resolution": "spindledx.imaging.resolution",
+_MODULES = {
+    "spindledx.imaging.reader": ("Tile", "read_image", "tile_from_array", "IMAGE_SUFFIXES"),
+    "spindledx.imaging.slide": ("open_slide", "WholeSlide", "SlideInfo"),
+    "spindledx.imaging.resample": ("resample", "resample_to"),
+    "spindledx.imaging.resolution": ("Resolution",),
 }
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'spindledx.imaging' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__all__ = sorted(name for names in _MODULES.values() for name in names)
+__getattr__ = lazy_getattr(__name__, _MODULES)

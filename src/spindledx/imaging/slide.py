@@ -146,6 +146,18 @@ class WholeSlide:
         x1, y1 = min(x + width, lw), min(y + height, lh)
         if x1 <= x0 or y1 <= y0:
             return out
+        try:
+            block = self._read_block(level, x0, y0, x1, y1)
+        except BadInputError:
+            raise
+        except Exception as exc:  # codec errors of a truncated or corrupt file
+            message = " ".join(str(exc).split())[:160] or type(exc).__name__
+            raise BadInputError(f"{Path(self.info.path).name}: cannot read pixels at level {level} ({message}); the "
+                                "file may be truncated or corrupt") from None
+        out[y0 - y:y1 - y, x0 - x:x1 - x] = block
+        return out
+
+    def _read_block(self, level: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         if self.info.backend == "tifffile":
             arr = np.asarray(self._levels[level][y0:y1, x0:x1])
             if arr.ndim == 2:
@@ -165,8 +177,7 @@ class WholeSlide:
                 location = (int(round(x0 * downsample)), int(round(y0 * downsample)))
             region = np.asarray(self._handle.read_region(location, level, (x1 - x0, y1 - y0)))
             block = _rgba_to_rgb(region) if region.shape[-1] == 4 else region[..., :3]
-        out[y0 - y:y1 - y, x0 - x:x1 - x] = block
-        return out
+        return block
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -212,13 +223,29 @@ def _tiff_metadata(path: Path) -> tuple[list[Candidate], float | None, int | Non
 
     try:
         with tifffile.TiffFile(str(path)) as tif:
+            _check_complete(tif, path)
             candidates, objective = tiff_candidates(tif)
             page = tif.series[0].levels[0].keyframe
             palette = page.photometric == tifffile.PHOTOMETRIC.PALETTE  # indexed colour: RGB through a colour map
             samples = 3 if palette else int(page.samplesperpixel)
             return candidates, objective, samples
+    except BadInputError:
+        raise
     except Exception:  # not a TIFF: the slide reader's own properties are all there is
         return [], None, None
+
+
+def _check_complete(tif: Any, path: Path) -> None:
+    """Refuse a TIFF whose image data (strips or tiles of any pyramid level) lies beyond the end of the file."""
+    size = path.stat().st_size
+    for level in tif.series[0].levels:
+        for page in level.pages:
+            if page is None:
+                continue
+            ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=False) if n]
+            if ends and max(ends) > size:
+                raise BadInputError(f"{path.name}: truncated file (image data ends at byte {max(ends):,}, the file "
+                                    f"has {size:,}); copy it again from the scanner")
 
 
 def _shape_yx(level: Any) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io as _stdio
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +17,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from spindledx import cli_options as opts
 from spindledx import counting
 from spindledx.detection.detect import detector_caveat
+from spindledx.engine.progress import ProgressBar
 from spindledx.errors import BadInputError
 from spindledx.imaging.reader import IMAGE_SUFFIXES, read_image
 from spindledx.mitosis.score import TileScore, default_detector, score_image
-
-_FORMATS = ("table", "json", "csv")
 
 
 def _load_detector(threshold: float | None):
@@ -63,44 +64,45 @@ def _unique_stems(images: list[Path]) -> list[str]:
 
 def score(
     paths: list[str] = typer.Argument(..., metavar="PATH...", help="Images (png/jpg/tif) or folders of images."),
-    mpp: float | None = typer.Option(None, "--mpp", help="Resolution in µm/px, overriding the files' metadata."),
-    fmt: str = typer.Option("table", "--format", help="table, json or csv (detections)."),
-    out: Path | None = typer.Option(None, "--out", help="Folder for per-image CSV, GeoJSON, overlay PNG + summary."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Minimum detection score (default: model's)."),
-    hpf_area_mm2: float | None = typer.Option(None, "--hpf-area-mm2", help="Area of one HPF in mm²."),
-    field_number: float | None = typer.Option(None, "--field-number", help="Eyepiece field number, mm (22)."),
-    objective: float | None = typer.Option(None, "--objective", help="Objective magnification (40)."),
+    mpp: opts.Mpp = None,
+    fmt: opts.Format = opts.OutputFormat.table,
+    out: Path | None = opts.out_option("Folder for per-image CSV, GeoJSON, overlay PNG + summary."),
+    threshold: opts.Threshold = None,
+    hpf_area_mm2: opts.HpfArea = None,
+    field_number: opts.FieldNumber = None,
+    objective: opts.Objective = None,
+    progress: opts.Progress = None,
 ) -> None:
     """Detect mitotic figures and count them per mm² and per 10 HPF (HPF area stated)."""
-    if fmt not in _FORMATS:
-        raise BadInputError(f"unknown --format '{fmt}' (table, json or csv)")
+    fmt = fmt.value
     if mpp is not None:
         counting.check_mpp(mpp)
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
+    opts.check_out_dir(out)
     hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
     images = collect_images(paths)
     stems = _unique_stems(images)
     detector = _load_detector(threshold)
     if out is not None:
-        if out.exists() and not out.is_dir():
-            raise BadInputError(f"--out {out}: exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
     results: list[TileScore] = []
     failures: list[tuple[str, str]] = []
-    for image, stem in zip(images, stems, strict=True):
-        try:
-            tile = read_image(image, mpp=mpp)
-            result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area)
-        except BadInputError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            failures.append((str(image), str(exc)))
-            continue
-        results.append(result)
-        if out is not None:
-            from spindledx.mitosis.outputs import write_tile_outputs
+    show = opts.resolve_progress(progress) and len(images) > 1
+    with ProgressBar(show, len(images), unit="images") as advance:
+        for image, stem in zip(images, stems, strict=True):
+            try:
+                tile = read_image(image, mpp=mpp)
+                result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area)
+            except BadInputError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                failures.append((str(image), str(exc)))
+                advance()
+                continue
+            results.append(result)
+            if out is not None:
+                from spindledx.mitosis.outputs import write_tile_outputs
 
-            write_tile_outputs(tile.rgb, result, out, stem=stem)
+                write_tile_outputs(tile.rgb, result, out, stem=stem)
+            advance()
     if out is not None:
         from spindledx.mitosis.outputs import write_detections_csv, write_summary_json
 
@@ -183,18 +185,17 @@ def evaluate(
                                              help="Images or folders to run the detector on (or use --pred)."),
     truth: Path = typer.Option(..., "--truth", help="Ground-truth points CSV: image,cx,cy (or image,x,y)."),
     pred: Path | None = typer.Option(None, "--pred", help="Detections CSV (image,x,y[,score]) instead of IMAGES."),
-    mpp: float | None = typer.Option(None, "--mpp", help="µm/px (images: overrides metadata; --pred: default 0.25)."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Detector score threshold (default: model's)."),
+    mpp: opts.Mpp = None,
+    threshold: opts.Threshold = None,
     radius_um: float = typer.Option(7.5, "--radius-um", help="Hit radius in µm (MIDOG rule: 7.5)."),
-    fmt: str = typer.Option("table", "--format", help="table or json."),
+    fmt: opts.Report = opts.ReportFormat.table,
 ) -> None:
     """MIDOG-rule evaluation: one-to-one hits within 7.5 µm, TP/FP/FN summed over images, precision/recall/F1."""
     from spindledx.mitosis.evaluate import f1_scores, load_points_csv, match_points
 
-    if fmt not in ("table", "json"):
-        raise BadInputError(f"unknown --format '{fmt}' (table or json)")
-    if radius_um <= 0:
-        raise BadInputError("--radius-um must be positive")
+    fmt = fmt.value
+    if not (math.isfinite(radius_um) and radius_um > 0):
+        raise BadInputError(f"--radius-um must be a positive number of µm (got {radius_um!r})")
     if mpp is not None:
         counting.check_mpp(mpp)
     truth_points = _by_name(load_points_csv(truth))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from spindledx import cli_options as opts
+from spindledx import counting
 from spindledx.errors import BadInputError
 from spindledx.mitosis.evaluate import f1_scores
 
@@ -14,22 +16,27 @@ def batch(
     source: Path = typer.Argument(..., help="Folder of tiles, or a manifest (.csv / .parquet) with an 'image' "
                                             "column and optional case, mpp, expected_count, annotations, panel, "
                                             "diagnosis, site."),
-    out: Path = typer.Option(..., "--out", help="Output folder (tiles.jsonl, tiles.csv/.parquet, summary.json, "
-                                                "report.html). Rerunning with the same folder resumes."),
-    jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Local worker processes [default: min(2, CPUs)]."),
-    dask: str = typer.Option(None, "--dask", help="Dask scheduler address (tcp://host:8786), or 'local' for a "
-                                                  "2-worker LocalCluster."),
-    mpp: float = typer.Option(None, "--mpp", help="Resolution in µm/px for tiles without their own (manifest "
-                                                  "column or file metadata)."),
+    out: Path = opts.out_option("Output folder (tiles.jsonl, tiles.csv/.parquet, summary.json, report.html). "
+                                "Rerunning with the same folder resumes.", required=True),
+    jobs: opts.Jobs = None,
+    dask: opts.Dask = None,
+    mpp: opts.Mpp = None,
     annotations: Path = typer.Option(None, "--annotations", help="Folder input only: CSV of reference points for "
                                                                  "the set (image, x, y or cx, cy)."),
-    threshold: float = typer.Option(None, "--threshold", help="Detection score threshold [default: the model's]."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    threshold: opts.Threshold = None,
+    hpf_area_mm2: opts.HpfArea = None,
+    field_number: opts.FieldNumber = None,
+    objective: opts.Objective = None,
+    progress: opts.Progress = None,
 ) -> None:
     """Score a set of tiles with QA flags, agreement statistics and an HTML report."""
     from spindledx.qa.manifest import load_manifest, tiles_from_folder
-    from spindledx.qa.runner import RunOptions, default_jobs, run_and_write
+    from spindledx.qa.runner import RunOptions, run_and_write
 
+    if mpp is not None:
+        counting.check_mpp(mpp)
+    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
+    opts.check_out_dir(out)
     if source.is_dir():
         specs = tiles_from_folder(source, mpp=mpp, annotations=annotations)
     elif source.is_file():
@@ -38,13 +45,12 @@ def batch(
         specs = load_manifest(source, default_mpp=mpp)
     else:
         raise BadInputError(f"{source}: no such file or folder")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
     from spindledx.detection.model import load_shipped_model
 
     load_shipped_model()  # fail fast with one message when no trained detector is shipped, not once per tile
-    report = run_and_write(specs, out, jobs=jobs or default_jobs(), dask=dask,
-                           options=RunOptions(threshold=threshold), progress=progress)
+    report = run_and_write(specs, out, jobs=opts.resolve_jobs(jobs), dask=dask,
+                           options=RunOptions(threshold=threshold, hpf_area_mm2=hpf_area),
+                           progress=opts.resolve_progress(progress))
     s = report.summary
     det = s.get("detection")
     counts = s.get("counts")

@@ -25,6 +25,16 @@ from spindledx import counting
 from spindledx.errors import BadInputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+MAX_EXPECTED_COUNT = 100_000
+"""Largest reference count accepted for one tile (a whole slide holds a few thousand figures at most)."""
+
+
+def _clip(value: object, limit: int = 60) -> str:
+    """``value`` as text, cut to ``limit`` characters for an error message."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 MANIFEST_COLUMNS = ("image", "case", "mpp", "expected_count", "annotations", "panel", "diagnosis", "site")
 CASE_COLUMNS = ("panel", "diagnosis", "site")
 MAX_LISTED_PROBLEMS = 20
@@ -226,11 +236,12 @@ def load_manifest(path: str | Path, *, default_mpp: float | None = None,
         if not _blank(rec.get("expected_count")):
             try:
                 value = float(rec["expected_count"])
-                if not (value >= 0 and value == int(value)):
+                if not (0 <= value <= MAX_EXPECTED_COUNT and value == int(value)):
                     raise ValueError
                 expected = int(value)
-            except (TypeError, ValueError):
-                errs.append(f"expected_count '{rec['expected_count']}' is not a non-negative integer")
+            except (TypeError, ValueError, OverflowError):
+                errs.append(f"expected_count '{_clip(rec['expected_count'])}' is not an integer between 0 and "
+                            f"{MAX_EXPECTED_COUNT:,}")
         points = None
         ann = _text(rec.get("annotations"))
         if ann is not None:

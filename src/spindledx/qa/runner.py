@@ -23,6 +23,7 @@ from typing import Any
 
 from spindledx import counting
 from spindledx.detection.types import Detector
+from spindledx.engine.progress import ProgressBar
 from spindledx.errors import BadInputError
 from spindledx.qa.manifest import TileSpec, points_array
 
@@ -250,11 +251,6 @@ def _still_done(row: dict | None, spec: TileSpec) -> bool:
             and row.get("n_reference_points") == (None if spec.points is None else len(spec.points)))
 
 
-def default_jobs() -> int:
-    """min(2, CPUs): the machine is shared."""
-    return max(1, min(2, os.cpu_count() or 1))
-
-
 def _run_local(todo: list[TileSpec], jobs: int, kwargs: dict) -> Iterator[dict]:
     if jobs <= 1:
         for spec in todo:
@@ -357,55 +353,23 @@ def run_batch(specs: list[TileSpec], out_dir: str | Path, *, jobs: int = 1, dask
     rows = dict(previous)
     n_new = 0
     interrupted = False
-    bar = _progress(progress)
     try:
-        if bar is not None:
-            bar.start()
-            task = bar.add_task("batch", total=len(todo))
-        source: Iterable[dict] = (_run_dask(todo, dask, kwargs) if dask else
-                                  _run_local(todo, jobs, kwargs))
-        for row in source:
-            store.append(row)
-            rows[row["key"]] = row
-            n_new += 1
-            if on_row is not None:
-                on_row(row)
-            if bar is not None:
-                bar.advance(task)
+        with ProgressBar(progress, len(specs), done=len(specs) - len(todo), unit="tiles") as advance:
+            source: Iterable[dict] = (_run_dask(todo, dask, kwargs) if dask else
+                                      _run_local(todo, jobs, kwargs))
+            for row in source:
+                store.append(row)
+                rows[row["key"]] = row
+                n_new += 1
+                if on_row is not None:
+                    on_row(row)
+                advance()
     except KeyboardInterrupt:
         interrupted = True
-    finally:
-        if bar is not None:
-            bar.stop()
     ordered = tuple(rows[s.key] for s in specs if s.key in rows)
     failed = tuple(r for r in ordered if r.get("error"))
     return BatchOutcome(rows=ordered, n_new=n_new, n_skipped=len(specs) - len(todo), interrupted=interrupted,
                         failed=failed)
-
-
-def _progress(enabled: bool):
-    if not enabled:
-        return None
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class RateColumn(ProgressColumn):
-        def render(self, task) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text("-- tiles/s" if speed is None else f"{speed:.2f} tiles/s")
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                    console=Console(stderr=True))
 
 
 @dataclass(frozen=True)

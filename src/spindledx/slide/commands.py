@@ -6,23 +6,19 @@ Thin layer over :func:`spindledx.slide.pipeline.analyze_slide` and :func:`spindl
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from spindledx import cli_options as opts
 from spindledx import counting
 from spindledx.detection.detect import detector_caveat
 from spindledx.errors import BadInputError
 from spindledx.slide.hotspot import DEFAULT_MIN_TISSUE_FRACTION
 from spindledx.slide.pipeline import SlideResult, analyze_slide, default_detector
 from spindledx.slide.tiling import DEFAULT_MARGIN_UM, DEFAULT_TILE_UM, DEFAULT_WORK_MPP
-
-_FORMATS = ("table", "json")
-_SHAPES = {"circle": ("circle",), "square": ("square",), "fields": ("fields",), "both": ("circle", "square"),
-           "all": ("circle", "square", "fields")}
 
 
 def _load_detector(threshold: float | None, *, threads: int = 2):
@@ -32,40 +28,34 @@ def _load_detector(threshold: float | None, *, threads: int = 2):
 
 def slide(
     path: Path = typer.Argument(..., help="Whole-slide image: SVS, NDPI, MRXS, pyramidal/OME/plain TIFF."),
-    mpp: float | None = typer.Option(None, "--mpp", help="Level-0 µm/px, overriding (or replacing) metadata."),
-    out: Path | None = typer.Option(None, "--out", help="Output folder (default: <slide name>_slide/). "
-                                    "Per-tile detections are kept there, so rerunning resumes."),
-    fmt: str = typer.Option("table", "--format", help="table or json."),
+    mpp: opts.Mpp = None,
+    out: Path | None = opts.out_option("Output folder (default: <slide name>_slide/). Per-tile detections are kept "
+                                       "there, so rerunning resumes."),
+    fmt: opts.Report = opts.ReportFormat.table,
     area_mm2: float | None = typer.Option(None, "--area-mm2", help="Hotspot window area (default: 10 HPF)."),
-    shape: str = typer.Option("circle", "--shape", help="Hotspot window: circle, square, fields (2 x 5 block "
-                              "of HPF-sized squares), both (circle + square) or all."),
-    min_tissue_fraction: float = typer.Option(DEFAULT_MIN_TISSUE_FRACTION, "--min-tissue-fraction",
-                                              help="Hotspot windows must be at least this much on tissue."),
-    hpf_area_mm2: float | None = typer.Option(None, "--hpf-area-mm2", help="Area of one HPF in mm²."),
-    field_number: float | None = typer.Option(None, "--field-number", help="Eyepiece field number, mm (22)."),
-    objective: float | None = typer.Option(None, "--objective", help="Objective magnification (40)."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Minimum detection score (default: model's)."),
-    jobs: int = typer.Option(1, "--jobs", help="Worker processes (or Dask workers with --dask local)."),
-    dask: str | None = typer.Option(None, "--dask", help="Run tiles on Dask: 'local' or a scheduler address."),
+    shape: opts.Shape = opts.HotspotShape.circle,
+    min_tissue_fraction: float = typer.Option(DEFAULT_MIN_TISSUE_FRACTION, "--min-tissue-fraction", min=0.0,
+                                              max=1.0, help="Hotspot windows must be at least this much on tissue."),
+    hpf_area_mm2: opts.HpfArea = None,
+    field_number: opts.FieldNumber = None,
+    objective: opts.Objective = None,
+    threshold: opts.Threshold = None,
+    jobs: opts.Jobs = None,
+    dask: opts.Dask = None,
     restart: bool = typer.Option(False, "--restart", help="Discard detections saved by an earlier run."),
-    progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a tty)."),
+    progress: opts.Progress = None,
     work_mpp: float = typer.Option(DEFAULT_WORK_MPP, "--work-mpp", help="Detector working resolution, µm/px."),
     tile_um: float = typer.Option(DEFAULT_TILE_UM, "--tile-um", help="Tile core side in µm."),
     margin_um: float = typer.Option(DEFAULT_MARGIN_UM, "--margin-um", help="Tile overlap on each side, µm."),
-    backend: str = typer.Option("auto", "--backend", help="auto, openslide, tiffslide or tifffile."),
+    backend: opts.Backend = opts.SlideBackend.auto,
 ) -> None:
     """Find the mitotic hotspot of a whole-slide image: count there and on average over the tissue."""
-    if fmt not in _FORMATS:
-        raise BadInputError(f"unknown --format '{fmt}' (table or json)")
-    if shape not in _SHAPES:
-        raise BadInputError(f"unknown --shape '{shape}' (circle, square, fields, both or all)")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
-    if not 0.0 <= min_tissue_fraction <= 1.0:
-        raise BadInputError("--min-tissue-fraction must be between 0 and 1")
-    if area_mm2 is not None and area_mm2 <= 0:
-        raise BadInputError("--area-mm2 must be positive")
+    fmt = fmt.value
+    jobs = opts.resolve_jobs(jobs)
+    if mpp is not None:
+        counting.check_mpp(mpp)
     counting.check_mpp(work_mpp)
+    opts.check_out_dir(out)
     hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
     if not path.exists():
         raise BadInputError(f"slide not found: {path}")
@@ -73,9 +63,8 @@ def slide(
     detector = _load_detector(threshold, threads=1 if (jobs > 1 or dask) else 2)
     result = analyze_slide(path, mpp=mpp, detector=detector, out_dir=out_dir, work_mpp=work_mpp,
                            tile_um=tile_um, margin_um=margin_um, area_mm2=area_mm2, hpf_area=hpf_area,
-                           shapes=_SHAPES[shape], min_tissue_fraction=min_tissue_fraction, jobs=jobs, dask=dask,
-                           restart=restart, progress=sys.stderr.isatty() if progress is None else progress,
-                           backend=backend)
+                           shapes=shape.shapes, min_tissue_fraction=min_tissue_fraction, jobs=jobs, dask=dask,
+                           restart=restart, progress=opts.resolve_progress(progress), backend=backend.value)
     from spindledx.slide.outputs import write_outputs
 
     paths = write_outputs(result, out_dir)

@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from spindledx.counting import DEFAULT_HPF_AREA_MM2, MitoticDensity
+from spindledx.counting import DEFAULT_HPF_AREA_MM2, MitoticDensity, check_hpf_area_mm2
 from spindledx.detection.detect import ModelDetector
 from spindledx.detection.suppress import MIDOG_RADIUS_UM, suppress_nearby
 from spindledx.detection.types import Detection, Detector, as_detector
+from spindledx.engine.progress import ProgressBar
 from spindledx.errors import BadInputError
 from spindledx.imaging.slide import SlideInfo, WholeSlide, open_slide
 from spindledx.slide.hotspot import DEFAULT_MIN_TISSUE_FRACTION, SHAPES, Hotspot, find_hotspot
@@ -46,6 +47,11 @@ from spindledx.slide.tiling import (
     tissue_cells,
 )
 from spindledx.slide.tissue import DEFAULT_TISSUE_MPP, TissueMask, detect_tissue
+
+MIN_TILE_UM = 64.0
+"""Smallest tile core side (µm): below this the overlap and the per-tile overhead dominate."""
+MAX_TILE_UM = 8192.0
+"""Largest tile core side (µm): a 32768 px tile at 0.25 µm/px already needs 3 GB of RGB."""
 
 MANIFEST = "run.json"
 TILES_DIR = "tiles"
@@ -204,14 +210,31 @@ def _write_tile(tiles_dir: Path, tile: Tile, rows: list[tuple[float, float, floa
     os.replace(tmp, tiles_dir / f"{tile.key}.jsonl")
 
 
-def _read_tiles(tiles_dir: Path, tiles: list[Tile]) -> np.ndarray:
-    rows = []
-    for tile in tiles:
-        with (tiles_dir / f"{tile.key}.jsonl").open() as fh:
+def _load_tile(path: Path) -> list[tuple[float, float, float]] | None:
+    """Detections saved for one tile, or None when the file is missing or damaged (the tile is then run again)."""
+    try:
+        rows = []
+        with path.open(encoding="utf-8") as fh:
             for line in fh:
                 if line.strip():
                     rec = json.loads(line)
-                    rows.append((rec["x"], rec["y"], rec["score"]))
+                    row = (float(rec["x"]), float(rec["y"]), float(rec["score"]))
+                    if not all(math.isfinite(v) for v in row):
+                        return None
+                    rows.append(row)
+        return rows
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+
+
+def _read_tiles(tiles_dir: Path, tiles: list[Tile]) -> np.ndarray:
+    rows = []
+    for tile in tiles:
+        saved = _load_tile(tiles_dir / f"{tile.key}.jsonl")
+        if saved is None:
+            raise BadInputError(f"{tiles_dir}: the detections of tile {tile.key} are missing or damaged; "
+                                "run the same command again to redo that tile")
+        rows.extend(saved)
     return np.array(rows, float).reshape(-1, 3)
 
 
@@ -351,14 +374,23 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
         if shape not in SHAPES:
             raise BadInputError(f"unknown hotspot shape '{shape}'; choose from {', '.join(SHAPES)}")
     if jobs < 1:
-        raise BadInputError("--jobs must be at least 1")
-    if tile_um <= 0 or margin_um < 0:
-        raise BadInputError("tile size must be positive and the margin non-negative")
+        raise BadInputError(f"jobs must be at least 1 (got {jobs})")
+    if not (math.isfinite(tile_um) and MIN_TILE_UM <= tile_um <= MAX_TILE_UM):
+        raise BadInputError(f"tile_um must be between {MIN_TILE_UM:g} and {MAX_TILE_UM:g} µm (got {tile_um!r})")
+    if not (math.isfinite(margin_um) and 0 <= margin_um <= tile_um / 2):
+        raise BadInputError(f"margin_um must be between 0 and half the tile ({tile_um / 2:g} µm), got {margin_um!r}")
+    if area_mm2 is not None and not (math.isfinite(area_mm2) and area_mm2 > 0):
+        raise BadInputError(f"area_mm2 must be a positive number of mm² (got {area_mm2!r})")
+    check_hpf_area_mm2(hpf_area)
     detector = default_detector(threads=1 if (jobs > 1 or dask) else 2) if detector is None else as_detector(detector)
     detector.prepare()
     name = detector.name
     with open_slide(path, mpp=mpp, backend=backend) as slide:
         info = slide.info
+        slide_mm2 = info.width * info.height * info.mpp ** 2 / 1e6
+        if area_mm2 is not None and area_mm2 > slide_mm2:
+            raise BadInputError(f"the hotspot area ({area_mm2:g} mm²) is larger than the whole slide "
+                                f"({slide_mm2:.3g} mm²)")
         tissue = detect_tissue(slide, mpp=tissue_mpp)
         if not tissue.mask.any():
             raise BadInputError(f"no tissue found on {Path(path).name} (the thumbnail looks like empty glass)")
@@ -369,12 +401,12 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
         tiles = plan_tiles(raster.width, raster.height, core_px=core_px, margin_px=margin_px, keep=keep)
         out = Path(out_dir) if out_dir is not None else Path.cwd() / f"{Path(path).stem}_slide"
         tiles_dir = _prepare_out_dir(out, _manifest(info, raster, core_px, margin_px, name), restart=restart)
-        todo = [t for t in tiles if not (tiles_dir / f"{t.key}.jsonl").exists()]
+        todo = [t for t in tiles if _load_tile(tiles_dir / f"{t.key}.jsonl") is None]
         tiled_mp = sum(t.core_area_px for t in tiles) / 1e6
         start = time.perf_counter()
         results = (_dask_results(slide, raster, todo, detector, jobs, dask) if dask
                    else _local_results(slide, raster, todo, detector, jobs))
-        with _progress_bar(progress, len(tiles), len(tiles) - len(todo)) as advance:
+        with ProgressBar(progress, len(tiles), done=len(tiles) - len(todo), unit="tiles") as advance:
             for tile, rows in results:
                 _write_tile(tiles_dir, tile, rows, raster)
                 advance()
@@ -405,27 +437,3 @@ def whole_tissue_average(count: int, tissue_area_mm2: float, hpf_area: float) ->
     value = MitoticDensity.of(count, tissue_area_mm2, hpf_area)
     return AverageDensity(count=value.count, area_mm2=tissue_area_mm2, mitoses_per_mm2=value.per_mm2,
                           mitoses_per_10hpf=value.per_10hpf, hpf_area_mm2=hpf_area, mitotic_score=value.fnclcc_score)
-
-
-class _progress_bar:  # noqa: N801 - used as a context manager factory
-    """A rich progress bar on stderr, or a no-op when disabled."""
-
-    def __init__(self, enabled: bool, total: int, done: int) -> None:
-        self.enabled, self.total, self.done = enabled, total, done
-        self._progress: Any = None
-
-    def __enter__(self) -> Callable[[], None]:
-        if not self.enabled:
-            return lambda: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._progress = Progress(TextColumn("tiles"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                  console=Console(stderr=True))
-        self._progress.start()
-        task = self._progress.add_task("tiles", total=self.total, completed=self.done)
-        return lambda: self._progress.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()

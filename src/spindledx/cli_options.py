@@ -1,0 +1,104 @@
+"""Option types shared by every command, so one flag means one thing everywhere (and ``--help`` shows choices).
+
+Each alias is an :data:`typing.Annotated` type carrying its :func:`typer.Option`; a command declares e.g.
+``jobs: Jobs = None``. Values are checked by the library functions (which speak of parameters); the CLI maps
+their :class:`~spindledx.errors.BadInputError` and typer's usage errors to one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class OutputFormat(StrEnum):
+    """``--format`` of commands that can print detections as CSV."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ReportFormat(StrEnum):
+    """``--format`` of commands with a table or a JSON document."""
+
+    table = "table"
+    json = "json"
+
+
+class HotspotShape(StrEnum):
+    """``--shape`` of the hotspot window."""
+
+    circle = "circle"
+    square = "square"
+    fields = "fields"
+    both = "both"
+    all = "all"
+
+    @property
+    def shapes(self) -> tuple[str, ...]:
+        """The window shapes searched."""
+        return {"both": ("circle", "square"), "all": ("circle", "square", "fields")}.get(self.value, (self.value,))
+
+
+class SlideBackend(StrEnum):
+    """``--backend`` slide reader."""
+
+    auto = "auto"
+    openslide = "openslide"
+    tiffslide = "tiffslide"
+    tifffile = "tifffile"
+
+
+Format = Annotated[OutputFormat, typer.Option("--format", help="Output on stdout.", case_sensitive=False)]
+Report = Annotated[ReportFormat, typer.Option("--format", help="Output on stdout.", case_sensitive=False)]
+Shape = Annotated[HotspotShape, typer.Option("--shape", help="Hotspot window: circle, square, fields (2 x 5 block "
+                                             "of HPF-sized squares), both (circle + square) or all.",
+                                             case_sensitive=False)]
+Backend = Annotated[SlideBackend, typer.Option("--backend", help="Slide reader.", case_sensitive=False)]
+Mpp = Annotated[float | None, typer.Option("--mpp", help="Resolution in µm/px, overriding the files' metadata "
+                                           "(0.25 for 40x, 0.5 for 20x scans).")]
+Jobs = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: min(2, CPUs)).")]
+Progress = Annotated[bool | None, typer.Option("--progress/--no-progress",
+                                               help="Progress bar on stderr (default: when stderr is a terminal).")]
+Threshold = Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0,
+                                                 help="Minimum detection score (default: the model's).")]
+HpfArea = Annotated[float | None, typer.Option("--hpf-area-mm2", help="Area of one HPF in mm² (default: from the "
+                                               "field number and objective, 22 / 40x = 0.238 mm²).")]
+FieldNumber = Annotated[float | None, typer.Option("--field-number", help="Eyepiece field number in mm (default 22).")]
+Objective = Annotated[float | None, typer.Option("--objective", help="Objective magnification (default 40).")]
+Dask = Annotated[str | None, typer.Option("--dask", help="Run on Dask: 'local' (a local cluster) or a scheduler "
+                                          "address (tcp://host:8786).")]
+
+
+def out_option(help_text: str, *, required: bool = False) -> object:
+    """The ``--out`` folder option (each command states what it writes there)."""
+    return typer.Option(... if required else None, "--out", help=help_text)
+
+
+def default_jobs() -> int:
+    """min(2, CPUs): the machine is shared."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def resolve_jobs(jobs: int | None) -> int:
+    """``--jobs`` or its default :func:`default_jobs`."""
+    return default_jobs() if jobs is None else jobs
+
+
+def resolve_progress(progress: bool | None) -> bool:
+    """``--progress/--no-progress`` or its default: on when stderr is a terminal."""
+    return sys.stderr.isatty() if progress is None else progress
+
+
+def check_out_dir(out: Path | None) -> None:
+    """Refuse an ``--out`` that exists and is not a folder (one line, exit 2)."""
+    from spindledx.errors import BadInputError
+
+    if out is not None and out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out}: exists and is not a folder")
