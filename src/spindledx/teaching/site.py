@@ -12,7 +12,6 @@ into place (atomic), nothing is written outside ``--out``, and ``--out`` must be
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -28,6 +27,7 @@ from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base, normaliz
 from spindledx.teaching import pages
 from spindledx.teaching.compare import compare_entities, teaching_pairs
 from spindledx.teaching.html import esc, json_for_script, page, source_segments
+from spindledx.teaching.provenance import kb_digest
 from spindledx.teaching.quiz import build_questions, literature_label, load_quiz_cases
 
 MANIFEST = "site.json"
@@ -44,16 +44,6 @@ class SiteBuild:
     n_files: int
     total_bytes: int
     seconds: float
-
-
-def kb_digest(kb: KnowledgeBase) -> str:
-    """Short content digest of the knowledge base (sha256 of every table: markers, entities, facts, priors,
-    specificity figures, clinical and morphology rows)."""
-    h = hashlib.sha256()
-    for part in (kb.markers, kb.entities, kb.facts, kb.site_priors, kb.pair_background, kb.population_priors,
-                 kb.clinical, kb.morphology):
-        h.update(repr(sorted((repr(k), repr(v)) for k, v in part.items())).encode())
-    return h.hexdigest()[:12]
 
 
 def _search_index(kb: KnowledgeBase, links: pages.SiteLinks) -> list[dict]:
