@@ -16,8 +16,8 @@ from spindledx.errors import BadInputError
 from spindledx.ihc.commands import _check_format, _console, _echo_json, _pct
 from spindledx.ihc.knowledge import load_knowledge_base
 from spindledx.ihc.lookups import resolve_entity
+from spindledx.pages.provenance import provenance
 from spindledx.teaching.compare import compare_entities
-from spindledx.teaching.provenance import provenance
 from spindledx.teaching.quiz import QuizQuestion, literature_label, quiz_questions
 
 _FORMAT_HELP = "table or json."
@@ -107,8 +107,6 @@ def _print_reveal(q: QuizQuestion, answer: str | None) -> None:
                   ev["effect"], literature_label(ev), ev["source"][:100] or "-")
     console.print(t)
     console.print(f"Case source: {info['case_source']}", highlight=False, markup=False)
-    if info["case_note"]:
-        console.print(f"Case note: {info['case_note']}", highlight=False, markup=False)
 
 
 def _read_answer(q: QuizQuestion) -> str | None:
@@ -144,7 +142,7 @@ def quiz(
     _check_format(fmt)
     questions = quiz_questions(n, entity=entity, seed=seed)
     if fmt == "json":
-        _echo_json({"provenance": provenance(load_knowledge_base()), "questions": [q.to_json() for q in questions]})
+        _echo_json({"provenance": provenance(include_model=False), "questions": [q.to_json() for q in questions]})
         return
     console = _console()
     kb = load_knowledge_base()

@@ -45,7 +45,7 @@ from spindledx.ihc.knowledge import (
 from spindledx.ihc.lookups import resolve_entity
 from spindledx.ihc.model import MARKER_GROUPS, MarkerLikelihood, default_constants, marker_likelihood
 from spindledx.ihc.vocabulary import resolve_site
-from spindledx.teaching.provenance import provenance
+from spindledx.pages.provenance import provenance
 
 # The pairs that matter in practice (issue 14, then other classic differentials); pages are built for the pairs
 # whose two entities are in the knowledge base.
@@ -166,7 +166,7 @@ class Comparison:
     no_data: tuple[tuple[str, tuple[str, ...]], ...]  # (marker, ids of the entities without data)
     morphology: tuple[MorphologySeparation, ...] = ()
     morphology_j_bits: tuple[tuple[str, float], ...] = ()  # (feature, J divergence in bits) for mitoses/atypia/necrosis
-    provenance: tuple[tuple[str, str], ...] = ()  # spindledx version, knowledge-base digest
+    provenance: tuple[tuple[str, str], ...] = ()  # spindledx version, knowledge-base version, date
 
     def to_json(self, top: int | None = None) -> dict:
         """JSON-serialisable dict; ``top`` limits the ranked markers."""
@@ -278,7 +278,8 @@ def compare_entities(a: str, b: str, *, site: str | None = None, kb: KnowledgeBa
     morph, features = _morphology(kb, kb.entity_ids.index(id_a), kb.entity_ids.index(id_b))
     return Comparison(a=id_a, b=id_b, a_name=kb.entities[id_a].name, b_name=kb.entities[id_b].name, site=site_id,
                       markers=tuple(ranked), no_data=tuple(no_data), morphology=tuple(morph),
-                      morphology_j_bits=tuple(features), provenance=tuple(provenance(kb).items()))
+                      morphology_j_bits=tuple(features),
+                      provenance=tuple(provenance(include_model=False).items()))
 
 
 def _morphology(kb: KnowledgeBase, i_a: int, i_b: int) -> tuple[list[MorphologySeparation], list[tuple[str, float]]]:

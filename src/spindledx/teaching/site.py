@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from spindledx import __version__
 from spindledx.errors import BadInputError
 from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base, normalize_name
+from spindledx.pages.provenance import provenance
 from spindledx.teaching import pages
 from spindledx.teaching.compare import compare_entities, teaching_pairs
 from spindledx.teaching.html import esc, json_for_script, page, source_segments
-from spindledx.teaching.provenance import kb_digest
 from spindledx.teaching.quiz import build_questions, literature_label, load_quiz_cases
 
 MANIFEST = "site.json"
@@ -85,8 +84,9 @@ def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
     kb = kb or load_knowledge_base()
     pairs = teaching_pairs(kb)
     links = pages.SiteLinks(kb, pairs)
-    provenance = {"spindledx": __version__, "knowledge base": kb_digest(kb)}
-    footer = ("spindledx knowledge base · " + " · ".join(f"{esc(k)} {esc(v)}" for k, v in provenance.items())
+    prov = provenance(include_model=False)
+    labels = {"spindledx": prov["spindledx_version"], "knowledge base": prov["kb_version"], "built": prov["date"]}
+    footer = ("spindledx knowledge base · " + " · ".join(f"{esc(k)} {esc(v)}" for k, v in labels.items())
               + " · a teaching aid, not a diagnosis")
     files: dict[str, str] = {}
     for name in ASSETS:
@@ -95,7 +95,7 @@ def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
     quiz, skipped = _quiz_data(kb)
     files["assets/quiz-data.js"] = f"window.SPX_QUIZ = {json_for_script(quiz)};\n"
     sets = {name: sum(1 for q in quiz if q["set"] == name) for name in ("original", "holdout", "reports")}
-    files["index.html"] = page("Home", pages.index_page(kb, links, n_questions=len(quiz), provenance=provenance),
+    files["index.html"] = page("Home", pages.index_page(kb, links, n_questions=len(quiz), provenance=labels),
                                root="", footer=footer)
     files["matrix.html"] = page("Entity × marker matrix", pages.matrix_page(kb, links), root="", footer=footer)
     files["quiz.html"] = page("Quiz", pages.quiz_page(sets, skipped), root="", footer=footer,
@@ -169,7 +169,7 @@ def build_site(out: str | Path, *, kb: KnowledgeBase | None = None) -> SiteBuild
             if root in stale.parents and stale.is_file():
                 stale.unlink()
     seconds = time.perf_counter() - start
-    manifest = {"generator": "spindledx kb site", "spindledx": __version__, "knowledge_base": kb_digest(kb),
+    manifest = {"generator": "spindledx kb site", "provenance": provenance(include_model=False),
                 "files": sorted(files), "total_bytes": total, "build_seconds": round(seconds, 3)}
     data = json.dumps(manifest, indent=1).encode("utf-8")
     _write_atomic(out / MANIFEST, data)
