@@ -78,6 +78,26 @@ def candidates_document(*, image: str | Path, stem: str, width: int, height: int
             "candidates": [c.to_json() for c in candidates]}
 
 
+def safe_stem(key: str) -> str:
+    """A file-name stem for an image key (``sub/dir/tile 1.tif`` -> ``sub_dir_tile_1``)."""
+    import re
+
+    stem = str(Path(key).with_suffix("")) if Path(key).suffix else str(key)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "image"
+
+
+def candidates_from_detections(*, image: str | Path, stem: str, width: int, height: int, mpp: float,
+                               detections: Sequence[dict[str, Any]], threshold: float | None,
+                               model: dict[str, Any]) -> dict[str, Any]:
+    """A candidates document from a stage that kept only its detections (``{"x", "y", "score"}``): every
+    candidate is a detection and nothing below the threshold can be reviewed (the page says so)."""
+    cands = [Candidate(id=f"{stem}#{i}", x=float(d["x"]), y=float(d["y"]), score=float(d["score"]), detected=True)
+             for i, d in enumerate(sorted(detections, key=lambda d: -float(d["score"])))]
+    thr = float(threshold) if threshold is not None else (min((c.score for c in cands), default=0.0))
+    return candidates_document(image=image, stem=stem, width=width, height=height, mpp=mpp, threshold=thr,
+                               review_floor=thr, model=model, candidates=cands, kind="detections only")
+
+
 def write_candidates(doc: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``<stem>_candidates.json`` atomically into ``out_dir``; returns the path."""
     from spindledx.files import atomic_write_text as write_text_atomic
