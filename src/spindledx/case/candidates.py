@@ -138,3 +138,52 @@ def run_id(docs: Sequence[dict[str, Any]]) -> str:
                "candidates": [[c["id"], c["x"], c["y"], c["score"]] for c in doc["candidates"]]}
         digest.update(json.dumps(key, sort_keys=True).encode())
     return digest.hexdigest()[:16]
+
+
+class CandidateRecorder:
+    """A detector run at the review floor that remembers each image's raw output, for a stage (``score``) that
+    counts at the threshold and writes the candidates just below it for the review page.
+
+    ``score_image(tile, detector=recorder, threshold=recorder.threshold)`` counts exactly what the detector at
+    the threshold counts (suppression keeps the higher score first), and :meth:`document` turns the recorded
+    output into a candidates file.
+    """
+
+    def __init__(self, detector: Any, threshold: float | None, review_floor: float | None,
+                 model: dict[str, Any]) -> None:
+        self._detector = detector
+        self.threshold = threshold
+        self.review_floor = review_floor
+        self.model = model
+        self.last: list[Any] = []
+        self.model_description = getattr(detector, "model_description", None)
+
+    @classmethod
+    def around(cls, detector: Any, load: Any, *, threshold: float | None,
+               margin: float = DEFAULT_REVIEW_MARGIN) -> CandidateRecorder:
+        """Wrap a stage's detector: ``load(t)`` makes the same detector at threshold ``t``. A detector without a
+        model description (a test's fake) is recorded as it is, every output counted."""
+        from spindledx.pages.provenance import model_provenance
+
+        description = getattr(detector, "model_description", None)
+        if description is None:
+            return cls(detector, threshold, threshold, {})
+        thr = float(description.threshold if threshold is None else threshold)
+        floor = max(0.0, thr - margin)
+        return cls(load(floor), thr, floor, model_provenance(description))
+
+    def __call__(self, rgb: Any, mpp: float) -> list[Any]:
+        self.last = list(self._detector(rgb, mpp))
+        return self.last
+
+    def document(self, *, image: str | Path, stem: str, width: int, height: int, mpp: float) -> dict[str, Any]:
+        """The candidates document of the image last run (suppressed as the counting stage suppresses)."""
+        from spindledx.detection.suppress import suppress_detections
+
+        found = [d for d in self.last if 0 <= d.x < width and 0 <= d.y < height]
+        found = suppress_detections(found, mpp=mpp)
+        thr = self.threshold if self.threshold is not None else min((d.score for d in found), default=0.0)
+        floor = self.review_floor if self.review_floor is not None else thr
+        cands = split_candidates(found, stem=stem, threshold=thr, review_floor=floor)
+        return candidates_document(image=image, stem=stem, width=width, height=height, mpp=mpp, threshold=thr,
+                                   review_floor=floor, model=self.model, candidates=cands)
