@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spindledx.files import atomic_open, atomic_write_text, atomic_write_with, csv_safe
+
 SECTION_IDS = ("summary", "detection", "counts", "quality", "cases", "ihc", "outliers", "thumbnails", "failures")
 N_THUMBNAILS = 6
 THUMBNAIL_PX = 360
@@ -46,12 +48,23 @@ def write_outputs(rows: Sequence[dict], summary: dict, out_dir: str | Path, *, s
     frame = tiles_frame(rows)
     paths = {"csv": out_dir / "tiles.csv", "parquet": out_dir / "tiles.parquet",
              "summary": out_dir / "summary.json", "report": out_dir / "report.html"}
-    frame.to_csv(paths["csv"], index=False)
-    frame.to_parquet(paths["parquet"], index=False)
-    paths["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    paths["report"].write_text(render_html(rows, summary, specs_by_key=specs_by_key or {}, title=title),
-                               encoding="utf-8")
+    # every file is written to a temporary name and renamed: a full disk never leaves a truncated table or page
+    html_text = render_html(rows, summary, specs_by_key=specs_by_key or {}, title=title)
+    with atomic_open(paths["csv"], newline="") as fh:
+        spreadsheet_safe(frame).to_csv(fh, index=False)
+    atomic_write_with(paths["parquet"], lambda tmp: frame.to_parquet(tmp, index=False))
+    atomic_write_text(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False))
+    atomic_write_text(paths["report"], html_text)
     return paths
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``frame`` whose text cells cannot run as spreadsheet formulas (:func:`spindledx.files.csv_safe`)."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(csv_safe)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- images
