@@ -59,7 +59,8 @@ def case(
     from spindledx.case.review import write_review_page
     from spindledx.case.workup import CaseOptions, build_case, check_options
     from spindledx.files import atomic_write_text as write_text_atomic
-    from spindledx.mitosis.commands import _unique_stems, collect_images
+    from spindledx.files import output_stems
+    from spindledx.mitosis.commands import collect_images
     from spindledx.pages import provenance
 
     extra = list(ctx.args)
@@ -86,14 +87,14 @@ def case(
     from spindledx.case.workup import differential
 
     differential(opts, None)  # a bad panel or site fails here, before any image is scored
-    images = collect_images([str(p) for p in tile_paths])
+    images, _repeats = collect_images([str(p) for p in tile_paths])  # a file given twice is scored once
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: exists and is not a folder")
     if (out / "case.json").exists():
         raise BadInputError(f"--out {out}: already holds a case (case.json); choose another folder")
     out.mkdir(parents=True, exist_ok=True)
     detector, thr, floor, model = _load_detector(threshold, review_margin)
-    scored = score_tiles(images, stems=_unique_stems(images), detector=detector, threshold=thr, review_floor=floor,
+    scored = score_tiles(images, stems=output_stems(images), detector=detector, threshold=thr, review_floor=floor,
                          out_dir=out, model=model, mpp=mpp, hpf_area_mm2=hpf)
     from spindledx.case.workup import pooled_count
 
