@@ -39,6 +39,18 @@ def thumbnail_png(rgb: np.ndarray, *, max_px: int = THUMBNAIL_PX) -> bytes:
     return png.tobytes()
 
 
+def tile_guard(result: Any, rgb: np.ndarray) -> tuple[list[str], list[str]]:
+    """Flags of one tile's count and their sentences: the score's own when it carries them, else
+    :func:`spindledx.detection.guard.guard_tile` (implausible density, out-of-distribution stain/texture)."""
+    flags = getattr(result, "flags", None)
+    if flags is not None:
+        return list(flags), list(getattr(result, "flag_messages", ()) or ())
+    from spindledx.detection.guard import guard_tile
+
+    g = guard_tile(rgb, result.mpp, result.count)
+    return list(g.flags), list(g.messages)
+
+
 def score_tiles(images: Sequence[Path], *, stems: Sequence[str], detector: Callable, threshold: float,
                 review_floor: float, out_dir: Path, model: dict[str, Any], mpp: float | None = None,
                 hpf_area_mm2: float) -> ScoredImages:
@@ -63,12 +75,14 @@ def score_tiles(images: Sequence[Path], *, stems: Sequence[str], detector: Calla
         counted = [d for d in found if d.score >= threshold]
         result = summarize(tile, counted, hpf_area_mm2=hpf_area_mm2)
         record = result.to_dict()
-        tile_flags = list(getattr(result, "flags", ()) or ())
+        tile_flags, messages = tile_guard(result, tile.rgb)
         record["stem"] = stem
         record["flags"] = tile_flags
+        record["flag_messages"] = messages
         record["n_candidates_below_threshold"] = sum(1 for c in cands if not c.detected)
         records.append(record)
         flags.extend(tile_flags)
+        warnings.extend(f"{stem}: {m}" for m in messages)
         warnings.extend(result.warnings)
         write_tile_outputs(tile.rgb, result, out_dir, stem=stem)
         doc = candidates_document(image=image, stem=stem, width=tile.width, height=tile.height, mpp=tile.mpp,
