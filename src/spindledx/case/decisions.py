@@ -103,7 +103,7 @@ def apply_decisions(docs: Sequence[dict[str, Any]], decisions: dict[str, Any], *
                     totals["detections_confirmed"] += d == "y"
                 elif d == "y":
                     totals["added_below_threshold"] += 1
-        area = counting.image_area_mm2(doc["width"], doc["height"], doc["mpp"])
+        area = float(doc.get("area_mm2") or counting.image_area_mm2(doc["width"], doc["height"], doc["mpp"]))
         images.append({"stem": doc["stem"], "image": doc["image"], "area_mm2": area, "detector_count": det_count,
                        "count": conf_count, "mitoses_per_mm2": counting.density_per_mm2(conf_count, area)})
     n_candidates = sum(len(doc["candidates"]) for doc in docs)
