@@ -63,7 +63,8 @@ def case(
     from spindledx.case.review import write_review_page
     from spindledx.case.workup import CaseOptions, build_case, check_options
     from spindledx.files import atomic_write_text as write_text_atomic
-    from spindledx.mitosis.commands import _unique_stems, collect_images
+    from spindledx.files import output_stems
+    from spindledx.mitosis.commands import collect_images
     from spindledx.pages import provenance
 
     extra = list(ctx.args)
@@ -93,7 +94,7 @@ def case(
     from spindledx.case.workup import differential
 
     differential(opts, None)  # a bad panel or site fails here, before any image is scored
-    images = collect_images([str(p) for p in tile_paths]) if slide is None else [slide]
+    images = collect_images([str(p) for p in tile_paths])[0] if slide is None else [slide]  # repeats scored once
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: exists and is not a folder")
     if (out / "case.json").exists():
@@ -101,7 +102,7 @@ def case(
     out.mkdir(parents=True, exist_ok=True)
     detector, thr, floor, model = _load_detector(threshold, review_margin)
     if slide is None:
-        scored = score_tiles(images, stems=_unique_stems(images), detector=detector, threshold=thr,
+        scored = score_tiles(images, stems=output_stems(images), detector=detector, threshold=thr,
                              review_floor=floor, out_dir=out, model=model, mpp=mpp, hpf_area_mm2=hpf)
     else:
         from spindledx.case.evidence import score_slide
