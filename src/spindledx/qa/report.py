@@ -29,12 +29,14 @@ def tiles_frame(rows: Sequence[dict]) -> pd.DataFrame:
     for r in rows:
         f = dict(r)
         f["flags"] = ";".join(r.get("flags") or [])
+        f["guard_flags"] = ";".join(r.get("guard_flags") or [])
+        f["flag_messages"] = " | ".join(r.get("flag_messages") or [])
         f["warnings"] = " | ".join(r.get("warnings") or [])
         f["mitoses"] = json.dumps(r.get("mitoses") or [])
         flat.append(f)
     frame = pd.DataFrame(flat)
-    first = [c for c in ("key", "case", "count", "expected_count", "count_error", "tp", "fp", "fn", "flags",
-                         "error") if c in frame.columns]
+    first = [c for c in ("key", "case", "count", "atypical_count", "atypical_fraction", "expected_count",
+                         "count_error", "tp", "fp", "fn", "flags", "error") if c in frame.columns]
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
@@ -258,6 +260,7 @@ def render_html(rows: Sequence[dict], summary: dict, *, specs_by_key: dict | Non
 
     parts.append(_table([{"flag": c.flag, "measure": c.measure, "rule": f"{c.comparison} {c.threshold:g}",
                           "unit": c.unit} for c in QUALITY_CHECKS], ["flag", "measure", "rule", "unit"]))
+    parts.append(_guard_html(rows, summary))
     parts.append("</section><section id='cases'><h2>Cases</h2>")
     parts.append("<p>Density = mitoses over the case's scored tile area; FNCLCC mitotic score from its per-10-HPF "
                  "equivalent. Where <code>area_below_10hpf</code> is yes, less than 10 HPF was counted and the "
@@ -265,7 +268,8 @@ def render_html(rows: Sequence[dict], summary: dict, *, specs_by_key: dict | Non
     parts.append(_img(plots.get("density_per_case"), "density per case"))
     parts.append(_table(summary.get("cases", []), ["case", "n_tiles", "n_failed", "count", "expected_count",
                                                    "area_mm2", "mitoses_per_mm2", "mitoses_per_10hpf",
-                                                   "fnclcc_mitotic_score", "area_below_10hpf"]))
+                                                   "fnclcc_mitotic_score", "area_below_10hpf", "atypical_count",
+                                                   "atypical_fraction", "flags"]))
     parts.append("</section><section id='ihc'><h2>IHC interpretation</h2>")
     ihc_cases = [c for c in summary.get("cases", []) if c.get("panel")]
     agreement = summary.get("ihc_agreement")
@@ -294,6 +298,26 @@ def render_html(rows: Sequence[dict], summary: dict, *, specs_by_key: dict | Non
     parts.append(_table(summary.get("failed", []), ["key", "error_kind", "error"]))
     parts.append("</section>" + _IMAGE_CHECK_JS + "</body></html>")
     return "\n".join(parts)
+
+
+def _guard_html(rows: Sequence[dict], summary: dict) -> str:
+    """Count-plausibility and out-of-distribution flags, in words (a flagged count must not feed a grade unseen)."""
+    from spindledx.detection import guard
+
+    flagged = [r for r in rows if not r.get("error") and r.get("guard_flags")]
+    head = (f"<h3>Count plausibility and stain/texture guard</h3><p>Density bound {guard.DENSITY_BOUND_PER_MM2:.0f} "
+            f"mitoses/mm² ({html.escape(guard.DENSITY_BOUND_SOURCE)}), Poisson test at "
+            f"{guard.DENSITY_FALSE_ALARM:g}; out-of-distribution when the stain/texture distance to the detector's "
+            "training images exceeds its 99th percentile. ")
+    if not flagged:
+        return head + "No tile and no case is flagged.</p>"
+    items = "".join(f"<li><b>{html.escape(str(r['key']))}</b>: {html.escape(m)}</li>"
+                    for r in flagged for m in (r.get("flag_messages") or []))
+    cases = [c for c in summary.get("cases", []) if c.get("flags")]
+    case_items = "".join(f"<li>case <b>{html.escape(str(c['case']))}</b>: {html.escape(', '.join(c['flags']))}"
+                         " — its FNCLCC score is shown but must not be used without checking the overlays</li>"
+                         for c in cases)
+    return head + f"{len(flagged)} tile(s) flagged:</p><ul class='guard'>{items}{case_items}</ul>"
 
 
 def _worst(rows: Sequence[dict], n: int = N_THUMBNAILS) -> list[dict]:
