@@ -161,5 +161,7 @@ def test_panel_cases_reads_case_report_columns(capsys, tmp_path):
     assert code == 0, err
     payload = json.loads(out)
     assert payload["n_cases"] == 2 and set(payload["per_entity"]) == {"leiomyosarcoma", "solitary_fibrous_tumor"}
-    code, out, err = run(capsys, "panel-cases", "--cases", str(cases), "--per-entity")
-    assert code == 2 and "foo" in err  # unknown marker without --ignore-unknown
+    code, out, err = run(capsys, "panel-cases", "--cases", str(cases), "--format", "json")
+    assert code == 0, err  # without --ignore-unknown the unknown marker is refused: that case counts as a miss
+    refused = [c for c in json.loads(out)["cases"] if c["error"]]
+    assert len(refused) == 1 and "foo" in refused[0]["error"] and refused[0]["predicted"] is None

@@ -89,16 +89,22 @@ def test_morphology_likelihoods_and_neutral_fallback():
     morph |= {("b", "mitoses", band): MorphologyFact("b", "mitoses", band, p, 40, "series", "doi:10.0/m")
               for band, p in (("0-4", 0.1), ("5-9", 0.2), ("10-19", 0.4), (">=20", 0.3))}
     morph[("a", "necrosis", "yes")] = MorphologyFact("a", "necrosis", "yes", 0.02, 40, "series", "doi:10.0/m")
+    morph[("b", "necrosis", "yes")] = MorphologyFact("b", "necrosis", "yes", 0.6, 40, "series", "doi:10.0/m")
+    morph[("a", "pattern", "storiform")] = MorphologyFact("a", "pattern", "storiform", 0.7, 40, "series", "doi:10.0/m")
     kb = toy_kb(morphology=morph, site_weights={"a": 1.0, "b": 1.0})
     high = interpret_panel("Y+", kb=kb, mitoses="15/10HPF")
     low = interpret_panel("Y+", kb=kb, mitoses="1/10HPF")
     assert high.differential[0].id == "b" and low.differential[0].id == "a"
     mit = next(ev for ev in high.differential[0].evidence if ev.marker == "mitoses")
     assert mit.kind == "morphology" and mit.event == "10-19" and mit.likelihood_ratio > 2 and mit.source
-    # necrosis: data for a only -> b gets the average (neutral, "no data"); necrosis lowers a
+    # a pattern with data for a only -> b gets the average (neutral, "no data"): the pattern moves nothing
+    pat = interpret_panel("Y+", kb=kb, pattern="storiform")
+    b_pat = next(ev for ev in next(e for e in pat.differential if e.id == "b").evidence if ev.marker == "pattern")
+    assert b_pat.basis == "no data" and b_pat.effect == "neutral"
+    assert [e.probability for e in pat.differential] == pytest.approx(
+        [e.probability for e in interpret_panel("Y+", kb=kb).differential])
+    # necrosis: rare in a (2 %), common in b (60 %) -> lowers a
     nec = interpret_panel("Y+", kb=kb, necrosis="yes")
-    b_nec = next(ev for ev in next(e for e in nec.differential if e.id == "b").evidence if ev.marker == "necrosis")
-    assert b_nec.basis == "no data" and b_nec.effect == "neutral"
     with_necrosis = next(e.probability for e in nec.differential if e.id == "a")
     base = next(e.probability for e in interpret_panel("Y+", kb=kb).differential if e.id == "a")
     assert with_necrosis < base
@@ -178,3 +184,39 @@ def test_reference_panel_without_site_ranks_leiomyosarcoma_first(kb):
     result = interpret_panel(REFERENCE, kb=kb)
     assert result.differential[0].id == "leiomyosarcoma"
     assert result.to_json()["prior"]["basis"] == "population"
+
+
+def test_uterine_smooth_muscle_tumour_is_decided_by_morphology(kb):
+    """Issue 10 class 3: SMA/desmin/h-caldesmon in the uterus ranked leiomyoma first whatever its mitoses."""
+    panel = "SMA+ desmin+ h-caldesmon+"
+    malignant = interpret_panel(panel, site="uterus", mitoses="15/10HPF", necrosis="yes", atypia="marked", kb=kb)
+    benign = interpret_panel(panel, site="uterus", mitoses="1/10HPF", necrosis="no", atypia="none", kb=kb)
+    assert malignant.differential[0].id == "leiomyosarcoma"
+    assert benign.differential[0].id == "leiomyoma"
+    items = {ev.marker: ev for ev in malignant.differential[0].evidence if ev.kind == "morphology"}
+    assert {"mitoses", "necrosis", "atypia"} <= set(items)
+    assert all(ev.effect == "supports" and ev.source for ev in items.values())
+
+
+def test_reference_case_with_findings_reaches_70_percent(kb):
+    """Issue 10 "must show": lung, 68-year-old woman, 11/10 HPF, marked atypia -> leiomyosarcoma >= 70 %."""
+    result = interpret_panel(REFERENCE, site="lung", age=68, sex="F", mitoses="11/10HPF", atypia="marked", kb=kb)
+    assert result.differential[0].id == "leiomyosarcoma"
+    assert result.differential[0].probability >= 0.70
+
+
+def test_calibration_constants_come_from_the_own_panels_only():
+    import json
+    from importlib import resources
+
+    from spindledx.ihc.model import MIN_ESTIMATE_COUNT, default_constants
+
+    constants = default_constants()
+    assert 0 < constants.evidence_weight <= 1.0 and constants.temperature > 0
+    assert constants.estimate_count >= MIN_ESTIMATE_COUNT
+    path = resources.files("spindledx.ihc").joinpath("data", "calibration.json")
+    if path.is_file():
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        assert "cases.csv + cases_holdout.csv" in payload["method"] and "reports" not in payload["method"]
+        cv = payload["cross_validation"]
+        assert cv["after_cross_validated"]["n"] == 100

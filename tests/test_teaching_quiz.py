@@ -65,3 +65,13 @@ def test_entity_filter_and_bad_input():
         quiz_questions(2, entity="leiomyosarcomma")
     with pytest.raises(BadInputError):
         quiz_questions(0)
+
+
+def test_literature_label_keeps_prior_figures_out_of_percentages():
+    from spindledx.teaching.quiz import literature_label
+
+    assert literature_label({"kind": "prior", "fraction_positive": 20.0, "basis": "site"}) == "figure 20 [site]"
+    assert literature_label({"kind": "stain", "fraction_positive": 0.79, "n_cases": 108, "evidence_level": "pooled",
+                             "basis": "entity"}) == "79% of 108 (pooled)"
+    assert literature_label({"kind": "clinical", "fraction_positive": None, "basis": "literature"}) == "fitted"
+    assert literature_label({"kind": "stain", "basis": "no data"}) == "no data"

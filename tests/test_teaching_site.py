@@ -148,6 +148,16 @@ def test_site_in_a_real_browser(built, browser_page, tmp_path):
     page.wait_for_url("**/markers/cd117.html")
     assert page.locator("h1").inner_text() == "CD117"
 
+    # keyboard: ArrowDown + Enter opens the second result
+    page.fill("#search", "des")
+    page.wait_for_selector("#search-results li a")
+    links = page.locator("#search-results li a")
+    assert links.count() >= 2
+    second = links.nth(1).get_attribute("href")
+    page.press("#search", "ArrowDown")
+    page.press("#search", "Enter")
+    page.wait_for_url("**/" + second.removeprefix("../"))
+
     # an A-versus-B page, reached from the index
     page.goto((out / "index.html").as_uri())
     page.click("text=Leiomyosarcoma versus Gastrointestinal stromal tumour")

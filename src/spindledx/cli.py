@@ -59,13 +59,15 @@ def _root(
 
 def _register_commands() -> None:
     from spindledx import grading_commands
+    from spindledx.case import commands as case_commands
     from spindledx.ihc import commands as ihc_commands
     from spindledx.mitosis import commands as mitosis_commands
     from spindledx.qa import commands as qa_commands
     from spindledx.slide import commands as slide_commands
     from spindledx.teaching import commands as teaching_commands
 
-    for module in (ihc_commands, grading_commands, mitosis_commands, qa_commands, slide_commands, teaching_commands):
+    for module in (ihc_commands, grading_commands, mitosis_commands, qa_commands, slide_commands, case_commands,
+                   teaching_commands):
         module.register(app)
     ihc_commands.register_kb(kb_app)
 

@@ -259,6 +259,9 @@ def panel_cases(
     top3 = sum(o.rank <= 3 for o in ev.outcomes)
     console.print(f"[bold]{n} cases[/bold]: top-1 {top1}/{n} = {ev.top1:.1%}, top-3 {top3}/{n} = {ev.top3:.1%}, "
                   f"Brier {ev.brier:.3f}, log loss {ev.log_loss:.3f}, ECE {ev.ece:.3f}")
+    refused = [o for o in ev.outcomes if o.error]
+    if refused:
+        console.print(f"[yellow]{len(refused)} case(s) refused by the interpreter, counted as misses[/yellow]")
     for kind in sorted({o.case.kind for o in ev.outcomes}):
         sub = [o for o in ev.outcomes if o.case.kind == kind]
         console.print(f"  {kind}: top-1 {sum(o.rank == 1 for o in sub)}/{len(sub)}, "
@@ -283,7 +286,7 @@ def panel_cases(
     for o in ev.outcomes:
         if o.rank > 1:
             t.add_row(o.case.id, o.case.kind, o.case.expected, str(o.rank), f"{o.expected_probability:.2f}",
-                      o.ranked[0], f"{o.top_probability:.2f}")
+                      o.ranked[0] if o.ranked else f"error: {o.error}", f"{o.top_probability:.2f}")
     console.print(t)
 
 

@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 
+from spindledx.errors import BadInputError
 from spindledx.ihc.interpret import interpret_panel
 from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base
 from spindledx.ihc.model import ModelConstants
@@ -64,8 +65,9 @@ class CaseOutcome:
     ranked: tuple[str, ...]
     top_probability: float
     expected_probability: float
-    rank: int  # 1-based rank of the expected entity
+    rank: int  # 1-based rank of the expected entity (number of entities + 1 when the case raised an error)
     brier: float
+    error: str | None = None  # the one-line error a user would have seen (the case counts as a miss)
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,8 @@ class Evaluation:
                             for b in self.reliability],
             "per_entity": self.per_entity(),
             "cases": [{"id": o.case.id, "kind": o.case.kind, "site": o.case.site, "panel": o.case.panel,
-                       "expected": o.case.expected, "predicted": o.ranked[0], "rank": o.rank,
+                       "expected": o.case.expected, "predicted": o.ranked[0] if o.ranked else None,
+                       "rank": o.rank, "error": o.error,
                        "top_probability": round(o.top_probability, 4),
                        "expected_probability": round(o.expected_probability, 4)} for o in self.outcomes],
         }
@@ -162,9 +165,17 @@ def load_cases(path: str | None = None, *, case_set: str = "original",
 
 def case_outcome(case: Case, *, kb: KnowledgeBase, constants: ModelConstants | None = None,
                  ignore_unknown: bool = False) -> CaseOutcome:
-    """Run :func:`interpret_panel` on one case (with the findings it states)."""
-    result = interpret_panel(case.panel, site=case.site, ignore_unknown=ignore_unknown, kb=kb, n_next=0,
-                             constants=constants, **case.findings())
+    """Run :func:`interpret_panel` on one case (with the findings it states).
+
+    A case the interpreter refuses (BadInputError: e.g. an unreadable result word) counts as a miss with all
+    probabilities 0 (rank = number of entities + 1, Brier 1) and keeps the error message.
+    """
+    try:
+        result = interpret_panel(case.panel, site=case.site, ignore_unknown=ignore_unknown, kb=kb, n_next=0,
+                                 constants=constants, **case.findings())
+    except BadInputError as exc:
+        return CaseOutcome(case=case, ranked=(), top_probability=0.0, expected_probability=0.0,
+                           rank=len(kb.entities) + 1, brier=1.0, error=str(exc))
     ranked = tuple(e.id for e in result.differential)
     probs = {e.id: e.probability for e in result.differential}
     brier = sum((p - (1.0 if e == case.expected else 0.0)) ** 2 for e, p in probs.items())

@@ -92,6 +92,23 @@ class Hotspot:
             poly = np.array([[cx - w, cy - h], [cx + w, cy - h], [cx + w, cy + h], [cx - w, cy + h]])
         return np.vstack([poly, poly[:1]])
 
+    def field_outlines_um(self) -> list[np.ndarray]:
+        """The ten square fields of a ``fields`` window (row by row), each a closed ``(5, 2)`` polygon in µm;
+        for a circle or square, the one outline (:meth:`outline_um`)."""
+        if self.shape != "fields":
+            return [self.outline_um()]
+        rows, cols = FIELDS_BLOCK if self.width_um >= self.height_um else FIELDS_BLOCK[::-1]
+        side_x, side_y = self.width_um / cols, self.height_um / rows
+        x0, y0 = self.centre_x_um - self.width_um / 2.0, self.centre_y_um - self.height_um / 2.0
+        outlines = []
+        for r in range(rows):
+            for c in range(cols):
+                left, top = x0 + c * side_x, y0 + r * side_y
+                square = np.array([[left, top], [left + side_x, top], [left + side_x, top + side_y],
+                                   [left, top + side_y]])
+                outlines.append(np.vstack([square, square[:1]]))
+        return outlines
+
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict."""
         size = ({"radius_um": self.radius_um} if self.shape == "circle"
@@ -251,3 +268,102 @@ def _exact_counts(points_um: np.ndarray, cx: np.ndarray, cy: np.ndarray, width_u
     scale = np.array([width_um, height_um])
     tree = cKDTree(points_um / scale)
     return np.asarray(tree.query_ball_point(centres / scale, r=0.5, p=np.inf, return_length=True), np.int64)
+
+
+def clip_polygon(polygon: np.ndarray, xmin: float, ymin: float, xmax: float, ymax: float) -> np.ndarray:
+    """Part of a convex polygon inside an axis-aligned rectangle (Sutherland-Hodgman clipping; Sutherland IE,
+    Hodgman GW, Commun ACM 1974;17:32).
+
+    Parameters
+    ----------
+    polygon
+        ``(n, 2)`` vertices ``(x, y)``; closed or not.
+    xmin, ymin, xmax, ymax
+        The rectangle.
+
+    Returns
+    -------
+    numpy.ndarray
+        Closed ``(m, 2)`` polygon (first vertex repeated), or ``(0, 2)`` when nothing lies inside.
+    """
+    pts = [tuple(p) for p in np.asarray(polygon, float).reshape(-1, 2)]
+    if len(pts) > 1 and pts[0] == pts[-1]:
+        pts = pts[:-1]
+    edges = ((0, xmin, True), (0, xmax, False), (1, ymin, True), (1, ymax, False))
+    for axis, bound, keep_greater in edges:
+        if not pts:
+            break
+
+        def inside(p: tuple[float, float], axis: int = axis, bound: float = bound,
+                   keep_greater: bool = keep_greater) -> bool:
+            return p[axis] >= bound if keep_greater else p[axis] <= bound
+
+        def cross(p: tuple[float, float], q: tuple[float, float], axis: int = axis,
+                  bound: float = bound) -> tuple[float, float]:
+            t = (bound - p[axis]) / (q[axis] - p[axis])
+            point = [p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])]
+            point[axis] = bound
+            return point[0], point[1]
+
+        out: list[tuple[float, float]] = []
+        for i, cur in enumerate(pts):
+            prev = pts[i - 1]
+            if inside(cur):
+                if not inside(prev):
+                    out.append(cross(prev, cur))
+                out.append(cur)
+            elif inside(prev):
+                out.append(cross(prev, cur))
+        pts = out
+    if len(pts) < 3:
+        return np.zeros((0, 2))
+    arr = np.array(pts, float)
+    return np.vstack([arr, arr[:1]])
+
+
+def polygon_area(polygon: np.ndarray) -> float:
+    """Area of a simple polygon (shoelace formula), in the squared units of its coordinates."""
+    p = np.asarray(polygon, float).reshape(-1, 2)
+    if len(p) < 3:
+        return 0.0
+    x, y = p[:, 0], p[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+
+
+def hotspot_regions_level0(hotspot: Hotspot, *, mpp: float, width_px: int, height_px: int,
+                           points_level0: np.ndarray | None = None) -> list[dict[str, object]]:
+    """The hotspot as polygons in level-0 pixels, clipped to the image, ready for GeoJSON and drawing.
+
+    A ``fields`` hotspot gives its ten fields, a circle or square one polygon. Each region has ``polygon``
+    (closed, inside ``[-0.5, width - 0.5] x [-0.5, height - 0.5]``, the pixel edges), ``area_mm2`` of the window
+    part inside the image, ``clipped`` (the window reached past the image edge) and, when ``points_level0`` is
+    given, ``count`` of the points inside (boundary included; a point on an edge shared by two fields counts in
+    the first).
+    """
+    regions = []
+    remaining = None if points_level0 is None else np.asarray(points_level0, float).reshape(-1, 2)
+    for outline_um in hotspot.field_outlines_um():
+        poly_px = outline_um / mpp - 0.5
+        clipped = clip_polygon(poly_px, -0.5, -0.5, width_px - 0.5, height_px - 0.5)
+        full_area = polygon_area(poly_px)
+        area_px = polygon_area(clipped)
+        region: dict[str, object] = {"polygon": clipped, "area_mm2": area_px * mpp * mpp / 1e6,
+                                     "clipped": bool(area_px < full_area * (1 - 1e-6))}
+        if remaining is not None:  # a point on a shared field edge counts in the first field only
+            inside = _points_in_convex(remaining, clipped)
+            region["count"] = int(inside.sum())
+            remaining = remaining[~inside]
+        regions.append(region)
+    return regions
+
+
+def _points_in_convex(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Boolean mask of the points inside or on a convex polygon (either orientation)."""
+    if len(points) == 0 or len(polygon) < 4:
+        return np.zeros(len(points), bool)
+    p = polygon[:-1]
+    q = np.roll(p, -1, axis=0)
+    crossz = ((q[:, 0] - p[:, 0])[None, :] * (points[:, 1:2] - p[:, 1][None, :])
+              - (q[:, 1] - p[:, 1])[None, :] * (points[:, 0:1] - p[:, 0][None, :]))
+    tol = 1e-9
+    return np.all(crossz >= -tol, axis=1) | np.all(crossz <= tol, axis=1)

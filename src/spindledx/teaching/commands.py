@@ -17,7 +17,7 @@ from spindledx.ihc.commands import _check_format, _console, _echo_json, _pct
 from spindledx.ihc.knowledge import load_knowledge_base
 from spindledx.ihc.lookups import resolve_entity
 from spindledx.teaching.compare import compare_entities
-from spindledx.teaching.quiz import QuizQuestion, quiz_questions
+from spindledx.teaching.quiz import QuizQuestion, literature_label, quiz_questions
 
 _FORMAT_HELP = "table or json."
 
@@ -96,15 +96,15 @@ def _print_reveal(q: QuizQuestion, answer: str | None) -> None:
         t.add_row(str(i), d["name"], f"{d['probability']:.1%}")
     console.print(t)
     t = Table(title=f"Evidence for {exp['name']}")
-    for col in ("marker", "result", "P(result|entity)", "LR", "effect", "literature", "source"):
+    for col in ("kind", "finding", "result", "P(result|entity)", "LR", "effect", "literature", "source"):
         t.add_column(col)
     for ev in info["evidence"]:
-        lit = "no data" if ev["basis"] == "no data" else (
-            _pct(ev["fraction_positive"]) + (f" of {ev['n_cases']}" if ev["n_cases"] else ""))
-        t.add_row(ev["marker"], ev["result"], f"{ev['likelihood']:.2f}", f"{ev['likelihood_ratio']:.2f}",
-                  ev["effect"], lit, ev["source"][:100] or "-")
+        t.add_row(ev["kind"], ev["marker"], ev["result"], f"{ev['likelihood']:.2f}", f"{ev['likelihood_ratio']:.2f}",
+                  ev["effect"], literature_label(ev), ev["source"][:100] or "-")
     console.print(t)
     console.print(f"Case source: {info['case_source']}", highlight=False, markup=False)
+    if info["case_note"]:
+        console.print(f"Case note: {info['case_note']}", highlight=False, markup=False)
 
 
 def _read_answer(q: QuizQuestion) -> str | None:
@@ -112,6 +112,8 @@ def _read_answer(q: QuizQuestion) -> str | None:
     for _ in range(5):
         typer.echo(f"Your diagnosis (1-{len(q.choices)}, an entity name, or q to stop): ", nl=False)
         line = sys.stdin.readline()
+        if not sys.stdin.isatty():
+            typer.echo(line.rstrip("\n"))  # echo piped answers so the transcript reads like a session
         if not line:
             typer.echo("")
             return None

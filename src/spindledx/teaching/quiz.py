@@ -145,6 +145,32 @@ class QuizQuestion:
         }
 
 
+def literature_label(evidence: dict) -> str:
+    """The literature figure of one evidence item (``MarkerEvidence.to_json()``) as short text.
+
+    Stains and morphology: the fraction / probability with n; clinical: the female fraction or "fitted"; prior:
+    the cited figure (relative frequency or site weight, not a fraction).
+    """
+    if evidence.get("basis") == "no data":
+        return "no data"
+    value, n = evidence.get("fraction_positive"), evidence.get("n_cases")
+    kind = evidence.get("kind", "stain")
+    if kind == "prior":
+        text = "-" if value is None else f"figure {value:g}"
+    elif value is None:
+        text = "fitted" if kind == "clinical" else "-"
+    else:
+        text = f"{value:.0%}"
+    if n:
+        text += f" of {n}"
+    if evidence.get("evidence_level"):
+        text += f" ({evidence['evidence_level']})"
+    basis = evidence.get("basis")
+    if basis in ("background", "pair background", "site"):
+        text += f" [{basis}]"
+    return text
+
+
 def _choices(result: PanelResult, expected: str, kb: KnowledgeBase, n_choices: int) -> tuple[str, ...]:
     others = [e.id for e in result.differential if e.id != expected][: n_choices - 1]
     return tuple(sorted([expected, *others], key=lambda e: kb.entities[e].name.casefold()))
@@ -253,5 +279,11 @@ def quiz_questions(n: int | None = None, *, entity: str | None = None, seed: int
             raise BadInputError(f"no published test case has the diagnosis '{wanted}'")
     order = list(cases)
     random.Random(seed).shuffle(order)
-    questions, _skipped = build_questions(order, kb=kb, n_choices=n_choices)
-    return questions if n is None else questions[:n]
+    if n is None:
+        return build_questions(order, kb=kb, n_choices=n_choices)[0]
+    questions: list[QuizQuestion] = []
+    for case in order:  # interpret only as many cases as needed
+        questions += build_questions([case], kb=kb, n_choices=n_choices)[0]
+        if len(questions) == n:
+            break
+    return tuple(questions)

@@ -28,7 +28,7 @@ from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base, normaliz
 from spindledx.teaching import pages
 from spindledx.teaching.compare import compare_entities, teaching_pairs
 from spindledx.teaching.html import esc, json_for_script, page, source_segments
-from spindledx.teaching.quiz import build_questions, load_quiz_cases
+from spindledx.teaching.quiz import build_questions, literature_label, load_quiz_cases
 
 MANIFEST = "site.json"
 ASSETS = ("site.css", "site.js")
@@ -47,9 +47,11 @@ class SiteBuild:
 
 
 def kb_digest(kb: KnowledgeBase) -> str:
-    """Short content digest of the knowledge base (sha256 of its facts, markers, entities and priors)."""
+    """Short content digest of the knowledge base (sha256 of every table: markers, entities, facts, priors,
+    specificity figures, clinical and morphology rows)."""
     h = hashlib.sha256()
-    for part in (kb.markers, kb.entities, kb.facts, kb.site_priors):
+    for part in (kb.markers, kb.entities, kb.facts, kb.site_priors, kb.pair_background, kb.population_priors,
+                 kb.clinical, kb.morphology):
         h.update(repr(sorted((repr(k), repr(v)) for k, v in part.items())).encode())
     return h.hexdigest()[:12]
 
@@ -83,6 +85,7 @@ def _quiz_data(kb: KnowledgeBase) -> tuple[list[dict], tuple[tuple[str, str], ..
         answer["case_source_segments"] = source_segments(answer["case_source"])
         for ev in answer["evidence"]:
             ev["source_segments"] = source_segments(ev["source"])
+            ev["literature"] = literature_label(ev)
         data.append(item)
     return data, skipped
 

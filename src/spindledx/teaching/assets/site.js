@@ -68,10 +68,22 @@
       list.hidden = !box.value;
     }
     box.addEventListener("input", render);
+    var active = 0;
+    function highlight(i) {
+      var links = list.querySelectorAll("a");
+      if (!links.length) { return; }
+      active = (i + links.length) % links.length;
+      Array.prototype.forEach.call(links, function (a, k) { a.className = k === active ? "active" : ""; });
+      links[active].scrollIntoView({ block: "nearest" });
+    }
+    box.addEventListener("input", function () { active = 0; });
     box.addEventListener("keydown", function (ev) {
-      if (ev.key === "Enter" && current.length) {
+      if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
         ev.preventDefault();
-        window.location.href = root + current[0].item.href;
+        highlight(active + (ev.key === "ArrowDown" ? 1 : -1));
+      } else if (ev.key === "Enter" && current.length) {
+        ev.preventDefault();
+        window.location.href = root + current[Math.min(active, current.length - 1)].item.href;
       } else if (ev.key === "Escape") {
         box.value = "";
         render();
@@ -145,9 +157,7 @@
       box.appendChild(table(["kind", "finding", "result", "P(result | entity)", "LR", "effect", "literature",
         "source"], ans.evidence.map(function (ev) {
           var effect = el("span", { "class": "effect-" + ev.effect }, ev.effect);
-          var lit = ev.basis === "no data" ? "no data" : pct(ev.fraction_positive) +
-            (ev.n_cases ? " of " + ev.n_cases : "") + (ev.evidence_level ? " (" + ev.evidence_level + ")" : "") +
-            (ev.basis === "background" ? " [background]" : ev.basis === "site" ? " [site]" : "");
+          var lit = ev.literature;
           return [ev.kind || "stain", ev.marker, ev.result, ev.likelihood.toFixed(2), ev.likelihood_ratio.toFixed(2),
             effect, lit, sourceNode(ev.note, ev.source_segments)];
         })));
@@ -169,7 +179,7 @@
       host.textContent = "";
       var card = el("div", { "class": "case", "data-case": q.id });
       card.appendChild(el("h2", null, "Case " + (i + 1) + " of " + questions.length));
-      card.appendChild(el("p", { "class": "muted" }, q.clinical + (q.kind ? " · " + q.kind + " case" : "")));
+      card.appendChild(el("p", { "class": "muted" }, q.clinical + (q.kind ? " · " + q.kind + (/case/.test(q.kind) ? "" : " case") : "")));
       card.appendChild(el("p", { "class": "panel" }, q.panel));
       card.appendChild(el("p", null, "Your diagnosis:"));
       var choices = el("div", { "class": "choices" });

@@ -1,0 +1,120 @@
+"""Candidate files: every figure the detector proposed on an image, including those just below its threshold.
+
+The review page (:mod:`spindledx.case.review`) shows candidates ordered by score so that a pathologist confirms
+the detections and can rescue figures the detector scored just below its threshold. A candidates file
+``<stem>_candidates.json`` is written next to a stage's other per-image outputs::
+
+    {"format": "spindledx-candidates/1", "image": "/abs/path.tif", "stem": "tile_01", "width": ..,
+     "height": .., "mpp": .., "threshold": 0.68, "review_floor": 0.48,
+     "model": {"model_version": .., "model_sha256": ..},
+     "candidates": [{"id": "tile_01#0", "x": .., "y": .., "score": .., "detected": true}, ...]}
+
+Candidates come from one detector run at the lower ``review_floor``: greedy non-maximum suppression keeps the
+highest score first, so the points at or above the threshold are exactly those a run at the threshold keeps
+(a lower-scoring point never suppresses a higher one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spindledx.errors import BadInputError
+
+FORMAT = "spindledx-candidates/1"
+#: Default review floor = threshold minus this (candidates "just below the threshold").
+DEFAULT_REVIEW_MARGIN = 0.2
+#: At most this many below-threshold candidates per image go to the review page (highest scores first).
+MAX_BELOW_PER_IMAGE = 60
+SUFFIX = "_candidates.json"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One proposed figure: id, position in pixels of the image as given, score, and whether it was counted."""
+
+    id: str
+    x: float
+    y: float
+    score: float
+    detected: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (coordinates to 0.1 px, score to 1e-4)."""
+        return {"id": self.id, "x": round(float(self.x), 1), "y": round(float(self.y), 1),
+                "score": round(float(self.score), 4), "detected": bool(self.detected)}
+
+
+def split_candidates(points: Iterable[Any], *, stem: str, threshold: float, review_floor: float,
+                     max_below: int = MAX_BELOW_PER_IMAGE) -> list[Candidate]:
+    """Candidates (objects with ``x``, ``y``, ``score``) at or above ``review_floor``, highest score first,
+    flagged ``detected`` when at or above ``threshold``; at most ``max_below`` below the threshold."""
+    ordered = sorted((p for p in points if p.score >= review_floor), key=lambda p: -p.score)
+    out: list[Candidate] = []
+    below = 0
+    for p in ordered:
+        detected = p.score >= threshold
+        if not detected:
+            below += 1
+            if below > max_below:
+                continue
+        out.append(Candidate(id=f"{stem}#{len(out)}", x=float(p.x), y=float(p.y), score=float(p.score),
+                             detected=detected))
+    return out
+
+
+def candidates_document(*, image: str | Path, stem: str, width: int, height: int, mpp: float, threshold: float,
+                        review_floor: float, model: dict[str, Any], candidates: Sequence[Candidate],
+                        origin: tuple[float, float] = (0.0, 0.0), kind: str = "tile") -> dict[str, Any]:
+    """The JSON object of a candidates file (``origin``: offset of the crop source for a slide region)."""
+    return {"format": FORMAT, "kind": kind, "image": str(Path(image).resolve()), "stem": stem, "width": int(width),
+            "height": int(height), "mpp": float(mpp), "origin": [float(origin[0]), float(origin[1])],
+            "threshold": float(threshold), "review_floor": float(review_floor),
+            "model": {"model_version": model.get("model_version"), "model_sha256": model.get("model_sha256")},
+            "candidates": [c.to_json() for c in candidates]}
+
+
+def write_candidates(doc: dict[str, Any], out_dir: str | Path) -> Path:
+    """Write ``<stem>_candidates.json`` atomically into ``out_dir``; returns the path."""
+    from spindledx.files import atomic_write_text as write_text_atomic
+
+    path = Path(out_dir) / f"{doc['stem']}{SUFFIX}"
+    write_text_atomic(path, json.dumps(doc, indent=1, ensure_ascii=False))
+    return path
+
+
+def load_candidate_files(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Every candidates file of an output folder, sorted by name; BadInputError when there is none."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise BadInputError(f"{out_dir}: no such folder")
+    paths = sorted(out_dir.glob(f"*{SUFFIX}"))
+    if not paths:
+        raise BadInputError(f"{out_dir}: no *{SUFFIX} files (run `spindledx case` or `spindledx score --out` "
+                            "with this version first)")
+    docs = []
+    for path in paths:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BadInputError(f"{path}: not a readable candidates file ({exc})") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise BadInputError(f"{path}: not a {FORMAT} file")
+        docs.append(doc)
+    return docs
+
+
+def run_id(docs: Sequence[dict[str, Any]]) -> str:
+    """Identity of a set of candidates: sha256 over every image's stem, size, threshold, model checksum and
+    candidate list. Decisions carry it; decisions made on another run (other candidates or model) are refused."""
+    digest = hashlib.sha256()
+    for doc in sorted(docs, key=lambda d: d["stem"]):
+        key = {"stem": doc["stem"], "width": doc["width"], "height": doc["height"], "threshold": doc["threshold"],
+               "model_sha256": (doc.get("model") or {}).get("model_sha256"),
+               "candidates": [[c["id"], c["x"], c["y"], c["score"]] for c in doc["candidates"]]}
+        digest.update(json.dumps(key, sort_keys=True).encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,161 @@
+"""CLI commands of the `case` stage (registered by :mod:`spindledx.cli`): ``case`` and ``review``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from spindledx import counting
+from spindledx.cli_options import FieldNumber, HpfArea, Mpp, Objective, Threshold
+from spindledx.errors import BadInputError
+
+
+def _load_detector(threshold: float | None, review_margin: float):
+    """(detector returning candidates down to the review floor, threshold, review floor, model provenance).
+
+    A seam for tests, which replace it with a fake detector.
+    """
+    from spindledx.detection.model import load_shipped_model
+    from spindledx.mitosis.score import default_detector
+    from spindledx.pages.provenance import model_provenance
+
+    model = load_shipped_model()
+    thr = model.threshold if threshold is None else float(threshold)
+    floor = max(0.0, thr - review_margin)
+    return default_detector(threshold=floor), thr, floor, model_provenance(model.description)
+
+
+def case(
+    ctx: typer.Context,
+    panel: str = typer.Argument(..., metavar="TEXT", help="IHC panel, e.g. \"actin+ desmin+ CK-pan- CD34-\"."),
+    tiles: list[Path] = typer.Option(None, "--tiles", help="H&E tiles or folders of tiles (as `score`); "
+                                                           "several paths may follow one --tiles."),
+    slide: Path | None = typer.Option(None, "--slide", help="A whole-slide image (not yet: use --tiles)."),
+    out: Path = typer.Option(..., "--out", help="Output folder (case.json, case.html, review.html, per-image files)."),
+    site: str | None = typer.Option(None, "--site", help="Tumour site (lung, uterus, ...)."),
+    age: float | None = typer.Option(None, "--age", help="Age in years."),
+    sex: str | None = typer.Option(None, "--sex", help="F or M."),
+    necrosis: str | None = typer.Option(None, "--necrosis", help="none, <50, >=50 (extent, for the grade) or "
+                                                                  "yes/no."),
+    atypia: str | None = typer.Option(None, "--atypia", help="none, mild, moderate or marked."),
+    pattern: list[str] = typer.Option(None, "--pattern", help="Pattern word(s) (fascicular, storiform, ...); "
+                                                              "repeat or separate with ';'."),
+    differentiation: int | None = typer.Option(None, "--differentiation", help="FNCLCC differentiation score "
+                                                                               "1-3 (default: from the entity)."),
+    mpp: Mpp = None,
+    threshold: Threshold = None,
+    review_margin: float = typer.Option(0.2, "--review-margin", help="Candidates down to threshold minus this go "
+                                                                     "to the review page."),
+    hpf_area_mm2: HpfArea = None,
+    field_number: FieldNumber = None,
+    objective: Objective = None,
+    ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers with a warning."),
+) -> None:
+    """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report."""
+    from spindledx.case.evidence import score_tiles
+    from spindledx.case.page import render_case_html
+    from spindledx.case.review import write_review_page
+    from spindledx.case.workup import CaseOptions, build_case, check_options
+    from spindledx.files import atomic_write_text as write_text_atomic
+    from spindledx.mitosis.commands import _unique_stems, collect_images
+    from spindledx.pages import provenance
+
+    extra = list(ctx.args)
+    if extra and not tiles:
+        raise BadInputError(f"unexpected argument '{extra[0]}' (tiles go after --tiles)")
+    tile_paths = [*(tiles or []), *(Path(a) for a in extra)]
+    if slide is not None:
+        raise BadInputError("--slide is not supported by `case` yet: run `spindledx slide`, then give the hotspot "
+                            "tiles with --tiles")
+    if not tile_paths:
+        raise BadInputError("give the H&E evidence with --tiles PATH...")
+    patterns = tuple(p.strip() for raw in (pattern or []) for p in raw.split(";") if p.strip())
+    if mpp is not None:
+        counting.check_mpp(mpp)
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
+    if not 0.0 <= review_margin <= 1.0:
+        raise BadInputError("--review-margin must be between 0 and 1")
+    hpf = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
+    opts = CaseOptions(panel=panel, site=site, age=age, sex=sex.upper() if sex else None, necrosis=necrosis,
+                       atypia=atypia, pattern=patterns, differentiation=differentiation,
+                       ignore_unknown=ignore_unknown, hpf_area_mm2=hpf)
+    check_options(opts)
+    from spindledx.case.workup import differential
+
+    differential(opts, None)  # a bad panel or site fails here, before any image is scored
+    images = collect_images([str(p) for p in tile_paths])
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out}: exists and is not a folder")
+    if (out / "case.json").exists():
+        raise BadInputError(f"--out {out}: already holds a case (case.json); choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    detector, thr, floor, model = _load_detector(threshold, review_margin)
+    scored = score_tiles(images, stems=_unique_stems(images), detector=detector, threshold=thr, review_floor=floor,
+                         out_dir=out, model=model, mpp=mpp, hpf_area_mm2=hpf)
+    from spindledx.case.workup import pooled_count
+
+    count = pooled_count(scored.records, hpf_area_mm2=hpf, flags=scored.flags)
+    base = provenance(include_model=False)
+    prov = {"spindledx_version": base["spindledx_version"], **model, "threshold": thr, "review_floor": floor,
+            "kb_version": base["kb_version"], "date": base["date"]}
+    doc = build_case(opts, scored.records, count, provenance=prov,
+                     evidence_source={"kind": "tiles", "paths": [str(p) for p in images]},
+                     warnings=scored.warnings)
+    write_text_atomic(out / "case.json", json.dumps(doc, indent=2, ensure_ascii=False))
+    write_review_page(out, scored.candidates)
+    write_text_atomic(out / "case.html", render_case_html(doc, thumbnails=scored.thumbnails))
+    for w in scored.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    lead = doc["differential"][0]
+    g = doc["grade"]
+    grade_text = (f"grade {g['grade']}" if g["status"] == "graded" else
+                  f"no FNCLCC grade ({g['status'].replace('_', ' ')})")
+    typer.echo(f"{lead['name']} {100 * lead['probability']:.0f}%; {count['count']} mitoses in "
+               f"{count['area_mm2']:.3f} mm² = {count['mitoses_per_mm2']:.1f}/mm² = {count['mitoses_per_10hpf']:.1f}"
+               f"/10 HPF ({count['n_hpf']:.2f} HPF counted{', extrapolated' if count['extrapolated'] else ''}); "
+               f"{grade_text}")
+    typer.echo(f"report: {out / 'case.html'}  (review the figures: {out / 'review.html'})")
+
+
+def review(
+    out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="Output folder of `case` (or `score --out`)."),
+    import_path: Path | None = typer.Option(None, "--import", help="decisions.json exported from review.html."),
+) -> None:
+    """Write review.html for an output folder, or import the reviewer's decisions and recompute the counts."""
+    if import_path is None:
+        from spindledx.case.review import write_review_page
+
+        path = write_review_page(out_dir)
+        typer.echo(f"review page: {path}")
+        return
+    from spindledx.case.decisions import import_decisions
+
+    result = import_decisions(out_dir, import_path)
+    r = result["review"]
+    c = r["count"]
+    typer.echo(f"reviewed by {r['reviewer'] or 'an unnamed reviewer'} ({r['date']}): {r['n_reviewed']} of "
+               f"{r['n_candidates']} candidates; detector count {r['detector_count']}, confirmed count "
+               f"{r['confirmed_count']} = {c['mitoses_per_mm2']:.1f}/mm² = {c['mitoses_per_10hpf']:.1f}/10 HPF")
+    a = r["agreement"]
+    kappa = "–" if a["kappa"] is None else f"{a['kappa']:.2f}"
+    typer.echo(f"agreement: {a['detections_confirmed']} of {a['detections_reviewed']} reviewed detections confirmed, "
+               f"{a['added_below_threshold']} figures added from below the threshold, Cohen's kappa {kappa}")
+    for note in r["notes"]:
+        typer.echo(f"note: {note}")
+    if result["case"] is not None:
+        case_doc = result["case"]
+        lead = case_doc["differential"][0]
+        g = case_doc["grade"]
+        typer.echo(f"case: {lead['name']} {100 * lead['probability']:.0f}%; grade: "
+                   + (str(g["grade"]) if g["status"] == "graded" else g["status"].replace("_", " ")))
+        typer.echo(f"report: {result['paths']['case_html']}")
+    typer.echo(f"written: {result['paths']['review']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this stage's commands to the spindledx app."""
+    app.command("case", context_settings={"allow_extra_args": True})(case)
+    app.command("review")(review)

@@ -1,0 +1,222 @@
+"""``case.html``: the case report a pathologist reads top to bottom, printable on A4.
+
+Order: the answer (leading entity, probability, what would change it), the evidence, the next markers, the
+mitotic count with overlay thumbnails (linking to the review page), the grade, the caveats, the review record
+(after ``review --import``) and the provenance. One file, no script, built from :mod:`spindledx.pages`.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import Any
+
+from spindledx.pages import document, esc, figure, kv_table, notice, provenance_block, section, table
+
+SECTION_IDS = ("answer", "differential", "evidence", "next-markers", "count", "grade", "caveats", "provenance")
+N_DIFFERENTIAL = 8
+
+
+def _pct(p: float | None) -> str:
+    return "–" if p is None else f"{100 * p:.0f} %"
+
+
+def _bar(p: float) -> str:
+    return f"<span class='bar' style='width:{max(1, round(120 * p))}px'></span>{_pct(p)}"
+
+
+def _entity_name(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("name") or entry.get("id", "")).strip()
+
+
+def _evidence_rows(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for e in entry.get("evidence") or []:
+        kind = e.get("kind", "stain")
+        what = e.get("marker") or e.get("feature") or e.get("name") or kind
+        observed = e.get("result") if e.get("result") is not None else e.get("value")
+        lr = e.get("likelihood_ratio")
+        effect = e.get("effect") or ("supports" if lr is not None and lr >= 2 else
+                                     "against" if lr is not None and lr <= 0.5 else "neutral")
+        rows.append({"kind": kind, "what": what, "observed": observed,
+                     "likelihood": e.get("likelihood"), "lr": lr, "effect": effect,
+                     "basis": "; ".join(str(x) for x in (e.get("fraction_positive") is not None
+                                                         and f"{100 * e['fraction_positive']:.0f} % positive",
+                                                         e.get("n_cases") and f"n = {e['n_cases']}",
+                                                         e.get("evidence_level"), e.get("basis")) if x),
+                     "source": e.get("source")})
+    return rows
+
+
+def _answer(doc: Mapping[str, Any]) -> str:
+    diff = doc["differential"]
+    lead, second = diff[0], diff[1] if len(diff) > 1 else None
+    count = doc["count"]
+    g = doc["grade"]
+    lines = [f"<div class='answer'><div>Leading diagnosis: <span class='big'>{esc(_entity_name(lead))}</span> "
+             f"<strong>{_pct(lead['probability'])}</strong>"
+             + (f" &nbsp;·&nbsp; next: {esc(_entity_name(second))} {_pct(second['probability'])}" if second else "")
+             + "</div>"]
+    per10 = f"{count['mitoses_per_10hpf']:.1f} per 10 HPF" if count else "–"
+    count_text = (f"Mitotic count ({esc(count['method'])}): <strong>{count['count']}</strong> figures in "
+                  f"{count['area_mm2']:.3f} mm² = {count['mitoses_per_mm2']:.1f} per mm² = {per10} "
+                  f"(HPF {count['hpf_area_mm2']:.4f} mm²; {count['n_hpf']:.2f} HPF counted"
+                  + (", <strong>extrapolated</strong>" if count["extrapolated"] else "") + ")")
+    lines.append(f"<div>{count_text}</div>")
+    lines.append(f"<div>FNCLCC grade: {_grade_phrase(g)}</div>")
+    if count.get("flags"):
+        lines.append(f"<div class='notice bad'>Detector flags on this count: {esc(count['flags'])}</div>")
+    nxt = doc.get("next_markers") or []
+    if nxt:
+        parts = []
+        for m in nxt[:3]:
+            pos = m.get("expected_positive") or {}
+            shown = ", ".join(f"{html.escape(k.replace('_', ' '))} {_pct(v)}" for k, v in list(pos.items())[:3])
+            parts.append(f"<strong>{esc(m['marker'])}</strong> (P(+): {shown})" if shown else esc(m["marker"]))
+        lines.append("<div>What would change it: " + "; ".join(parts) + ".</div>")
+    lines.append("</div>")
+    return "".join(lines)
+
+
+def _grade_phrase(g: Mapping[str, Any]) -> str:
+    status = g.get("status")
+    flag = (f" <strong class='warn'>(flagged count: {esc(g['flags'])})</strong>" if g.get("flags") else "")
+    if status == "graded":
+        return (f"<strong>grade {g['grade']}</strong> (differentiation {g['differentiation_score']} + mitoses "
+                f"{g['mitotic_score']} + necrosis {g['necrosis_score']} = {g['total']})" + flag)
+    if status == "extrapolated":
+        return (f"not an FNCLCC grade: less than 10 HPF counted (the extrapolation would give grade "
+                f"{g['extrapolated_grade']}, mitotic score {g['mitotic_score']})" + flag)
+    return esc(g.get("reason") or "not graded") + flag
+
+
+def render_case_html(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] | None = None,
+                     review_href: str | None = "review.html") -> str:
+    """The case page for a ``case.json`` document (``thumbnails``: overlay PNG bytes by image stem)."""
+    thumbnails = thumbnails or {}
+    inputs = doc["inputs"]
+    parts = [notice("Decision aid for trained pathologists and for teaching; not a diagnosis. The mitotic detector "
+                    "is a screening aid: confirm its figures on the review page before reporting a count.",
+                    kind="info")]
+    if doc.get("review"):
+        r = doc["review"]
+        parts.append(notice(f"Reviewed by {r.get('reviewer') or 'an unnamed reviewer'} on {r.get('date')}: "
+                            f"{r['confirmed_count']} figures confirmed (detector: {r['detector_count']}).",
+                            kind="ok"))
+    parts.append(section("answer", "Answer", _answer(doc)))
+
+    diff_rows = [{"rank": i + 1, "name": _entity_name(e), "p": _bar(float(e["probability"])),
+                  "fit": e.get("fit")} for i, e in enumerate(doc["differential"][:N_DIFFERENTIAL])]
+    inputs_pairs = [("IHC panel", inputs["panel"]), ("site", inputs.get("site") or "not given"),
+                    ("age", inputs.get("age")), ("sex", inputs.get("sex")), ("necrosis", inputs.get("necrosis")),
+                    ("atypia", inputs.get("atypia")), ("pattern", inputs.get("pattern") or None),
+                    ("evidence used besides stains", doc.get("morphology_used") or "none")]
+    parts.append(section("differential", "Differential",
+                         table(diff_rows, [("rank", "#", "num"), ("name", "entity"), ("p", "probability"),
+                                           ("fit", "fit of the stains", "num")], raw=("p",)),
+                         "<h3>What the case was given</h3>", kv_table(inputs_pairs)))
+
+    lead = doc["differential"][0]
+    ev_cols = [("kind", "kind"), ("what", "evidence"), ("observed", "observed"),
+               ("likelihood", f"P(observed | {_entity_name(lead)})", "num"),
+               ("lr", "likelihood ratio vs the rest", "num"), ("effect", "effect"), ("basis", "basis"),
+               ("source", "source")]
+    pitfalls = lead.get("pitfalls") or []
+    parts.append(section("evidence", f"Evidence for {_entity_name(lead)}",
+                         table(_evidence_rows(lead), ev_cols, empty="no evidence recorded"),
+                         ("<h3>Pitfalls</h3><ul>" + "".join(f"<li>{esc(p)}</li>" for p in pitfalls) + "</ul>")
+                         if pitfalls else ""))
+
+    nm_rows = []
+    for m in (doc.get("next_markers") or [])[:8]:
+        pos = m.get("expected_positive") or {}
+        nm_rows.append({"marker": m["marker"], "kind": m.get("kind"), "gain": m.get("expected_information_gain"),
+                        "pos": "; ".join(f"{k.replace('_', ' ')} {_pct(v)}" for k, v in pos.items())})
+    parts.append(section("next-markers", "Next markers",
+                         "<p class='muted'>Untested markers ranked by expected information gain over the current "
+                         "differential, with the chance each leading entity stains positive.</p>",
+                         table(nm_rows, [("marker", "marker"), ("kind", "kind"),
+                                         ("gain", "expected information gain (bits)", "num"),
+                                         ("pos", "P(positive) for the leading entities")], empty="none")))
+    parts.append(section("count", "Mitotic count", _count_section(doc, thumbnails, review_href)))
+    parts.append(section("grade", "FNCLCC grade", _grade_section(doc["grade"])))
+    caveats = list(doc.get("warnings") or []) + list(doc["grade"].get("caveats") or [])
+    parts.append(section("caveats", "Caveats", "<ul>" + "".join(f"<li>{esc(w)}</li>" for w in caveats) + "</ul>"))
+    if doc.get("review"):
+        parts.append(section("review", "Review", _review_section(doc["review"])))
+    parts.append(section("provenance", "Provenance", provenance_block(doc["provenance"])))
+    title = f"Case report: {_entity_name(lead)}"
+    return document(title, "".join(parts), subtitle=f"spindledx case · {doc['provenance'].get('date', '')}")
+
+
+def _count_section(doc: Mapping[str, Any], thumbnails: Mapping[str, bytes], review_href: str | None) -> str:
+    c = doc["count"]
+    parts = []
+    if c["extrapolated"]:
+        parts.append(notice(f"Only {c['n_hpf']:.2f} HPF ({c['area_mm2']:.3f} mm²) were counted. The per-10-HPF "
+                            "figure is an extrapolation from a smaller area and is not an FNCLCC mitotic score; "
+                            "count 10 HPF (2.4 mm² with 0.238 mm² fields) in the most active area."))
+    if c.get("flags"):
+        parts.append(notice(f"Detector flags: {', '.join(c['flags'])}. Treat the count as unreliable until it is "
+                            "reviewed.", kind="bad"))
+    parts.append(kv_table([("figures counted", c["count"]), ("counted by", c["method"]),
+                           ("area counted", f"{c['area_mm2']:.3f} mm² ({c['n_hpf']:.2f} HPF)"),
+                           ("HPF area", f"{c['hpf_area_mm2']:.4f} mm² (10 HPF = {10 * c['hpf_area_mm2']:.2f} mm²)"),
+                           ("mitoses per mm²", f"{c['mitoses_per_mm2']:.2f}"),
+                           ("mitoses per 10 HPF", f"{c['mitoses_per_10hpf']:.1f}"
+                            + (" (extrapolated)" if c["extrapolated"] else "")),
+                           ("images", c["n_images"])]))
+    rows = []
+    for t in doc.get("tiles") or []:
+        rows.append({"image": t.get("stem") or t["image"], "size": f"{t['width']} × {t['height']} px",
+                     "mpp": f"{t['mpp']:g}" + (" (assumed)" if t.get("mpp_source") == "assumed" else ""),
+                     "area": t["area_mm2"], "count": t["count"], "below": t.get("n_candidates_below_threshold"),
+                     "density": t["mitoses_per_mm2"], "flags": t.get("flags") or None})
+    parts.append(table(rows, [("image", "image"), ("size", "size"), ("mpp", "µm per pixel", "num"),
+                              ("area", "area (mm²)", "num"), ("count", "figures", "num"),
+                              ("below", "candidates just below threshold", "num"),
+                              ("density", "per mm²", "num"), ("flags", "flags")]))
+    figs = []
+    for t in doc.get("tiles") or []:
+        png = thumbnails.get(t.get("stem", ""))
+        if png is None:
+            continue
+        href = f"{review_href}#img-{t['stem']}" if review_href else None
+        figs.append(figure(png, f"{t['stem']}: {t['count']} figures (yellow circles, detector score)", href=href,
+                           width_px=260))
+    if figs:
+        parts.append("<div class='grid'>" + "".join(figs) + "</div>")
+        if review_href:
+            parts.append(f"<p class='small'>Click a thumbnail to review its candidates "
+                         f"(<a href='{html.escape(review_href)}'>review page</a>).</p>")
+    return "".join(parts)
+
+
+def _grade_section(g: Mapping[str, Any]) -> str:
+    parts = [f"<p>{_grade_phrase(g)}</p>"]
+    if g.get("status") in ("graded", "extrapolated"):
+        label = "grade" if g["status"] == "graded" else "extrapolated grade (not an FNCLCC grade)"
+        value = g["grade"] if g["status"] == "graded" else g["extrapolated_grade"]
+        parts.append(kv_table([("entity graded", str(g["entity"]).replace("_", " ")),
+                               ("differentiation score", g["differentiation_score"]),
+                               ("mitotic score", g["mitotic_score"]), ("necrosis score", g["necrosis_score"]),
+                               ("total", g["total"]), (label, value)]))
+    if g.get("reason") and g.get("status") != "graded":
+        parts.append(notice(str(g["reason"])))
+    if g.get("assumptions"):
+        parts.append("<h3>Assumptions</h3><ul>" + "".join(f"<li>{esc(a)}</li>" for a in g["assumptions"]) + "</ul>")
+    return "".join(parts)
+
+
+def _review_section(r: Mapping[str, Any]) -> str:
+    pairs = [("reviewer", r.get("reviewer")), ("date", r.get("date")),
+             ("detector count", r["detector_count"]), ("confirmed count", r["confirmed_count"]),
+             ("candidates reviewed", f"{r['n_reviewed']} of {r['n_candidates']}"),
+             ("detections confirmed", f"{r['agreement']['detections_confirmed']} of "
+                                      f"{r['agreement']['detections_reviewed']} reviewed"),
+             ("figures added below threshold", r["agreement"]["added_below_threshold"]),
+             ("Cohen's kappa (reviewed, yes/no)", r["agreement"].get("kappa"))]
+    parts = [kv_table(pairs)]
+    if r.get("partial"):
+        parts.append(notice(r["partial_note"]))
+    return "".join(parts)

@@ -1,0 +1,70 @@
+"""Provenance of a result: spindledx version, detector model (name, version, sha256, threshold), IHC
+knowledge-base version and the date, so that every count and differential can be traced to what produced it."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from importlib import resources
+from typing import Any
+
+from spindledx import __version__
+
+
+def kb_version() -> str:
+    """Version of the IHC knowledge base: the package's declared one if any, else ``sha256:<12 hex>`` of the
+    data files (names and bytes, sorted), which changes whenever any CSV changes."""
+    from spindledx import ihc
+
+    declared = getattr(ihc, "KB_VERSION", None) or getattr(ihc, "__kb_version__", None)
+    if declared:
+        return str(declared)
+    digest = hashlib.sha256()
+    data = resources.files("spindledx.ihc") / "data"
+    for entry in sorted(data.iterdir(), key=lambda p: p.name):
+        if entry.name.endswith((".csv", ".json", ".yaml")):
+            digest.update(entry.name.encode())
+            digest.update(entry.read_bytes())
+    return "sha256:" + digest.hexdigest()[:12]
+
+
+def model_provenance(description: Any | None) -> dict[str, Any]:
+    """Name, version, sha256 and threshold of a model description (``ModelDescription``-like), or the shipped
+    model's when ``description`` is None; empty values when no model can be read."""
+    if description is None:
+        from spindledx.detection.model import shipped_description
+
+        try:
+            description = shipped_description()
+        except Exception:  # provenance must not fail a run; it says the model is unknown instead
+            return {"model_name": None, "model_version": None, "model_sha256": None, "threshold": None}
+    return {"model_name": getattr(description, "name", None) or description.extra.get("name"),
+            "model_version": getattr(description, "version", None),
+            "model_sha256": getattr(description, "sha256", None),
+            "threshold": getattr(description, "threshold", None)}
+
+
+def provenance(*, model_description: Any | None = None, include_model: bool = True,
+               threshold: float | None = None, now: _dt.datetime | None = None) -> dict[str, Any]:
+    """Provenance dict for a JSON output.
+
+    Parameters
+    ----------
+    model_description
+        The detector model's description (default: the shipped model's).
+    include_model
+        False for outputs that involve no detector (e.g. a panel alone).
+    threshold
+        The detection threshold used when it differs from the model's.
+    now
+        Timestamp (default: now, UTC).
+    """
+    when = (now or _dt.datetime.now(_dt.UTC)).replace(microsecond=0)
+    prov: dict[str, Any] = {"spindledx_version": __version__}
+    if include_model:
+        prov.update(model_provenance(model_description))
+        if threshold is not None:
+            prov["threshold"] = threshold
+    prov["kb_version"] = kb_version()
+    prov["date"] = when.isoformat().replace("+00:00", "Z")
+    return prov

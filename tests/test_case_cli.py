@@ -1,0 +1,101 @@
+"""`spindledx case` end to end on tiny synthetic tiles with a fake detector: case.json, case.html, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from case_helpers import FAKE_MODEL, PANEL, THRESHOLD, fixed_detector, use_detector, write_tiles
+
+from spindledx.case.page import SECTION_IDS
+from spindledx.cli import main
+
+
+@pytest.fixture()
+def tiles(tmp_path, monkeypatch):
+    use_detector(monkeypatch, fixed_detector)
+    return write_tiles(tmp_path / "tiles", n=2)
+
+
+def test_case_writes_json_with_count_differential_grade_and_provenance(tiles, tmp_path, capsys):
+    out = tmp_path / "case"
+    code = main(["case", PANEL, "--site", "lung", "--tiles", str(tiles[0]), str(tiles[1]), "--out", str(out),
+                 "--necrosis", "<50"])
+    assert code == 0, capsys.readouterr().err
+    doc = json.loads((out / "case.json").read_text())
+    count = doc["count"]
+    assert count["count"] == 4  # two detections per tile at or above the threshold
+    area = 2 * (256 * 0.25) ** 2 / 1e6
+    assert count["area_mm2"] == pytest.approx(area, rel=1e-4)
+    assert count["mitoses_per_mm2"] == pytest.approx(4 / area, rel=1e-3)
+    assert count["extrapolated"] is True and count["n_hpf"] < 10
+    assert doc["differential"][0]["id"] == "leiomyosarcoma"
+    assert doc["next_markers"]
+    g = doc["grade"]
+    # under 10 HPF counted: never silently an FNCLCC grade
+    assert g["status"] == "extrapolated" and g["grade"] is None and g["extrapolated_grade"] in (1, 2, 3)
+    assert any("extrapolation" in w for w in doc["warnings"])
+    prov = doc["provenance"]
+    for key in ("spindledx_version", "model_version", "model_sha256", "kb_version", "date", "threshold"):
+        assert prov[key], key
+    assert prov["model_sha256"] == FAKE_MODEL["model_sha256"] and prov["threshold"] == THRESHOLD
+    assert doc["inputs"]["panel"] == PANEL and doc["inputs"]["necrosis"] == "<50"
+    stdout = capsys.readouterr().out
+    assert "report:" in stdout and "case.html" in stdout
+    page = (out / "case.html").read_text()
+    for sid in SECTION_IDS:
+        assert f"id='{sid}'" in page
+    assert "<script" not in page and "http://" not in page.split("<section id='evidence'>")[0]
+    assert (out / "review.html").is_file()
+    cands = json.loads((out / "tile0_candidates.json").read_text())
+    assert [c["detected"] for c in cands["candidates"]] == [True, True, False, False]  # 0.1 is below the floor
+
+
+def test_case_count_over_10_hpf_is_graded(tmp_path, monkeypatch, capsys):
+    use_detector(monkeypatch, fixed_detector)
+    tiles = write_tiles(tmp_path / "t", n=1)
+    out = tmp_path / "case"
+    # a tiny HPF makes the 0.004 mm² tile more than 10 HPF: the grade is then an FNCLCC grade
+    code = main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(out), "--necrosis", "none",
+                 "--hpf-area-mm2", "0.0003"])
+    assert code == 0, capsys.readouterr().err
+    doc = json.loads((out / "case.json").read_text())
+    assert doc["count"]["extrapolated"] is False
+    assert doc["grade"]["status"] == "graded" and doc["grade"]["grade"] in (1, 2, 3)
+
+
+def test_case_not_gradable_entity_says_why(tmp_path, monkeypatch, capsys):
+    use_detector(monkeypatch, fixed_detector)
+    tiles = write_tiles(tmp_path / "t", n=1)
+    code = main(["case", "CD117+ DOG1+ CD34+", "--site", "gi_tract", "--tiles", str(tiles[0]), "--out",
+                 str(tmp_path / "c"), "--necrosis", "none"])
+    assert code == 0, capsys.readouterr().err
+    doc = json.loads((tmp_path / "c" / "case.json").read_text())
+    assert doc["differential"][0]["id"] == "gist"
+    assert doc["grade"]["status"] == "not_applicable" and "not applied" in doc["grade"]["reason"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["foo+ bar-"], "unknown marker"),
+    ([PANEL, "--necrosis", "some"], "--necrosis"),
+    ([PANEL, "--sex", "X"], "--sex"),
+    ([PANEL, "--differentiation", "5"], "--differentiation"),
+])
+def test_case_bad_input_is_one_line_exit_2(tiles, tmp_path, capsys, args, message):
+    code = main(["case", *args, "--tiles", str(tiles[0]), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message.lower() in err.lower() and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()  # nothing written before the inputs are checked
+
+
+def test_case_refuses_missing_tiles_and_an_existing_case(tiles, tmp_path, capsys):
+    assert main(["case", PANEL, "--tiles", str(tmp_path / "nope.png"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["case", PANEL, "--out", str(tmp_path / "o")]) == 2
+    assert "--tiles" in capsys.readouterr().err
+    out = tmp_path / "case"
+    assert main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(out)]) == 2
+    assert "already holds a case" in capsys.readouterr().err
