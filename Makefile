@@ -22,6 +22,8 @@ demo: $(STAMP)
 	$(BIN)/spindledx batch sample_slides/manifest.csv --out demo_out/batch --no-progress
 	@echo "== Reference IHC panel (lung)"
 	$(BIN)/spindledx panel "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung
+	@echo "== Case workup: the reference panel (lung) with the sample tiles as H&E evidence"
+	$(BIN)/spindledx case "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung --tiles sample_slides --out demo_out/case
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench

@@ -78,6 +78,26 @@ def candidates_document(*, image: str | Path, stem: str, width: int, height: int
             "candidates": [c.to_json() for c in candidates]}
 
 
+def safe_stem(key: str) -> str:
+    """A file-name stem for an image key (``sub/dir/tile 1.tif`` -> ``sub_dir_tile_1``)."""
+    import re
+
+    stem = str(Path(key).with_suffix("")) if Path(key).suffix else str(key)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "image"
+
+
+def candidates_from_detections(*, image: str | Path, stem: str, width: int, height: int, mpp: float,
+                               detections: Sequence[dict[str, Any]], threshold: float | None,
+                               model: dict[str, Any]) -> dict[str, Any]:
+    """A candidates document from a stage that kept only its detections (``{"x", "y", "score"}``): every
+    candidate is a detection and nothing below the threshold can be reviewed (the page says so)."""
+    cands = [Candidate(id=f"{stem}#{i}", x=float(d["x"]), y=float(d["y"]), score=float(d["score"]), detected=True)
+             for i, d in enumerate(sorted(detections, key=lambda d: -float(d["score"])))]
+    thr = float(threshold) if threshold is not None else (min((c.score for c in cands), default=0.0))
+    return candidates_document(image=image, stem=stem, width=width, height=height, mpp=mpp, threshold=thr,
+                               review_floor=thr, model=model, candidates=cands, kind="detections only")
+
+
 def write_candidates(doc: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``<stem>_candidates.json`` atomically into ``out_dir``; returns the path."""
     from spindledx.files import atomic_write_text as write_text_atomic
@@ -118,3 +138,52 @@ def run_id(docs: Sequence[dict[str, Any]]) -> str:
                "candidates": [[c["id"], c["x"], c["y"], c["score"]] for c in doc["candidates"]]}
         digest.update(json.dumps(key, sort_keys=True).encode())
     return digest.hexdigest()[:16]
+
+
+class CandidateRecorder:
+    """A detector run at the review floor that remembers each image's raw output, for a stage (``score``) that
+    counts at the threshold and writes the candidates just below it for the review page.
+
+    ``score_image(tile, detector=recorder, threshold=recorder.threshold)`` counts exactly what the detector at
+    the threshold counts (suppression keeps the higher score first), and :meth:`document` turns the recorded
+    output into a candidates file.
+    """
+
+    def __init__(self, detector: Any, threshold: float | None, review_floor: float | None,
+                 model: dict[str, Any]) -> None:
+        self._detector = detector
+        self.threshold = threshold
+        self.review_floor = review_floor
+        self.model = model
+        self.last: list[Any] = []
+        self.model_description = getattr(detector, "model_description", None)
+
+    @classmethod
+    def around(cls, detector: Any, load: Any, *, threshold: float | None,
+               margin: float = DEFAULT_REVIEW_MARGIN) -> CandidateRecorder:
+        """Wrap a stage's detector: ``load(t)`` makes the same detector at threshold ``t``. A detector without a
+        model description (a test's fake) is recorded as it is, every output counted."""
+        from spindledx.pages.provenance import model_provenance
+
+        description = getattr(detector, "model_description", None)
+        if description is None:
+            return cls(detector, threshold, threshold, {})
+        thr = float(description.threshold if threshold is None else threshold)
+        floor = max(0.0, thr - margin)
+        return cls(load(floor), thr, floor, model_provenance(description))
+
+    def __call__(self, rgb: Any, mpp: float) -> list[Any]:
+        self.last = list(self._detector(rgb, mpp))
+        return self.last
+
+    def document(self, *, image: str | Path, stem: str, width: int, height: int, mpp: float) -> dict[str, Any]:
+        """The candidates document of the image last run (suppressed as the counting stage suppresses)."""
+        from spindledx.detection.suppress import suppress_detections
+
+        found = [d for d in self.last if 0 <= d.x < width and 0 <= d.y < height]
+        found = suppress_detections(found, mpp=mpp)
+        thr = self.threshold if self.threshold is not None else min((d.score for d in found), default=0.0)
+        floor = self.review_floor if self.review_floor is not None else thr
+        cands = split_candidates(found, stem=stem, threshold=thr, review_floor=floor)
+        return candidates_document(image=image, stem=stem, width=width, height=height, mpp=mpp, threshold=thr,
+                                   review_floor=floor, model=self.model, candidates=cands)

@@ -29,22 +29,38 @@ def _entity_name(entry: Mapping[str, Any]) -> str:
     return str(entry.get("name") or entry.get("id", "")).strip()
 
 
+def _evidence_basis(e: Mapping[str, Any]) -> str:
+    """The figure behind one piece of evidence, in words (stain: % positive and n; morphology: probability of the
+    band; prior: relative weight), then its evidence level."""
+    kind = e.get("kind", "stain")
+    fraction = e.get("fraction_positive")
+    parts: list[str] = []
+    if kind == "stain" and fraction is not None:
+        parts.append(f"{100 * float(fraction):.0f} % positive")
+    elif kind in ("morphology", "clinical") and fraction is not None:
+        parts.append(f"P({e.get('event') or e.get('value')}) = {float(fraction):.2f}")
+    elif kind == "prior" and fraction is not None:
+        parts.append(f"relative weight {float(fraction):g} ({e.get('basis') or 'prior'})")
+    if e.get("n_cases"):
+        parts.append(f"n = {e['n_cases']}")
+    if e.get("evidence_level"):
+        parts.append(str(e["evidence_level"]))
+    return "; ".join(parts)
+
+
 def _evidence_rows(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for e in entry.get("evidence") or []:
         kind = e.get("kind", "stain")
-        what = e.get("marker") or e.get("feature") or e.get("name") or kind
+        what = e.get("feature") if kind != "stain" and e.get("feature") else e.get("marker") or kind
         observed = e.get("result") if e.get("result") is not None else e.get("value")
+        if kind == "prior":
+            observed = f"{e.get('result') or 'prior'}: {e.get('event') or e.get('value') or ''}".strip(": ")
         lr = e.get("likelihood_ratio")
         effect = e.get("effect") or ("supports" if lr is not None and lr >= 2 else
                                      "against" if lr is not None and lr <= 0.5 else "neutral")
-        rows.append({"kind": kind, "what": what, "observed": observed,
-                     "likelihood": e.get("likelihood"), "lr": lr, "effect": effect,
-                     "basis": "; ".join(str(x) for x in (e.get("fraction_positive") is not None
-                                                         and f"{100 * e['fraction_positive']:.0f} % positive",
-                                                         e.get("n_cases") and f"n = {e['n_cases']}",
-                                                         e.get("evidence_level"), e.get("basis")) if x),
-                     "source": e.get("source")})
+        rows.append({"kind": kind, "what": what, "observed": observed, "likelihood": e.get("likelihood"), "lr": lr,
+                     "effect": effect, "basis": _evidence_basis(e), "source": e.get("source")})
     return rows
 
 
@@ -120,7 +136,7 @@ def render_case_html(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] 
     ev_cols = [("kind", "kind"), ("what", "evidence"), ("observed", "observed"),
                ("likelihood", f"P(observed | {_entity_name(lead)})", "num"),
                ("lr", "likelihood ratio vs the rest", "num"), ("effect", "effect"), ("basis", "basis"),
-               ("source", "source")]
+               ("source", "source", "src")]
     pitfalls = lead.get("pitfalls") or []
     parts.append(section("evidence", f"Evidence for {_entity_name(lead)}",
                          table(_evidence_rows(lead), ev_cols, empty="no evidence recorded"),
@@ -193,8 +209,9 @@ def _count_section(doc: Mapping[str, Any], thumbnails: Mapping[str, bytes], revi
 
 
 def _grade_section(g: Mapping[str, Any]) -> str:
-    parts = [f"<p>{_grade_phrase(g)}</p>"]
-    if g.get("status") in ("graded", "extrapolated"):
+    graded = g.get("status") in ("graded", "extrapolated")
+    parts = [f"<p>{_grade_phrase(g)}</p>"] if graded or g.get("flags") else []
+    if graded:
         label = "grade" if g["status"] == "graded" else "extrapolated grade (not an FNCLCC grade)"
         value = g["grade"] if g["status"] == "graded" else g["extrapolated_grade"]
         parts.append(kv_table([("entity graded", str(g["entity"]).replace("_", " ")),

@@ -82,7 +82,11 @@ def score(
     images = collect_images(paths)
     stems = _unique_stems(images)
     detector = _load_detector(threshold)
-    if out is not None:
+    recorder = None
+    if out is not None:  # candidates down to just below the threshold, for `spindledx review OUT`
+        from spindledx.case.candidates import CandidateRecorder
+
+        recorder = CandidateRecorder.around(detector, _load_detector, threshold=threshold)
         out.mkdir(parents=True, exist_ok=True)
     results: list[TileScore] = []
     failures: list[tuple[str, str]] = []
@@ -91,7 +95,11 @@ def score(
         for image, stem in zip(images, stems, strict=True):
             try:
                 tile = read_image(image, mpp=mpp)
-                result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area)
+                if recorder is not None:
+                    result = score_image(tile, detector=recorder, hpf_area_mm2=hpf_area,
+                                         threshold=recorder.threshold)
+                else:
+                    result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area)
             except BadInputError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 failures.append((str(image), str(exc)))
@@ -102,6 +110,11 @@ def score(
                 from spindledx.mitosis.outputs import write_tile_outputs
 
                 write_tile_outputs(tile.rgb, result, out, stem=stem)
+                if recorder is not None:
+                    from spindledx.case.candidates import write_candidates
+
+                    write_candidates(recorder.document(image=image, stem=stem, width=tile.width,
+                                                       height=tile.height, mpp=tile.mpp), out)
             advance()
     if out is not None:
         from spindledx.mitosis.outputs import write_detections_csv, write_summary_json
@@ -115,7 +128,8 @@ def score(
         typer.echo(caveat)
     if out is not None and fmt == "table":
         Console(stderr=True).print(f"outputs written to {out}/ (per image: *_mitoses.csv, *_mitoses.geojson, "
-                                   "*_overlay.png; summary.json, mitoses.csv)")
+                                   "*_overlay.png, *_candidates.json; summary.json, mitoses.csv; "
+                                   "review with `spindledx review`)")
     if failures:
         raise BadInputError(f"{len(failures)} of {len(images)} images could not be scored"
                             + (f" (the other {len(results)} were)" if results else ""))

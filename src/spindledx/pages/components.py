@@ -25,6 +25,7 @@ p{margin:.45em 0}.muted{color:var(--muted)}.small{font-size:.85em}
 table{border-collapse:collapse;font-size:.88em;margin:.5em 0 .8em;max-width:100%}
 td,th{border:1px solid var(--line);padding:3px 8px;vertical-align:top;text-align:left}
 th{background:var(--head);font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.src{overflow-wrap:anywhere;word-break:break-word;min-width:14em;font-size:.92em}td{overflow-wrap:break-word}
 table.kv td:first-child{font-weight:600;white-space:nowrap;background:#fafafa}
 .notice{border-left:4px solid var(--warn);background:var(--warnbg);padding:.45em .8em;margin:.6em 0}
 .notice.info{border-color:var(--accent);background:#eef4fb}.notice.ok{border-color:#2c7a2c;background:var(--okbg)}
@@ -107,7 +108,8 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], *, empty
     rows
         Records.
     columns
-        ``(key, label)`` or ``(key, label, "num")`` (right-aligned numbers).
+        ``(key, label)`` or ``(key, label, kind)`` with kind ``"num"`` (right-aligned numbers) or ``"src"``
+        (long citations and URLs, wrapped anywhere).
     empty
         Text shown instead of an empty table.
     raw
@@ -118,14 +120,14 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], *, empty
     if not rows:
         return f"<p class='muted'>{html.escape(empty)}</p>"
     raw_keys = set(raw)
-    head = "".join(f"<th class='{'num' if len(c) > 2 else ''}'>{html.escape(c[1])}</th>" for c in columns)
+    head = "".join(f"<th class='{c[2] if len(c) > 2 else ''}'>{html.escape(c[1])}</th>" for c in columns)
     body = []
     for r in rows:
         cells = []
         for c in columns:
             value = r.get(c[0])
             text = str(value) if c[0] in raw_keys and value is not None else esc(value)
-            cells.append(f"<td class='{'num' if len(c) > 2 else ''}'>{text}</td>")
+            cells.append(f"<td class='{c[2] if len(c) > 2 else ''}'>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     cls = f" class='{html.escape(css_class)}'" if css_class else ""
     return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

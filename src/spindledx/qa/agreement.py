@@ -94,6 +94,16 @@ def _differential_ids(result: object) -> list[str]:
     return ids
 
 
+def _top_named(result: object, n: int) -> list[dict] | None:
+    """The first ``n`` entities with name and probability, when the interpretation carries them."""
+    if hasattr(result, "to_json"):
+        result = result.to_json()
+    diff = result.get("differential") if isinstance(result, dict) else None
+    if not diff or not isinstance(diff[0], dict) or "probability" not in diff[0]:
+        return None
+    return [{"id": d["id"], "name": d.get("name"), "probability": round(float(d["probability"]), 4)} for d in diff[:n]]
+
+
 def case_summaries(rows: Sequence[dict], specs_by_key: dict, *, hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2,
                    interpret: Callable[..., object] | None = None) -> list[dict]:
     """Per case: tiles, counts, density, per-10-HPF, FNCLCC mitotic score, and the IHC agreement.
@@ -146,13 +156,15 @@ def case_summaries(rows: Sequence[dict], specs_by_key: dict, *, hpf_area_mm2: fl
         c["atypical_fraction"] = (None if c["atypical_count"] is None
                                   else atypical_fraction(c["atypical_count"], c["count"]))
         c["area_mm2"] = round(c["area_mm2"], 6)
-        c.update(ihc_top=None, top1_agrees=None, top3_agrees=None, ihc_error=None)
+        c.update(ihc_top=None, ihc_top_named=None, top1_agrees=None, top3_agrees=None, ihc_error=None)
         if c["panel"]:
             try:
                 if interpret is None:
                     from spindledx.ihc import interpret_panel as interpret
-                ids = _differential_ids(interpret(c["panel"], site=c["site"]))
+                result = interpret(c["panel"], site=c["site"])
+                ids = _differential_ids(result)
                 c["ihc_top"] = ids[:3]
+                c["ihc_top_named"] = _top_named(result, 3)
                 if c["diagnosis"]:
                     dx = c["diagnosis"].strip().lower().replace(" ", "_").replace("-", "_")
                     c["top1_agrees"] = bool(ids[:1] == [dx])

@@ -7,7 +7,6 @@ The HTML page embeds everything (plots drawn with matplotlib's Agg backend and t
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
@@ -17,9 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SECTION_IDS = ("summary", "detection", "counts", "quality", "cases", "ihc", "outliers", "thumbnails", "failures")
-N_THUMBNAILS = 6
+#: Sections always present; "detection", "counts", "cases", "ihc", "outliers" and "failures" appear when they have data.
+SECTION_IDS = ("summary", "quality", "tiles", "provenance")
+OPTIONAL_SECTION_IDS = ("detection", "counts", "cases", "ihc", "outliers", "failures")
 THUMBNAIL_PX = 360
+TABLE_THUMBNAIL_PX = 150
+MAX_TILE_THUMBNAILS = 300
+#: The batch writes review.html (and candidates files) when it found at most this many figures.
+MAX_REVIEW_DETECTIONS = 600
 REFERENCE_COLOR_RGB = (0, 200, 255)
 
 
@@ -41,26 +45,65 @@ def tiles_frame(rows: Sequence[dict]) -> pd.DataFrame:
 
 
 def write_outputs(rows: Sequence[dict], summary: dict, out_dir: str | Path, *, specs_by_key: dict | None = None,
-                  title: str = "spindledx batch report") -> dict[str, Path]:
-    """Write the tables, the summary and the report; returns the paths by name."""
+                  title: str = "spindledx batch report", provenance: dict | None = None) -> dict[str, Path]:
+    """Write the tables, the summary, the review page (when the batch found at most
+    :data:`MAX_REVIEW_DETECTIONS` figures) and the report; returns the paths by name.
+
+    ``provenance``: spindledx / model / knowledge-base versions, threshold and date
+    (:func:`spindledx.pages.provenance`); it is also stored in ``summary.json``.
+    """
+    from spindledx.files import atomic_write_text, csv_safe
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = tiles_frame(rows)
     paths = {"csv": out_dir / "tiles.csv", "parquet": out_dir / "tiles.parquet",
              "summary": out_dir / "summary.json", "report": out_dir / "report.html"}
-    frame.to_csv(paths["csv"], index=False)
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object:
+            safe[column] = safe[column].map(csv_safe)
+    atomic_write_text(paths["csv"], safe.to_csv(index=False))
     frame.to_parquet(paths["parquet"], index=False)
-    paths["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    paths["report"].write_text(render_html(rows, summary, specs_by_key=specs_by_key or {}, title=title),
-                               encoding="utf-8")
+    if provenance is not None:
+        summary = {**summary, "provenance": provenance}
+    atomic_write_text(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False))
+    review_href = None
+    n_found = sum(len(r.get("mitoses") or []) for r in rows if not r.get("error"))
+    if n_found <= MAX_REVIEW_DETECTIONS and rows:
+        review_href = _write_review(rows, out_dir, provenance or {})
+        if review_href:
+            paths["review"] = out_dir / review_href
+    atomic_write_text(paths["report"], render_html(rows, summary, specs_by_key=specs_by_key or {}, title=title,
+                                                   provenance=provenance, review_href=review_href))
     return paths
 
 
+def _write_review(rows: Sequence[dict], out_dir: Path, provenance: dict) -> str | None:
+    """Candidates files from the rows' detections and ``review.html``; the page's name, or None when no tile
+    could be cropped (e.g. its image has gone)."""
+    from spindledx.case.candidates import candidates_from_detections, write_candidates
+    from spindledx.case.review import write_review_page
+    from spindledx.errors import BadInputError
+
+    docs = []
+    for row in rows:
+        if row.get("error") or not row.get("width"):
+            continue
+        docs.append(candidates_from_detections(
+            image=row["image"], stem=_tile_stem(row), width=row["width"], height=row["height"], mpp=row["mpp"],
+            detections=row.get("mitoses") or [], threshold=provenance.get("threshold"), model=provenance))
+    if not docs:
+        return None
+    for doc in docs:
+        write_candidates(doc, out_dir)
+    try:
+        return write_review_page(out_dir, docs).name
+    except BadInputError:
+        return None
+
+
 # ------------------------------------------------------------------------------------------------- images
-
-
-def _png_data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _figure_png(fig) -> bytes:
@@ -106,14 +149,16 @@ def _plots(rows: Sequence[dict], summary: dict) -> dict[str, bytes]:
         plots["bland_altman"] = _figure_png(fig)
 
     flag_counts = (summary.get("quality") or {}).get("flag_counts") or {}
-    fig, ax = plt.subplots(figsize=(5.0, 3.2))
-    names = list(flag_counts)
-    values = [flag_counts[n] for n in names]
-    ax.barh(names, values, color="#b0569c")
-    ax.set(xlabel="tiles flagged", title=f"QA flags ({len(ok)} tiles scored)", xlim=(0, max([1, *values]) * 1.1))
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.invert_yaxis()
-    plots["qa_flags"] = _figure_png(fig)
+    names = [n for n in flag_counts if flag_counts[n]]
+    if names:  # a chart only when some tile was flagged
+        values = [flag_counts[n] for n in names]
+        fig, ax = plt.subplots(figsize=(5.0, 0.5 * len(names) + 1.4))
+        ax.barh([n.replace("_", " ") for n in names], values, color="#b0569c")
+        ax.set(xlabel="tiles flagged", title=f"Image-quality flags ({len(ok)} tiles scored)",
+               xlim=(0, max(values) * 1.15))
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.invert_yaxis()
+        plots["qa_flags"] = _figure_png(fig)
 
     cases = [c for c in summary.get("cases", []) if c.get("mitoses_per_mm2") is not None]
     if cases:
@@ -171,161 +216,189 @@ def _thumbnail(row: dict) -> bytes | None:
 
 # --------------------------------------------------------------------------------------------------- html
 
-
-def _esc(value: object) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return html.escape(str(value))
+_STAT_WORDS = {"n": "tiles compared", "mae": "mean absolute error (figures per tile)",
+               "bias": "mean difference, spindledx − reference", "sd": "standard deviation of the differences",
+               "loa_low": "95 % limits of agreement, lower", "loa_high": "95 % limits of agreement, upper",
+               "spearman_rho": "Spearman rank correlation", "spearman_p": "p value of the rank correlation"}
 
 
-def _table(records: Sequence[dict], columns: Sequence[str]) -> str:
-    if not records:
-        return "<p class='muted'>none</p>"
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(_cell(r.get(c)))}</td>" for c in columns) + "</tr>"
-                   for r in records)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _entity_words(entity_id: object) -> str:
+    return str(entity_id).replace("_", " ") if entity_id else "–"
 
 
-def _cell(value: object) -> object:
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return value
+def _ihc_cell(case: dict) -> str:
+    named = case.get("ihc_top_named")
+    if named:
+        return "; ".join(f"{n.get('name') or _entity_words(n['id'])} {100 * float(n['probability']):.0f} %"
+                         for n in named)
+    return ", ".join(_entity_words(e) for e in case.get("ihc_top") or []) or "–"
 
 
-def _img(uri_png: bytes | None, alt: str) -> str:
-    if uri_png is None:
-        return f"<p class='muted'>{html.escape(alt)}: not enough data</p>"
-    return f"<img src='{_png_data_uri(uri_png)}' alt='{html.escape(alt)}'>"
+def _tile_stem(row: dict) -> str:
+    from spindledx.case.candidates import safe_stem
 
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}
-h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{border:1px solid #ddd;padding:2px 6px}
-th{background:#f3f3f3}.muted{color:#777}.kv td:first-child{font-weight:600}.grid{display:flex;flex-wrap:wrap;
-gap:12px}figure{margin:0}figcaption{font-size:.8em;max-width:360px}.warn{color:#a40}
-"""
-
-
-# after load, record how many images failed to decode (read by the headless-browser test via --dump-dom)
-_IMAGE_CHECK_JS = """<script>
-window.addEventListener('load', function () {
-  var imgs = Array.prototype.slice.call(document.images);
-  var broken = imgs.filter(function (im) { return !im.complete || im.naturalWidth === 0; }).length;
-  document.body.setAttribute('data-images', String(imgs.length));
-  document.body.setAttribute('data-broken-images', String(broken));
-});
-</script>"""
+    return safe_stem(str(row.get("key") or row.get("image")))
 
 
 def render_html(rows: Sequence[dict], summary: dict, *, specs_by_key: dict | None = None,
-                title: str = "spindledx batch report") -> str:
-    """The self-contained report page."""
+                title: str = "spindledx batch report", provenance: dict | None = None,
+                review_href: str | None = None, max_thumbnails: int = MAX_TILE_THUMBNAILS) -> str:
+    """The self-contained report page (built on :mod:`spindledx.pages`; no script).
+
+    Sections appear only when they have data, except the summary, the per-tile table and the provenance.
+    ``review_href``: the review page the tile thumbnails link to (``review.html`` when it was written).
+    """
+    from spindledx.pages import document, esc, figure, kv_table, notice, provenance_block, section, table
+    from spindledx.qa.quality import QUALITY_CHECKS
+
     specs_by_key = specs_by_key or {}
     plots = _plots(rows, summary)
     det = summary.get("detection")
     counts = summary.get("counts")
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-             "<p class='muted'>Decision aid for trained pathologists; not a diagnosis. Counts are per tile area; "
-             f"per 10 HPF means per 10 fields of {summary.get('hpf_area_mm2', 0):.4f} mm².</p>"]
-    status = "interrupted — partial results" if summary.get("interrupted") else "complete"
-    kv = [("tiles", summary.get("n_tiles")), ("scored", summary.get("n_done")),
-          ("failed", summary.get("n_failed")), ("QA-flagged", (summary.get("quality") or {}).get("n_flagged")),
-          ("status", status)]
-    parts.append("<section id='summary'><h2>Summary</h2><table class='kv'>"
-                 + "".join(f"<tr><td>{k}</td><td>{_esc(v)}</td></tr>" for k, v in kv) + "</table></section>")
-    parts.append("<section id='detection'><h2>Detection (MIDOG rule)</h2>")
+    quality = summary.get("quality") or {}
+    hpf = float(summary.get("hpf_area_mm2") or 0.2376)
+    prov = provenance or {}
+    parts = [notice("Decision aid for trained pathologists; not a diagnosis. The mitotic detector is a screening aid: "
+                    f"check its figures on the overlays. Densities are per tile area; per 10 HPF means per 10 fields "
+                    f"of {hpf:.4f} mm² ({10 * hpf:.2f} mm²).", kind="info")]
+    status = "interrupted: partial results" if summary.get("interrupted") else "complete"
+    model = (f"{prov.get('model_name') or 'detector'} {prov.get('model_version') or ''}".strip()
+             if prov.get("model_version") else prov.get("model_name"))
+    kv = [("tiles in the manifest", summary.get("n_tiles")), ("tiles scored", summary.get("n_done")),
+          ("tiles that failed", summary.get("n_failed")),
+          ("tiles flagged by image-quality checks", quality.get("n_flagged")), ("status", status),
+          ("detector model", model), ("detection threshold", prov.get("threshold")), ("date", prov.get("date"))]
+    parts.append(section("summary", "Summary", kv_table(kv)))
     if det:
-        parts.append(f"<p>Hit = one-to-one match within {summary.get('match_radius_um')} µm.</p>"
-                     + _table([det], ["n_tiles", "tp", "fp", "fn", "precision", "recall", "f1"]))
-    else:
-        parts.append("<p class='muted'>no tiles with reference points</p>")
-    parts.append("</section><section id='counts'><h2>Count agreement</h2>")
+        parts.append(section(
+            "detection", "Detection against the reference figures",
+            f"<p>A detection is a hit when it lies within {esc(summary.get('match_radius_um'))} µm of a reference "
+            "figure, one to one (MIDOG rule).</p>",
+            kv_table([("tiles with reference figures", det.get("n_tiles")), ("true positives", det.get("tp")),
+                      ("false positives", det.get("fp")), ("false negatives (missed figures)", det.get("fn")),
+                      ("precision", det.get("precision")), ("recall (sensitivity)", det.get("recall")),
+                      ("F1 score", det.get("f1"))])))
     if counts:
-        parts.append(_table([counts], ["n", "mae", "bias", "sd", "loa_low", "loa_high", "spearman_rho",
-                                       "spearman_p"]))
-        parts.append("<div class='grid'>" + _img(plots.get("count_vs_expected"), "count vs expected")
-                     + _img(plots.get("bland_altman"), "Bland–Altman") + "</div>")
-    else:
-        parts.append("<p class='muted'>no tiles with an expected count</p>")
-    parts.append("</section><section id='quality'><h2>Image quality</h2>")
-    parts.append(_img(plots.get("qa_flags"), "QA flag counts"))
-    from spindledx.qa.quality import QUALITY_CHECKS
-
-    parts.append(_table([{"flag": c.flag, "measure": c.measure, "rule": f"{c.comparison} {c.threshold:g}",
-                          "unit": c.unit} for c in QUALITY_CHECKS], ["flag", "measure", "rule", "unit"]))
-    parts.append(_guard_html(rows, summary))
-    parts.append("</section><section id='cases'><h2>Cases</h2>")
-    parts.append("<p>Density = mitoses over the case's scored tile area; FNCLCC mitotic score from its per-10-HPF "
-                 "equivalent. Where <code>area_below_10hpf</code> is yes, less than 10 HPF was counted and the "
-                 "score is indicative only (FNCLCC counts 10 HPF in the most active area).</p>")
-    parts.append(_img(plots.get("density_per_case"), "density per case"))
-    parts.append(_table(summary.get("cases", []), ["case", "n_tiles", "n_failed", "count", "expected_count",
-                                                   "area_mm2", "mitoses_per_mm2", "mitoses_per_10hpf",
-                                                   "fnclcc_mitotic_score", "area_below_10hpf", "atypical_count",
-                                                   "atypical_fraction", "flags"]))
-    parts.append("</section><section id='ihc'><h2>IHC interpretation</h2>")
-    ihc_cases = [c for c in summary.get("cases", []) if c.get("panel")]
-    agreement = summary.get("ihc_agreement")
-    if agreement:
-        parts.append(f"<p>Recorded diagnosis is the top entity in {agreement['top1_agree']}/{agreement['n_cases']}"
-                     f" cases and in the top three in {agreement['top3_agree']}/{agreement['n_cases']}.</p>")
-    parts.append(_table(ihc_cases, ["case", "panel", "site", "diagnosis", "ihc_top", "top1_agrees",
-                                    "top3_agrees", "ihc_error"]))
-    parts.append("</section><section id='outliers'><h2>Outliers worth a second look</h2>")
-    parts.append(_table(summary.get("outliers", []), ["key", "case", "count", "expected_count", "count_error",
-                                                      "reason"]))
-    parts.append("</section><section id='thumbnails'><h2>Largest disagreements</h2>"
-                 "<p class='muted'>yellow circles: detections (score); cyan crosses: reference figures</p>"
-                 "<div class='grid'>")
-    for row in _worst(rows):
-        spec = specs_by_key.get(row["key"])
-        row = {**row, "_reference_points": getattr(spec, "points", None)}
-        png = _thumbnail(row)
-        if png is None:
-            continue
-        caption = (f"{row['key']}: count {row.get('count')}, reference {row.get('expected_count')}"
-                   + (f", TP {row['tp']} FP {row['fp']} FN {row['fn']}" if row.get("tp") is not None else "")
-                   + (f"; QA: {', '.join(row['flags'])}" if row.get("flags") else ""))
-        parts.append(f"<figure>{_img(png, row['key'])}<figcaption>{html.escape(caption)}</figcaption></figure>")
-    parts.append("</div></section><section id='failures'><h2>Failed tiles</h2>")
-    parts.append(_table(summary.get("failed", []), ["key", "error_kind", "error"]))
-    parts.append("</section>" + _IMAGE_CHECK_JS + "</body></html>")
-    return "\n".join(parts)
+        charts = [figure(plots[k], cap) for k, cap in (("count_vs_expected", "Count per tile against the reference "
+                                                         "(identity dashed; marker area = number of tiles)"),
+                                                        ("bland_altman", "Bland–Altman: difference against mean, "
+                                                         "bias and 95 % limits")) if k in plots]
+        parts.append(section("counts", "Count agreement with the reference",
+                             kv_table([(_STAT_WORDS.get(k, k), v) for k, v in counts.items()]),
+                             "<div class='grid'>" + "".join(charts) + "</div>"))
+    flag_counts = quality.get("flag_counts") or {}
+    checks = [{"flag": c.flag.replace("_", " "), "measure": c.measure.replace("_", " "),
+               "rule": f"{c.comparison} {c.threshold:g} {c.unit}", "tiles": flag_counts.get(c.flag, 0)}
+              for c in QUALITY_CHECKS]
+    parts.append(section("quality", "Image quality",
+                         figure(plots["qa_flags"], "Tiles raised by each check") if "qa_flags" in plots else
+                         "<p>No tile raised an image-quality flag.</p>",
+                         table(checks, [("flag", "check"), ("measure", "measure"), ("rule", "raised when"),
+                                        ("tiles", "tiles raised", "num")])))
+    parts.append(section("guard", "Count plausibility and stain/texture guard", _guard_html(rows, summary)))
+    cases = summary.get("cases") or []
+    if cases:
+        case_rows = [{**c, "fnclcc_mitotic_score": (f"{c['fnclcc_mitotic_score']} (extrapolated)"
+                                                     if c.get("area_below_10hpf") and
+                                                     c.get("fnclcc_mitotic_score") is not None
+                                                     else c.get("fnclcc_mitotic_score")),
+                      "flags": ", ".join(c.get("flags") or []) or None,
+                      "flagged": "yes: do not grade unseen" if c.get("flags") else "no",
+                      "atypical": (None if c.get("atypical_count") is None else
+                                   f"{c['atypical_count']}" + ("" if c.get("atypical_fraction") is None else
+                                                               f" ({100 * c['atypical_fraction']:.0f}%)")),
+                      "extrapolated": "yes: extrapolated" if c.get("area_below_10hpf") else
+                      ("no" if c.get("area_below_10hpf") is not None else None)} for c in cases]
+        parts.append(section(
+            "cases", "Cases",
+            "<p>Density = figures over the case's scored tile area. Where less than 10 HPF were counted, the "
+            "per-10-HPF figure and the FNCLCC mitotic score are extrapolations, not FNCLCC scores.</p>",
+            figure(plots["density_per_case"], "Mitotic density per case") if "density_per_case" in plots else "",
+            table(case_rows, [("case", "case"), ("n_tiles", "tiles", "num"), ("n_failed", "failed", "num"),
+                              ("count", "figures", "num"), ("expected_count", "reference figures", "num"),
+                              ("area_mm2", "area (mm²)", "num"), ("mitoses_per_mm2", "per mm²", "num"),
+                              ("mitoses_per_10hpf", "per 10 HPF", "num"),
+                              ("fnclcc_mitotic_score", "FNCLCC mitotic score", "num"),
+                              ("extrapolated", "under 10 HPF counted"), ("atypical", "atypical figures", "num"),
+                              ("flags", "guard flags"), ("flagged", "score flagged")])))
+    ihc_cases = [c for c in cases if c.get("panel")]
+    if ihc_cases:
+        agreement = summary.get("ihc_agreement")
+        lead = ""
+        if agreement:
+            lead = (f"<p>The recorded diagnosis is the leading entity in {agreement['top1_agree']} of "
+                    f"{agreement['n_cases']} cases and among the first three in {agreement['top3_agree']} of "
+                    f"{agreement['n_cases']}.</p>")
+        ihc_rows = [{"case": c["case"], "panel": c["panel"], "site": _entity_words(c.get("site")) if c.get("site")
+                     else None, "dx": _entity_words(c.get("diagnosis")) if c.get("diagnosis") else None,
+                     "ihc": _ihc_cell(c), "top1": c.get("top1_agrees"), "top3": c.get("top3_agrees"),
+                     "error": c.get("ihc_error")} for c in ihc_cases]
+        parts.append(section("ihc", "IHC interpretation", lead,
+                             table(ihc_rows, [("case", "case"), ("panel", "panel"), ("site", "site"),
+                                              ("dx", "recorded diagnosis"), ("ihc", "spindledx: first three"),
+                                              ("top1", "recorded = first"), ("top3", "recorded in first three"),
+                                              ("error", "problem")])))
+    outl = summary.get("outliers") or []
+    if outl:
+        parts.append(section("outliers", "Tiles worth a second look",
+                             table(outl, [("key", "tile"), ("case", "case"), ("count", "figures", "num"),
+                                          ("expected_count", "reference", "num"),
+                                          ("count_error", "difference", "num"), ("reason", "why")])))
+    parts.append(section("tiles", "Every tile", _tile_table(rows, specs_by_key, review_href, max_thumbnails)))
+    failed = summary.get("failed") or []
+    if failed:
+        words = {"bad_input": "unreadable or bad input", "failure": "unexpected failure"}
+        parts.append(section("failures", "Tiles that failed",
+                             table([{**f, "kind": words.get(f.get("error_kind"), f.get("error_kind"))}
+                                    for f in failed], [("key", "tile"), ("kind", "kind"), ("error", "message")])))
+    if prov:
+        parts.append(section("provenance", "Provenance", provenance_block(prov)))
+    return document(title, "".join(parts), subtitle=f"spindledx batch · {prov.get('date', '')}")
 
 
 def _guard_html(rows: Sequence[dict], summary: dict) -> str:
-    """Count-plausibility and out-of-distribution flags, in words (a flagged count must not feed a grade unseen)."""
+    """Count-plausibility and out-of-distribution flags in words (a flagged count must not feed a grade unseen)."""
     from spindledx.detection import guard
 
     flagged = [r for r in rows if not r.get("error") and r.get("guard_flags")]
-    head = (f"<h3>Count plausibility and stain/texture guard</h3><p>Density bound {guard.DENSITY_BOUND_PER_MM2:.0f} "
-            f"mitoses/mm² ({html.escape(guard.DENSITY_BOUND_SOURCE)}), Poisson test at "
-            f"{guard.DENSITY_FALSE_ALARM:g}; out-of-distribution when the stain/texture distance to the detector's "
-            "training images exceeds its 99th percentile. ")
+    head = (f"<p>Density bound {guard.DENSITY_BOUND_PER_MM2:.0f} mitoses/mm² ({html.escape(guard.DENSITY_BOUND_SOURCE)}"
+            f"), one-sided Poisson test at {guard.DENSITY_FALSE_ALARM:g}; a tile is out of distribution when the "
+            "distance of its stain/texture statistics to those of the detector's training images exceeds their "
+            "99th percentile. ")
     if not flagged:
         return head + "No tile and no case is flagged.</p>"
     items = "".join(f"<li><b>{html.escape(str(r['key']))}</b>: {html.escape(m)}</li>"
                     for r in flagged for m in (r.get("flag_messages") or []))
-    cases = [c for c in summary.get("cases", []) if c.get("flags")]
     case_items = "".join(f"<li>case <b>{html.escape(str(c['case']))}</b>: {html.escape(', '.join(c['flags']))}"
-                         " — its FNCLCC score is shown but must not be used without checking the overlays</li>"
-                         for c in cases)
+                         ": its FNCLCC score is shown flagged and must not be used without checking the overlays</li>"
+                         for c in summary.get("cases") or [] if c.get("flags"))
     return head + f"{len(flagged)} tile(s) flagged:</p><ul class='guard'>{items}{case_items}</ul>"
 
 
-def _worst(rows: Sequence[dict], n: int = N_THUMBNAILS) -> list[dict]:
-    ok = [r for r in rows if not r.get("error")]
+def _tile_table(rows: Sequence[dict], specs_by_key: dict, review_href: str | None, max_thumbnails: int) -> str:
+    from spindledx.pages import png_img, table
 
-    def badness(r: dict) -> tuple:
-        miss = (r.get("fp") or 0) + (r.get("fn") or 0)
-        return (abs(r.get("count_error") or 0), miss, len(r.get("flags") or []))
-
-    ranked = sorted((r for r in ok if any(badness(r))), key=badness, reverse=True)
-    return ranked[:n]
+    recs = []
+    for i, row in enumerate(rows):
+        thumb = None
+        if not row.get("error") and i < max_thumbnails:
+            spec = specs_by_key.get(row["key"])
+            png = _thumbnail({**row, "_reference_points": getattr(spec, "points", None)})
+            if png is not None:
+                thumb = png_img(png, f"overlay of {row['key']}", css_class="thumb", width_px=TABLE_THUMBNAIL_PX)
+                if review_href:
+                    thumb = f"<a href='{html.escape(review_href)}#img-{html.escape(_tile_stem(row))}'>{thumb}</a>"
+        recs.append({"thumb": thumb, "key": row["key"], "case": row.get("case"), "count": row.get("count"),
+                     "ref": row.get("expected_count"), "tp": row.get("tp"), "fp": row.get("fp"), "fn": row.get("fn"),
+                     "density": row.get("mitoses_per_mm2"),
+                     "flags": ", ".join(f.replace("_", " ") for f in row.get("flags") or []) or None,
+                     "error": row.get("error")})
+    note = ("<p class='small muted'>Yellow circles: detections with their score; cyan crosses: reference figures."
+            + (" Click a thumbnail to review that tile's candidates." if review_href else
+               " Run <code>spindledx review OUT_DIR</code> to review the detections.") + "</p>")
+    if len(rows) > max_thumbnails:
+        note += f"<p class='small muted'>Thumbnails for the first {max_thumbnails} tiles only.</p>"
+    return note + table(recs, [("thumb", "overlay"), ("key", "tile"), ("case", "case"), ("count", "figures", "num"),
+                               ("ref", "reference", "num"), ("tp", "hits", "num"), ("fp", "false positives", "num"),
+                               ("fn", "missed", "num"), ("density", "per mm²", "num"), ("flags", "quality flags"),
+                               ("error", "error")], raw=("thumb",))

@@ -386,6 +386,17 @@ class BatchReport:
     paths: dict
 
 
+def _provenance(options: RunOptions, *, injected: bool) -> dict:
+    """Versions, threshold and date for the batch outputs (an injected detector is named as such)."""
+    from spindledx.pages import provenance
+
+    if injected:
+        prov = provenance(include_model=False)
+        return {"spindledx_version": prov["spindledx_version"], "model_name": "injected detector",
+                "threshold": options.threshold, "kb_version": prov["kb_version"], "date": prov["date"]}
+    return provenance(threshold=options.threshold)
+
+
 def run_and_write(specs: list[TileSpec], out_dir: str | Path, *, jobs: int = 1, dask: str | None = None,
                   detector: Detector | None = None, scorer: Scorer | None = None, reader: Reader | None = None,
                   options: RunOptions = RunOptions(), progress: bool = True,
@@ -403,5 +414,6 @@ def run_and_write(specs: list[TileSpec], out_dir: str | Path, *, jobs: int = 1, 
     summary = summarize(outcome.rows, specs_by_key, match_radius_um=options.match_radius_um,
                         hpf_area_mm2=options.hpf_area_mm2, interrupted=outcome.interrupted,
                         n_planned=len(specs), interpret=interpret)
-    paths = write_outputs(outcome.rows, summary, out_dir, specs_by_key=specs_by_key)
+    paths = write_outputs(outcome.rows, summary, out_dir, specs_by_key=specs_by_key,
+                          provenance=_provenance(options, injected=detector is not None or scorer is not None))
     return BatchReport(outcome=outcome, summary=summary, paths=paths)

@@ -2,8 +2,10 @@
 
 * ``<stem>_mitoses.geojson``: RFC 7946 FeatureCollection in level-0 (full-resolution) pixel coordinates, which
   is what QuPath expects on File > Import objects: one ``Point`` detection per figure (``objectType:
-  "detection"``, class ``Mitosis``, ``measurements.score``, as ``spindledx score`` writes them) and one
-  ``Polygon`` annotation per hotspot window (class ``Hotspot``, with its count and area).
+  "detection"``, class ``Mitosis``, ``measurements.score``, as ``spindledx score`` writes them) and the hotspot
+  windows as ``Polygon`` annotations (class ``Hotspot``, with count and area) clipped to the slide: a window
+  reaching past the edge is cut at it (its area inside the slide is stated), and a ``fields`` hotspot is exported
+  as its ten fields, each with its own count.
 * ``<stem>_mitoses.csv``: ``x, y, score`` in level-0 pixels.
 * ``<stem>_thumbnail.png``: the tissue-mask thumbnail with the mask outline, the detections and the hotspot(s).
 * ``<stem>_heatmap.png``: detection density (mitoses/mm² in a one-HPF disk around each point) over the
@@ -22,30 +24,56 @@ from typing import Any
 import numpy as np
 
 from spindledx.detection.geojson import MITOSIS_COLOR_RGB, points_geojson, polygon_annotation, write_geojson
-from spindledx.slide.hotspot import density_map
+from spindledx.slide.hotspot import clip_polygon, density_map, hotspot_regions_level0
 from spindledx.slide.pipeline import SlideResult
 
 HOTSPOT_CLASS = "Hotspot"
 HOTSPOT_COLOR_RGB = (0, 160, 255)
 
 
+def hotspot_regions(result: SlideResult, index: int = 0) -> list[dict[str, Any]]:
+    """Hotspot ``index`` as polygons in level-0 pixels clipped to the slide (ten fields for a ``fields``
+    hotspot), with each region's area inside the slide and its detections
+    (:func:`spindledx.slide.hotspot.hotspot_regions_level0`)."""
+    return hotspot_regions_level0(result.hotspots[index], mpp=result.info.mpp, width_px=result.info.width,
+                                  height_px=result.info.height, points_level0=result.detections[:, :2])
+
+
 def hotspot_polygon_level0(result: SlideResult, index: int = 0) -> np.ndarray:
-    """Closed outline of hotspot ``index`` in level-0 pixel coordinates."""
-    poly_um = result.hotspots[index].outline_um()
-    return poly_um / result.info.mpp - 0.5
+    """Closed outline of hotspot ``index`` in level-0 pixel coordinates, clipped to the slide."""
+    h = result.hotspots[index]
+    outline = h.outline_um() / result.info.mpp - 0.5
+    return clip_polygon(outline, -0.5, -0.5, result.info.width - 0.5, result.info.height - 0.5)
 
 
 def to_geojson(result: SlideResult) -> dict[str, Any]:
-    """QuPath-importable FeatureCollection: detections as points, hotspots as polygon annotations."""
+    """QuPath-importable FeatureCollection: detections as points, hotspots as polygon annotations inside the
+    slide (a ``fields`` hotspot as its ten fields, each with its count)."""
     name = Path(result.info.path).name
-    hotspots = [
-        polygon_annotation(hotspot_polygon_level0(result, k), source=name,
-                           name=f"hotspot ({hotspot.shape}, {hotspot.area_mm2:.3g} mm², {hotspot.count} mitoses)",
-                           class_name=HOTSPOT_CLASS, color_rgb=HOTSPOT_COLOR_RGB,
-                           measurements={"count": hotspot.count, "area_mm2": hotspot.area_mm2,
-                                         "mitoses_per_mm2": hotspot.mitoses_per_mm2,
-                                         "mitoses_per_10hpf": hotspot.mitoses_per_10hpf})
-        for k, hotspot in enumerate(result.hotspots)]
+    hotspots = []
+    for k, hotspot in enumerate(result.hotspots):
+        regions = hotspot_regions(result, k)
+        for i, region in enumerate(regions):
+            if len(region["polygon"]) == 0:
+                continue
+            label = (f"hotspot ({hotspot.shape}, {hotspot.area_mm2:.3g} mm², {hotspot.count} mitoses)"
+                     if len(regions) == 1 else
+                     f"hotspot field {i + 1} of {len(regions)} ({region['count']} mitoses; the {hotspot.area_mm2:.3g}"
+                     f" mm² hotspot has {hotspot.count})")
+            if region["clipped"]:
+                label += ", clipped to the slide"
+            measurements = {"count": region["count"], "area_mm2": region["area_mm2"]}
+            if len(regions) == 1:
+                measurements.update(count=hotspot.count, window_area_mm2=hotspot.area_mm2,
+                                    area_inside_slide_mm2=region["area_mm2"],
+                                    mitoses_per_mm2=hotspot.mitoses_per_mm2,
+                                    mitoses_per_10hpf=hotspot.mitoses_per_10hpf)
+                measurements.pop("area_mm2")
+            else:
+                measurements["field"] = i + 1
+            hotspots.append(polygon_annotation(region["polygon"], source=f"{name}#{k}#{i}", name=label,
+                                               class_name=HOTSPOT_CLASS, color_rgb=HOTSPOT_COLOR_RGB,
+                                               measurements=measurements))
     return points_geojson(_points(result), source=name, annotations=hotspots)
 
 
@@ -120,9 +148,13 @@ def _figure(result: SlideResult, *, heat: bool) -> Any:
                        linewidths=0.3)
     styles = {"circle": "-", "square": "--", "fields": ":"}
     for k, hotspot in enumerate(result.hotspots):
-        poly = _thumb_xy(result, hotspot_polygon_level0(result, k))
-        ax.plot(poly[:, 0], poly[:, 1], styles[hotspot.shape], color=np.array(HOTSPOT_COLOR_RGB) / 255,
-                linewidth=1.5, label=f"hotspot {hotspot.shape}: {hotspot.count} in {hotspot.area_mm2:.3g} mm²")
+        for i, region in enumerate(hotspot_regions(result, k)):
+            if len(region["polygon"]) == 0:
+                continue
+            poly = _thumb_xy(result, region["polygon"])
+            ax.plot(poly[:, 0], poly[:, 1], styles[hotspot.shape], color=np.array(HOTSPOT_COLOR_RGB) / 255,
+                    linewidth=1.5, label=(f"hotspot {hotspot.shape}: {hotspot.count} in {hotspot.area_mm2:.3g} mm²"
+                                          if i == 0 else None))
     if result.hotspots:
         ax.legend(loc="lower right", fontsize=7, framealpha=0.8)
     ax.set_xlim(-0.5, w - 0.5)
