@@ -99,3 +99,20 @@ def test_case_refuses_missing_tiles_and_an_existing_case(tiles, tmp_path, capsys
     capsys.readouterr()
     assert main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(out)]) == 2
     assert "already holds a case" in capsys.readouterr().err
+
+
+def test_a_flagged_count_shows_its_flag_next_to_the_grade(tmp_path, monkeypatch, capsys):
+    from case_helpers import grid_detector
+
+    use_detector(monkeypatch, grid_detector(6, low=0.6))  # 36 figures in 0.004 mm²: an implausible density
+    tiles = write_tiles(tmp_path / "t", n=1)
+    out = tmp_path / "case"
+    assert main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(out), "--necrosis", "none",
+                 "--hpf-area-mm2", "0.0003"]) == 0, capsys.readouterr().err
+    doc = json.loads((out / "case.json").read_text())
+    assert "implausible_density" in doc["count"]["flags"]
+    assert doc["grade"]["status"] == "graded" and "implausible_density" in doc["grade"]["flags"]
+    assert any("do not grade from this count" in w for w in doc["warnings"])
+    page = (out / "case.html").read_text()
+    grade_html = page.split("<section id='grade'>")[1].split("</section>")[0]
+    assert "flagged count" in grade_html and "implausible_density" in grade_html

@@ -19,6 +19,7 @@ def test_compare_json_lists_separating_markers_with_lrs_and_sources(capsys):
     assert code == 0, err
     payload = json.loads(out)
     assert payload["a"]["id"] == "leiomyosarcoma" and payload["b"]["id"] == "gist"
+    assert payload["provenance"]["kb_version"]
     top = {m["marker"]: m for m in payload["markers"][:6]}
     assert {"DOG1", "CD117", "desmin"} <= set(top)
     for m in top.values():
@@ -38,7 +39,9 @@ def test_compare_table_and_unknown_entity(capsys):
 def test_quiz_json_and_entity_filter(capsys):
     code, out, err = run(capsys, "quiz", "--n", "2", "--seed", "5", "--entity", "GIST", "--format", "json")
     assert code == 0, err
-    items = json.loads(out)
+    payload = json.loads(out)
+    assert {"spindledx_version", "kb_version"} <= set(payload["provenance"])
+    items = payload["questions"]
     assert len(items) == 2 and all(i["answer"]["expected"]["id"] == "gist" for i in items)
     code, _, err = run(capsys, "quiz", "--entity", "gistt")
     assert code == 2 and "did you mean gist" in err
@@ -46,7 +49,7 @@ def test_quiz_json_and_entity_filter(capsys):
 
 def test_quiz_reads_answers_from_stdin_and_keeps_score(capsys, monkeypatch):
     code, out, _ = run(capsys, "quiz", "--n", "3", "--seed", "2", "--format", "json")
-    items = json.loads(out)
+    items = json.loads(out)["questions"]
     right = [c["id"] for c in items[0]["choices"]].index(items[0]["answer"]["expected"]["id"]) + 1
     wrong = next(c["name"] for c in items[1]["choices"] if c["id"] != items[1]["answer"]["expected"]["id"])
     monkeypatch.setattr("sys.stdin", io.StringIO(f"{right}\n{wrong}\nq\n"))
@@ -67,3 +70,13 @@ def test_kb_site_out_rules(capsys, tmp_path):
     afile.write_text("x")
     code, _, err = run(capsys, "kb", "site", "--out", str(afile))
     assert code == 2 and "not a folder" in err
+
+
+def test_kb_site_writes_and_reports_size_and_time(capsys, tmp_path, monkeypatch):
+    from spindledx.teaching import site as site_module
+
+    monkeypatch.setattr(site_module, "render_site", lambda kb=None: {"index.html": "<p>x</p>", "a/b.html": "y"})
+    code, out, err = run(capsys, "kb", "site", "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    assert "wrote 2 pages (3 files," in out and " MB) to " in out and " s; open " in out
+    assert (tmp_path / "s" / "a" / "b.html").read_text() == "y"

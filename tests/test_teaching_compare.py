@@ -74,7 +74,7 @@ def test_bad_entities_are_bad_input():
 
 def test_teaching_pairs_are_all_in_the_knowledge_base():
     assert teaching_pairs() == TEACHING_PAIRS
-    json_out = compare_entities(*TEACHING_PAIRS[-1]).to_json(top=3)
+    json_out = compare_entities("sarcomatoid_carcinoma", "sarcomatoid_mesothelioma").to_json(top=3)
     assert len(json_out["markers"]) == 3 and json_out["a"]["id"] == "sarcomatoid_carcinoma"
 
 
@@ -99,3 +99,17 @@ def test_morphology_criteria_come_from_the_interpreters_evidence_columns():
     assert features["necrosis"] > 0 and rows[("necrosis", "yes")].a.source
     payload = cmp.to_json()
     assert {f["feature"] for f in payload["morphology"]["features"]} >= {"necrosis"}
+
+
+def test_caveats_flag_background_figures_and_equal_figures():
+    from spindledx.teaching.compare import SideEvidence, caveats_for
+
+    def side(basis, f):
+        return SideEvidence(basis=basis, p_positive=0.5, fraction_positive=f, n_cases=None, evidence="series",
+                            source="s", note="")
+
+    both = caveats_for(side("background", 0.0), side("entity", 0.02), "A", "B")
+    assert len(both) == 2 and both[0].startswith("A: no series") and "numbers of cases" in both[1]
+    assert caveats_for(side("entity", 0.9), side("entity", 0.1), "A", "B") == ()
+    cmp = compare_entities("leiomyosarcoma", "gist")
+    assert all(m.caveats == () for m in cmp.markers[:3])  # DOG1, CD117, desmin rest on series of both

@@ -87,3 +87,45 @@ def csv_safe(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
+
+
+def _safe_part(text: str) -> str:
+    """``text`` with anything but letters, digits, ``.``, ``_`` and ``-`` replaced by ``_`` (no leading dot)."""
+    cleaned = "".join(c if (c.isascii() and (c.isalnum() or c in "._-")) else "_" for c in text)
+    return cleaned.lstrip(".") or "_"
+
+
+def output_stems(paths: list[Path], *, max_chars: int = 100) -> list[str]:
+    """One distinct, safe file-name stem per input path, for output files written side by side in one folder.
+
+    The stem is the file's stem when that is unique; otherwise the path relative to the inputs' common folder
+    with its suffix (``a/x.png`` -> ``a__x.png``, ``x.jpg`` -> ``x.jpg``). Stems contain no path separator, do not
+    start with a dot, are at most ``max_chars`` long (a hash keeps cut names apart) and are distinct even ignoring
+    case (``-2``, ``-3`` ... are appended), so outputs never leave their folder or overwrite each other.
+    """
+    import hashlib
+
+    resolved = [Path(os.path.abspath(p)) for p in paths]
+    stems = [p.stem for p in resolved]
+    if len({s.lower() for s in stems}) != len(stems) and resolved:
+        root = Path(os.path.commonpath([str(p.parent) for p in resolved]))
+        stems = ["__".join(p.relative_to(root).parts) for p in resolved]
+    out: list[str] = []
+    taken: set[str] = set()
+    for raw in stems:
+        stem = _safe_part(raw)
+        if len(stem) > max_chars:
+            stem = stem[: max_chars - 9] + "-" + hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+        candidate, n = stem, 1
+        while candidate.lower() in taken:
+            n += 1
+            candidate = f"{stem}-{n}"
+        taken.add(candidate.lower())
+        out.append(candidate)
+    return out
+
+
+def printable(text: str | os.PathLike[str]) -> str:
+    """``text`` (e.g. a file name that is not valid UTF-8, held with surrogate escapes) in a form that can be
+    printed and written as UTF-8: undecodable bytes become ``\\xNN``."""
+    return os.fspath(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -32,7 +32,11 @@ def case(
     panel: str = typer.Argument(..., metavar="TEXT", help="IHC panel, e.g. \"actin+ desmin+ CK-pan- CD34-\"."),
     tiles: list[Path] = typer.Option(None, "--tiles", help="H&E tiles or folders of tiles (as `score`); "
                                                            "several paths may follow one --tiles."),
-    slide: Path | None = typer.Option(None, "--slide", help="A whole-slide image (not yet: use --tiles)."),
+    slide: Path | None = typer.Option(None, "--slide", help="A whole-slide image: the count is its hotspot's "
+                                                            "(as `slide`)."),
+    shape: str = typer.Option("circle", "--shape", help="With --slide: hotspot window circle, square or fields."),
+    area_mm2: float | None = typer.Option(None, "--area-mm2", help="With --slide: hotspot area in mm² (default "
+                                                                   "10 HPF)."),
     out: Path = typer.Option(..., "--out", help="Output folder (case.json, case.html, review.html, per-image files)."),
     site: str | None = typer.Option(None, "--site", help="Tumour site (lung, uterus, ...)."),
     age: float | None = typer.Option(None, "--age", help="Age in years."),
@@ -59,18 +63,22 @@ def case(
     from spindledx.case.review import write_review_page
     from spindledx.case.workup import CaseOptions, build_case, check_options
     from spindledx.files import atomic_write_text as write_text_atomic
-    from spindledx.mitosis.commands import _unique_stems, collect_images
+    from spindledx.files import output_stems
+    from spindledx.mitosis.commands import collect_images
     from spindledx.pages import provenance
 
     extra = list(ctx.args)
     if extra and not tiles:
         raise BadInputError(f"unexpected argument '{extra[0]}' (tiles go after --tiles)")
     tile_paths = [*(tiles or []), *(Path(a) for a in extra)]
-    if slide is not None:
-        raise BadInputError("--slide is not supported by `case` yet: run `spindledx slide`, then give the hotspot "
-                            "tiles with --tiles")
-    if not tile_paths:
-        raise BadInputError("give the H&E evidence with --tiles PATH...")
+    if slide is not None and tile_paths:
+        raise BadInputError("give the H&E evidence as --tiles or as --slide, not both")
+    if slide is None and not tile_paths:
+        raise BadInputError("give the H&E evidence with --tiles PATH... or --slide PATH")
+    if slide is not None and not slide.is_file():
+        raise BadInputError(f"{slide}: no such file")
+    if shape not in ("circle", "square", "fields"):
+        raise BadInputError(f"--shape must be circle, square or fields (got '{shape}')")
     patterns = tuple(p.strip() for raw in (pattern or []) for p in raw.split(";") if p.strip())
     if mpp is not None:
         counting.check_mpp(mpp)
@@ -86,15 +94,21 @@ def case(
     from spindledx.case.workup import differential
 
     differential(opts, None)  # a bad panel or site fails here, before any image is scored
-    images = collect_images([str(p) for p in tile_paths])
+    images = collect_images([str(p) for p in tile_paths])[0] if slide is None else [slide]  # repeats scored once
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: exists and is not a folder")
     if (out / "case.json").exists():
         raise BadInputError(f"--out {out}: already holds a case (case.json); choose another folder")
     out.mkdir(parents=True, exist_ok=True)
     detector, thr, floor, model = _load_detector(threshold, review_margin)
-    scored = score_tiles(images, stems=_unique_stems(images), detector=detector, threshold=thr, review_floor=floor,
-                         out_dir=out, model=model, mpp=mpp, hpf_area_mm2=hpf)
+    if slide is None:
+        scored = score_tiles(images, stems=output_stems(images), detector=detector, threshold=thr,
+                             review_floor=floor, out_dir=out, model=model, mpp=mpp, hpf_area_mm2=hpf)
+    else:
+        from spindledx.case.evidence import score_slide
+
+        scored = score_slide(slide, detector=detector, threshold=thr, review_floor=floor, out_dir=out, model=model,
+                             mpp=mpp, hpf_area_mm2=hpf, shape=shape, area_mm2=area_mm2)
     from spindledx.case.workup import pooled_count
 
     count = pooled_count(scored.records, hpf_area_mm2=hpf, flags=scored.flags)
@@ -102,7 +116,9 @@ def case(
     prov = {"spindledx_version": base["spindledx_version"], **model, "threshold": thr, "review_floor": floor,
             "kb_version": base["kb_version"], "date": base["date"]}
     doc = build_case(opts, scored.records, count, provenance=prov,
-                     evidence_source={"kind": "tiles", "paths": [str(p) for p in images]},
+                     evidence_source=({"kind": "tiles", "paths": [str(p) for p in images]} if slide is None else
+                                      {"kind": "slide hotspot", "path": str(slide), "shape": shape,
+                                       "hotspot": scored.records[0]["hotspot"]}),
                      warnings=scored.warnings)
     write_text_atomic(out / "case.json", json.dumps(doc, indent=2, ensure_ascii=False))
     write_review_page(out, scored.candidates)

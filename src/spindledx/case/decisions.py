@@ -103,7 +103,7 @@ def apply_decisions(docs: Sequence[dict[str, Any]], decisions: dict[str, Any], *
                     totals["detections_confirmed"] += d == "y"
                 elif d == "y":
                     totals["added_below_threshold"] += 1
-        area = counting.image_area_mm2(doc["width"], doc["height"], doc["mpp"])
+        area = float(doc.get("area_mm2") or counting.image_area_mm2(doc["width"], doc["height"], doc["mpp"]))
         images.append({"stem": doc["stem"], "image": doc["image"], "area_mm2": area, "detector_count": det_count,
                        "count": conf_count, "mitoses_per_mm2": counting.density_per_mm2(conf_count, area)})
     n_candidates = sum(len(doc["candidates"]) for doc in docs)
@@ -180,7 +180,10 @@ def import_decisions(out_dir: str | Path, decisions_path: str | Path) -> dict[st
     for doc in docs:
         paths[f"geojson:{doc['stem']}"] = write_text_atomic(out_dir / f"{doc['stem']}_reviewed.geojson",
                                                             json.dumps(reviewed_geojson(doc, by_id), indent=1))
-    flags = list(case_doc["count"].get("flags") or []) if case_doc else []
+    # the stain/texture flag stays with the images; the density flag is judged again on each count
+    from spindledx.detection.guard import IMPLAUSIBLE_DENSITY
+
+    flags = [f for f in (case_doc["count"].get("flags") or []) if f != IMPLAUSIBLE_DENSITY] if case_doc else []
     records = [{"count": i["count"], "area_mm2": i["area_mm2"]} for i in review["images"]]
     confirmed = pooled_count(records, hpf_area_mm2=hpf, method="review (confirmed by the pathologist)", flags=flags)
     detector = pooled_count([{"count": i["detector_count"], "area_mm2": i["area_mm2"]} for i in review["images"]],

@@ -62,18 +62,34 @@ def _read_rgb(doc: dict[str, Any]) -> np.ndarray:
     return read_image(path, mpp=doc["mpp"]).rgb
 
 
+def _slide_crops(doc: dict[str, Any], side: int) -> list[np.ndarray]:
+    """Level-0 windows of a whole slide around each candidate (white outside the slide)."""
+    from spindledx.imaging.slide import open_slide
+
+    path = Path(doc["image"])
+    if not path.is_file():
+        raise BadInputError(f"{path}: the slide of these candidates is gone (needed for the review crops)")
+    half = side // 2
+    with open_slide(path, mpp=doc["mpp"]) as slide:
+        return [slide.read_level(0, int(round(c["x"])) - half, int(round(c["y"])) - half, side, side)
+                for c in doc["candidates"]]
+
+
 def review_items(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """All candidates of all images with their crop, ordered: detections by score, then the rest by score."""
     items = []
     for doc in docs:
         if not doc["candidates"]:
             continue
-        rgb = _read_rgb(doc)
         side = max(16, int(round(CROP_UM / doc["mpp"])))
-        ox, oy = doc.get("origin") or (0.0, 0.0)
-        for c in doc["candidates"]:
-            items.append({**c, "stem": doc["stem"], "threshold": doc["threshold"],
-                          "crop": _jpeg_uri(crop(rgb, c["x"] - ox, c["y"] - oy, side))})
+        if doc.get("kind") == "slide":
+            crops = _slide_crops(doc, side)
+        else:
+            rgb = _read_rgb(doc)
+            ox, oy = doc.get("origin") or (0.0, 0.0)
+            crops = [crop(rgb, c["x"] - ox, c["y"] - oy, side) for c in doc["candidates"]]
+        for c, rgb_crop in zip(doc["candidates"], crops, strict=True):
+            items.append({**c, "stem": doc["stem"], "threshold": doc["threshold"], "crop": _jpeg_uri(rgb_crop)})
     items.sort(key=lambda c: (not c["detected"], -c["score"], c["stem"], c["id"]))
     return items
 

@@ -78,14 +78,23 @@ def pooled_count(records: Sequence[dict[str, Any]], *, hpf_area_mm2: float, meth
     """Count over all images: figures, area counted, density per mm², per 10 HPF and how many HPF were counted.
 
     ``extrapolated`` is true when less than 10 HPF of area was counted: the per-10-HPF figure then extrapolates
-    a smaller area (Cree et al. 2021) and must not become an FNCLCC score silently.
+    a smaller area (Cree et al. 2021) and must not become an FNCLCC score silently. ``flags`` are the images'
+    flags plus ``implausible_density`` when the pooled count itself is implausible
+    (:func:`spindledx.detection.guard.density_is_implausible`).
     """
     if not records:
         raise BadInputError("no image could be counted")
     value = counting.MitoticDensity.of(int(sum(r["count"] for r in records)),
                                        float(sum(r["area_mm2"] for r in records)), hpf_area_mm2)
     n_hpf = value.area_mm2 / value.hpf_area_mm2
-    return {"method": method, "count": value.count, "area_mm2": round(value.area_mm2, 6),
+    flags = set(flags)
+    from spindledx.detection.guard import IMPLAUSIBLE_DENSITY, density_is_implausible, density_message
+
+    messages = []
+    if density_is_implausible(value.count, value.area_mm2):
+        flags.add(IMPLAUSIBLE_DENSITY)
+        messages.append(density_message(value.count, value.area_mm2))
+    return {"flag_messages": messages, "method": method, "count": value.count, "area_mm2": round(value.area_mm2, 6),
             "hpf_area_mm2": round(value.hpf_area_mm2, 6), "n_hpf": round(n_hpf, 3),
             "mitoses_per_mm2": round(value.per_mm2, 4), "mitoses_per_10hpf": round(value.per_10hpf, 3),
             "extrapolated": bool(n_hpf < 10.0), "n_images": len(records), "flags": sorted(set(flags))}
@@ -187,7 +196,8 @@ def build_case(opts: CaseOptions, tiles: Sequence[dict[str, Any]], count: dict[s
         all_warnings.append(f"the count covers {count['n_hpf']:.2f} HPF ({count['area_mm2']:.3f} mm²), less than "
                             "10 HPF: per-10-HPF figures are extrapolations")
     for flag in count.get("flags") or []:
-        all_warnings.append(f"detector flag on the count: {flag}")
+        all_warnings.append(f"detector flag on the count: {flag.replace('_', ' ')}")
+    all_warnings.extend(count.get("flag_messages") or [])
     all_warnings.append("the mitotic detector is a screening aid (cross-validated F1 about 0.58 on breast "
                         "carcinoma fields): confirm the figures with `spindledx review`")
     doc = {"format": "spindledx-case/1", "inputs": {**opts.to_json(), "evidence": evidence_source},

@@ -23,6 +23,7 @@ import numpy as np
 
 from spindledx.counting import check_mpp
 from spindledx.errors import BadInputError
+from spindledx.files import printable
 from spindledx.imaging.resolution import Resolution, png_candidate, resolve, tiff_candidates
 
 ASSUMED_MPP = 0.25
@@ -102,9 +103,16 @@ def read_image(path: str | Path, mpp: float | None = None) -> Tile:
         and implausible ``mpp``.
     """
     path = Path(path)
-    name = str(path)
+    name = printable(path)
     if mpp is not None:
         check_mpp(mpp)
+    try:
+        return _read_image(path, name, mpp)
+    except OSError as exc:  # permission denied, name too long, I/O error ...
+        raise BadInputError(f"{name}: cannot read the file ({exc.strerror or type(exc).__name__})") from None
+
+
+def _read_image(path: Path, name: str, mpp: float | None) -> Tile:
     if not path.exists():
         raise BadInputError(f"{name}: no such file")
     if path.is_dir():
@@ -139,7 +147,7 @@ def read_image(path: str | Path, mpp: float | None = None) -> Tile:
 def _read_pillow(path: Path, notes: list[str]) -> tuple[np.ndarray, Resolution | None]:
     from PIL import Image, UnidentifiedImageError
 
-    name = str(path)
+    name = printable(path)
     try:
         with _warnings.catch_warnings():
             _warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -174,7 +182,7 @@ def _read_tiff(path: Path, notes: list[str]) -> tuple[np.ndarray, Resolution | N
     """Pixels (palette expanded), resolution and bits per sample of a TIFF's base level."""
     import tifffile
 
-    name = str(path)
+    name = printable(path)
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]

@@ -10,6 +10,7 @@ import csv
 import io as _stdio
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from spindledx import counting
 from spindledx.detection.detect import detector_caveat
 from spindledx.engine.progress import ProgressBar
 from spindledx.errors import BadInputError
+from spindledx.files import output_stems, printable
 from spindledx.imaging.reader import IMAGE_SUFFIXES, read_image
 from spindledx.mitosis.score import TileScore, default_detector, score_image
 
@@ -31,12 +33,17 @@ def _load_detector(threshold: float | None):
     return default_detector(threshold=threshold)
 
 
-def collect_images(paths: list[str]) -> list[Path]:
+def collect_images(paths: list[str]) -> tuple[list[Path], list[str]]:
     """Expand PATHs: files as given, folders recursively (png/jpg/jpeg/tif/tiff, sorted, hidden files skipped).
+
+    The same file given twice (``./t1.png`` and ``t1.png``, or a file and its folder) is kept once, so its area is
+    not counted twice. Returns the images and one note per dropped repeat.
 
     Raises BadInputError for a missing path or a folder without images.
     """
     images: list[Path] = []
+    notes: list[str] = []
+    seen: dict[str, Path] = {}
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -44,22 +51,20 @@ def collect_images(paths: list[str]) -> list[Path]:
                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
             if not found:
                 raise BadInputError(f"{path}: no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in this folder")
-            images.extend(found)
         elif path.exists():
-            images.append(path)
+            found = [path]
         else:
             raise BadInputError(f"{path}: no such file or folder")
+        for image in found:
+            key = os.path.realpath(image)
+            if key in seen:
+                notes.append(f"{image}: the same file as {seen[key]}; scored once")
+                continue
+            seen[key] = image
+            images.append(image)
     if not images:
         raise BadInputError("no images given")
-    return images
-
-
-def _unique_stems(images: list[Path]) -> list[str]:
-    """Output stems: the file stem, or the path with separators replaced when two images share a stem."""
-    stems = [p.stem for p in images]
-    if len(set(stems)) == len(stems):
-        return stems
-    return ["__".join(p.with_suffix("").parts).replace(":", "") for p in images]
+    return images, notes
 
 
 def score(
@@ -79,8 +84,8 @@ def score(
         counting.check_mpp(mpp)
     opts.check_out_dir(out)
     hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
-    images = collect_images(paths)
-    stems = _unique_stems(images)
+    images, repeats = collect_images(paths)
+    stems = output_stems(images)
     detector = _load_detector(threshold)
     recorder = None
     if out is not None:  # candidates down to just below the threshold, for `spindledx review OUT`
@@ -102,7 +107,7 @@ def score(
                     result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area)
             except BadInputError as exc:
                 typer.echo(f"error: {exc}", err=True)
-                failures.append((str(image), str(exc)))
+                failures.append((printable(image), str(exc)))
                 advance()
                 continue
             results.append(result)
@@ -121,7 +126,7 @@ def score(
 
         write_summary_json(results, out / "summary.json", failed=failures)
         write_detections_csv(results, out / "mitoses.csv")
-    _print_warnings([w for r in results for w in r.warnings])
+    _print_warnings(repeats + [w for r in results for w in r.warnings])
     _render(results, fmt, hpf_area)
     caveat = detector_caveat(detector)
     if fmt == "table" and results and caveat:
@@ -250,7 +255,8 @@ def evaluate(
     else:
         if not paths:
             raise BadInputError("give IMAGES to run the detector on, or --pred with a detections CSV")
-        images = collect_images(paths)
+        images, repeats = collect_images(paths)
+        notes.extend(repeats)
         detector = _load_detector(threshold)
         evaluated = []
         for image in images:
@@ -258,7 +264,7 @@ def evaluate(
                 result = score_image(read_image(image, mpp=mpp), detector=detector)
             except BadInputError as exc:
                 typer.echo(f"error: {exc}", err=True)
-                failures.append(str(image))
+                failures.append(printable(image))
                 continue
             notes.extend(result.warnings)
             xy = np.array([[d.x, d.y] for d in result.mitoses], dtype=float).reshape(-1, 2)

@@ -20,6 +20,7 @@ import numpy as np
 
 from spindledx.detection.geojson import MITOSIS_COLOR_RGB, points_geojson
 from spindledx.detection.geojson import write_geojson as write_collection
+from spindledx.files import atomic_open, atomic_write_text, atomic_write_with, csv_safe
 from spindledx.mitosis.score import TileScore
 
 OVERLAY_RADIUS_UM = 7.5
@@ -37,7 +38,7 @@ def detection_rows(scores: Iterable[TileScore]) -> list[dict[str, Any]]:
     rows = []
     for result in scores:
         for det in result.mitoses:
-            rows.append({"image": result.image, "x": round(float(det.x), 1), "y": round(float(det.y), 1),
+            rows.append({"image": csv_safe(result.image), "x": round(float(det.x), 1), "y": round(float(det.y), 1),
                          "score": round(float(det.score), 4),
                          "atypical": "" if det.atypical is None else str(det.atypical).lower(),
                          "atypical_score": "" if det.atypical_score is None else round(float(det.atypical_score), 4)})
@@ -49,7 +50,7 @@ def write_detections_csv(scores: TileScore | Iterable[TileScore], path: str | Pa
     if isinstance(scores, TileScore):
         scores = [scores]
     path = Path(path)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_open(path, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
         writer.writeheader()
         writer.writerows(detection_rows(scores))
@@ -90,10 +91,13 @@ def write_overlay_png(rgb: np.ndarray, result: TileScore, path: str | Path, *,
                       radius_um: float = OVERLAY_RADIUS_UM) -> Path:
     """Write :func:`draw_overlay` as PNG; returns the path."""
     path = Path(path)
-    overlay = draw_overlay(rgb, result, radius_um=radius_um)
-    if not cv2.imwrite(str(path), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
-    return path
+    overlay = cv2.cvtColor(draw_overlay(rgb, result, radius_um=radius_um), cv2.COLOR_RGB2BGR)
+
+    def write(tmp: str) -> None:
+        if not cv2.imwrite(tmp, overlay):
+            raise OSError(f"could not write {path}")
+
+    return atomic_write_with(path, write)
 
 
 def write_summary_json(scores: Iterable[TileScore], path: str | Path, *,
@@ -101,12 +105,12 @@ def write_summary_json(scores: Iterable[TileScore], path: str | Path, *,
     """Write the DESIGN.md ``score`` JSON list; images that failed are listed under a separate file key."""
     path = Path(path)
     payload = [result.to_dict() for result in scores]
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False))
     failures = list(failed)
     if failures:
         errors_path = path.with_name(path.stem + "_errors.json")
-        errors_path.write_text(json.dumps([{"image": image, "error": message} for image, message in failures],
-                                          indent=2, ensure_ascii=False), encoding="utf-8")
+        atomic_write_text(errors_path, json.dumps([{"image": image, "error": message} for image, message in failures],
+                                                  indent=2, ensure_ascii=False))
     return path
 
 

@@ -204,6 +204,7 @@ def load_manifest(path: str | Path, *, default_mpp: float | None = None,
     if table.empty:
         raise BadInputError(f"{path}: the manifest has no rows")
     base = path.parent
+    all_images = [t for t in (_text(v) for v in table["image"]) if t]
     problems: list[str] = []
     specs: list[TileSpec] = []
     seen: dict[str, int] = {}
@@ -219,11 +220,12 @@ def load_manifest(path: str | Path, *, default_mpp: float | None = None,
         else:
             image_path = (base / image_text).resolve()
             if not image_path.is_file():
-                errs.append(f"image '{image_text}' not found")
-            if image_text in seen:
-                errs.append(f"image '{image_text}' repeats row {seen[image_text]}")
+                errs.append(f"image '{_clip(image_text)}' not found")
+            same = str(image_path)  # ./t1.png and t1.png are one file
+            if same in seen:
+                errs.append(f"image '{_clip(image_text)}' repeats row {seen[same]} (the same file)")
             else:
-                seen[image_text] = i
+                seen[same] = i
         mpp = default_mpp
         if not _blank(rec.get("mpp")):
             try:
@@ -253,7 +255,7 @@ def load_manifest(path: str | Path, *, default_mpp: float | None = None,
                     points = by_image.get(Path(image_text or "").name, ())
             except BadInputError as exc:
                 errs.append(f"annotations: {exc}")
-        case = _text(rec.get("case")) or (Path(image_text).stem if image_text else f"row{i}")
+        case = _text(rec.get("case")) or (default_case(image_text, all_images) if image_text else f"row{i}")
         fields = {c: _text(rec.get(c)) for c in CASE_COLUMNS}
         if fields["diagnosis"] is not None:
             if fields["diagnosis"] not in diagnoses:
@@ -322,12 +324,21 @@ def tiles_from_folder(folder: str | Path, *, mpp: float | None = None,
     if not images:
         raise BadInputError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
     by_image = read_points_csv(annotations) if annotations is not None else None
+    names = [p.name for p in images]
     specs = []
     for p in images:
         points = None if by_image is None else by_image.get(p.name, ())
-        specs.append(TileSpec(key=p.name, image=str(p.resolve()), case=p.stem, mpp=mpp,
+        specs.append(TileSpec(key=p.name, image=str(p.resolve()), case=default_case(p.name, names), mpp=mpp,
                               expected_count=None if points is None else len(points), points=points))
     return specs
+
+
+def default_case(image: str, images: list[str]) -> str:
+    """Case of a tile without one: its file stem, or its file name when another image shares the stem
+    (``tile.png`` and ``tile.jpg`` are not pooled into one case)."""
+    stem = Path(image).stem
+    shared = sum(1 for other in images if Path(other).stem == stem and Path(other).name != Path(image).name)
+    return Path(image).name if shared else stem
 
 
 def points_array(points: tuple[tuple[float, float], ...] | None) -> np.ndarray:

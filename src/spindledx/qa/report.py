@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spindledx.files import atomic_write_text, atomic_write_with, csv_safe
+
 #: Sections always present; "detection", "counts", "cases", "ihc", "outliers" and "failures" appear when they have data.
 SECTION_IDS = ("summary", "quality", "tiles", "provenance")
 OPTIONAL_SECTION_IDS = ("detection", "counts", "cases", "ihc", "outliers", "failures")
@@ -52,19 +54,14 @@ def write_outputs(rows: Sequence[dict], summary: dict, out_dir: str | Path, *, s
     ``provenance``: spindledx / model / knowledge-base versions, threshold and date
     (:func:`spindledx.pages.provenance`); it is also stored in ``summary.json``.
     """
-    from spindledx.files import atomic_write_text, csv_safe
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = tiles_frame(rows)
     paths = {"csv": out_dir / "tiles.csv", "parquet": out_dir / "tiles.parquet",
              "summary": out_dir / "summary.json", "report": out_dir / "report.html"}
-    safe = frame.copy()
-    for column in safe.columns:
-        if safe[column].dtype == object:
-            safe[column] = safe[column].map(csv_safe)
-    atomic_write_text(paths["csv"], safe.to_csv(index=False))
-    frame.to_parquet(paths["parquet"], index=False)
+    # every file is written to a temporary name and renamed: a full disk never leaves a truncated table or page
+    atomic_write_text(paths["csv"], spreadsheet_safe(frame).to_csv(index=False))
+    atomic_write_with(paths["parquet"], lambda tmp: frame.to_parquet(tmp, index=False))
     if provenance is not None:
         summary = {**summary, "provenance": provenance}
     atomic_write_text(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False))
@@ -101,6 +98,15 @@ def _write_review(rows: Sequence[dict], out_dir: Path, provenance: dict) -> str 
         return write_review_page(out_dir, docs).name
     except BadInputError:
         return None
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``frame`` whose text cells cannot run as spreadsheet formulas (:func:`spindledx.files.csv_safe`)."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(csv_safe)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- images

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from spindledx.detection.geojson import MITOSIS_COLOR_RGB, points_geojson, polygon_annotation, write_geojson
+from spindledx.files import atomic_open, atomic_write_text, atomic_write_with, csv_safe, output_stems
 from spindledx.slide.hotspot import clip_polygon, density_map, hotspot_regions_level0
 from spindledx.slide.pipeline import SlideResult
 
@@ -170,12 +171,12 @@ def write_outputs(result: SlideResult, out_dir: str | Path) -> dict[str, Path]:
     """Write every output file of a slide into ``out_dir``; returns ``{kind: path}``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = Path(result.info.path).stem
+    stem = output_stems([Path(result.info.path)])[0]
     paths = {"geojson": out_dir / f"{stem}_mitoses.geojson", "csv": out_dir / f"{stem}_mitoses.csv",
              "summary_json": out_dir / f"{stem}_summary.json", "summary_csv": out_dir / f"{stem}_summary.csv",
              "thumbnail": out_dir / f"{stem}_thumbnail.png", "heatmap": out_dir / f"{stem}_heatmap.png"}
     write_geojson(to_geojson(result), paths["geojson"])
-    with paths["csv"].open("w", newline="", encoding="utf-8") as fh:
+    with atomic_open(paths["csv"], newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["x", "y", "score", "atypical", "atypical_score"])
         for point in _points(result):
@@ -183,12 +184,13 @@ def write_outputs(result: SlideResult, out_dir: str | Path) -> dict[str, Path]:
             atypical = "" if len(point) < 4 else str(point[3]).lower()
             atypical_score = "" if len(point) < 5 else round(float(point[4]), 5)
             writer.writerow([round(float(x), 2), round(float(y), 2), round(float(score), 5), atypical, atypical_score])
-    paths["summary_json"].write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+    atomic_write_text(paths["summary_json"], json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     rows = summary_rows(result)
-    with paths["summary_csv"].open("w", newline="", encoding="utf-8") as fh:
+    with atomic_open(paths["summary_csv"], newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["slide"])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows([{k: csv_safe(v) for k, v in row.items()} for row in rows])
     for kind, heat in (("thumbnail", False), ("heatmap", True)):
-        _figure(result, heat=heat).savefig(paths[kind])
+        figure = _figure(result, heat=heat)
+        atomic_write_with(paths[kind], lambda tmp, figure=figure: figure.savefig(tmp, format="png"))
     return paths

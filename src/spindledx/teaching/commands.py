@@ -16,6 +16,7 @@ from spindledx.errors import BadInputError
 from spindledx.ihc.commands import _check_format, _console, _echo_json, _pct
 from spindledx.ihc.knowledge import load_knowledge_base
 from spindledx.ihc.lookups import resolve_entity
+from spindledx.pages.provenance import provenance
 from spindledx.teaching.compare import compare_entities
 from spindledx.teaching.quiz import QuizQuestion, literature_label, quiz_questions
 
@@ -63,6 +64,9 @@ def compare(
                   f"{m.lr_positive:.2f}", f"{m.lr_negative:.2f}", f"{m.j_divergence_bits:.2f}", lit(m.a), lit(m.b),
                   f"A[{ref(m.a.source)}] B[{ref(m.b.source)}]")
     console.print(t)
+    for rank, m in enumerate(comparison.markers[:top], start=1):
+        for caveat in m.caveats:
+            console.print(f"  [yellow]#{rank} {m.marker}:[/yellow] {caveat}", highlight=False)
     if comparison.morphology:
         t = Table(title="Morphology (LR = P(value|A) / P(value|B); patterns: when described)")
         for col, justify in (("feature", "left"), ("value", "left"), ("P(A)", "right"), ("P(B)", "right"),
@@ -103,8 +107,6 @@ def _print_reveal(q: QuizQuestion, answer: str | None) -> None:
                   ev["effect"], literature_label(ev), ev["source"][:100] or "-")
     console.print(t)
     console.print(f"Case source: {info['case_source']}", highlight=False, markup=False)
-    if info["case_note"]:
-        console.print(f"Case note: {info['case_note']}", highlight=False, markup=False)
 
 
 def _read_answer(q: QuizQuestion) -> str | None:
@@ -140,7 +142,7 @@ def quiz(
     _check_format(fmt)
     questions = quiz_questions(n, entity=entity, seed=seed)
     if fmt == "json":
-        _echo_json([q.to_json() for q in questions])
+        _echo_json({"provenance": provenance(include_model=False), "questions": [q.to_json() for q in questions]})
         return
     console = _console()
     kb = load_knowledge_base()

@@ -45,8 +45,10 @@ from spindledx.ihc.knowledge import (
 from spindledx.ihc.lookups import resolve_entity
 from spindledx.ihc.model import MARKER_GROUPS, MarkerLikelihood, default_constants, marker_likelihood
 from spindledx.ihc.vocabulary import resolve_site
+from spindledx.pages.provenance import provenance
 
-# The pairs that matter in practice (issue 14); pages are built for those present in the knowledge base.
+# The pairs that matter in practice (issue 14, then other classic differentials); pages are built for the pairs
+# whose two entities are in the knowledge base.
 TEACHING_PAIRS: tuple[tuple[str, str], ...] = (
     ("leiomyosarcoma", "leiomyoma"),
     ("leiomyosarcoma", "gist"),
@@ -56,6 +58,14 @@ TEACHING_PAIRS: tuple[tuple[str, str], ...] = (
     ("inflammatory_myofibroblastic_tumor", "low_grade_myofibroblastic_sarcoma"),
     ("dfsp", "solitary_fibrous_tumor"),
     ("sarcomatoid_carcinoma", "sarcomatoid_mesothelioma"),
+    # further classic differentials of the knowledge base's entities
+    ("schwannoma", "mpnst"),
+    ("neurofibroma", "mpnst"),
+    ("dedifferentiated_liposarcoma", "undifferentiated_pleomorphic_sarcoma"),
+    ("nodular_fasciitis", "desmoid_fibromatosis"),
+    ("low_grade_fibromyxoid_sarcoma", "desmoid_fibromatosis"),
+    ("kaposi_sarcoma", "angiosarcoma"),
+    ("spindle_cell_lipoma", "atypical_spindle_cell_lipomatous_tumor"),
 )
 
 _LN2 = math.log(2.0)
@@ -97,6 +107,7 @@ class MarkerSeparation:
     lr_positive: float
     lr_negative: float
     j_divergence_bits: float
+    caveats: tuple[str, ...] = ()
 
     @property
     def favours_if_positive(self) -> str:
@@ -112,7 +123,8 @@ class MarkerSeparation:
         return {"marker": self.marker, "kind": self.kind, "group": self.group,
                 "lr_positive": round(self.lr_positive, 3), "lr_negative": round(self.lr_negative, 3),
                 "j_divergence_bits": round(self.j_divergence_bits, 4),
-                "favours_if_positive": self.favours_if_positive, "a": self.a.to_json(), "b": self.b.to_json()}
+                "favours_if_positive": self.favours_if_positive, "caveats": list(self.caveats),
+                "a": self.a.to_json(), "b": self.b.to_json()}
 
 
 @dataclass(frozen=True)
@@ -154,11 +166,13 @@ class Comparison:
     no_data: tuple[tuple[str, tuple[str, ...]], ...]  # (marker, ids of the entities without data)
     morphology: tuple[MorphologySeparation, ...] = ()
     morphology_j_bits: tuple[tuple[str, float], ...] = ()  # (feature, J divergence in bits) for mitoses/atypia/necrosis
+    provenance: tuple[tuple[str, str], ...] = ()  # spindledx version, knowledge-base version, date
 
     def to_json(self, top: int | None = None) -> dict:
         """JSON-serialisable dict; ``top`` limits the ranked markers."""
         ranked = self.markers if top is None else self.markers[:top]
         return {
+            "provenance": dict(self.provenance),
             "a": {"id": self.a, "name": self.a_name}, "b": {"id": self.b, "name": self.b_name}, "site": self.site,
             "method": "markers ranked by the symmetric KL (J) divergence, in bits, between P(result | A) and "
                       "P(result | B) from the interpreter's likelihoods; LR+ = P(+|A)/P(+|B), "
@@ -174,6 +188,28 @@ class Comparison:
 def j_divergence_bits(p_a: float, p_b: float) -> float:
     """Symmetric KL divergence, in bits, between Bernoulli(p_a) and Bernoulli(p_b) (both strictly in (0, 1))."""
     return (p_a - p_b) * math.log(p_a * (1.0 - p_b) / (p_b * (1.0 - p_a))) / _LN2
+
+
+SAME_FIGURE = 0.05  # literature fractions closer than this: any separation comes from the numbers of cases
+
+
+def caveats_for(a: SideEvidence, b: SideEvidence, name_a: str, name_b: str) -> tuple[str, ...]:
+    """Warnings a reader needs next to a ranked marker (shown on the page, in the table and in JSON).
+
+    * a side resting on the marker *background* (the fraction of other spindle-cell tumours positive, not a
+      series of this entity): wrong for an entity of the marker's own lineage, so check the entity's data;
+    * two literature figures within :data:`SAME_FIGURE` of each other: the LR then reflects only how many cases
+      each figure rests on (Beta posterior means of e.g. 0/30 and 0/400 differ), not a biological difference.
+    """
+    out = []
+    for side, name in ((a, name_a), (b, name_b)):
+        if side.basis == "background":
+            out.append(f"{name}: no series of this entity, the marker background (other tumours) is used")
+    if (a.fraction_positive is not None and b.fraction_positive is not None
+            and abs(a.fraction_positive - b.fraction_positive) < SAME_FIGURE):
+        out.append(f"same literature figure ({a.fraction_positive:.0%} vs {b.fraction_positive:.0%}): the ratio "
+                   "reflects only the numbers of cases")
+    return tuple(out)
 
 
 def _group_of(marker: str) -> str | None:
@@ -232,15 +268,18 @@ def compare_entities(a: str, b: str, *, site: str | None = None, kb: KnowledgeBa
         if ml_a.basis == ml_b.basis == "background":  # the same background figure on both sides: no separation
             continue
         p_a, p_b = ml_a.likelihood("pos"), ml_b.likelihood("pos")
+        side_a, side_b = _side(ml_a), _side(ml_b)
         ranked.append(MarkerSeparation(
-            marker=marker.name, kind=marker.kind, group=_group_of(marker.name), a=_side(ml_a), b=_side(ml_b),
+            marker=marker.name, kind=marker.kind, group=_group_of(marker.name), a=side_a, b=side_b,
             lr_positive=p_a / p_b, lr_negative=(1.0 - p_a) / (1.0 - p_b),
-            j_divergence_bits=j_divergence_bits(p_a, p_b)))
+            j_divergence_bits=j_divergence_bits(p_a, p_b),
+            caveats=caveats_for(side_a, side_b, kb.entities[id_a].name, kb.entities[id_b].name)))
     ranked.sort(key=lambda m: (-m.j_divergence_bits, m.marker))
     morph, features = _morphology(kb, kb.entity_ids.index(id_a), kb.entity_ids.index(id_b))
     return Comparison(a=id_a, b=id_b, a_name=kb.entities[id_a].name, b_name=kb.entities[id_b].name, site=site_id,
                       markers=tuple(ranked), no_data=tuple(no_data), morphology=tuple(morph),
-                      morphology_j_bits=tuple(features))
+                      morphology_j_bits=tuple(features),
+                      provenance=tuple(provenance(include_model=False).items()))
 
 
 def _morphology(kb: KnowledgeBase, i_a: int, i_b: int) -> tuple[list[MorphologySeparation], list[tuple[str, float]]]:

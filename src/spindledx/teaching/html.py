@@ -1,16 +1,18 @@
 """Small HTML helpers for the static site: escaping, source links, slugs, the page frame, embedded JSON.
 
-Every string that comes from the knowledge base passes through :func:`esc` (``html.escape`` with quotes) or is
+Every string that comes from the knowledge base passes through :func:`spindledx.pages.esc` (``html.escape``
+with quotes) or is
 rendered by the page script with ``textContent``; links are made only for ``http(s)`` URLs, DOIs and PMIDs found
 in source fields (:func:`source_links`), and their ``href`` is escaped too.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from urllib.parse import quote
+
+from spindledx.pages import esc  # the pages' one escaping helper (quotes included; None -> an en dash)
 
 _URL = re.compile(r"https?://[^\s<>\"']+")
 _DOI = re.compile(r"\bdoi(?::\s*|\s+)(10\.\d{4,9}/[^\s\"']+)", re.IGNORECASE)
@@ -19,9 +21,6 @@ _PMC = re.compile(r"(?<![/\w])(PMC\d{5,9})\b")
 _TRAILING = ".,;:)]"
 
 
-def esc(value: object) -> str:
-    """HTML-escape ``value`` (``str()`` of it), quotes included, for text and attribute values."""
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 def _trim(url: str) -> str:

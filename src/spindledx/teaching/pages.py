@@ -320,8 +320,10 @@ def compare_page(kb: KnowledgeBase, comparison: Comparison, links: SiteLinks, *,
     def row(m: Mapping, rank: int) -> str:
         fav = m["favours_if_positive"]
         fav_txt = name_a if fav == "a" else name_b if fav == "b" else "neither"
+        caveats = "".join(f"<br><small class='caveat'>⚠ {esc(c)}</small>" for c in m["caveats"])
         return (f"<tr><td>{rank}</td><td><a href='{esc(root + links.marker[m['marker']])}'>{esc(m['marker'])}</a>"
-                f"{'<br><small class=muted>group: ' + esc(m['group']) + '</small>' if m['group'] else ''}</td>"
+                f"{'<br><small class=muted>group: ' + esc(m['group']) + '</small>' if m['group'] else ''}"
+                f"{caveats}</td>"
                 f"<td>{fav_txt}</td><td>{_bar(m['a']['p_positive'])}</td><td>{_bar(m['b']['p_positive'])}"
                 f"</td><td class='num'>{m['lr_positive']:.2f}</td><td class='num'>{m['lr_negative']:.2f}</td>"
                 f"<td class='num'>{m['j_divergence_bits']:.2f}</td><td>{_side_cell(m['a'])}</td>"

@@ -9,15 +9,14 @@ from it (so the distractors are the real alternatives, listed alphabetically so 
 then :meth:`QuizQuestion.reveal` shows the interpreter's differential, the evidence for the expected entity
 (stains, morphology, clinical, prior) and the sources.  Markers outside the vocabulary are skipped with the
 interpreter's warning; a case with no known marker left is left out and counted (:func:`build_questions`).
+The cases are read by :func:`spindledx.ihc.evaluate.load_cases`, the same reader the evaluation uses.
 """
 
 from __future__ import annotations
 
-import csv
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 
 from spindledx.errors import BadInputError
 from spindledx.ihc.evaluate import CASE_SETS, Case, load_cases
@@ -26,66 +25,66 @@ from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base
 from spindledx.ihc.lookups import resolve_entity
 
 N_CHOICES = 5  # expected entity + 4 distractors
-PANEL_SETS = ("original", "holdout")  # the published test panels (evaluate.CASE_SETS)
-REPORTS = "reports"  # the blind case-report set, data/cases_reports.csv
-QUIZ_CASE_SETS = (*PANEL_SETS, REPORTS)
+QUIZ_CASE_SETS = ("original", "holdout", "reports")  # published sets of evaluate.CASE_SETS ("all" = the first two)
 
 
 @dataclass(frozen=True)
 class QuizCase:
-    """One quiz case: what the student sees (panel, site, age, sex, morphology) and its expected entity.
+    """One quiz case: a published test case (:class:`spindledx.ihc.evaluate.Case`) and the set it comes from."""
 
-    ``source`` is the case's basis (test panels) or the citation of the case report; ``note`` is shown only with
-    the answer (a report's note often names the diagnosis).
-    """
-
-    id: str
-    expected: str
+    case: Case
     case_set: str
-    kind: str
-    panel: str
-    site: str | None
-    source: str
-    note: str = ""
-    age: float | None = None
-    sex: str | None = None
-    mitoses: str | None = None
-    necrosis: str | None = None
-    atypia: str | None = None
-    pattern: str | None = None
-
-    @classmethod
-    def from_case(cls, case: Case, case_set: str) -> QuizCase:
-        """A test panel of :func:`spindledx.ihc.evaluate.load_cases`."""
-        return cls(id=case.id, expected=case.expected, case_set=case_set, kind=case.kind, panel=case.panel,
-                   site=case.site, source=case.basis)
 
     @property
-    def basis(self) -> str:
-        """The case's source (alias kept for the test-panel vocabulary)."""
-        return self.source
+    def id(self) -> str:
+        """Case id."""
+        return self.case.id
+
+    @property
+    def expected(self) -> str:
+        """Entity id of the published diagnosis."""
+        return self.case.expected
+
+    @property
+    def panel(self) -> str:
+        """The panel in the result grammar."""
+        return self.case.panel
+
+    @property
+    def site(self) -> str | None:
+        """Site id or None."""
+        return self.case.site
+
+    @property
+    def kind(self) -> str:
+        """``typical`` / ``tricky`` (test panels) or ``report`` (case reports)."""
+        return self.case.kind
+
+    @property
+    def source(self) -> str:
+        """The case's basis (test panels) or the citation of the case report."""
+        return self.case.basis
 
     def findings(self) -> dict:
         """The clinical / H&E keyword arguments of :func:`interpret_panel` this case gives."""
-        out = {"age": self.age, "sex": self.sex, "mitoses": self.mitoses, "necrosis": self.necrosis,
-               "atypia": self.atypia, "pattern": self.pattern}
-        return {k: v for k, v in out.items() if v is not None}
+        return {k: v for k, v in self.case.findings().items() if v is not None}
 
     def clinical_line(self) -> str:
         """Site, age, sex and morphology as one line for display (nothing that names the diagnosis)."""
-        parts = [f"site: {self.site.replace('_', ' ')}" if self.site else "site: not given"]
-        if self.age is not None:
-            parts.append(f"age {self.age:g}")
-        if self.sex:
-            parts.append({"F": "female", "M": "male"}.get(self.sex, self.sex))
-        if self.mitoses:
-            parts.append(f"mitoses {self.mitoses}")
-        if self.necrosis:
-            parts.append(f"necrosis {self.necrosis}")
-        if self.atypia:
-            parts.append(f"atypia {self.atypia}")
-        if self.pattern:
-            parts.append("pattern " + ", ".join(p.strip().replace("_", " ") for p in self.pattern.split(";")))
+        c = self.case
+        parts = [f"site: {c.site.replace('_', ' ')}" if c.site else "site: not given"]
+        if c.age:
+            parts.append(f"age {c.age}")
+        if c.sex:
+            parts.append({"F": "female", "M": "male"}.get(c.sex, c.sex))
+        if c.mitoses:
+            parts.append(f"mitoses {c.mitoses}")
+        if c.necrosis:
+            parts.append(f"necrosis {c.necrosis}")
+        if c.atypia:
+            parts.append(f"atypia {c.atypia}")
+        if c.pattern:
+            parts.append("pattern " + ", ".join(p.strip().replace("_", " ") for p in c.pattern.split(";") if p.strip()))
         return "; ".join(parts)
 
 
@@ -131,7 +130,6 @@ class QuizQuestion:
             "pitfalls": list(expected_entry.pitfalls),
             "warnings": list(result.warnings),
             "case_source": self.case.source,
-            "case_note": self.case.note,
         }
 
     def to_json(self, *, kb: KnowledgeBase | None = None) -> dict:
@@ -176,45 +174,18 @@ def _choices(result: PanelResult, expected: str, kb: KnowledgeBase, n_choices: i
     return tuple(sorted([expected, *others], key=lambda e: kb.entities[e].name.casefold()))
 
 
-def _opt(text: str | None) -> str | None:
-    text = (text or "").strip()
-    return text or None
-
-
-def load_report_cases() -> tuple[QuizCase, ...]:
-    """The blind case-report set (``data/cases_reports.csv``, IHC_SCHEMA.md item 8); empty when absent.
-
-    Rows are returned as they are; :func:`build_questions` leaves out (and counts) those whose entity is not in
-    the knowledge base yet.
-    """
-    path = resources.files("spindledx.ihc").joinpath("data", "cases_reports.csv")
-    if not path.is_file():
-        return ()
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    cases = []
-    for row in rows:
-        age = _opt(row.get("age"))
-        cases.append(QuizCase(
-            id=row["id"], expected=row["expected"], case_set=REPORTS, kind="case report", panel=row["panel"],
-            site=_opt(row.get("site")), source=row["citation"].strip(), note=row.get("note", "").strip(),
-            age=None if age is None else float(age), sex=_opt(row.get("sex")), mitoses=_opt(row.get("mitoses")),
-            necrosis=_opt(row.get("necrosis")), atypia=_opt(row.get("atypia")), pattern=_opt(row.get("pattern"))))
-    return tuple(cases)
-
-
 def load_quiz_cases(*, kb: KnowledgeBase | None = None,
                     case_sets: Sequence[str] = QUIZ_CASE_SETS) -> tuple[QuizCase, ...]:
-    """Every published test case of ``case_sets`` (``original``, ``holdout``, ``reports``), in file order."""
+    """Every published test case of ``case_sets`` (``original``, ``holdout``, ``reports``), in file order, read by
+    :func:`spindledx.ihc.evaluate.load_cases`; the case-report set is skipped when the package does not have it."""
     kb = kb or load_knowledge_base()
     out: list[QuizCase] = []
     for name in case_sets:
-        if name == REPORTS:
-            out += load_report_cases()
-        elif name in PANEL_SETS and name in CASE_SETS:
-            out += [QuizCase.from_case(c, name) for c in load_cases(case_set=name, kb=kb)]
-        else:
+        if name not in QUIZ_CASE_SETS:
             raise BadInputError(f"unknown case set '{name}' (one of {', '.join(QUIZ_CASE_SETS)})")
+        if name not in CASE_SETS:  # an older package without the case-report set
+            continue
+        out += [QuizCase(case=c, case_set=name) for c in load_cases(case_set=name, kb=kb)]
     return tuple(out)
 
 

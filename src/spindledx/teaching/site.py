@@ -12,7 +12,6 @@ into place (atomic), nothing is written outside ``--out``, and ``--out`` must be
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -22,9 +21,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from spindledx import __version__
 from spindledx.errors import BadInputError
 from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base, normalize_name
+from spindledx.pages.provenance import provenance
 from spindledx.teaching import pages
 from spindledx.teaching.compare import compare_entities, teaching_pairs
 from spindledx.teaching.html import esc, json_for_script, page, source_segments
@@ -44,16 +43,6 @@ class SiteBuild:
     n_files: int
     total_bytes: int
     seconds: float
-
-
-def kb_digest(kb: KnowledgeBase) -> str:
-    """Short content digest of the knowledge base (sha256 of every table: markers, entities, facts, priors,
-    specificity figures, clinical and morphology rows)."""
-    h = hashlib.sha256()
-    for part in (kb.markers, kb.entities, kb.facts, kb.site_priors, kb.pair_background, kb.population_priors,
-                 kb.clinical, kb.morphology):
-        h.update(repr(sorted((repr(k), repr(v)) for k, v in part.items())).encode())
-    return h.hexdigest()[:12]
 
 
 def _search_index(kb: KnowledgeBase, links: pages.SiteLinks) -> list[dict]:
@@ -95,8 +84,9 @@ def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
     kb = kb or load_knowledge_base()
     pairs = teaching_pairs(kb)
     links = pages.SiteLinks(kb, pairs)
-    provenance = {"spindledx": __version__, "knowledge base": kb_digest(kb)}
-    footer = ("spindledx knowledge base · " + " · ".join(f"{esc(k)} {esc(v)}" for k, v in provenance.items())
+    prov = provenance(include_model=False)
+    labels = {"spindledx": prov["spindledx_version"], "knowledge base": prov["kb_version"], "built": prov["date"]}
+    footer = ("spindledx knowledge base · " + " · ".join(f"{esc(k)} {esc(v)}" for k, v in labels.items())
               + " · a teaching aid, not a diagnosis")
     files: dict[str, str] = {}
     for name in ASSETS:
@@ -105,7 +95,7 @@ def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
     quiz, skipped = _quiz_data(kb)
     files["assets/quiz-data.js"] = f"window.SPX_QUIZ = {json_for_script(quiz)};\n"
     sets = {name: sum(1 for q in quiz if q["set"] == name) for name in ("original", "holdout", "reports")}
-    files["index.html"] = page("Home", pages.index_page(kb, links, n_questions=len(quiz), provenance=provenance),
+    files["index.html"] = page("Home", pages.index_page(kb, links, n_questions=len(quiz), provenance=labels),
                                root="", footer=footer)
     files["matrix.html"] = page("Entity × marker matrix", pages.matrix_page(kb, links), root="", footer=footer)
     files["quiz.html"] = page("Quiz", pages.quiz_page(sets, skipped), root="", footer=footer,
@@ -179,7 +169,7 @@ def build_site(out: str | Path, *, kb: KnowledgeBase | None = None) -> SiteBuild
             if root in stale.parents and stale.is_file():
                 stale.unlink()
     seconds = time.perf_counter() - start
-    manifest = {"generator": "spindledx kb site", "spindledx": __version__, "knowledge_base": kb_digest(kb),
+    manifest = {"generator": "spindledx kb site", "provenance": provenance(include_model=False),
                 "files": sorted(files), "total_bytes": total, "build_seconds": round(seconds, 3)}
     data = json.dumps(manifest, indent=1).encode("utf-8")
     _write_atomic(out / MANIFEST, data)

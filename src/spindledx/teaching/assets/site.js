@@ -170,7 +170,7 @@
       ans.warnings.forEach(function (w) { box.appendChild(el("p", { "class": "muted" }, "Interpreter warning: " + w)); });
       var src = el("p");
       src.appendChild(el("b", null, "Case source: "));
-      src.appendChild(sourceNode(ans.case_note, ans.case_source_segments));
+      src.appendChild(sourceNode("", ans.case_source_segments));
       box.appendChild(src);
     }
 
