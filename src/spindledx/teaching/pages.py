@@ -222,6 +222,8 @@ def marker_page(kb: KnowledgeBase, marker: str, links: SiteLinks) -> str:
                       + "; entities without data are neutral for this marker in the interpreter.</p>")
     missing = ", ".join(f"<a href='{esc(root + links.entity[e])}'>{esc(kb.entities[e].name)}</a>"
                         for e in info["entities_without_data"]) or "none"
+    missing_label = ("No figure of their own (the background above is used)" if bg else
+                     "No data (neutral for these entities in the interpreter)")
     group = _group_of(info["marker"])
     group_html = ""
     if group is not None:
@@ -238,7 +240,7 @@ def marker_page(kb: KnowledgeBase, marker: str, links: SiteLinks) -> str:
 {table}
 {background}
 {_pair_background_rows(kb, links, marker=info['marker'])}
-<p><b>No data for</b>: {missing}</p>
+<p><b>{missing_label}</b>: {missing}</p>
 """
 
 
