@@ -114,8 +114,12 @@ def load_candidate_files(out_dir: str | Path) -> list[dict[str, Any]]:
         raise BadInputError(f"{out_dir}: no such folder")
     paths = sorted(out_dir.glob(f"*{SUFFIX}"))
     if not paths:
-        raise BadInputError(f"{out_dir}: no *{SUFFIX} files (run `spindledx case` or `spindledx score --out` "
-                            "with this version first)")
+        slides = [candidates_from_slide_outputs(p) for p in sorted(out_dir.glob("*_summary.json"))]
+        slides = [d for d in slides if d is not None]
+        if slides:
+            return slides
+        raise BadInputError(f"{out_dir}: no *{SUFFIX} files and no slide outputs (run `spindledx case`, "
+                            "`spindledx score --out`, `spindledx slide --out` or `spindledx batch` first)")
     docs = []
     for path in paths:
         try:
@@ -126,6 +130,42 @@ def load_candidate_files(out_dir: str | Path) -> list[dict[str, Any]]:
             raise BadInputError(f"{path}: not a {FORMAT} file")
         docs.append(doc)
     return docs
+
+
+def candidates_from_slide_outputs(summary_path: Path) -> dict[str, Any] | None:
+    """Candidates of a ``spindledx slide --out`` folder: the detections inside its (first) hotspot, read from
+    ``<stem>_summary.json`` and ``<stem>_mitoses.csv``; None when the file is not a slide summary. The slide stage
+    keeps no candidates below its threshold, so only its detections can be reviewed."""
+    import csv
+
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(summary, dict) or "slide" not in summary or not summary.get("hotspots"):
+        return None
+    stem = summary_path.name[: -len("_summary.json")]
+    table = summary_path.with_name(f"{stem}_mitoses.csv")
+    if not table.is_file():
+        raise BadInputError(f"{table}: missing (the slide's detections)")
+    with table.open(newline="", encoding="utf-8") as fh:
+        rows = [(float(r["x"]), float(r["y"]), float(r["score"])) for r in csv.DictReader(fh)]
+    h = summary["hotspots"][0]
+    mpp = float(summary["mpp"])
+    inside = []
+    for x, y, score in rows:
+        dx, dy = (x + 0.5) * mpp - h["centre_x_um"], (y + 0.5) * mpp - h["centre_y_um"]
+        if (h["shape"] == "circle" and (dx * dx + dy * dy) ** 0.5 <= h["radius_um"]) or (
+                h["shape"] != "circle" and abs(dx) <= h["width_um"] / 2 and abs(dy) <= h["height_um"] / 2):
+            inside.append({"x": x, "y": y, "score": score})
+    image = Path(summary["slide"])
+    if not image.is_absolute():
+        image = (summary_path.parent / image) if (summary_path.parent / image).exists() else image.resolve()
+    doc = candidates_from_detections(image=image, stem=stem, width=summary["width"], height=summary["height"],
+                                     mpp=mpp, detections=inside, threshold=None, model={})
+    doc["kind"] = "slide"
+    doc["area_mm2"] = float(h["area_mm2"])
+    return doc
 
 
 def run_id(docs: Sequence[dict[str, Any]]) -> str:

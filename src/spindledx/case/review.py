@@ -201,7 +201,11 @@ _REVIEW_JS = r"""
     var t = document.getElementById(location.hash.slice(1));
     if (t && t.classList.contains('card')) start = byId[t.dataset.id];
   }
-  cards.forEach(function (el, i) { paint(i); });
+  cards.forEach(function (el, i) {
+    paint(i);
+    var im = el.querySelector('img');  // decode every crop up front, so moving on never waits for a decode
+    if (im && im.decode) im.decode().catch(function () { /* a crop that cannot decode shows its alt text */ });
+  });
   select(start, !!location.hash); counts();
 })();
 """
