@@ -13,9 +13,10 @@ import pytest
 
 from spindledx.cli import main
 from spindledx.detection.types import Detection
+from spindledx.engine.store import ResultLog as ResultStore
 from spindledx.mitosis.synthetic import make_tile
 from spindledx.qa.manifest import tiles_from_folder
-from spindledx.qa.runner import JSONL_NAME, ResultStore, run_and_write
+from spindledx.qa.runner import JSONL_NAME, run_and_write
 
 MPP = 0.25
 TIMING = {"seconds"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 
 import typer
@@ -80,6 +81,27 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.getLogger("tifffile").setLevel(logging.ERROR)  # damaged files get one error line, not a log per tag
+    previous = _terminate_as_interrupt()
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt() -> object:
+    """Handle SIGTERM like Ctrl-C (runs stop cleanly, write their tables and stop their workers); returns the
+    previous handler, or None when not in the main thread."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        return None
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         code = app(args=argv, standalone_mode=False, prog_name="spindledx")
     except BadInputError as exc:

@@ -11,12 +11,9 @@ same rows (only ``seconds`` differs).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,8 @@ from typing import Any
 from spindledx import counting
 from spindledx.detection.types import Detector
 from spindledx.engine.progress import ProgressBar
+from spindledx.engine.store import ResultLog, RunLock, check_run_file, file_identity, signature
+from spindledx.engine.workers import run_dask, run_local
 from spindledx.errors import BadInputError
 from spindledx.qa.manifest import TileSpec, points_array
 
@@ -103,18 +102,18 @@ def _match(pred: list[dict], spec: TileSpec, mpp: float, radius_um: float) -> tu
     return match.tp, match.fp, match.fn
 
 
-def file_stamp(path: str) -> str | None:
-    """``size:mtime_ns`` of a file (None if it cannot be read): a changed image is scored again on resume."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return f"{st.st_size}:{st.st_mtime_ns}"
+def tile_signature(spec: TileSpec) -> str:
+    """Signature of everything a tile's row depends on besides the run options: the image file (identity and
+    content), its resolution, case, reference count and points, and the case-level panel, diagnosis and site."""
+    return signature({"image": os.path.realpath(spec.image), "file": file_identity(spec.image), "mpp": spec.mpp,
+                      "case": spec.case, "expected_count": spec.expected_count,
+                      "points": None if spec.points is None else [list(map(float, p)) for p in spec.points],
+                      "panel": spec.panel, "diagnosis": spec.diagnosis, "site": spec.site})
 
 
 def base_row(spec: TileSpec) -> dict:
     """The identity columns of a tile's row."""
-    return {"key": spec.key, "image": spec.image, "file_stamp": file_stamp(spec.image), "row": spec.row,
+    return {"key": spec.key, "image": spec.image, "input_signature": tile_signature(spec), "row": spec.row,
             "case": spec.case, "expected_count": spec.expected_count,
             "n_reference_points": None if spec.points is None else len(spec.points)}
 
@@ -160,49 +159,6 @@ def process_tile(spec: TileSpec, *, detector: Detector | None = None, scorer: Sc
     return row
 
 
-class ResultStore:
-    """Append-only JSON-lines file of tile rows (flushed and fsynced per row); the last row of a key wins."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def read(self) -> dict[str, dict]:
-        """Rows by key; a truncated last line (a crash mid-write) is ignored."""
-        rows: dict[str, dict] = {}
-        if not self.path.exists():
-            return rows
-        with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(row, dict) and "key" in row:
-                    rows[row["key"]] = row
-        return rows
-
-    def append(self, row: dict) -> None:
-        """Append one row durably (non-finite numbers are stored as null)."""
-        line = json.dumps(_finite_only(row), ensure_ascii=False, allow_nan=False, default=_json_default)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
-def _finite_only(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
-    if isinstance(value, dict):
-        return {k: _finite_only(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite_only(v) for v in value]
-    return value
-
-
 def run_signature(options: RunOptions, *, injected: bool) -> dict:
     """What must not change between a run and its resumption: options and the shipped model's checksum."""
     sig: dict[str, Any] = {"match_radius_um": options.match_radius_um, "hpf_area_mm2": options.hpf_area_mm2,
@@ -221,88 +177,33 @@ def run_signature(options: RunOptions, *, injected: bool) -> dict:
 
 
 def _check_resume(out_dir: Path, signature: dict) -> None:
-    path = out_dir / RUN_NAME
-    if path.exists():
-        try:
-            previous = json.loads(path.read_text())
-        except ValueError:
-            previous = None
-        if previous is not None and previous != signature:
-            changed = ", ".join(k for k in signature if previous.get(k) != signature[k])
-            raise BadInputError(f"{out_dir} holds a run with different settings ({changed}); use a new --out "
-                                "or delete that folder to start again")
-    else:
-        path.write_text(json.dumps(signature, indent=2))
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, tuple | set):
-        return list(value)
-    return str(value)
+    check_run_file(out_dir / RUN_NAME, signature, what="a run")
 
 
 def _still_done(row: dict | None, spec: TileSpec) -> bool:
-    """A stored row counts as done when it succeeded, for the same image file and the same reference."""
+    """A stored row counts as done when it succeeded with the same inputs (:func:`tile_signature`)."""
     if row is None or row.get("error") is not None:
         return False
-    return (row.get("file_stamp") == file_stamp(spec.image) and row.get("expected_count") == spec.expected_count
-            and row.get("n_reference_points") == (None if spec.points is None else len(spec.points)))
+    return row.get("input_signature") == tile_signature(spec)
+
+
+def _worker_died(spec: TileSpec, exc: BaseException) -> dict:
+    row = base_row(spec)
+    row.update(error=f"worker process died ({type(exc).__name__}: {exc}); rerun to retry", error_kind="failure",
+               seconds=None)
+    return row
 
 
 def _run_local(todo: list[TileSpec], jobs: int, kwargs: dict) -> Iterator[dict]:
-    if jobs <= 1:
-        for spec in todo:
-            yield process_tile(spec, **kwargs)
-        return
-    kwargs = {**kwargs, "model_threads": 1}
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(process_tile, spec, **kwargs): spec for spec in todo}
-        try:
-            for fut in as_completed(futures):
-                try:
-                    yield fut.result()
-                except BrokenProcessPool as exc:
-                    row = base_row(futures[fut])
-                    row.update(error=f"worker process died ({exc}); rerun to retry", error_kind="failure",
-                               seconds=None)
-                    yield row
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    kwargs = kwargs if jobs <= 1 else {**kwargs, "model_threads": 1}
+    for _, row in run_local(process_tile, todo, jobs=jobs, kwargs=kwargs, on_error=_worker_died):
+        yield row
 
 
 def _run_dask(todo: list[TileSpec], address: str, kwargs: dict) -> Iterator[dict]:
-    from distributed import Client, LocalCluster
-    from distributed import as_completed as dask_as_completed
-
-    cluster = None
-    if address == "local":
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    else:
-        client = Client(address)
     kwargs = {**kwargs, "model_threads": 1}
-    try:
-        futures = {client.submit(process_tile, spec, pure=False, **kwargs): spec for spec in todo}
-        try:
-            for fut in dask_as_completed(list(futures)):
-                try:
-                    yield fut.result()
-                except Exception as exc:  # e.g. KilledWorker: the tile is retried on the next run
-                    row = base_row(futures[fut])
-                    row.update(error=f"{type(exc).__name__}: {exc}; rerun to retry", error_kind="failure",
-                               seconds=None)
-                    yield row
-        finally:
-            client.cancel(list(futures))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    for _, row in run_dask(process_tile, todo, address=address, jobs=2, kwargs=kwargs, on_error=_worker_died):
+        yield row
 
 
 def run_batch(specs: list[TileSpec], out_dir: str | Path, *, jobs: int = 1, dask: str | None = None,
@@ -345,8 +246,16 @@ def run_batch(specs: list[TileSpec], out_dir: str | Path, *, jobs: int = 1, dask
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(out_dir):
+        return _run_batch(specs, out_dir, jobs=jobs, dask=dask, detector=detector, scorer=scorer, reader=reader,
+                          options=options, progress=progress, on_row=on_row)
+
+
+def _run_batch(specs: list[TileSpec], out_dir: Path, *, jobs: int, dask: str | None, detector: Detector | None,
+               scorer: Scorer | None, reader: Reader | None, options: RunOptions, progress: bool,
+               on_row: Callable[[dict], None] | None) -> BatchOutcome:
     _check_resume(out_dir, run_signature(options, injected=detector is not None or scorer is not None))
-    store = ResultStore(out_dir / JSONL_NAME)
+    store = ResultLog(out_dir / JSONL_NAME)
     previous = store.read()
     todo = [s for s in specs if not _still_done(previous.get(s.key), s)]
     kwargs = {"detector": detector, "scorer": scorer, "reader": reader, "options": options}
@@ -400,6 +309,14 @@ def run_and_write(specs: list[TileSpec], out_dir: str | Path, *, jobs: int = 1, 
 
     The outputs are written also after Ctrl-C (from the rows done so far; ``summary["interrupted"]`` is True).
     """
+    with RunLock(out_dir):
+        return _run_and_write(specs, Path(out_dir), jobs=jobs, dask=dask, detector=detector, scorer=scorer,
+                              reader=reader, options=options, progress=progress, interpret=interpret)
+
+
+def _run_and_write(specs: list[TileSpec], out_dir: Path, *, jobs: int, dask: str | None, detector: Detector | None,
+                   scorer: Scorer | None, reader: Reader | None, options: RunOptions, progress: bool,
+                   interpret: Callable[..., object] | None) -> BatchReport:
     from spindledx.qa.agreement import summarize
     from spindledx.qa.report import write_outputs
 

@@ -32,7 +32,10 @@ from spindledx.detection.detect import ModelDetector
 from spindledx.detection.suppress import MIDOG_RADIUS_UM, suppress_nearby
 from spindledx.detection.types import Detection, Detector, as_detector
 from spindledx.engine.progress import ProgressBar
+from spindledx.engine.store import RunLock, check_run_file, file_identity
+from spindledx.engine.workers import run_dask, run_local
 from spindledx.errors import BadInputError
+from spindledx.files import atomic_write_text
 from spindledx.imaging.slide import SlideInfo, WholeSlide, open_slide
 from spindledx.slide.hotspot import DEFAULT_MIN_TISSUE_FRACTION, SHAPES, Hotspot, find_hotspot
 from spindledx.slide.tiling import (
@@ -178,36 +181,35 @@ def detect_tile(rgb: np.ndarray, mpp: float, tile: Tile, detector: Detector) -> 
 
 
 def _manifest(info: SlideInfo, raster: Raster, core_px: int, margin_px: int, name: str) -> dict[str, Any]:
-    return {"slide": os.path.abspath(info.path), "width": info.width, "height": info.height, "mpp": info.mpp,
-            "raster": raster.to_json(), "core_px": core_px, "margin_px": margin_px, "detector": name}
+    """Everything the saved tiles depend on: the slide file (path, identity and content), its geometry and scale,
+    the raster, the tiling and the detector (with its model's sha256)."""
+    return {"slide": os.path.abspath(info.path), "file": file_identity(info.path), "width": info.width,
+            "height": info.height, "mpp": info.mpp, "raster": raster.to_json(), "core_px": core_px,
+            "margin_px": margin_px, "detector": name}
 
 
 def _prepare_out_dir(out_dir: Path, manifest: dict[str, Any], *, restart: bool) -> Path:
     tiles_dir = out_dir / TILES_DIR
-    path = out_dir / MANIFEST
     if restart and tiles_dir.exists():
         shutil.rmtree(tiles_dir)
-    if path.exists() and tiles_dir.exists():
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = None
-        if old != manifest:
-            raise BadInputError(f"{out_dir} holds detections of another slide or other settings; use --restart "
-                                "to discard them or choose another --out")
+        (out_dir / MANIFEST).unlink(missing_ok=True)
+    elif not tiles_dir.exists():
+        (out_dir / MANIFEST).unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        check_run_file(out_dir / MANIFEST, manifest, what="detections of another slide or other settings")
+    except BadInputError as exc:
+        raise BadInputError(f"{exc}; or use --restart to discard them") from None
     tiles_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest, indent=2))
     return tiles_dir
 
 
 def _write_tile(tiles_dir: Path, tile: Tile, rows: list[tuple[float, float, float]], raster: Raster) -> None:
-    tmp = tiles_dir / f".{tile.key}.jsonl.tmp"
-    with tmp.open("w") as fh:
-        for x, y, score in rows:
-            x0, y0 = raster.to_level0(x, y)
-            fh.write(json.dumps({"x": round(float(x0), 2), "y": round(float(y0), 2), "score": round(score, 5)})
-                     + "\n")
-    os.replace(tmp, tiles_dir / f"{tile.key}.jsonl")
+    lines = []
+    for x, y, score in rows:
+        x0, y0 = raster.to_level0(x, y)
+        lines.append(json.dumps({"x": round(float(x0), 2), "y": round(float(y0), 2), "score": round(score, 5)}))
+    atomic_write_text(tiles_dir / f"{tile.key}.jsonl", "".join(line + "\n" for line in lines))
 
 
 def _load_tile(path: Path) -> list[tuple[float, float, float]] | None:
@@ -238,82 +240,16 @@ def _read_tiles(tiles_dir: Path, tiles: list[Tile]) -> np.ndarray:
     return np.array(rows, float).reshape(-1, 3)
 
 
-def _local_results(slide: WholeSlide, raster: Raster, tiles: list[Tile], detector: Detector,
-                   jobs: int) -> Iterator[tuple[Tile, list[tuple[float, float, float]]]]:
-    if jobs <= 1:
-        for tile in tiles:
-            rgb = read_raster(slide, raster, tile.x, tile.y, tile.width, tile.height)
-            yield tile, detect_tile(rgb, raster.mpp, tile, detector)
-        return
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+def _tile_results(slide: WholeSlide, raster: Raster, tiles: list[Tile], detector: Detector, jobs: int,
+                  dask: str | None) -> Iterator[tuple[Tile, list[tuple[float, float, float]]]]:
+    """Detections of every tile, read here and detected here, in local workers or on Dask (engine.workers)."""
 
-    # Workers start from a clean forkserver (spawn where unavailable), never forked from this process: it may
-    # hold an onnxruntime session with live threads, which must not be copied into a child.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    pending: dict[Any, Tile] = {}
-    queue = iter(tiles)
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    def args(tile: Tile) -> tuple:
+        return read_raster(slide, raster, tile.x, tile.y, tile.width, tile.height), raster.mpp, tile, detector
 
-    def submit_next() -> None:
-        tile = next(queue, None)
-        if tile is not None:
-            rgb = read_raster(slide, raster, tile.x, tile.y, tile.width, tile.height)
-            pending[pool.submit(detect_tile, rgb, raster.mpp, tile, detector)] = tile
-
-    try:
-        for _ in range(2 * jobs):
-            submit_next()
-        while pending:
-            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-            for fut in done:
-                tile = pending.pop(fut)
-                yield tile, fut.result()
-                submit_next()
-    finally:  # also on an interruption: drop queued tiles, finished ones are already on disk
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _dask_results(slide: WholeSlide, raster: Raster, tiles: list[Tile], detector: Detector, jobs: int,
-                  address: str) -> Iterator[tuple[Tile, list[tuple[float, float, float]]]]:
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    cluster = None
-    if address == "local":
-        cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    else:
-        client = Client(address)
-    try:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        queue = iter(tiles)
-        futures: dict[Any, Tile] = {}
-
-        def submit_next(ac: Any | None) -> None:
-            tile = next(queue, None)
-            if tile is None:
-                return
-            rgb = read_raster(slide, raster, tile.x, tile.y, tile.width, tile.height)
-            fut = client.submit(detect_tile, rgb, raster.mpp, tile, detector, pure=False)
-            futures[fut] = tile
-            if ac is not None:
-                ac.add(fut)
-
-        for _ in range(2 * n_workers):
-            submit_next(None)
-        ac = as_completed(list(futures))
-        for fut in ac:
-            tile = futures.pop(fut)
-            yield tile, fut.result()
-            submit_next(ac)
-    finally:
-        if futures:
-            client.cancel(list(futures))
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    if dask:
+        return run_dask(detect_tile, tiles, address=dask, jobs=jobs, args=args)
+    return run_local(detect_tile, tiles, jobs=jobs, args=args)
 
 
 def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detector | None = None,
@@ -400,20 +336,19 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
         keep = tissue_cells(tissue.mask, tissue.raster, raster, core_px=core_px)
         tiles = plan_tiles(raster.width, raster.height, core_px=core_px, margin_px=margin_px, keep=keep)
         out = Path(out_dir) if out_dir is not None else Path.cwd() / f"{Path(path).stem}_slide"
-        tiles_dir = _prepare_out_dir(out, _manifest(info, raster, core_px, margin_px, name), restart=restart)
-        todo = [t for t in tiles if _load_tile(tiles_dir / f"{t.key}.jsonl") is None]
-        tiled_mp = sum(t.core_area_px for t in tiles) / 1e6
-        start = time.perf_counter()
-        results = (_dask_results(slide, raster, todo, detector, jobs, dask) if dask
-                   else _local_results(slide, raster, todo, detector, jobs))
-        with ProgressBar(progress, len(tiles), done=len(tiles) - len(todo), unit="tiles") as advance:
-            for tile, rows in results:
-                _write_tile(tiles_dir, tile, rows, raster)
-                advance()
-                if on_tile is not None:
-                    on_tile(tile)
-        seconds = time.perf_counter() - start
-    detections = _read_tiles(tiles_dir, tiles)
+        with RunLock(out):
+            tiles_dir = _prepare_out_dir(out, _manifest(info, raster, core_px, margin_px, name), restart=restart)
+            todo = [t for t in tiles if _load_tile(tiles_dir / f"{t.key}.jsonl") is None]
+            tiled_mp = sum(t.core_area_px for t in tiles) / 1e6
+            start = time.perf_counter()
+            with ProgressBar(progress, len(tiles), done=len(tiles) - len(todo), unit="tiles") as advance:
+                for tile, rows in _tile_results(slide, raster, todo, detector, jobs, dask):
+                    _write_tile(tiles_dir, tile, rows, raster)
+                    advance()
+                    if on_tile is not None:
+                        on_tile(tile)
+            seconds = time.perf_counter() - start
+            detections = _read_tiles(tiles_dir, tiles)
     n_found = len(detections)
     if dedupe_um > 0 and n_found > 1:
         keep = suppress_nearby(detections[:, :2], detections[:, 2], radius_um=dedupe_um, mpp=info.mpp)
