@@ -116,3 +116,19 @@ def test_a_flagged_count_shows_its_flag_next_to_the_grade(tmp_path, monkeypatch,
     page = (out / "case.html").read_text()
     grade_html = page.split("<section id='grade'>")[1].split("</section>")[0]
     assert "flagged count" in grade_html and "implausible_density" in grade_html
+
+
+def test_case_page_shows_atypical_figures_and_flag_sentences_when_the_score_has_them(tiles, tmp_path, capsys):
+    from spindledx.case.page import render_case_html
+
+    out = tmp_path / "case"
+    assert main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(out)]) == 0
+    doc = json.loads((out / "case.json").read_text())
+    assert "atypical figures" not in (out / "case.html").read_text()  # no atypical head: no column
+    doc["tiles"][0].update(atypical_count=1, flags=["out_of_distribution"],
+                           flag_messages=["stain/texture statistics lie outside the training images"])
+    doc["count"].update(atypical_count=1, flags=["out_of_distribution"])
+    page = render_case_html(doc)
+    count_html = page.split("<section id='count'>")[1].split("</section>")[0]
+    assert "atypical figures" in count_html and "out of distribution" in count_html
+    assert "lie outside the training images" in count_html

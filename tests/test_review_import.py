@@ -126,3 +126,14 @@ def test_cohen_kappa_known_values():
     assert cohen_kappa([(True, True), (False, False)]) == pytest.approx(1.0)
     assert cohen_kappa([(True, False), (False, True)]) == pytest.approx(-1.0)
     assert cohen_kappa([]) is None and cohen_kappa([(True, True)]) is None
+
+
+def test_review_page_names_images_the_guard_flagged(tmp_path, monkeypatch, capsys):
+    from case_helpers import grid_detector
+
+    use_detector(monkeypatch, grid_detector(6, low=0.6))  # an implausible density on a tiny tile
+    tiles = write_tiles(tmp_path / "t", n=1)
+    out = tmp_path / "case"
+    assert main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(out)]) == 0
+    page = (out / "review.html").read_text()
+    assert "guard flagged these images" in page and "tile0 (implausible density)" in page

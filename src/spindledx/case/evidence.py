@@ -87,6 +87,7 @@ def score_tiles(images: Sequence[Path], *, stems: Sequence[str], detector: Calla
         write_tile_outputs(tile.rgb, result, out_dir, stem=stem)
         doc = candidates_document(image=image, stem=stem, width=tile.width, height=tile.height, mpp=tile.mpp,
                                   threshold=threshold, review_floor=review_floor, model=model, candidates=cands)
+        doc["flags"] = tile_flags
         write_candidates(doc, out_dir)
         docs.append(doc)
         thumbs[stem] = thumbnail_png(draw_overlay(tile.rgb, result))

@@ -181,17 +181,26 @@ def _count_section(doc: Mapping[str, Any], thumbnails: Mapping[str, bytes], revi
                            ("mitoses per mm²", f"{c['mitoses_per_mm2']:.2f}"),
                            ("mitoses per 10 HPF", f"{c['mitoses_per_10hpf']:.1f}"
                             + (" (extrapolated)" if c["extrapolated"] else "")),
-                           ("images", c["n_images"])]))
+                           ("images", c["n_images"])]
+                          + ([("atypical figures (atypical head)", f"{c['atypical_count']} of {c['count']}")]
+                             if c.get("atypical_count") is not None else [])))
     rows = []
     for t in doc.get("tiles") or []:
         rows.append({"image": t.get("stem") or t["image"], "size": f"{t['width']} × {t['height']} px",
                      "mpp": f"{t['mpp']:g}" + (" (assumed)" if t.get("mpp_source") == "assumed" else ""),
                      "area": t["area_mm2"], "count": t["count"], "below": t.get("n_candidates_below_threshold"),
-                     "density": t["mitoses_per_mm2"], "flags": t.get("flags") or None})
+                     "density": t["mitoses_per_mm2"], "atypical": t.get("atypical_count"),
+                     "flags": ", ".join(f.replace("_", " ") for f in t.get("flags") or []) or None})
     parts.append(table(rows, [("image", "image"), ("size", "size"), ("mpp", "µm per pixel", "num"),
                               ("area", "area (mm²)", "num"), ("count", "figures", "num"),
                               ("below", "candidates just below threshold", "num"),
-                              ("density", "per mm²", "num"), ("flags", "flags")]))
+                              ("density", "per mm²", "num")]
+                 + ([("atypical", "atypical figures", "num")] if any(r["atypical"] is not None for r in rows) else [])
+                 + [("flags", "flags")]))
+    messages = [m for t in doc.get("tiles") or [] for m in t.get("flag_messages") or []]
+    messages += list(c.get("flag_messages") or [])
+    if messages:
+        parts.append("<ul class='small'>" + "".join(f"<li>{esc(m)}</li>" for m in messages) + "</ul>")
     figs = []
     for t in doc.get("tiles") or []:
         png = thumbnails.get(t.get("stem", ""))

@@ -240,6 +240,7 @@ def render_review_html(docs: Sequence[dict[str, Any]], *, title: str = "Review o
                "detector_count": detector_count,
                "candidates": [{"id": c["id"], "detected": bool(c["detected"])} for c in items]}
     no_cands = [d["stem"] for d in docs if not d["candidates"]]
+    flagged = [f"{d['stem']} ({', '.join(f.replace('_', ' ') for f in d['flags'])})" for d in docs if d.get("flags")]
     body = [
         notice(f"{len(items)} candidates from {len(docs)} image(s), ordered by detector score: {detector_count} "
                f"detected (score ≥ {esc(thresholds)}), {len(items) - detector_count} just below (score ≥ "
@@ -253,6 +254,13 @@ def render_review_html(docs: Sequence[dict[str, Any]], *, title: str = "Review o
         "<button id='btn-export' type='button'>export decisions.json</button>"
         "<span id='tally'></span></div>",
     ]
+    if flagged:
+        body.insert(1, notice("The detector's guard flagged these images; their candidates deserve a careful look: "
+                              + "; ".join(flagged), kind="bad"))
+    if any(d.get("kind") in ("detections only", "slide") and d["threshold"] == d["review_floor"] for d in docs):
+        body.insert(1, notice("This run kept only its detections: nothing below the threshold can be reviewed here "
+                              "(use `spindledx case` or `spindledx score --out` for candidates just below it).",
+                              kind="info"))
     if no_cands:
         body.append("<p class='muted'>No candidates on: " + ", ".join(
             f"<span id='img-{html.escape(s)}'>{html.escape(s)}</span>" for s in no_cands) + "</p>")

@@ -94,7 +94,10 @@ def pooled_count(records: Sequence[dict[str, Any]], *, hpf_area_mm2: float, meth
     if density_is_implausible(value.count, value.area_mm2):
         flags.add(IMPLAUSIBLE_DENSITY)
         messages.append(density_message(value.count, value.area_mm2))
-    return {"flag_messages": messages, "method": method, "count": value.count, "area_mm2": round(value.area_mm2, 6),
+    atypical = [r.get("atypical_count") for r in records]
+    atypical_count = int(sum(atypical)) if atypical and all(a is not None for a in atypical) else None
+    return {"flag_messages": messages, "atypical_count": atypical_count,
+            "method": method, "count": value.count, "area_mm2": round(value.area_mm2, 6),
             "hpf_area_mm2": round(value.hpf_area_mm2, 6), "n_hpf": round(n_hpf, 3),
             "mitoses_per_mm2": round(value.per_mm2, 4), "mitoses_per_10hpf": round(value.per_10hpf, 3),
             "extrapolated": bool(n_hpf < 10.0), "n_images": len(records), "flags": sorted(set(flags))}

@@ -118,8 +118,10 @@ def score(
                 if recorder is not None:
                     from spindledx.case.candidates import write_candidates
 
-                    write_candidates(recorder.document(image=image, stem=stem, width=tile.width,
-                                                       height=tile.height, mpp=tile.mpp), out)
+                    doc = recorder.document(image=image, stem=stem, width=tile.width, height=tile.height,
+                                            mpp=tile.mpp)
+                    doc["flags"] = list(getattr(result, "flags", ()) or ())
+                    write_candidates(doc, out)
             advance()
     if out is not None:
         from spindledx.mitosis.outputs import write_detections_csv, write_summary_json

@@ -368,7 +368,7 @@ def _tile_table(rows: Sequence[dict], specs_by_key: dict, review_href: str | Non
                     thumb = f"<a href='{html.escape(review_href)}#img-{html.escape(_tile_stem(row))}'>{thumb}</a>"
         recs.append({"thumb": thumb, "key": row["key"], "case": row.get("case"), "count": row.get("count"),
                      "ref": row.get("expected_count"), "tp": row.get("tp"), "fp": row.get("fp"), "fn": row.get("fn"),
-                     "density": row.get("mitoses_per_mm2"),
+                     "density": row.get("mitoses_per_mm2"), "atypical": row.get("atypical_count"),
                      "flags": ", ".join(f.replace("_", " ") for f in row.get("flags") or []) or None,
                      "error": row.get("error")})
     note = ("<p class='small muted'>Yellow circles: detections with their score; cyan crosses: reference figures."
@@ -376,7 +376,13 @@ def _tile_table(rows: Sequence[dict], specs_by_key: dict, review_href: str | Non
                " Run <code>spindledx review OUT_DIR</code> to review the detections.") + "</p>")
     if len(rows) > max_thumbnails:
         note += f"<p class='small muted'>Thumbnails for the first {max_thumbnails} tiles only.</p>"
-    return note + table(recs, [("thumb", "overlay"), ("key", "tile"), ("case", "case"), ("count", "figures", "num"),
-                               ("ref", "reference", "num"), ("tp", "hits", "num"), ("fp", "false positives", "num"),
-                               ("fn", "missed", "num"), ("density", "per mm²", "num"), ("flags", "quality flags"),
-                               ("error", "error")], raw=("thumb",))
+    columns = [("thumb", "overlay"), ("key", "tile"), ("case", "case"), ("count", "figures", "num"),
+               ("ref", "reference", "num"), ("tp", "hits", "num"), ("fp", "false positives", "num"),
+               ("fn", "missed", "num"), ("density", "per mm²", "num")]
+    if any(r["atypical"] is not None for r in recs):
+        columns.append(("atypical", "atypical figures", "num"))
+    columns += [("flags", "flags (image quality, count guard)"), ("error", "error")]
+    messages = sorted({m for r in rows for m in r.get("flag_messages") or []})
+    if messages:
+        note += "<ul class='small'>" + "".join(f"<li>{html.escape(m)}</li>" for m in messages) + "</ul>"
+    return note + table(recs, columns, raw=("thumb",))
