@@ -38,9 +38,6 @@ kb_app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-MAX_MESSAGE_CHARS = 300
-"""Longest error line printed (a 100k-character argument is not echoed in full)."""
 app.add_typer(kb_app, name="kb")
 
 

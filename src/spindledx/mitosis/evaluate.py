@@ -81,8 +81,8 @@ def load_points_csv(path: str | Path) -> dict[str, np.ndarray]:
         df = pd.read_csv(path)
     except FileNotFoundError as exc:
         raise BadInputError(f"points CSV not found: {path}") from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"cannot read points CSV {path}: {exc}") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+        raise BadInputError(f"cannot read points CSV {path} (expected columns image, cx, cy or image, x, y)") from None
     cols = {c.lower().strip(): c for c in df.columns}
     if "image" not in cols:
         raise BadInputError(f"points CSV {path} needs an 'image' column (with cx,cy or x,y)")
@@ -96,6 +96,8 @@ def load_points_csv(path: str | Path) -> dict[str, np.ndarray]:
         xy = df[[xc, yc]].to_numpy(dtype=np.float64)
     except ValueError as exc:
         raise BadInputError(f"points CSV {path} has non-numeric coordinates") from exc
+    if not np.isfinite(xy).all():
+        raise BadInputError(f"points CSV {path} has NaN or infinite coordinates")
     names = df[cols["image"]].astype(str).to_numpy()
     out: dict[str, np.ndarray] = {}
     for name in dict.fromkeys(names):

@@ -9,7 +9,6 @@ import typer
 from spindledx import cli_options as opts
 from spindledx import counting
 from spindledx.errors import BadInputError
-from spindledx.mitosis.evaluate import f1_scores
 
 
 def batch(
@@ -30,6 +29,7 @@ def batch(
     progress: opts.Progress = None,
 ) -> None:
     """Score a set of tiles with QA flags, agreement statistics and an HTML report."""
+    from spindledx.mitosis.evaluate import f1_scores
     from spindledx.qa.manifest import load_manifest, tiles_from_folder
     from spindledx.qa.runner import RunOptions, run_and_write
 

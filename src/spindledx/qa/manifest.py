@@ -100,17 +100,20 @@ def read_points_csv(path: str | Path, *, image: str | None = None) -> dict[str, 
         table = pd.read_csv(path)
     except FileNotFoundError:
         raise BadInputError(f"{path}: no such annotations file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise BadInputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    cols = {c.lower().strip(): c for c in table.columns}
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError):
+        raise BadInputError(f"{path}: not a readable CSV of points (image, x, y)") from None
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read ({exc.strerror})") from None
+    cols = {str(c).lower().strip(): c for c in table.columns}
     xcol = cols.get("x", cols.get("cx"))
     ycol = cols.get("y", cols.get("cy"))
-    if xcol is None or ycol is None:
-        raise BadInputError(f"{path}: annotations need columns x, y (or cx, cy); found {', '.join(table.columns)}")
+    if xcol is None or ycol is None:  # the header is not echoed: the file may be anything
+        raise BadInputError(f"{path}: annotations need a header with columns x, y (or cx, cy) and optionally "
+                            f"image; this file's {len(table.columns)} column(s) have none of those names")
     xs = pd.to_numeric(table[xcol], errors="coerce")
     ys = pd.to_numeric(table[ycol], errors="coerce")
-    if xs.isna().any() or ys.isna().any():
-        raise BadInputError(f"{path}: non-numeric point coordinates")
+    if not (np.isfinite(xs.to_numpy(float)).all() and np.isfinite(ys.to_numpy(float)).all()):
+        raise BadInputError(f"{path}: point coordinates must be finite numbers (pixels)")
     names = table[cols["image"]].astype(str).map(lambda s: Path(s).name) if "image" in cols else None
     out: dict[str, list[tuple[float, float]]] = {}
     for i in range(len(table)):
@@ -137,6 +140,17 @@ def _check_panel(text: str, site: str | None, parse: Callable[[str], object] | N
         except BadInputError as exc:
             return f"site: {exc}"
     return None
+
+
+def _check_site(site: str) -> list[str]:
+    """``["site: ..."]`` for an unknown site (checked also when the case has no panel), else ``[]``."""
+    from spindledx.ihc.vocabulary import resolve_site
+
+    try:
+        resolve_site(site)
+    except BadInputError as exc:
+        return [f"site: {exc}"]
+    return []
 
 
 def _resolve_diagnosis(text: str) -> tuple[str | None, str | None]:
@@ -274,6 +288,8 @@ def load_manifest(path: str | Path, *, default_mpp: float | None = None,
                 errs.append(f"case '{case}' has {col} '{val}' but row {prev[1]} says '{prev[0]}'")
             elif prev is None:
                 known[col] = (val, i)
+        if fields["site"] is not None and fields["panel"] is None:
+            errs.extend(_check_site(fields["site"]))
         if fields["panel"] is not None:
             key = (fields["panel"], fields["site"])
             if key not in panel_checked:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,15 +15,17 @@ from rich.table import Table
 
 from spindledx import cli_options as opts
 from spindledx import counting
-from spindledx.detection.detect import detector_caveat
 from spindledx.errors import BadInputError
-from spindledx.slide.hotspot import DEFAULT_MIN_TISSUE_FRACTION
-from spindledx.slide.pipeline import SlideResult, analyze_slide, default_detector
-from spindledx.slide.tiling import DEFAULT_MARGIN_UM, DEFAULT_TILE_UM, DEFAULT_WORK_MPP
+from spindledx.slide.defaults import DEFAULT_MARGIN_UM, DEFAULT_MIN_TISSUE_FRACTION, DEFAULT_TILE_UM, DEFAULT_WORK_MPP
+
+if TYPE_CHECKING:
+    from spindledx.slide.pipeline import SlideResult
 
 
 def _load_detector(threshold: float | None, *, threads: int = 2):
     """The detector used by the command (a seam for tests, which inject a fake one)."""
+    from spindledx.slide.pipeline import default_detector
+
     return default_detector(threshold=threshold, threads=threads)
 
 
@@ -60,6 +63,9 @@ def slide(
     if not path.exists():
         raise BadInputError(f"slide not found: {path}")
     out_dir = out if out is not None else Path.cwd() / f"{path.stem}_slide"
+    from spindledx.detection.detect import detector_caveat
+    from spindledx.slide.pipeline import analyze_slide
+
     detector = _load_detector(threshold, threads=1 if (jobs > 1 or dask) else 2)
     result = analyze_slide(path, mpp=mpp, detector=detector, out_dir=out_dir, work_mpp=work_mpp,
                            tile_um=tile_um, margin_um=margin_um, area_mm2=area_mm2, hpf_area=hpf_area,

@@ -29,10 +29,11 @@ from skimage.transform import integral_image
 
 from spindledx.counting import DEFAULT_HPF_AREA_MM2, MitoticDensity
 from spindledx.errors import BadInputError
+from spindledx.slide.defaults import DEFAULT_MIN_TISSUE_FRACTION
 
 SHAPES = ("circle", "square", "fields")
 FIELDS_BLOCK = (2, 5)  # rows x columns of HPF-sized squares for shape "fields"
-DEFAULT_MIN_TISSUE_FRACTION = 0.8
+
 N_EXACT_CANDIDATES = 256
 
 

@@ -31,10 +31,8 @@ import numpy as np
 
 from spindledx.errors import BadInputError
 from spindledx.imaging.slide import SlideInfo, WholeSlide
+from spindledx.slide.defaults import DEFAULT_MARGIN_UM, DEFAULT_TILE_UM, DEFAULT_WORK_MPP  # noqa: F401 (re-exported)
 
-DEFAULT_WORK_MPP = 0.25
-DEFAULT_TILE_UM = 512.0
-DEFAULT_MARGIN_UM = 16.0
 MPP_TOLERANCE = 0.15
 
 

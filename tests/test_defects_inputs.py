@@ -1,0 +1,58 @@
+"""Issue 11 defects 12 and 13 on inputs: NaN/inf coordinates, an unchecked site, echoed file contents and
+arguments, misleading messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from spindledx.cli import main
+from spindledx.errors import BadInputError
+from spindledx.mitosis.evaluate import load_points_csv
+from spindledx.qa.manifest import load_manifest, read_points_csv
+
+
+def test_evaluate_refuses_nan_and_infinite_coordinates(tmp_path):
+    """Defect 12: `evaluate` accepted NaN/inf coordinates (every match silently missed)."""
+    for bad in ("nan", "inf", "-inf"):
+        path = tmp_path / f"{bad}.csv"
+        path.write_text(f"image,x,y\na.png,{bad},3\n")
+        with pytest.raises(BadInputError, match="infinite"):
+            load_points_csv(path)
+        with pytest.raises(BadInputError, match="finite"):
+            read_points_csv(path)
+
+
+def test_site_is_checked_when_the_panel_is_empty(tmp_path):
+    """Defect 12: `site` was not checked for a case without a panel."""
+    Image.fromarray(np.full((32, 32, 3), (200, 100, 150), np.uint8)).save(tmp_path / "t.png")
+    (tmp_path / "m.csv").write_text("image,site\nt.png,atlantis\n")
+    with pytest.raises(BadInputError, match="unknown site 'atlantis'"):
+        load_manifest(tmp_path / "m.csv")
+    (tmp_path / "ok.csv").write_text("image,site\nt.png,lung\n")
+    assert load_manifest(tmp_path / "ok.csv")[0].site == "lung"
+
+
+def test_annotations_error_does_not_print_the_files_first_line(tmp_path):
+    """Defect 13: a wrong annotations file had its first line (e.g. a secret) echoed in the error."""
+    secret = tmp_path / "notes.txt"
+    secret.write_text("password=hunter2,token\n1,2\n")
+    with pytest.raises(BadInputError) as info:
+        read_points_csv(secret)
+    assert "hunter2" not in str(info.value) and "x, y" in str(info.value)
+
+
+def test_a_huge_marker_is_not_echoed_in_full(capsys):
+    """Defect 13: a 100k-character marker was echoed in full."""
+    assert main(["panel", "X" * 100_000 + "+"]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 400 and err.count("\n") == 1
+
+
+def test_nan_hpf_options_name_the_hpf_area(capsys):
+    """Defect 13: NaN HPF options were reported as 'count must be non-negative'."""
+    assert main(["grade", "--mitoses", "3", "--necrosis", "none", "--differentiation", "2",
+                 "--field-number", "nan"]) == 2
+    err = capsys.readouterr().err
+    assert "field number" in err and "count" not in err
