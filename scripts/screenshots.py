@@ -1,7 +1,8 @@
 """Screenshots of the pages a person opens (case.html, review.html, report.html) for the README.
 
 Run after `make demo` (it writes demo_out/): `.venv/bin/python scripts/screenshots.py` writes
-docs/screenshots/{case,review,report}.png with Playwright driving Debian's /usr/bin/chromium.
+docs/screenshots/{case,review,report}.png (the top of case and review, the whole report) with Playwright driving
+Debian's /usr/bin/chromium.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def main() -> int:
             if name == "review":  # show a few decisions being made with the keyboard
                 for key in ("y", "y", "n", "y", "u"):
                     page.keyboard.press(key)
-            page.screenshot(path=str(args.out / f"{name}.png"))
+            page.screenshot(path=str(args.out / f"{name}.png"), full_page=name == "report")
             page.close()
             print(f"{args.out / f'{name}.png'}")
         browser.close()

@@ -73,7 +73,7 @@ def test_score_table_states_hpf_area(folder, capsys):
 def test_score_csv(folder, capsys):
     assert main(["score", str(folder), "--format", "csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "image,x,y,score" and len(lines) == 4
+    assert lines[0] == "image,x,y,score,atypical,atypical_score" and len(lines) == 4
 
 
 def test_folder_with_bad_image_scores_the_others_and_exits_2(folder, tmp_path, capsys):

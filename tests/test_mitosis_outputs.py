@@ -32,7 +32,7 @@ def test_csv_columns_and_rows(tmp_path):
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         rows = list(reader)
-    assert tuple(reader.fieldnames) == CSV_COLUMNS == ("image", "x", "y", "score")
+    assert tuple(reader.fieldnames) == CSV_COLUMNS == ("image", "x", "y", "score", "atypical", "atypical_score")
     assert [(r["image"], float(r["x"]), float(r["y"]), float(r["score"])) for r in rows] == [
         ("dir/case_1.png", 50.0, 60.0, 0.9), ("dir/case_1.png", 150.0, 120.0, 0.6)]
 

@@ -76,7 +76,7 @@ def test_json_contract(tmp_path):
     assert data["image"] == str(path) and (data["width"], data["height"]) == (320, 256)
     assert data["mpp"] == 0.5 and data["mpp_source"] == "metadata"
     assert data["count"] == len(data["mitoses"]) == 2
-    assert data["mitoses"][0] == {"x": 12.3, "y": 56.8, "score": 0.9123}
+    assert data["mitoses"][0] == {"x": 12.3, "y": 56.8, "score": 0.9123, "atypical": None, "atypical_score": None}
     assert data["area_mm2"] == pytest.approx(320 * 0.5 * 256 * 0.5 / 1e6)
 
 

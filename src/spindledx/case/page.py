@@ -18,7 +18,9 @@ N_DIFFERENTIAL = 8
 
 
 def _pct(p: float | None) -> str:
-    return "–" if p is None else f"{100 * p:.0f} %"
+    if p is None:
+        return "–"
+    return "< 1 %" if 0 < p < 0.005 else f"{100 * p:.0f} %"
 
 
 def _bar(p: float) -> str:

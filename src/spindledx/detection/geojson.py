@@ -18,25 +18,35 @@ from spindledx.files import atomic_write_text
 
 MITOSIS_CLASS = "Mitosis"
 MITOSIS_COLOR_RGB = (255, 200, 0)
+ATYPICAL_CLASS = "Mitosis (atypical)"
+ATYPICAL_COLOR_RGB = (255, 60, 160)
 _UUID_NAMESPACE = uuid.UUID("5b1f0c9e-6d0a-4e0e-9a7e-3c2f4d1b8a61")
 
 
-def points_geojson(points: Iterable[tuple[float, float, float]], *, source: str,
+def points_geojson(points: Iterable[tuple[float, ...]], *, source: str,
                    annotations: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """FeatureCollection of mitotic figures as QuPath detection points, plus any annotation features.
 
     Parameters
     ----------
     points
-        ``(x, y, score)`` in pixels of the image (x = column, y = row).
+        ``(x, y, score)`` in pixels of the image (x = column, y = row), or ``(x, y, score, atypical,
+        atypical_score)``: a figure the atypical head labelled atypical gets the class ``Mitosis (atypical)``, and
+        the atypical probability is a measurement.
     source
         Image or slide name, part of the feature ids.
     annotations
         Extra features (e.g. from :func:`polygon_annotation`), appended after the points.
     """
     features: list[dict[str, Any]] = []
-    for index, (x, y, score) in enumerate(points):
-        x, y = round(float(x), 1), round(float(y), 1)
+    for index, point in enumerate(points):
+        x, y, score = round(float(point[0]), 1), round(float(point[1]), 1), point[2]
+        atypical = point[3] if len(point) > 3 else None
+        atypical_score = point[4] if len(point) > 4 else None
+        name, color = (ATYPICAL_CLASS, ATYPICAL_COLOR_RGB) if atypical else (MITOSIS_CLASS, MITOSIS_COLOR_RGB)
+        measurements = {"score": round(float(score), 4)}
+        if atypical_score is not None:
+            measurements["atypical_score"] = round(float(atypical_score), 4)
         features.append({
             "type": "Feature",
             "id": str(uuid.uuid5(_UUID_NAMESPACE, f"{source}#{index}#{x:.1f},{y:.1f}")),
@@ -44,8 +54,8 @@ def points_geojson(points: Iterable[tuple[float, float, float]], *, source: str,
             "properties": {
                 "objectType": "detection",
                 "name": f"mitosis {index + 1}",
-                "classification": {"name": MITOSIS_CLASS, "color": list(MITOSIS_COLOR_RGB)},
-                "measurements": {"score": round(float(score), 4)},
+                "classification": {"name": name, "color": list(color)},
+                "measurements": measurements,
                 "isLocked": False,
             },
         })

@@ -33,11 +33,16 @@ class Detection:
         Centre in pixels of the image as given (x = column, y = row), not of the internal working resolution.
     score
         Classifier probability in [0, 1].
+    atypical, atypical_score
+        Normal/atypical label and probability from the atypical head (:mod:`spindledx.mitosis.atypical`);
+        None when no head has looked at the figure.
     """
 
     x: float
     y: float
     score: float
+    atypical: bool | None = None
+    atypical_score: float | None = None
 
 
 @runtime_checkable

@@ -175,23 +175,33 @@ def _render(results: list[TileScore], fmt: str, hpf_area: float) -> None:
         return
     if not results:
         return
+    from spindledx.detection import guard
+
     table = Table(title="Mitotic figures", show_header=True)
     for column, justify in (("image", "left"), ("µm/px", "right"), ("area mm²", "right"), ("count", "right"),
-                            ("per mm²", "right"), ("per 10 HPF", "right"), ("FNCLCC score", "right")):
+                            ("atypical", "right"), ("per mm²", "right"), ("per 10 HPF", "right"),
+                            ("FNCLCC score", "right"), ("flags", "left")):
         table.add_column(column, justify=justify, no_wrap=True)
     for r in results:
         table.add_row(r.image, f"{r.mpp:g}{'' if r.mpp_source != 'assumed' else ' (assumed)'}",
-                      f"{r.area_mm2:.4f}", str(r.count), f"{r.mitoses_per_mm2:.1f}", f"{r.mitoses_per_10hpf:.1f}",
-                      str(r.fnclcc_mitotic_score))
+                      f"{r.area_mm2:.4f}", str(r.count), _atypical_cell(r.atypical_count, r.atypical_fraction),
+                      f"{r.mitoses_per_mm2:.1f}", f"{r.mitoses_per_10hpf:.1f}",
+                      _score_cell(r.fnclcc_mitotic_score, r.flags), ", ".join(r.flags) or "-")
     total_area = sum(r.area_mm2 for r in results)
     total_count = sum(r.count for r in results)
     if len(results) > 1:
         total = counting.MitoticDensity.of(total_count, total_area, hpf_area)
+        pooled_flags = sorted({f for r in results for f in r.flags}
+                              | ({guard.IMPLAUSIBLE_DENSITY} if guard.density_is_implausible(total_count, total_area)
+                                 else set()))
+        n_atyp = None if any(r.atypical_count is None for r in results) else sum(r.atypical_count for r in results)
         table.add_section()
-        table.add_row(f"all {len(results)} images", "", f"{total_area:.4f}", str(total_count), f"{total.per_mm2:.1f}",
-                      f"{total.per_10hpf:.1f}", str(total.fnclcc_score))
+        table.add_row(f"all {len(results)} images", "", f"{total_area:.4f}", str(total_count),
+                      _atypical_cell(n_atyp, None if n_atyp is None or not total_count else n_atyp / total_count),
+                      f"{total.per_mm2:.1f}", f"{total.per_10hpf:.1f}", _score_cell(total.fnclcc_score, pooled_flags),
+                      ", ".join(pooled_flags) or "-")
     console = Console()
-    needed = max(len(r.image) for r in results) + 80
+    needed = max(len(r.image) for r in results) + 120
     if console.width < needed and not console.is_terminal:
         console = Console(width=needed)
     console.print(table)
@@ -199,6 +209,20 @@ def _render(results: list[TileScore], fmt: str, hpf_area: float) -> None:
                   f"Counted area {total_area:.3f} mm² = {total_area / hpf_area:.2f} HPF"
                   + ("; below 10 HPF the per-10-HPF figure and FNCLCC score are extrapolations."
                      if total_area < 10 * hpf_area else "."))
+    for r in results:
+        for message in r.flag_messages:
+            console.print(f"[bold]flag[/bold] {r.image}: {message}", markup=True, highlight=False)
+
+
+def _atypical_cell(n_atypical: int | None, fraction: float | None) -> str:
+    if n_atypical is None:
+        return "-"
+    return f"{n_atypical}" + ("" if fraction is None else f" ({100 * fraction:.0f}%)")
+
+
+def _score_cell(score: int, flags: list[str] | tuple[str, ...]) -> str:
+    """FNCLCC score as printed: never without its flags (a flagged count must not feed a grade unseen)."""
+    return f"{score} (flagged)" if flags else str(score)
 
 
 def evaluate(

@@ -3,7 +3,8 @@
 * CSV: one row per figure, columns ``image, x, y, score`` (pixel coordinates, x = column, y = row).
 * GeoJSON: QuPath detection points written by :mod:`spindledx.detection.geojson` (the one writer).
 * Overlay PNG: the tile with a circle of :data:`OVERLAY_RADIUS_UM` (7.5 µm, the MIDOG hit radius) around each
-  figure and its score, drawn with OpenCV.
+  figure and its score, drawn with OpenCV; figures the atypical head calls atypical are magenta and marked "A".
+* CSV and GeoJSON carry the atypical label and probability of each figure (GeoJSON class ``Mitosis (atypical)``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from spindledx.files import atomic_open, atomic_write_text, atomic_write_with, c
 from spindledx.mitosis.score import TileScore
 
 OVERLAY_RADIUS_UM = 7.5
-CSV_COLUMNS = ("image", "x", "y", "score")
+CSV_COLUMNS = ("image", "x", "y", "score", "atypical", "atypical_score")
+ATYPICAL_OVERLAY_RGB = (255, 60, 160)
 
 
 def output_stem(image: str) -> str:
@@ -37,7 +39,9 @@ def detection_rows(scores: Iterable[TileScore]) -> list[dict[str, Any]]:
     for result in scores:
         for det in result.mitoses:
             rows.append({"image": csv_safe(result.image), "x": round(float(det.x), 1), "y": round(float(det.y), 1),
-                         "score": round(float(det.score), 4)})
+                         "score": round(float(det.score), 4),
+                         "atypical": "" if det.atypical is None else str(det.atypical).lower(),
+                         "atypical_score": "" if det.atypical_score is None else round(float(det.atypical_score), 4)})
     return rows
 
 
@@ -55,7 +59,8 @@ def write_detections_csv(scores: TileScore | Iterable[TileScore], path: str | Pa
 
 def to_geojson(result: TileScore) -> dict[str, Any]:
     """QuPath-importable GeoJSON FeatureCollection of the tile's figures as detection points."""
-    return points_geojson(((d.x, d.y, d.score) for d in result.mitoses), source=result.image)
+    return points_geojson(((d.x, d.y, d.score, d.atypical, d.atypical_score) for d in result.mitoses),
+                          source=result.image)
 
 
 def write_geojson(result: TileScore, path: str | Path) -> Path:
@@ -69,12 +74,12 @@ def draw_overlay(rgb: np.ndarray, result: TileScore, *, radius_um: float = OVERL
     radius_px = max(3, round(radius_um / result.mpp))
     thickness = max(1, round(radius_px / 12))
     font_scale = max(0.35, radius_px / 60)
-    color = MITOSIS_COLOR_RGB
     for det in result.mitoses:
+        color = ATYPICAL_OVERLAY_RGB if det.atypical else MITOSIS_COLOR_RGB
         centre = (round(det.x), round(det.y))
         cv2.circle(canvas, centre, radius_px, (0, 0, 0), thickness + 2, lineType=cv2.LINE_AA)
         cv2.circle(canvas, centre, radius_px, color, thickness, lineType=cv2.LINE_AA)
-        label = f"{det.score:.2f}"
+        label = f"{det.score:.2f}" + (" A" if det.atypical else "")
         origin = (centre[0] + radius_px + 2, centre[1] - radius_px)
         cv2.putText(canvas, label, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), thickness + 2,
                     cv2.LINE_AA)

@@ -9,7 +9,7 @@ is never counted twice. The JSON form is the ``score`` contract of DESIGN.md.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,13 @@ class TileScore:
         1, 2 or 3 from the per-10-HPF figure (meaningful only over a counted area of about 10 HPF or more).
     warnings
         One-line messages for the user.
+    flags
+        Guard flags (:mod:`spindledx.detection.guard`): ``implausible_density`` and/or ``out_of_distribution``;
+        ``flag_messages`` says each in a sentence, ``ood_score`` is the stain/texture distance to the training
+        images (None: too little tissue to judge).
+    atypical_count, atypical_fraction
+        Figures the atypical head (:mod:`spindledx.mitosis.atypical`) labels atypical, and their share of
+        ``count`` (None when nothing was counted or no head is shipped).
     """
 
     image: str
@@ -62,6 +69,12 @@ class TileScore:
     hpf_area_mm2: float
     fnclcc_mitotic_score: int
     warnings: tuple[str, ...] = field(default=())
+    flags: tuple[str, ...] = field(default=())
+    flag_messages: tuple[str, ...] = field(default=())
+    ood_score: float | None = None
+    ood_threshold: float | None = None
+    atypical_count: int | None = None
+    atypical_fraction: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the DESIGN.md ``score`` keys (coordinates to 0.1 px, scores to 1e-4)."""
@@ -72,7 +85,9 @@ class TileScore:
             "mpp": self.mpp,
             "mpp_source": self.mpp_source,
             "area_mm2": round(self.area_mm2, 6),
-            "mitoses": [{"x": round(float(d.x), 1), "y": round(float(d.y), 1), "score": round(float(d.score), 4)}
+            "mitoses": [{"x": round(float(d.x), 1), "y": round(float(d.y), 1), "score": round(float(d.score), 4),
+                         "atypical": d.atypical,
+                         "atypical_score": None if d.atypical_score is None else round(float(d.atypical_score), 4)}
                         for d in self.mitoses],
             "count": self.count,
             "mitoses_per_mm2": round(self.mitoses_per_mm2, 4),
@@ -80,6 +95,12 @@ class TileScore:
             "hpf_area_mm2": round(self.hpf_area_mm2, 6),
             "fnclcc_mitotic_score": self.fnclcc_mitotic_score,
             "warnings": list(self.warnings),
+            "atypical_count": self.atypical_count,
+            "atypical_fraction": self.atypical_fraction,
+            "flags": list(self.flags),
+            "flag_messages": list(self.flag_messages),
+            "ood_score": None if self.ood_score is None else round(self.ood_score, 2),
+            "ood_threshold": None if self.ood_threshold is None else round(self.ood_threshold, 2),
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -139,11 +160,27 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
 
 def summarize(tile: Tile, mitoses: list[Detection] | tuple[Detection, ...], *,
               hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2) -> TileScore:
-    """Turn detections on a tile into counts with :mod:`spindledx.counting`."""
+    """Turn detections on a tile into counts with :mod:`spindledx.counting`, label each figure normal/atypical
+    (:func:`spindledx.mitosis.atypical.classify_atypical`) and attach the guard flags
+    (:func:`spindledx.detection.guard.judge`)."""
+    from spindledx.detection import guard
+    from spindledx.mitosis.atypical import atypical_fraction, classify_atypical
+
     value = counting.MitoticDensity.of(len(mitoses), counting.image_area_mm2(tile.width, tile.height, tile.mpp),
                                        hpf_area_mm2)
+    mitoses = sorted(mitoses, key=lambda d: -d.score)
+    labels = classify_atypical(tile.rgb, tile.mpp, mitoses)
+    n_atypical = None
+    if labels is not None:
+        mitoses = [replace(d, atypical=a, atypical_score=s)
+                   for d, a, s in zip(mitoses, labels.atypical, labels.scores, strict=True)]
+        n_atypical = labels.count
+    judged = guard.judge(value.count, value.area_mm2, guard.ood_score(tile.rgb, tile.mpp))
     return TileScore(image=tile.path, width=tile.width, height=tile.height, mpp=tile.mpp,
                      mpp_source=tile.mpp_source, area_mm2=value.area_mm2,
-                     mitoses=tuple(sorted(mitoses, key=lambda d: -d.score)), count=value.count,
+                     mitoses=tuple(mitoses), count=value.count,
                      mitoses_per_mm2=value.per_mm2, mitoses_per_10hpf=value.per_10hpf, hpf_area_mm2=hpf_area_mm2,
-                     fnclcc_mitotic_score=value.fnclcc_score, warnings=tile.warnings)
+                     fnclcc_mitotic_score=value.fnclcc_score, warnings=tile.warnings, flags=judged.flags,
+                     flag_messages=judged.messages, ood_score=judged.ood_score, ood_threshold=judged.ood_threshold,
+                     atypical_count=n_atypical,
+                     atypical_fraction=None if n_atypical is None else atypical_fraction(n_atypical, value.count))

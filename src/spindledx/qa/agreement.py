@@ -117,11 +117,15 @@ def case_summaries(rows: Sequence[dict], specs_by_key: dict, *, hpf_area_mm2: fl
     interpret
         ``interpret_panel(text, site=None)`` (default :func:`spindledx.ihc.interpret_panel`).
     """
+    from spindledx.detection import guard
+    from spindledx.mitosis.atypical import atypical_fraction
+
     cases: dict[str, dict] = {}
     for r in rows:
         spec = specs_by_key.get(r["key"])
         c = cases.setdefault(r["case"], {"case": r["case"], "n_tiles": 0, "n_failed": 0, "count": 0,
-                                         "expected_count": None, "area_mm2": 0.0,
+                                         "expected_count": None, "area_mm2": 0.0, "atypical_count": 0,
+                                         "flags": set(),
                                          "panel": getattr(spec, "panel", None),
                                          "diagnosis": getattr(spec, "diagnosis", None),
                                          "site": getattr(spec, "site", None)})
@@ -131,6 +135,9 @@ def case_summaries(rows: Sequence[dict], specs_by_key: dict, *, hpf_area_mm2: fl
             continue
         c["count"] += int(r["count"])
         c["area_mm2"] += float(r["area_mm2"])
+        c["flags"].update(r.get("guard_flags") or [])
+        if c["atypical_count"] is not None:
+            c["atypical_count"] = None if r.get("atypical_count") is None else c["atypical_count"] + r["atypical_count"]
         if r.get("expected_count") is not None:
             c["expected_count"] = (c["expected_count"] or 0) + int(r["expected_count"])
     out = []
@@ -143,6 +150,11 @@ def case_summaries(rows: Sequence[dict], specs_by_key: dict, *, hpf_area_mm2: fl
         else:
             c.update(mitoses_per_mm2=None, mitoses_per_10hpf=None, fnclcc_mitotic_score=None,
                      area_below_10hpf=None)
+        if guard.density_is_implausible(c["count"], c["area_mm2"]):
+            c["flags"].add(guard.IMPLAUSIBLE_DENSITY)
+        c["flags"] = sorted(c["flags"])
+        c["atypical_fraction"] = (None if c["atypical_count"] is None
+                                  else atypical_fraction(c["atypical_count"], c["count"]))
         c["area_mm2"] = round(c["area_mm2"], 6)
         c.update(ihc_top=None, ihc_top_named=None, top1_agrees=None, top3_agrees=None, ihc_error=None)
         if c["panel"]:
@@ -220,6 +232,8 @@ def summarize(rows: Sequence[dict], specs_by_key: dict, *, match_radius_um: floa
         "detection": detection_scores(ok),
         "counts": None if agreement is None else asdict(agreement),
         "quality": {"flag_counts": flag_counts, "n_flagged": sum(1 for r in ok if r.get("flags"))},
+        "guard": {flag: sum(1 for r in ok if flag in (r.get("guard_flags") or []))
+                  for flag in ("implausible_density", "out_of_distribution")},
         "cases": cases,
         "ihc_agreement": ihc_agreement(cases),
         "outliers": outliers(rows),

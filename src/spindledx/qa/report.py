@@ -35,12 +35,14 @@ def tiles_frame(rows: Sequence[dict]) -> pd.DataFrame:
     for r in rows:
         f = dict(r)
         f["flags"] = ";".join(r.get("flags") or [])
+        f["guard_flags"] = ";".join(r.get("guard_flags") or [])
+        f["flag_messages"] = " | ".join(r.get("flag_messages") or [])
         f["warnings"] = " | ".join(r.get("warnings") or [])
         f["mitoses"] = json.dumps(r.get("mitoses") or [])
         flat.append(f)
     frame = pd.DataFrame(flat)
-    first = [c for c in ("key", "case", "count", "expected_count", "count_error", "tp", "fp", "fn", "flags",
-                         "error") if c in frame.columns]
+    first = [c for c in ("key", "case", "count", "atypical_count", "atypical_fraction", "expected_count",
+                         "count_error", "tp", "fp", "fn", "flags", "error") if c in frame.columns]
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
@@ -299,12 +301,18 @@ def render_html(rows: Sequence[dict], summary: dict, *, specs_by_key: dict | Non
                          "<p>No tile raised an image-quality flag.</p>",
                          table(checks, [("flag", "check"), ("measure", "measure"), ("rule", "raised when"),
                                         ("tiles", "tiles raised", "num")])))
+    parts.append(section("guard", "Count plausibility and stain/texture guard", _guard_html(rows, summary)))
     cases = summary.get("cases") or []
     if cases:
         case_rows = [{**c, "fnclcc_mitotic_score": (f"{c['fnclcc_mitotic_score']} (extrapolated)"
                                                      if c.get("area_below_10hpf") and
                                                      c.get("fnclcc_mitotic_score") is not None
                                                      else c.get("fnclcc_mitotic_score")),
+                      "flags": ", ".join(c.get("flags") or []) or None,
+                      "flagged": "yes: do not grade unseen" if c.get("flags") else "no",
+                      "atypical": (None if c.get("atypical_count") is None else
+                                   f"{c['atypical_count']}" + ("" if c.get("atypical_fraction") is None else
+                                                               f" ({100 * c['atypical_fraction']:.0f}%)")),
                       "extrapolated": "yes: extrapolated" if c.get("area_below_10hpf") else
                       ("no" if c.get("area_below_10hpf") is not None else None)} for c in cases]
         parts.append(section(
@@ -317,7 +325,8 @@ def render_html(rows: Sequence[dict], summary: dict, *, specs_by_key: dict | Non
                               ("area_mm2", "area (mm²)", "num"), ("mitoses_per_mm2", "per mm²", "num"),
                               ("mitoses_per_10hpf", "per 10 HPF", "num"),
                               ("fnclcc_mitotic_score", "FNCLCC mitotic score", "num"),
-                              ("extrapolated", "under 10 HPF counted")])))
+                              ("extrapolated", "under 10 HPF counted"), ("atypical", "atypical figures", "num"),
+                              ("flags", "guard flags"), ("flagged", "score flagged")])))
     ihc_cases = [c for c in cases if c.get("panel")]
     if ihc_cases:
         agreement = summary.get("ihc_agreement")
@@ -351,6 +360,25 @@ def render_html(rows: Sequence[dict], summary: dict, *, specs_by_key: dict | Non
     if prov:
         parts.append(section("provenance", "Provenance", provenance_block(prov)))
     return document(title, "".join(parts), subtitle=f"spindledx batch · {prov.get('date', '')}")
+
+
+def _guard_html(rows: Sequence[dict], summary: dict) -> str:
+    """Count-plausibility and out-of-distribution flags in words (a flagged count must not feed a grade unseen)."""
+    from spindledx.detection import guard
+
+    flagged = [r for r in rows if not r.get("error") and r.get("guard_flags")]
+    head = (f"<p>Density bound {guard.DENSITY_BOUND_PER_MM2:.0f} mitoses/mm² ({html.escape(guard.DENSITY_BOUND_SOURCE)}"
+            f"), one-sided Poisson test at {guard.DENSITY_FALSE_ALARM:g}; a tile is out of distribution when the "
+            "distance of its stain/texture statistics to those of the detector's training images exceeds their "
+            "99th percentile. ")
+    if not flagged:
+        return head + "No tile and no case is flagged.</p>"
+    items = "".join(f"<li><b>{html.escape(str(r['key']))}</b>: {html.escape(m)}</li>"
+                    for r in flagged for m in (r.get("flag_messages") or []))
+    case_items = "".join(f"<li>case <b>{html.escape(str(c['case']))}</b>: {html.escape(', '.join(c['flags']))}"
+                         ": its FNCLCC score is shown flagged and must not be used without checking the overlays</li>"
+                         for c in summary.get("cases") or [] if c.get("flags"))
+    return head + f"{len(flagged)} tile(s) flagged:</p><ul class='guard'>{items}{case_items}</ul>"
 
 
 def _tile_table(rows: Sequence[dict], specs_by_key: dict, review_href: str | None, max_thumbnails: int) -> str:

@@ -129,7 +129,9 @@ def process_tile(spec: TileSpec, *, detector: Detector | None = None, scorer: Sc
     -------
     dict
         JSON-ready row: identity, the ``score`` fields, TP/FP/FN and count error where a reference exists,
-        quality measures (``q_*``) and ``flags``, ``error`` / ``error_kind`` (``bad_input`` or ``failure``) and
+        quality measures (``q_*``) and ``flags`` (image-quality flags followed by the count's ``guard_flags``,
+        :mod:`spindledx.detection.guard`, each explained in ``flag_messages``), ``atypical_count`` /
+        ``atypical_fraction`` and ``ood_score``, ``error`` / ``error_kind`` (``bad_input`` or ``failure``) and
         ``seconds``. ``KeyboardInterrupt`` is not caught.
     """
     from spindledx.qa.quality import assess_quality
@@ -146,8 +148,11 @@ def process_tile(spec: TileSpec, *, detector: Detector | None = None, scorer: Sc
         if spec.points is not None:
             row["tp"], row["fp"], row["fn"] = _match(row["mitoses"], spec, float(row["mpp"]),
                                                      options.match_radius_um)
+        for key in ("atypical_count", "atypical_fraction", "ood_score", "flag_messages"):
+            row[key] = scored.get(key)
+        row["guard_flags"] = list(scored.get("flags") or [])
         quality = assess_quality(tile.rgb, float(tile.mpp)).to_dict()
-        row["flags"] = quality.pop("flags")
+        row["flags"] = quality.pop("flags") + row["guard_flags"]
         row.update({f"q_{k}": v for k, v in quality.items()})
         row["error"] = None
         row["error_kind"] = None

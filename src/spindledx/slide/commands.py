@@ -100,13 +100,23 @@ def _render_table(result: SlideResult) -> None:
     for column, justify in (("method", "left"), ("area mm²", "right"), ("count", "right"), ("per mm²", "right"),
                             ("per 10 HPF", "right"), ("FNCLCC mitotic score", "right")):
         table.add_column(column, justify=justify)
+    flags = result.checks.flags if result.checks is not None else ()
     for h in result.hotspots:
         table.add_row(f"hotspot ({h.shape}, {h.tissue_fraction:.0%} tissue)", f"{h.area_mm2:.3f}", str(h.count),
-                      f"{h.mitoses_per_mm2:.2f}", f"{h.mitoses_per_10hpf:.1f}", str(h.mitotic_score))
+                      f"{h.mitoses_per_mm2:.2f}", f"{h.mitoses_per_10hpf:.1f}",
+                      f"{h.mitotic_score} (flagged)" if flags else str(h.mitotic_score))
     a = result.average
     table.add_row("average over all tissue", f"{a.area_mm2:.3f}", str(a.count), f"{a.mitoses_per_mm2:.2f}",
-                  f"{a.mitoses_per_10hpf:.1f}", str(a.mitotic_score))
+                  f"{a.mitoses_per_10hpf:.1f}", f"{a.mitotic_score} (flagged)" if flags else str(a.mitotic_score))
     console.print(table)
+    if result.checks is not None:
+        checks = result.checks.to_json(len(result.detections))
+        if checks["atypical_count"] is not None:
+            share = checks["atypical_fraction"]
+            console.print(f"Atypical figures: {checks['atypical_count']} of {len(result.detections)}"
+                          + ("" if share is None else f" ({100 * share:.0f}%)"))
+        for message in result.checks.flag_messages:
+            console.print(f"[bold]flag[/bold]: {message}", markup=True, highlight=False)
     console.print(f"HPF = {a.hpf_area_mm2:.4f} mm²; per 10 HPF = per {10 * a.hpf_area_mm2:.2f} mm². Report the "
                   "method (hotspot or average) and the area with the count (Cree et al. 2021). Tissue is not "
                   "tumour: the average includes any non-tumour tissue on the slide.")

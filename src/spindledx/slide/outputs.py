@@ -75,7 +75,16 @@ def to_geojson(result: SlideResult) -> dict[str, Any]:
             hotspots.append(polygon_annotation(region["polygon"], source=f"{name}#{k}#{i}", name=label,
                                                class_name=HOTSPOT_CLASS, color_rgb=HOTSPOT_COLOR_RGB,
                                                measurements=measurements))
-    return points_geojson((tuple(row) for row in result.detections), source=name, annotations=hotspots)
+    return points_geojson(_points(result), source=name, annotations=hotspots)
+
+
+def _points(result: SlideResult) -> list[tuple]:
+    """``(x, y, score[, atypical, atypical_score])`` per detection (level-0 pixels)."""
+    checks = result.checks
+    if checks is None or checks.atypical is None:
+        return [tuple(row) for row in result.detections]
+    return [(x, y, s, bool(a), float(p)) for (x, y, s), a, p in
+            zip(result.detections, checks.atypical, checks.atypical_scores, strict=True)]
 
 
 def summary_rows(result: SlideResult) -> list[dict[str, Any]]:
@@ -87,6 +96,10 @@ def summary_rows(result: SlideResult) -> list[dict[str, Any]]:
             "average_mitoses_per_10hpf": round(result.average.mitoses_per_10hpf, 3),
             "average_fnclcc_mitotic_score": result.average.mitotic_score, "hpf_area_mm2": result.average.hpf_area_mm2,
             "detector": result.detector_name}
+    if result.checks is not None:
+        extra = result.checks.to_json(len(result.detections))
+        base |= {"atypical_count": extra["atypical_count"], "atypical_fraction": extra["atypical_fraction"],
+                 "flags": ";".join(extra["flags"]), "ood_score": extra["ood_score"]}
     rows = []
     for h in result.hotspots:
         rows.append({**base, "hotspot_shape": h.shape, "hotspot_area_mm2": h.area_mm2,
@@ -165,9 +178,12 @@ def write_outputs(result: SlideResult, out_dir: str | Path) -> dict[str, Path]:
     write_geojson(to_geojson(result), paths["geojson"])
     with atomic_open(paths["csv"], newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["x", "y", "score"])
-        for x, y, score in result.detections:
-            writer.writerow([round(float(x), 2), round(float(y), 2), round(float(score), 5)])
+        writer.writerow(["x", "y", "score", "atypical", "atypical_score"])
+        for point in _points(result):
+            x, y, score = point[:3]
+            atypical = "" if len(point) < 4 else str(point[3]).lower()
+            atypical_score = "" if len(point) < 5 else round(float(point[4]), 5)
+            writer.writerow([round(float(x), 2), round(float(y), 2), round(float(score), 5), atypical, atypical_score])
     atomic_write_text(paths["summary_json"], json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     rows = summary_rows(result)
     with atomic_open(paths["summary_csv"], newline="") as fh:

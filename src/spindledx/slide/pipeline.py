@@ -37,6 +37,7 @@ from spindledx.engine.workers import run_dask, run_local
 from spindledx.errors import BadInputError
 from spindledx.files import atomic_write_text
 from spindledx.imaging.slide import SlideInfo, WholeSlide, open_slide
+from spindledx.slide.checks import SlideChecks, slide_checks
 from spindledx.slide.hotspot import DEFAULT_MIN_TISSUE_FRACTION, SHAPES, Hotspot, find_hotspot
 from spindledx.slide.tiling import (
     DEFAULT_MARGIN_UM,
@@ -104,6 +105,9 @@ class SlideResult:
         Folder of the per-tile detection files.
     n_cross_tile_duplicates
         Detections dropped by the final slide-wide non-maximum suppression (see :func:`analyze_slide`).
+    checks
+        Guard flags of the whole-tissue count and atypical label of each detection
+        (:func:`spindledx.slide.checks.slide_checks`).
     """
 
     info: SlideInfo
@@ -120,6 +124,7 @@ class SlideResult:
     detector_name: str
     out_dir: str
     n_cross_tile_duplicates: int = 0
+    checks: SlideChecks | None = None
 
     @property
     def megapixels_per_second(self) -> float | None:
@@ -153,7 +158,7 @@ class SlideResult:
                       "megapixels_per_second": self.megapixels_per_second},
             "coordinates": f"level-0 pixels (x right, y down; 1 px = {mpp:g} µm); hotspot centres in µm",
             "out_dir": self.out_dir,
-        }
+        } | (self.checks.to_json(int(len(self.detections))) if self.checks is not None else {})
 
 
 def detector_name(detector: Detector) -> str:
@@ -359,10 +364,13 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
                                   hpf_area=hpf_area, min_tissue_fraction=min_tissue_fraction)
                      for shape in shapes)
     average = whole_tissue_average(len(detections), tissue.area_mm2, hpf_area)
+    with open_slide(path, mpp=mpp, backend=backend) as slide:
+        checks = slide_checks(slide, raster, tiles, detections, tissue.area_mm2)
     return SlideResult(info=info, tissue=tissue, raster=raster, detections=detections, hotspots=hotspots,
                        average=average, n_tiles=len(tiles), n_tiles_run=len(todo),
                        n_tiles_resumed=len(tiles) - len(todo), tiled_megapixels=tiled_mp, detect_seconds=seconds,
-                       detector_name=name, out_dir=str(out), n_cross_tile_duplicates=n_found - len(detections))
+                       detector_name=name, out_dir=str(out), n_cross_tile_duplicates=n_found - len(detections),
+                       checks=checks)
 
 
 def whole_tissue_average(count: int, tissue_area_mm2: float, hpf_area: float) -> AverageDensity:

@@ -1,0 +1,86 @@
+"""Slide-level guard flags and atypical labels, computed once the slide's detections are final.
+
+* Atypical head (:mod:`spindledx.mitosis.atypical`): the working-resolution patch around every detection is read
+  from the slide (the same raster the detector saw) and labelled normal/atypical.
+* Guard (:mod:`spindledx.detection.guard`): the whole-tissue count over the tissue area gets the density test; the
+  out-of-distribution score of the slide is the median of the scores of up to :data:`OOD_SAMPLE_TILES` tissue
+  tiles spread evenly over the tissue (the detector ran on every tile; the stain statistics of a few are enough).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from spindledx.detection import guard
+
+#: Tissue tiles whose stain statistics are measured for the slide's out-of-distribution score.
+OOD_SAMPLE_TILES = 16
+
+
+@dataclass(frozen=True)
+class SlideChecks:
+    """Guard flags of the whole-tissue count, and the atypical label of every detection."""
+
+    flags: tuple[str, ...]
+    flag_messages: tuple[str, ...]
+    ood_score: float | None
+    ood_threshold: float
+    ood_tiles: int
+    atypical: np.ndarray | None  # (N,) bool, None when no head is shipped
+    atypical_scores: np.ndarray | None
+
+    @property
+    def atypical_count(self) -> int | None:
+        return None if self.atypical is None else int(self.atypical.sum())
+
+    def to_json(self, count: int) -> dict[str, Any]:
+        from spindledx.mitosis.atypical import atypical_fraction
+
+        n = self.atypical_count
+        return {"flags": list(self.flags), "flag_messages": list(self.flag_messages),
+                "ood_score": None if self.ood_score is None else round(self.ood_score, 2),
+                "ood_threshold": round(self.ood_threshold, 2), "ood_tiles_measured": self.ood_tiles,
+                "density_bound_per_mm2": guard.DENSITY_BOUND_PER_MM2,
+                "atypical_count": n, "atypical_fraction": None if n is None else atypical_fraction(n, count)}
+
+
+def slide_checks(slide: Any, raster: Any, tiles: list[Any], detections_level0: np.ndarray,
+                 tissue_area_mm2: float) -> SlideChecks:
+    """Flags and atypical labels for a slide whose detections (level-0 ``x, y, score`` rows) are final.
+
+    Parameters
+    ----------
+    slide, raster, tiles
+        The open slide, its working raster and the tissue tiles the detector ran on.
+    detections_level0
+        ``(N, 3)`` rows ``x, y, score`` in level-0 pixels.
+    tissue_area_mm2
+        Area of the tissue mask (the denominator of the whole-tissue average).
+    """
+    from spindledx.mitosis.atypical import load_atypical_model
+    from spindledx.slide.tiling import read_raster
+
+    scores = []
+    picks = np.unique(np.linspace(0, len(tiles) - 1, min(OOD_SAMPLE_TILES, len(tiles))).round().astype(int))
+    for i in picks if len(tiles) else []:
+        t = tiles[int(i)]
+        s = guard.ood_score(read_raster(slide, raster, t.x, t.y, t.width, t.height), raster.mpp)
+        if s is not None:
+            scores.append(s)
+    ood = float(np.median(scores)) if scores else None
+    judged = guard.judge(len(detections_level0), tissue_area_mm2, ood)
+    head = load_atypical_model()
+    atypical = atypical_scores = None
+    if head is not None:
+        size = head.patch_size
+        patches = np.empty((len(detections_level0), size, size, 3), np.uint8)
+        xs, ys = raster.from_level0(detections_level0[:, 0], detections_level0[:, 1])
+        for k, (x, y) in enumerate(zip(np.rint(xs).astype(int), np.rint(ys).astype(int), strict=True)):
+            patches[k] = read_raster(slide, raster, x - size // 2, y - size // 2, size, size)
+        atypical_scores = head.predict(patches) if len(patches) else np.zeros(0, np.float32)
+        atypical = atypical_scores >= head.threshold
+    return SlideChecks(judged.flags, judged.messages, judged.ood_score, judged.ood_threshold, len(scores),
+                       atypical, atypical_scores)
