@@ -33,3 +33,22 @@ def test_coverage_cli(capsys):
     out = capsys.readouterr().out
     assert "with data" in out and "background only" in out and "leiomyosarcoma" in out
     assert main(["kb", "coverage", "--format", "xml"]) == 2
+
+
+def test_calibration_script_draws_a_reliability_diagram(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from spindledx.ihc.evaluate import case_outcome, load_cases, summarise
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_ihc.py"
+    spec = importlib.util.spec_from_file_location("calibrate_ihc", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    kb = load_knowledge_base()
+    cases = load_cases(case_set="all", kb=kb)[:6]
+    ev = summarise([case_outcome(c, kb=kb) for c in cases])
+    out = tmp_path / "docs" / "rel.png"
+    module.reliability_plot(out, ev, ev)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "cases_reports" not in module.GRID and module.GRID["evidence_weight"][-1] <= 1.0

@@ -75,6 +75,18 @@ def test_resample_scale():
 def test_shipped_model_on_synthetic_tile_runs():
     dets = detect_mitoses(tile(256, [(128, 128)], 12), 0.25)
     assert all(0.0 <= d.score <= 1.0 and 0 <= d.x < 256 and 0 <= d.y < 256 for d in dets)
+    # the bare disk above may give no detection at all, which would make that check vacuous: a sample tile with
+    # 12 drawn figures must give detections, every one inside the tile and at or above the model's threshold
+    from pathlib import Path
+
+    from spindledx.detection.model import shipped_description
+    from spindledx.imaging.reader import read_image
+
+    sample = read_image(Path(__file__).resolve().parents[1] / "sample_slides" / "tile_03_hotspot.tif")
+    found = detect_mitoses(sample.rgb, sample.mpp)
+    threshold = shipped_description().threshold
+    assert len(found) >= 1
+    assert all(threshold <= d.score <= 1.0 and 0 <= d.x < sample.width and 0 <= d.y < sample.height for d in found)
 
 
 @pytest.mark.realdata

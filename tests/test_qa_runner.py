@@ -120,6 +120,7 @@ def test_local_processes_match_in_process(tmp_path: Path) -> None:
     one = run_and_write(specs, tmp_path / "j1", detector=fixed_detector, progress=False)
     two = run_and_write(specs, tmp_path / "j2", detector=fixed_detector, jobs=2, progress=False)
     assert _strip(one.outcome.rows) == _strip(two.outcome.rows)
+    assert len(one.outcome.rows) == 3 and all(r["error"] is None and r["count"] >= 1 for r in one.outcome.rows)
 
 
 @pytest.mark.slow
@@ -138,6 +139,7 @@ def test_dask_local_cluster_matches_local(tmp_path: Path) -> None:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     assert _strip(local.outcome.rows) == _strip(dask.outcome.rows)
     assert local.summary["detection"] == dask.summary["detection"]
+    assert len(local.outcome.rows) == 3 and all(r["error"] is None and r["count"] >= 1 for r in local.outcome.rows)
 
 
 def test_batch_f1_agrees_with_spindledx_evaluate(tmp_path: Path, capsys) -> None:

@@ -59,6 +59,7 @@ def test_full_review_recomputes_count_grade_and_geojson(case_dir, capsys):
         [(True, False), (True, True), (True, True), (True, True), (False, True), (False, False), (False, False),
          (False, False)]), abs=1e-4)
     assert result["reviewer"] == "Dr Test"
+    assert result["provenance"]["model_sha256"] == "ab" * 32 and result["provenance"]["spindledx_version"]
     reviewed = json.loads((case_dir / "case_reviewed.json").read_text())
     assert reviewed["count"]["count"] == 4 and reviewed["count"]["method"].startswith("review")
     assert reviewed["review"]["confirmed_count"] == 4 and reviewed["detector_count"]["count"] == 4

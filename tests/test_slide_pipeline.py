@@ -182,6 +182,7 @@ def test_resume_skips_finished_tiles_and_gives_the_same_result(slide_path, tmp_p
 def test_worker_processes_give_the_same_detections(slide_path, tmp_path):
     one = run(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "a", area_mm2=0.1)
     two = run(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "b", area_mm2=0.1, jobs=2)
+    assert len(one.detections) == len(_figures()[0]) > 0  # equal because both found the figures, not nothing
     np.testing.assert_allclose(np.sort(two.detections, axis=0), np.sort(one.detections, axis=0))
 
 
@@ -190,6 +191,7 @@ def test_dask_local_cluster_gives_the_same_detections(slide_path, tmp_path):
     one = run(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "a", area_mm2=0.1)
     dsk = run(slide_path, detector=dark_disk_detector, out_dir=tmp_path / "b", area_mm2=0.1,
                         dask="local", jobs=1)
+    assert len(one.detections) == len(_figures()[0]) > 0
     np.testing.assert_allclose(np.sort(dsk.detections, axis=0), np.sort(one.detections, axis=0))
 
 

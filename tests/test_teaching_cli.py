@@ -45,6 +45,11 @@ def test_quiz_json_and_entity_filter(capsys):
     assert len(items) == 2 and all(i["answer"]["expected"]["id"] == "gist" for i in items)
     code, _, err = run(capsys, "quiz", "--entity", "gistt")
     assert code == 2 and "did you mean gist" in err
+    code, out, err = run(capsys, "quiz", "--n", "3", "--seed", "1", "--set", "reports", "--format", "json")
+    assert code == 0, err
+    assert {q["set"] for q in json.loads(out)["questions"]} == {"reports"}
+    code, _, err = run(capsys, "quiz", "--set", "textbook")
+    assert code == 2 and "unknown case set" in err
 
 
 def test_quiz_reads_answers_from_stdin_and_keeps_score(capsys, monkeypatch):

@@ -192,6 +192,16 @@ def test_site_in_a_real_browser(built, browser_page, tmp_path):
             _screenshot(page, "kb_site_quiz.png", tmp_path, full_page=True)
         page.click("#quiz-next")
     assert expected_scores == ["Score: 1 / 1", "Score: 1 / 2", "Score: 2 / 3"]
+
+    # filters: only published case reports of one diagnosis; a new round starts at 0 / 0
+    page.select_option("#quiz-set", "reports")
+    page.select_option("#quiz-entity", "gist")
+    assert page.locator("#quiz-score").inner_text() == "Score: 0 / 0"
+    case_id = page.locator("#quiz .case").get_attribute("data-case")
+    picked = next(q for q in questions if q["id"] == case_id)
+    assert picked["set"] == "reports" and picked["answer"]["expected"]["id"] == "gist"
+    page.click("#quiz button[data-entity='gist']")
+    assert page.locator("#quiz-score").inner_text() == "Score: 1 / 1"
     assert page.console_errors == []
 
 

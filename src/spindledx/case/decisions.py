@@ -190,6 +190,14 @@ def import_decisions(out_dir: str | Path, decisions_path: str | Path) -> dict[st
                             hpf_area_mm2=hpf, method="detector", flags=flags)
     review["count"] = confirmed
     review["detector"] = detector
+    from spindledx.pages import provenance
+
+    base = provenance(include_model=False)
+    model = docs[0].get("model") or {} if docs else {}
+    review["provenance"] = {"spindledx_version": base["spindledx_version"],
+                            "model_version": model.get("model_version"), "model_sha256": model.get("model_sha256"),
+                            "threshold": docs[0]["threshold"] if docs else None, "kb_version": base["kb_version"],
+                            "date": base["date"], "decisions_file": str(Path(decisions_path).resolve())}
     paths["review"] = write_text_atomic(out_dir / "review_result.json",
                                         json.dumps(review, indent=2, ensure_ascii=False))
     reviewed_case = None

@@ -12,6 +12,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from spindledx.errors import BadInputError
@@ -22,6 +23,7 @@ from spindledx.ihc.interpret import PanelResult, interpret_panel
 from spindledx.ihc.knowledge import PATTERNS
 
 _FORMAT_HELP = "table or json."
+NOTE_CHARS = 140  # table only: the JSON output keeps the whole note
 _EFFECT_STYLE = {"supports": "green", "against": "red", "neutral": "dim"}
 
 
@@ -73,16 +75,21 @@ def _render_panel(result: PanelResult, top: int, explain: int) -> None:
             t.add_column(col)
         for ev in entry.evidence:
             if ev.kind == "prior":
-                lit = "-" if ev.fraction_positive is None else f"{ev.fraction_positive:g}"
+                label = "frequency" if ev.basis == "population" else "weight"
+                lit = "-" if ev.fraction_positive is None else f"{label} {ev.fraction_positive:g}"
+            elif ev.basis == "no data":
+                lit = "no data"
+            elif ev.fraction_positive is None:
+                lit = f"n={ev.n_cases}" if ev.n_cases else "-"
             else:
-                lit = "no data" if ev.basis == "no data" else (
-                    f"{_pct(ev.fraction_positive)}" + (f" of {ev.n_cases}" if ev.n_cases else "") +
-                    (" [site]" if ev.basis == "site" else "") + (" [bg]" if "background" in ev.basis else ""))
+                lit = (f"{_pct(ev.fraction_positive)}" + (f" of {ev.n_cases}" if ev.n_cases else "") +
+                       (" [site]" if ev.basis == "site" else "") + (" [bg]" if "background" in ev.basis else ""))
             style = _EFFECT_STYLE[ev.effect]
             item = ev.marker if ev.kind == "stain" else f"{ev.marker} ({ev.event})"
+            note = ev.note if len(ev.note) <= NOTE_CHARS else ev.note[:NOTE_CHARS - 1] + "…"
             t.add_row(ev.kind, item, ev.result, f"{ev.likelihood:.2f}", f"{ev.likelihood_ratio:.2f}",
                       f"[{style}]{ev.effect}[/{style}]", lit, ev.evidence_level or "-",
-                      ev.note + (f" [dim]{ev.source[:90]}[/dim]" if ev.source else ""))
+                      escape(note) + (f" [dim]{escape(ev.source[:90])}[/dim]" if ev.source else ""))
         console.print(t)
         for pitfall in entry.pitfalls:
             console.print(f"  [magenta]pitfall:[/magenta] {pitfall}")

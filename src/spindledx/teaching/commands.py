@@ -18,7 +18,7 @@ from spindledx.ihc.knowledge import load_knowledge_base
 from spindledx.ihc.lookups import resolve_entity
 from spindledx.pages.provenance import provenance
 from spindledx.teaching.compare import compare_entities
-from spindledx.teaching.quiz import QuizQuestion, literature_label, quiz_questions
+from spindledx.teaching.quiz import QUIZ_CASE_SETS, QuizQuestion, literature_label, quiz_questions
 
 _FORMAT_HELP = "table or json."
 
@@ -135,12 +135,14 @@ def quiz(
     n: int = typer.Option(10, "--n", min=1, help="Number of cases."),
     entity: str | None = typer.Option(None, "--entity", help="Only cases with this diagnosis."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the case order (reproducible quiz)."),
+    case_set: str = typer.Option("all", "--set", help="original, holdout, reports or all (the three)."),
     fmt: str = typer.Option("table", "--format",
                             help="table (interactive, answers read from stdin) or json (questions with answers)."),
 ) -> None:
-    """A quiz on the project's published test panels: pick a diagnosis, then see the interpreter's reasoning."""
+    """A quiz on the project's published cases: pick a diagnosis, then see the interpreter's reasoning."""
     _check_format(fmt)
-    questions = quiz_questions(n, entity=entity, seed=seed)
+    sets = QUIZ_CASE_SETS if case_set == "all" else (case_set,)
+    questions = quiz_questions(n, entity=entity, seed=seed, case_sets=sets)
     if fmt == "json":
         _echo_json({"provenance": provenance(include_model=False), "questions": [q.to_json() for q in questions]})
         return

@@ -100,8 +100,9 @@
   function initQuiz() {
     var host = document.getElementById("quiz");
     var scoreEl = document.getElementById("quiz-score");
-    var questions = window.SPX_QUIZ;
-    if (!host || !scoreEl || !questions || !questions.length) { return; }
+    var all = window.SPX_QUIZ;
+    if (!host || !scoreEl || !all || !all.length) { return; }
+    var questions = all;
     var state = { index: 0, answered: 0, correct: 0 };
 
     function updateScore() {
@@ -179,7 +180,8 @@
       host.textContent = "";
       var card = el("div", { "class": "case", "data-case": q.id });
       card.appendChild(el("h2", null, "Case " + (i + 1) + " of " + questions.length));
-      card.appendChild(el("p", { "class": "muted" }, q.clinical + (q.kind ? " · " + q.kind + (/case/.test(q.kind) ? "" : " case") : "")));
+      card.appendChild(el("p", { "class": "muted" }, q.clinical + (q.kind ? " · " + ({ report: "case report", typical: "typical panel", tricky: "tricky panel" }[q.kind] ||
+        q.kind) : "")));
       card.appendChild(el("p", { "class": "panel" }, q.panel));
       card.appendChild(el("p", null, "Your diagnosis:"));
       var choices = el("div", { "class": "choices" });
@@ -216,6 +218,41 @@
       host.appendChild(card);
       state.index = i;
     }
+
+    /* filters: case set and diagnosis; changing either starts a new round (score reset) */
+    var bar = el("div", { "class": "quiz-filters" });
+    var setSel = el("select", { id: "quiz-set", "aria-label": "Cases" });
+    [["all", "All cases"], ["panels", "Test panels"], ["reports", "Published case reports"]].forEach(function (o) {
+      setSel.appendChild(el("option", { value: o[0] }, o[1]));
+    });
+    var entSel = el("select", { id: "quiz-entity", "aria-label": "Diagnosis" });
+    entSel.appendChild(el("option", { value: "" }, "Any diagnosis"));
+    var names = {};
+    all.forEach(function (q) { names[q.answer.expected.id] = q.answer.expected.name; });
+    Object.keys(names).sort(function (a, b) { return names[a].localeCompare(names[b]); }).forEach(function (id) {
+      entSel.appendChild(el("option", { value: id }, names[id]));
+    });
+    function applyFilters() {
+      var set = setSel.value;
+      var ent = entSel.value;
+      questions = all.filter(function (q) {
+        var inSet = set === "all" || (set === "reports" ? q.set === "reports" : q.set !== "reports");
+        return inSet && (!ent || q.answer.expected.id === ent);
+      });
+      state.answered = 0;
+      state.correct = 0;
+      updateScore();
+      if (questions.length) { show(0); } else {
+        host.textContent = "";
+        host.appendChild(el("p", { "class": "muted" }, "No case matches these filters."));
+      }
+    }
+    setSel.addEventListener("change", applyFilters);
+    entSel.addEventListener("change", applyFilters);
+    bar.appendChild(setSel);
+    bar.appendChild(entSel);
+    bar.appendChild(el("span", { "class": "muted" }, " changing a filter starts a new round"));
+    host.parentNode.insertBefore(bar, scoreEl);
 
     updateScore();
     show(0);
