@@ -24,6 +24,9 @@ demo: $(STAMP)
 	$(BIN)/spindledx panel "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung
 	@echo "== Case workup: the reference panel (lung) with the sample tiles as H&E evidence"
 	$(BIN)/spindledx case "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung --tiles sample_slides --out demo_out/case
+	@echo "== Teaching: the knowledge base as a static site (open demo_out/kb_site/index.html) and LMS versus GIST"
+	$(BIN)/spindledx kb site --out demo_out/kb_site
+	$(BIN)/spindledx compare leiomyosarcoma gist --top 6
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench

@@ -13,8 +13,10 @@ mkdir "$WORK/src"  # build from a copy, so no build/ folder is left in the check
 cp -r "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/src" "$WORK/src/"
 find "$WORK/src" -name '*.egg-info' -prune -exec rm -rf {} + -o -name __pycache__ -prune -exec rm -rf {} +
 "$WORK/venv/bin/pip" wheel --quiet --no-deps -w "$WORK/dist" "$WORK/src"
-"$WORK/venv/bin/pip" install --quiet "$WORK"/dist/spindledx-*.whl
+WHEEL=$(ls "$WORK"/dist/spindledx-*.whl)
+"$WORK/venv/bin/pip" install --quiet "$WHEEL${EXTRAS:+[$EXTRAS]}"
 t1=$(date +%s)
+echo "installed size: $(du -sm "$WORK/venv/lib" | cut -f1) MB in $WORK/venv/lib (${EXTRAS:-no extras})"
 cp "$REPO/sample_slides/tile_03_hotspot.tif" "$WORK/tile.tif"
 cd "$WORK"  # neither the checkout nor its models/ folder is reachable from here
 "$WORK/venv/bin/python" - <<'PY'

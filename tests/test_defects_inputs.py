@@ -56,3 +56,26 @@ def test_nan_hpf_options_name_the_hpf_area(capsys):
                  "--field-number", "nan"]) == 2
     err = capsys.readouterr().err
     assert "field number" in err and "count" not in err
+
+
+def test_without_the_parquet_extra_batch_writes_csv_and_says_so(tmp_path, monkeypatch):
+    """pyarrow is an extra: without it the tables are CSV only and a Parquet manifest gets one clear line."""
+    import builtins
+
+    import spindledx.qa.report as report
+
+    real_import = builtins.__import__
+
+    def no_pyarrow(name, *args, **kwargs):
+        if name == "pyarrow" or name.startswith("pyarrow."):
+            raise ImportError("No module named 'pyarrow'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(report, "parquet_available", lambda: False)
+    paths = report.write_outputs([{"key": "t.png", "case": "c", "count": 1, "mitoses": [], "error": None}],
+                                 {"n_tiles": 1}, tmp_path / "out")
+    assert "parquet" not in paths and not (tmp_path / "out" / "tiles.parquet").exists() and paths["csv"].exists()
+    (tmp_path / "m.parquet").write_bytes(b"PAR1")
+    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    with pytest.raises(BadInputError, match=r"spindledx\[parquet\]"):
+        load_manifest(tmp_path / "m.parquet")

@@ -72,6 +72,8 @@ def batch(
         lines.append(f"IHC: recorded diagnosis top-1 in {a['top1_agree']}/{a['n_cases']} cases, "
                      f"top-3 in {a['top3_agree']}/{a['n_cases']}")
     lines.append(f"report: {report.paths['report']}")
+    if "parquet" not in report.paths:
+        lines.append("tiles.parquet not written: pyarrow is not installed (pip install 'spindledx[parquet]')")
     typer.echo("\n".join(lines))
     if report.outcome.interrupted:
         typer.echo(f"interrupted: {len(report.outcome.rows)} of {s['n_tiles']} tiles are done and kept in {out}; "

@@ -203,9 +203,16 @@ def load_manifest(path: str | Path, *, default_mpp: float | None = None,
         counting.check_mpp(default_mpp)
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError:
+                raise BadInputError(f"{path}: reading a Parquet manifest needs pyarrow: pip install "
+                                    "'spindledx[parquet]', or give the manifest as CSV") from None
             table = pd.read_parquet(path)
         else:
             table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except BadInputError:
+        raise
     except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
         raise BadInputError(f"{path}: not a readable manifest ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None

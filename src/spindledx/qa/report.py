@@ -61,7 +61,10 @@ def write_outputs(rows: Sequence[dict], summary: dict, out_dir: str | Path, *, s
              "summary": out_dir / "summary.json", "report": out_dir / "report.html"}
     # every file is written to a temporary name and renamed: a full disk never leaves a truncated table or page
     atomic_write_text(paths["csv"], spreadsheet_safe(frame).to_csv(index=False))
-    atomic_write_with(paths["parquet"], lambda tmp: frame.to_parquet(tmp, index=False))
+    if parquet_available():
+        atomic_write_with(paths["parquet"], lambda tmp: frame.to_parquet(tmp, index=False))
+    else:  # the `parquet` extra is not installed: CSV only (the batch command says so)
+        del paths["parquet"]
     if provenance is not None:
         summary = {**summary, "provenance": provenance}
     atomic_write_text(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False))
@@ -98,6 +101,13 @@ def _write_review(rows: Sequence[dict], out_dir: Path, provenance: dict) -> str 
         return write_review_page(out_dir, docs).name
     except BadInputError:
         return None
+
+
+def parquet_available() -> bool:
+    """True when pyarrow (the ``parquet`` extra) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None
 
 
 def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
