@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean train
+.PHONY: demo test lint venv clean train train-atypical train-variant guard-reference
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -45,3 +45,22 @@ train: $(STAMP)
 	$(BIN)/pip install --quiet torch==2.13.0 onnx onnxscript
 	$(BIN)/python scripts/train_mitosis.py --final --cv --strong-aug --epochs 20 --out $(MITOSIS_RUN)
 	$(BIN)/python scripts/finalize_mitosis_model.py $(MITOSIS_RUN) --scheme gated8
+
+# Atypical/normal head (~25 min on 2 busy cores): ships src/spindledx/detection/models/atypical_{cnn.onnx,model.json}.
+ATYPICAL_RUN ?= /tmp/spindledx-atypical-run
+train-atypical: $(STAMP)
+	$(BIN)/pip install --quiet torch==2.13.0 onnx onnxscript
+	$(BIN)/python scripts/train_atypical.py --out $(ATYPICAL_RUN) --epochs 10 --per-epoch 3072 --ship
+
+# The issue-13 detector variant (atnorm-md + other-tissue negatives from wheels), cross-validation only.
+# tiatoolbox and stardist are installed without dependencies: only an H&E image inside each wheel is read.
+VARIANT_RUN ?= /tmp/spindledx-mitosis-variant
+train-variant: $(STAMP)
+	$(BIN)/pip install --quiet torch==2.13.0 onnx onnxscript
+	$(BIN)/pip install --quiet --no-deps tiatoolbox==2.1.3 stardist==0.9.2
+	$(BIN)/python scripts/train_mitosis.py --cv --strong-aug --atnorm --pkg-neg --epochs 12 --schemes tta1,gated8 \
+		--out $(VARIANT_RUN)
+
+# Out-of-distribution reference of the guard (needs ../shared/data; ~2 min).
+guard-reference: $(STAMP)
+	$(BIN)/python scripts/build_guard_reference.py

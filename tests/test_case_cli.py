@@ -118,8 +118,12 @@ def test_a_flagged_count_shows_its_flag_next_to_the_grade(tmp_path, monkeypatch,
     assert "flagged count" in grade_html and "implausible_density" in grade_html
 
 
-def test_case_page_shows_atypical_figures_and_flag_sentences_when_the_score_has_them(tiles, tmp_path, capsys):
+def test_case_page_shows_atypical_figures_and_flag_sentences_when_the_score_has_them(tiles, tmp_path, capsys,
+                                                                                      monkeypatch):
     from spindledx.case.page import render_case_html
+    from spindledx.mitosis import atypical
+
+    monkeypatch.setattr(atypical, "load_atypical_model", lambda threads=2: None)  # as without a shipped head
 
     out = tmp_path / "case"
     assert main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(out)]) == 0

@@ -28,6 +28,7 @@ class FakeHead:
 
     class description:  # noqa: N801 - mimics ModelDescription
         version = "test"
+        tta = 1
 
     def predict(self, patches: np.ndarray) -> np.ndarray:
         centre = patches[:, 28:36, 28:36].astype(np.float32).sum(axis=3).mean(axis=(1, 2))

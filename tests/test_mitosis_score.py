@@ -76,7 +76,10 @@ def test_json_contract(tmp_path):
     assert data["image"] == str(path) and (data["width"], data["height"]) == (320, 256)
     assert data["mpp"] == 0.5 and data["mpp_source"] == "metadata"
     assert data["count"] == len(data["mitoses"]) == 2
-    assert data["mitoses"][0] == {"x": 12.3, "y": 56.8, "score": 0.9123, "atypical": None, "atypical_score": None}
+    first = data["mitoses"][0]
+    assert {k: first[k] for k in ("x", "y", "score")} == {"x": 12.3, "y": 56.8, "score": 0.9123}
+    assert isinstance(first["atypical"], bool) and 0.0 <= first["atypical_score"] <= 1.0  # the shipped head
+    assert data["atypical_count"] == sum(m["atypical"] for m in data["mitoses"])
     assert data["area_mm2"] == pytest.approx(320 * 0.5 * 256 * 0.5 / 1e6)
 
 

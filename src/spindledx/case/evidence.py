@@ -118,12 +118,15 @@ def score_slide(path: Path, *, detector: Callable, threshold: float, review_floo
                            area_mm2=area_mm2, shapes=(shape,))
     info = result.info
     dets = result.detections
-    counted = dets[dets[:, 2] >= threshold] if len(dets) else dets
+    keep = dets[:, 2] >= threshold if len(dets) else np.zeros(0, bool)
+    counted = dets[keep] if len(dets) else dets
     cell_um = result.tissue.raster.level0_per_px * info.mpp
     hotspot = find_hotspot((counted[:, :2] + 0.5) * info.mpp if len(counted) else np.zeros((0, 2)),
                            result.tissue.mask, cell_um, area_mm2=area_mm2, shape=shape, hpf_area=hpf_area_mm2)
     final = dataclasses.replace(result, detections=counted, hotspots=(hotspot,),
-                                average=whole_tissue_average(len(counted), result.tissue.area_mm2, hpf_area_mm2))
+                                average=whole_tissue_average(len(counted), result.tissue.area_mm2, hpf_area_mm2),
+                                checks=None if result.checks is None
+                                else result.checks.subset(keep, result.tissue.area_mm2))
     write_outputs(final, out_dir)
     regions = hotspot_regions_level0(hotspot, mpp=info.mpp, width_px=info.width, height_px=info.height)
     clipped = any(r["clipped"] for r in regions)  # the window's own area unless the slide edge cuts it

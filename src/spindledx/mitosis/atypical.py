@@ -23,6 +23,8 @@ from spindledx.imaging.resample import resample_to
 from spindledx.mitosis.patches import extract_patches
 
 ATYPICAL_DESCRIPTION = "atypical_model.json"
+#: Dihedral views averaged per figure (rotations by 90° and their mirror images), scored in one batch.
+VIEWS = 8
 
 
 @functools.lru_cache(maxsize=4)
@@ -84,6 +86,12 @@ def classify_atypical(rgb: np.ndarray, mpp: float, detections: Sequence[Detectio
         return AtypicalLabels((), (), thr, head.description.version)
     work, sx, sy = resample_to(np.ascontiguousarray(rgb), float(mpp), head.working_mpp)
     xy = np.array([[(d.x - (sx - 1) / 2) / sx, (d.y - (sy - 1) / 2) / sy] for d in detections], dtype=np.float64)
-    scores = head.predict(extract_patches(work, xy, size=head.patch_size))
+    patches = extract_patches(work, xy, size=head.patch_size)
+    if head.description.tta <= 1 and VIEWS > 1:  # all dihedral views of all figures in one batch
+        views = np.concatenate([np.rot90(patches, k, axes=(1, 2)) for k in range(4)]
+                               + [np.rot90(patches[:, :, ::-1], k, axes=(1, 2)) for k in range(4)])
+        scores = head.predict(np.ascontiguousarray(views)).reshape(VIEWS, len(patches)).mean(axis=0)
+    else:
+        scores = head.predict(patches)
     return AtypicalLabels(tuple(float(s) for s in scores), tuple(bool(s >= thr) for s in scores), thr,
                           head.description.version)

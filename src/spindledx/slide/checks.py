@@ -36,6 +36,15 @@ class SlideChecks:
     def atypical_count(self) -> int | None:
         return None if self.atypical is None else int(self.atypical.sum())
 
+    def subset(self, keep: np.ndarray, tissue_area_mm2: float) -> SlideChecks:
+        """The checks of the detections selected by the boolean mask ``keep`` (e.g. those above a higher
+        threshold): atypical labels subset, the density flag judged again on the kept count."""
+        keep = np.asarray(keep, bool)
+        judged = guard.judge(int(keep.sum()), tissue_area_mm2, self.ood_score)
+        return SlideChecks(judged.flags, judged.messages, self.ood_score, self.ood_threshold, self.ood_tiles,
+                           None if self.atypical is None else self.atypical[keep],
+                           None if self.atypical_scores is None else self.atypical_scores[keep])
+
     def to_json(self, count: int) -> dict[str, Any]:
         from spindledx.mitosis.atypical import atypical_fraction
 
