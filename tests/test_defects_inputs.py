@@ -79,3 +79,19 @@ def test_without_the_parquet_extra_batch_writes_csv_and_says_so(tmp_path, monkey
     monkeypatch.setattr(builtins, "__import__", no_pyarrow)
     with pytest.raises(BadInputError, match=r"spindledx\[parquet\]"):
         load_manifest(tmp_path / "m.parquet")
+
+
+def test_grade_entity_resolves_names_and_the_table_is_cited_data(capsys):
+    """`grade --entity` resolves names and aliases like `panel`; the differentiation table is package data with a
+    source on every row (knowledge as data, not code)."""
+    import csv
+    from importlib import resources
+
+    text = (resources.files("spindledx") / "data" / "fnclcc_differentiation.csv").read_text(encoding="utf-8")
+    rows = list(csv.DictReader(text.splitlines()))
+    assert rows and all(r["source"].strip() for r in rows)
+    for name in ("leiomyosarcoma", "Leiomyosarcoma", "LMS"):
+        assert main(["grade", "--mitoses", "12", "--necrosis", "<50", "--entity", name, "--format", "json"]) == 0
+        assert '"differentiation_score": 2' in capsys.readouterr().out
+    assert main(["grade", "--mitoses", "12", "--necrosis", "<50", "--entity", "leiomyosarkoma"]) == 2
+    assert "did you mean leiomyosarcoma" in capsys.readouterr().err

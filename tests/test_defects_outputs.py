@@ -130,3 +130,21 @@ def test_same_image_twice_is_counted_once(tmp_path, capsys, monkeypatch):
     assert main(["score", "t1.png", "./t1.png", str(tile), "--format", "json"]) == 0
     captured = capsys.readouterr()
     assert len(json.loads(captured.out)) == 1 and "scored once" in captured.err
+
+
+def test_batch_survives_odd_and_over_long_names(tmp_path):
+    """Defect 6: a non-UTF-8 or over-long file name stopped `batch` (exit 1 while writing the tables)."""
+    from spindledx.qa.manifest import tiles_from_folder
+    from spindledx.qa.runner import run_and_write
+
+    folder = tmp_path / "in"
+    good = _tile(folder / "good.png", 1)
+    for raw in (b"caf\xe9.png", b"n" * 240 + b".png"):
+        with open(os.fsencode(str(folder)) + b"/" + raw, "wb") as fh:
+            fh.write(good.read_bytes())
+    result = run_and_write(tiles_from_folder(folder, mpp=0.25), tmp_path / "out", detector=one_spot_detector,
+                           progress=False)
+    assert len(result.outcome.rows) == 3 and not any(r["error"] for r in result.outcome.rows)
+    frame = pd.read_csv(result.paths["csv"])
+    assert any("caf\\xe9" in str(k) for k in frame["key"])
+    assert all(len(p.name) < 255 for p in (tmp_path / "out").iterdir())

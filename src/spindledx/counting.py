@@ -13,6 +13,7 @@ Implements the conversions of ``../shared/reference/grading_and_hpf.md``:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -181,25 +182,23 @@ class MitoticDensity:
 
 NECROSIS_SCORES = {"none": 0, "<50": 1, ">=50": 2}
 
-# FNCLCC differentiation score by entity and pattern (grading_and_hpf.md, section 1: essentialpathology.info
-# checklist and basicmedicalkey Table 3.1). Keys are the entity ids of the IHC knowledge base.
-DIFFERENTIATION_BY_ENTITY: dict[str, dict[str, int]] = {
-    "leiomyosarcoma": {"well_differentiated": 1, "conventional": 2, "poorly_differentiated": 3,
-                       "pleomorphic": 3, "epithelioid": 3},
-    "mpnst": {"conventional": 2, "poorly_differentiated": 3, "triton": 3},
-    "angiosarcoma": {"conventional": 2, "poorly_differentiated": 3},
-    "synovial_sarcoma": {"conventional": 3},
-    "rhabdomyosarcoma": {"conventional": 3},
-    "dedifferentiated_liposarcoma": {"conventional": 3},
-    "undifferentiated_pleomorphic_sarcoma": {"conventional": 3},
-    "fibrosarcoma": {"well_differentiated": 1, "conventional": 2, "poorly_differentiated": 3},
-}
+@functools.lru_cache(maxsize=1)
+def differentiation_table() -> tuple[dict[str, dict[str, int]], frozenset[str]]:
+    """FNCLCC differentiation scores by entity id and pattern, and the entities not graded, from the package data
+    file ``data/fnclcc_differentiation.csv`` (each row cites its source: grading_and_hpf.md section 1, the
+    essentialpathology.info checklist and basicmedicalkey Table 3.1; Coindre 2006 for the tumours not graded)."""
+    import csv
+    from importlib import resources
 
-# Coindre 2006: grading should not be applied to tumours of intermediate malignancy or benign tumours.
-NOT_GRADED = {"leiomyoma", "schwannoma", "nodular_fasciitis", "desmoid_fibromatosis",
-              "inflammatory_myofibroblastic_tumor", "dfsp", "solitary_fibrous_tumor", "gist", "pecoma",
-              "kaposi_sarcoma", "sarcomatoid_carcinoma", "sarcomatoid_mesothelioma", "spindle_cell_melanoma",
-              "follicular_dendritic_cell_sarcoma"}
+    scores: dict[str, dict[str, int]] = {}
+    not_graded: set[str] = set()
+    text = (resources.files("spindledx") / "data" / "fnclcc_differentiation.csv").read_text(encoding="utf-8")
+    for row in csv.DictReader(text.splitlines()):
+        if row["graded"] == "no":
+            not_graded.add(row["entity"])
+        else:
+            scores.setdefault(row["entity"], {})[row["pattern"]] = int(row["differentiation_score"])
+    return scores, frozenset(not_graded)
 
 
 @dataclass(frozen=True)
@@ -222,13 +221,14 @@ class FnclccGrade:
 
 def differentiation_score_for(entity: str, pattern: str = "conventional") -> int:
     """FNCLCC differentiation score for an entity id and histological pattern."""
+    by_entity, not_graded = differentiation_table()
     key = entity.strip().lower().replace("-", "_").replace(" ", "_")
-    if key in NOT_GRADED:
+    if key in not_graded:
         raise BadInputError(f"FNCLCC grading is not applied to {key} (benign, intermediate or non-sarcoma; "
                             "Coindre 2006); give --differentiation explicitly to grade anyway")
-    table = DIFFERENTIATION_BY_ENTITY.get(key)
+    table = by_entity.get(key)
     if table is None:
-        known = ", ".join(sorted(DIFFERENTIATION_BY_ENTITY))
+        known = ", ".join(sorted(by_entity))
         raise BadInputError(f"no FNCLCC differentiation table for '{entity}'; known: {known}; "
                             "or give --differentiation 1|2|3")
     pat = pattern.strip().lower().replace("-", "_").replace(" ", "_")

@@ -37,7 +37,9 @@ def atomic_open(path: str | Path, mode: str = "w", *, encoding: str | None = "ut
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": encoding, "newline": newline})) as fh:
+        # text that cannot be encoded (e.g. a file name with undecodable bytes) is escaped, never a crash
+        text_args = {"encoding": encoding, "newline": newline, "errors": "backslashreplace"}
+        with os.fdopen(fd, mode, **({} if "b" in mode else text_args)) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

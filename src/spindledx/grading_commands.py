@@ -24,7 +24,8 @@ def grade(
     necrosis: str = typer.Option(..., "--necrosis", help="Tumour necrosis: none, <50 or >=50 (%)."),
     differentiation: int | None = typer.Option(None, "--differentiation", min=1, max=3,
                                                help="FNCLCC differentiation score 1-3."),
-    entity: str | None = typer.Option(None, "--entity", help="Entity id, to look up differentiation."),
+    entity: str | None = typer.Option(None, "--entity", help="Entity (id, name or alias, as in `panel`), to look "
+                                      "up the differentiation score."),
     pattern: str = typer.Option("conventional", "--pattern", help="Histological pattern for --entity."),
     fmt: opts.Report = opts.ReportFormat.table,
 ) -> None:
@@ -32,6 +33,9 @@ def grade(
     if differentiation is None:
         if entity is None:
             raise BadInputError("give --differentiation 1|2|3 or --entity (with --pattern)")
+        from spindledx.ihc.lookups import resolve_entity
+
+        entity = resolve_entity(entity)
         differentiation = counting.differentiation_score_for(entity, pattern)
     fmt = fmt.value
     field_area = counting.resolve_hpf_area_mm2(hpf_area, field_number, objective)

@@ -148,7 +148,7 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
         tile = read_image(source, mpp=mpp)
     counting.check_hpf_area_mm2(hpf_area_mm2)
     if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
+        raise BadInputError(f"threshold must be between 0 and 1 (got {threshold})")
     run = default_detector(threshold=threshold) if detector is None else as_detector(detector)
     found = list(run(tile.rgb, tile.mpp))
     if detector is not None and threshold is not None:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from spindledx import counting
 from spindledx.errors import BadInputError
+from spindledx.files import printable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MAX_EXPECTED_COUNT = 100_000
@@ -347,11 +348,11 @@ def tiles_from_folder(folder: str | Path, *, mpp: float | None = None,
     if not images:
         raise BadInputError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
     by_image = read_points_csv(annotations) if annotations is not None else None
-    names = [p.name for p in images]
+    names = [printable(p.name) for p in images]  # a name that is not UTF-8 is shown with \xNN escapes
     specs = []
-    for p in images:
-        points = None if by_image is None else by_image.get(p.name, ())
-        specs.append(TileSpec(key=p.name, image=str(p.resolve()), case=default_case(p.name, names), mpp=mpp,
+    for p, name in zip(images, names, strict=True):
+        points = None if by_image is None else by_image.get(name, by_image.get(p.name, ()))
+        specs.append(TileSpec(key=name, image=str(p.resolve()), case=default_case(name, names), mpp=mpp,
                               expected_count=None if points is None else len(points), points=points))
     return specs
 

@@ -24,6 +24,7 @@ from spindledx.engine.progress import ProgressBar
 from spindledx.engine.store import ResultLog, RunLock, check_run_file, file_identity, signature
 from spindledx.engine.workers import run_dask, run_local
 from spindledx.errors import BadInputError
+from spindledx.files import printable
 from spindledx.qa.manifest import TileSpec, points_array
 
 JSONL_NAME = "tiles.jsonl"
@@ -113,7 +114,7 @@ def tile_signature(spec: TileSpec) -> str:
 
 def base_row(spec: TileSpec) -> dict:
     """The identity columns of a tile's row."""
-    return {"key": spec.key, "image": spec.image, "input_signature": tile_signature(spec), "row": spec.row,
+    return {"key": spec.key, "image": printable(spec.image), "input_signature": tile_signature(spec), "row": spec.row,
             "case": spec.case, "expected_count": spec.expected_count,
             "n_reference_points": None if spec.points is None else len(spec.points)}
 

@@ -14,7 +14,7 @@ from spindledx.ihc.lookups import entity_info, marker_info
 from spindledx.ihc.model import MARKER_GROUPS, marker_likelihood
 from spindledx.ihc.priors import build_prior
 from spindledx.teaching.compare import Comparison
-from spindledx.teaching.html import esc, linkify, pct
+from spindledx.teaching.html import esc, linkify, pct, slugify
 
 MORPHOLOGY_ORDER = {"mitoses": ("0-4", "5-9", "10-19", ">=20"), "necrosis": ("yes",),
                     "atypia": ("none", "mild", "moderate", "marked")}
@@ -24,8 +24,6 @@ class SiteLinks:
     """File names of the pages (one slug per entity, marker and pair), relative to the site root."""
 
     def __init__(self, kb: KnowledgeBase, pairs: tuple[tuple[str, str], ...]) -> None:
-        from spindledx.teaching.html import slugify
-
         self.entity = {e: f"entities/{slugify(e)}.html" for e in kb.entities}
         self.marker: dict[str, str] = {}
         used: set[str] = set()
