@@ -209,3 +209,19 @@ def test_workers_die_with_their_parent(tmp_path):
         return True
 
     assert _wait_for(gone, timeout=20)
+
+
+def test_a_damaged_saved_slide_tile_is_redone(tmp_path):
+    """Defect 11: a corrupt saved slide tile stopped the resumed run with an unexpected error."""
+    from spindledx.slide.pipeline import analyze_slide
+    from spindledx.slide.synthetic import dark_disk_detector, make_slide_rgb, write_pyramidal_tiff
+
+    figures = np.array([[200.0, 200.0], [420.0, 380.0]])
+    rgb = make_slide_rgb(640, 640, tissue_boxes=[(40, 40, 600, 600)], figures=figures, nuclei_per_mpx=100, seed=4)
+    path = write_pyramidal_tiff(tmp_path / "s.tif", rgb, mpp=MPP)
+    first = analyze_slide(path, detector=dark_disk_detector, out_dir=tmp_path / "o", jobs=1, tile_um=128)
+    saved = sorted((tmp_path / "o" / "tiles").glob("*.jsonl"))
+    saved[0].write_bytes(b'{"x": 1, "y"\x00\xff')
+    again = analyze_slide(path, detector=dark_disk_detector, out_dir=tmp_path / "o", jobs=1, tile_um=128)
+    assert again.n_tiles_run == 1 and again.n_tiles_resumed == first.n_tiles - 1
+    np.testing.assert_allclose(np.sort(again.detections, axis=0), np.sort(first.detections, axis=0))
