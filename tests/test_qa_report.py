@@ -101,3 +101,14 @@ def test_sections_without_data_are_absent_and_no_empty_chart() -> None:
     for sid in OPTIONAL_SECTION_IDS:
         assert f"id='{sid}'" not in page
     assert "<img" not in page and "No tile raised an image-quality flag" in page
+
+
+def test_review_stems_of_tiles_are_distinct() -> None:
+    """Defect 2 of issue 11 for the batch review files: a.png + a.jpg, sub/b.png + sub__b.png keep apart."""
+    from spindledx.qa.report import _tile_stems
+
+    rows = [{"key": "a.png"}, {"key": "a.jpg"}, {"key": "sub/b.png"}, {"key": "sub__b.png"}, {"key": "c.png"}]
+    stems = _tile_stems(rows)
+    assert len(set(stems.values())) == len(rows)
+    assert all("/" not in s and not s.startswith(".") for s in stems.values())
+    assert _tile_stems([{"key": "x/c.png"}, {"key": "d.png"}]) == {"x/c.png": "c", "d.png": "d"}

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spindledx.files import atomic_write_text, atomic_write_with, csv_safe
+from spindledx.files import atomic_write_text, atomic_write_with, csv_safe, output_stems
 
 #: Sections always present; "detection", "counts", "cases", "ihc", "outliers" and "failures" appear when they have data.
 SECTION_IDS = ("summary", "quality", "tiles", "provenance")
@@ -87,11 +87,12 @@ def _write_review(rows: Sequence[dict], out_dir: Path, provenance: dict) -> str 
     from spindledx.errors import BadInputError
 
     docs = []
+    stems = _tile_stems(rows)
     for row in rows:
         if row.get("error") or not row.get("width"):
             continue
         docs.append(candidates_from_detections(
-            image=row["image"], stem=_tile_stem(row), width=row["width"], height=row["height"], mpp=row["mpp"],
+            image=row["image"], stem=_tile_stem(row, stems), width=row["width"], height=row["height"], mpp=row["mpp"],
             detections=row.get("mitoses") or [], threshold=provenance.get("threshold"), model=provenance))
     if not docs:
         return None
@@ -250,10 +251,16 @@ def _ihc_cell(case: dict) -> str:
     return ", ".join(_entity_words(e) for e in case.get("ihc_top") or []) or "–"
 
 
-def _tile_stem(row: dict) -> str:
-    from spindledx.case.candidates import safe_stem
+def _tile_stems(rows: Sequence[dict]) -> dict[str, str]:
+    """One distinct file-name stem per tile key (``spindledx.files.output_stems``), so that the review files of
+    ``a.png`` and ``a.jpg`` (or ``sub/b.png`` and ``sub__b.png``) never overwrite each other; the report's links
+    and the review page's anchors use the same mapping."""
+    keys = [str(row.get("key") or row.get("image")) for row in rows]
+    return dict(zip(keys, output_stems([Path(k) for k in keys]), strict=True))
 
-    return safe_stem(str(row.get("key") or row.get("image")))
+
+def _tile_stem(row: dict, stems: dict[str, str]) -> str:
+    return stems[str(row.get("key") or row.get("image"))]
 
 
 def render_html(rows: Sequence[dict], summary: dict, *, specs_by_key: dict | None = None,
@@ -395,6 +402,7 @@ def _tile_table(rows: Sequence[dict], specs_by_key: dict, review_href: str | Non
     from spindledx.pages import png_img, table
 
     recs = []
+    stems = _tile_stems(rows)
     for i, row in enumerate(rows):
         thumb = None
         if not row.get("error") and i < max_thumbnails:
@@ -403,7 +411,8 @@ def _tile_table(rows: Sequence[dict], specs_by_key: dict, review_href: str | Non
             if png is not None:
                 thumb = png_img(png, f"overlay of {row['key']}", css_class="thumb", width_px=TABLE_THUMBNAIL_PX)
                 if review_href:
-                    thumb = f"<a href='{html.escape(review_href)}#img-{html.escape(_tile_stem(row))}'>{thumb}</a>"
+                    anchor = html.escape(_tile_stem(row, stems))
+                    thumb = f"<a href='{html.escape(review_href)}#img-{anchor}'>{thumb}</a>"
         recs.append({"thumb": thumb, "key": row["key"], "case": row.get("case"), "count": row.get("count"),
                      "ref": row.get("expected_count"), "tp": row.get("tp"), "fp": row.get("fp"), "fn": row.get("fn"),
                      "density": row.get("mitoses_per_mm2"), "atypical": row.get("atypical_count"),
