@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 
 import typer
 from rich.console import Console
@@ -209,34 +210,32 @@ def entity(
         console.print(f"  [{i}] {source}", highlight=False, markup=False)
 
 
-def markers(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
-    """List the canonical markers and their synonyms."""
+def _print_listing(fmt: str, rows: list[dict], noun: str, columns: dict[str, Callable[[dict], str]]) -> None:
+    """Print a lookup listing as JSON or as a table with one column per ``columns`` entry."""
     _check_format(fmt)
-    rows = lookups.list_markers()
     if fmt == "json":
         _echo_json(rows)
         return
-    t = Table(title=f"{len(rows)} markers")
-    for col in ("marker", "kind", "entities with data", "synonyms"):
+    t = Table(title=f"{len(rows)} {noun}")
+    for col in columns:
         t.add_column(col)
     for r in rows:
-        t.add_row(r["marker"], r["kind"], str(r["entities_with_data"]), ", ".join(r["synonyms"]))
+        t.add_row(*(cell(r) for cell in columns.values()))
     _console().print(t)
+
+
+def markers(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
+    """List the canonical markers and their synonyms."""
+    _print_listing(fmt, lookups.list_markers(), "markers", {
+        "marker": lambda r: r["marker"], "kind": lambda r: r["kind"],
+        "entities with data": lambda r: str(r["entities_with_data"]), "synonyms": lambda r: ", ".join(r["synonyms"])})
 
 
 def entities(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
     """List the entities of the knowledge base."""
-    _check_format(fmt)
-    rows = lookups.list_entities()
-    if fmt == "json":
-        _echo_json(rows)
-        return
-    t = Table(title=f"{len(rows)} entities")
-    for col in ("id", "name", "facts", "aliases"):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(r["id"], r["name"], str(r["n_facts"]), ", ".join(r["aliases"]))
-    _console().print(t)
+    _print_listing(fmt, lookups.list_entities(), "entities", {
+        "id": lambda r: r["id"], "name": lambda r: r["name"], "facts": lambda r: str(r["n_facts"]),
+        "aliases": lambda r: ", ".join(r["aliases"])})
 
 
 def panel_cases(
