@@ -34,15 +34,22 @@ def atomic_open(path: str | Path, mode: str = "w", *, encoding: str | None = "ut
     encoding, newline
         As for :func:`open` (text mode only).
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".tmp", dir=path.parent)
-    try:
+    with _temporary_sibling(Path(path), ".tmp") as (fd, tmp):
         # text that cannot be encoded (e.g. a file name with undecodable bytes) is escaped, never a crash
         text_args = {"encoding": encoding, "newline": newline, "errors": "backslashreplace"}
         with os.fdopen(fd, mode, **({} if "b" in mode else text_args)) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def _temporary_sibling(path: Path, suffix: str) -> Iterator[tuple[int, str]]:
+    """A temporary file next to ``path`` (open descriptor, name) that replaces ``path`` when the block succeeds
+    and is removed when it fails, so ``path`` is either the old file or the complete new one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=suffix, dir=path.parent)
+    try:
+        yield fd, tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -70,17 +77,11 @@ def atomic_write_with(path: str | Path, write: Callable[[str], Any]) -> Path:
     ``write`` is called with a temporary name in the same folder, which then replaces ``path``.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=path.suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with _temporary_sibling(path, path.suffix or ".tmp") as (fd, tmp):
+        os.close(fd)
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     return path
 
 
