@@ -105,6 +105,8 @@ def source_problems(source: str) -> list[str]:
     if "ESTIMATE" in source:
         problems.append("ESTIMATE marker in a source field")
     problems += [f"non-canonical id spelling {p.pattern}" for p in BAD_SPELLINGS if p.search(source)]
+    tokens = [t.rstrip(".)") for t in TOKEN.findall(source)]
+    problems += [f"identifier repeated: {t}" for t in sorted({t for t in tokens if tokens.count(t) > 1})]
     return problems
 
 
@@ -129,6 +131,7 @@ def test_checker_rejects_the_bad_forms_of_issue_14():
     assert source_problems("Bhattacharya 2005 (PMID 15832090)")
     assert source_problems("ESTIMATE")
     assert source_problems("http://www.diagnosticpathology.org/content/5/1/67/about")
+    assert source_problems("Moran CA et al. Mod Pathol 1997;10:121 pmid:9127317 pmid:9127317")
     assert not source_problems("Doyle LA et al. Mod Pathol 2014;27:390 doi:10.1038/modpathol.2013.164")
     assert not source_problems("pmid:16861966 ; https://pmc.ncbi.nlm.nih.gov/articles/PMC1770045")
 
