@@ -71,6 +71,14 @@ def test_concentration_channel_is_the_same_float32_arithmetic():
         concentration_channel(rgb.astype(np.float32), REFERENCE_STAIN_MATRIX)
 
 
+def test_model_input_is_the_same_division():
+    rng = np.random.default_rng(6)
+    patches = rng.integers(0, 256, (7, 10, 10, 3), dtype=np.uint8)
+    expected = np.ascontiguousarray(patches.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+    got = to_model_input(patches)
+    assert got.flags.c_contiguous and got.dtype == np.float32 and np.array_equal(got, expected)
+
+
 def test_local_peaks_equal_peak_local_max_with_ties_and_plateaus():
     rng = np.random.default_rng(4)
     for i in range(400):

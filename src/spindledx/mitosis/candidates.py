@@ -32,10 +32,12 @@ def local_peaks(image: np.ndarray, *, min_distance: int, threshold_abs: float) -
     threshold_abs=threshold_abs, exclude_border=False)``, the same points in the same order, 10x faster.
 
     A pixel is a peak when it equals the maximum of its ``(2 min_distance + 1)``² neighbourhood and exceeds
-    ``threshold_abs``; peaks are taken by decreasing value and any within ``min_distance`` (Chebyshev) of a kept
-    one is dropped (skimage's rule, applied by skimage itself). The neighbourhood maximum is OpenCV's ``dilate``
-    (exact for floats; pixels outside the image are ignored, as with ``scipy.ndimage.maximum_filter(mode='nearest')``,
-    which skimage uses and which took 90% of the time). A constant image has no peak, as in skimage.
+    ``threshold_abs``; peaks are taken by decreasing value (stable order) and any within ``min_distance``
+    (Chebyshev, strictly) of a kept one is dropped. The neighbourhood maximum is OpenCV's ``dilate`` (exact for
+    floats; pixels outside the image are ignored, as with ``scipy.ndimage.maximum_filter(mode='nearest')``, which
+    skimage uses and which took 90% of the time). Two peaks closer than ``min_distance`` lie in each other's
+    neighbourhood, so each is at least the other: they have equal values. Without equal values the spacing rule
+    therefore drops nothing; with them, skimage applies it itself. A constant image has no peak, as in skimage.
 
     Returns
     -------
@@ -49,8 +51,14 @@ def local_peaks(image: np.ndarray, *, min_distance: int, threshold_abs: float) -
     is_max = image == cv2.dilate(image, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
     if is_max.all() and image.size > 1:  # constant image: no peak (skimage's "trivial image" rule)
         return np.zeros((0, 2), dtype=np.intp)
-    # only the neighbourhood maxima keep their value: skimage then thresholds, sorts and spaces them as usual
-    masked = np.where(is_max, image, np.array(-np.inf, dtype=image.dtype))
+    peak = is_max & (image > threshold_abs)
+    rows, cols = np.nonzero(peak)
+    values = image[rows, cols]
+    coords = np.transpose((rows, cols))[np.argsort(-values, kind="stable")]
+    if min_distance <= 1 or np.unique(values).size == values.size:
+        return coords
+    # equal-valued peaks, possibly closer than min_distance: skimage's spacing rule on the peaks alone
+    masked = np.where(peak, image, np.array(-np.inf, dtype=image.dtype))
     return peak_local_max(masked, min_distance=min_distance, threshold_abs=threshold_abs,
                           footprint=np.ones((1, 1), dtype=bool), exclude_border=False)
 
