@@ -186,7 +186,8 @@ def test_sigterm_writes_the_tables(tmp_path):
     err = (tmp_path / "stderr.txt").read_text()
     assert proc.returncode == 130 and "Traceback" not in err
     assert (out / "tiles.csv").exists() and (out / "report.html").exists()
-    assert json.loads((out / "summary.json").read_text())["interrupted"] is True
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["results"]["interrupted"] is True
 
 
 def test_workers_die_with_their_parent(tmp_path):

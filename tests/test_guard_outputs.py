@@ -80,7 +80,7 @@ def test_score_json_csv_geojson_and_table_carry_atypical_and_flags(tmp_path, hea
     classes = sorted(f["properties"]["classification"]["name"]
                      for f in json.loads((out / "t_mitoses.geojson").read_text())["features"])
     assert classes == ["Mitosis", "Mitosis (atypical)"]
-    summary = json.loads((out / "summary.json").read_text())[0]
+    summary = json.loads((out / "summary.json").read_text())["results"][0]
     assert summary["atypical_count"] == 1 and summary["flags"] == []
 
 

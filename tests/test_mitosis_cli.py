@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,8 +94,8 @@ def test_folder_with_bad_image_scores_the_others_and_exits_2(folder, tmp_path, c
         assert json.loads((out / f"{stem}_mitoses.geojson").read_text())["type"] == "FeatureCollection"
         assert (out / f"{stem}_overlay.png").stat().st_size > 0
     summary = json.loads((out / "summary.json").read_text())
-    assert [d["count"] for d in summary] == [2, 1]
-    assert len(json.loads((out / "summary_errors.json").read_text())) == 2
+    assert [d["count"] for d in summary["results"]] == [2, 1]
+    assert sorted(Path(e["input"]).name for e in summary["errors"]) == ["broken.png", "empty.tif"]
 
 
 def test_empty_folder_and_missing_path_are_bad_input(tmp_path, capsys):

@@ -78,8 +78,11 @@ def test_tile_outputs_and_summary_written(tmp_path):
                                                 "case_1_overlay.png"}
     with Image.open(paths["overlay"]) as im:
         assert im.size == (240, 200) and im.mode == "RGB"
-    summary = write_summary_json([result], tmp_path / "out" / "summary.json", failed=[("bad.png", "broken")])
+    summary = write_summary_json([result], tmp_path / "out", provenance={"spindledx_version": "test"},
+                                 inputs=[result.image, "bad.png"], outputs=paths.values(),
+                                 failed=[("bad.png", "broken")])
     data = json.loads(summary.read_text())
-    assert data[0]["count"] == 2
-    errors = json.loads((tmp_path / "out" / "summary_errors.json").read_text())
-    assert errors == [{"image": "bad.png", "error": "broken"}]
+    assert summary.name == "summary.json" and data["command"] == "score" and data["results"][0]["count"] == 2
+    assert data["counts"]["mitoses"] == 2 and data["counts"]["failed"] == 1
+    assert data["outputs"] == sorted(p.name for p in paths.values())
+    assert data["errors"] == [{"input": "bad.png", "error": "broken"}]

@@ -67,6 +67,7 @@ def test_resume_after_interruption_has_no_duplicates(tmp_path: Path) -> None:
     assert first.outcome.interrupted and first.summary["interrupted"] is True
     assert len(first.outcome.rows) == 2 and (out / "report.html").exists()
     assert len(pd.read_csv(out / "tiles.csv")) == 2
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
     second = run_and_write(specs, out, detector=fixed_detector, progress=False)
     assert not second.outcome.interrupted
     assert second.outcome.n_skipped == 2 and second.outcome.n_new == 3
@@ -79,7 +80,8 @@ def test_resume_after_interruption_has_no_duplicates(tmp_path: Path) -> None:
     third = run_and_write(specs, out, detector=InterruptAfter(0), progress=False)
     assert third.outcome.n_new == 0 and not third.outcome.interrupted
     summary = json.loads((out / "summary.json").read_text())
-    det = summary["detection"]
+    det = summary["results"]["detection"]
+    assert summary["status"] == "complete" and summary["counts"]["resumed"] == 5
     assert det["tp"] + det["fn"] == 5 and det["tp"] + det["fp"] == 10
 
 

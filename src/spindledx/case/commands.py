@@ -63,7 +63,7 @@ def case(
     from spindledx.case.review import write_review_page
     from spindledx.case.workup import CaseOptions, build_case, check_options
     from spindledx.files import atomic_write_text as write_text_atomic
-    from spindledx.files import output_stems
+    from spindledx.files import output_stems, printable
     from spindledx.mitosis.commands import collect_images
     from spindledx.pages import provenance
 
@@ -120,9 +120,23 @@ def case(
                                       {"kind": "slide hotspot", "path": str(slide), "shape": shape,
                                        "hotspot": scored.records[0]["hotspot"]}),
                      warnings=scored.warnings)
-    write_text_atomic(out / "case.json", json.dumps(doc, indent=2, ensure_ascii=False))
-    write_review_page(out, scored.candidates)
-    write_text_atomic(out / "case.html", render_case_html(doc, thumbnails=scored.thumbnails))
+    written = [*scored.outputs, write_text_atomic(out / "case.json", json.dumps(doc, indent=2, ensure_ascii=False)),
+               write_review_page(out, scored.candidates),
+               write_text_atomic(out / "case.html", render_case_html(doc, thumbnails=scored.thumbnails))]
+    from spindledx.summary import write_summary
+
+    write_summary(out, "case", provenance=prov, inputs=[printable(p) for p in images], outputs=written,
+                  options={"panel": panel, "site": site, "age": age, "sex": opts.sex, "necrosis": necrosis,
+                           "atypia": atypia, "pattern": list(patterns), "differentiation": differentiation,
+                           "mpp": mpp, "threshold": thr, "review_margin": review_margin, "hpf_area_mm2": hpf,
+                           **({"shape": shape, "area_mm2": area_mm2} if slide is not None else {})},
+                  counts={"images": len(scored.records), "mitoses": count["count"], "area_mm2": count["area_mm2"],
+                          "candidates_below_threshold": sum(r["n_candidates_below_threshold"]
+                                                            for r in scored.records)},
+                  results={"differential": [{k: e[k] for k in ("id", "name", "probability")}
+                                            for e in doc["differential"][:3]],
+                           "count": count, "grade": doc["grade"]},
+                  flags=[*scored.flags, *(count.get("flags") or [])], warnings=doc.get("warnings") or [])
     for w in scored.warnings:
         typer.echo(f"warning: {w}", err=True)
     lead = doc["differential"][0]

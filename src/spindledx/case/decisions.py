@@ -214,4 +214,23 @@ def import_decisions(out_dir: str | Path, decisions_path: str | Path) -> dict[st
         paths["case_json"] = write_text_atomic(out_dir / "case_reviewed.json",
                                                json.dumps(reviewed_case, indent=2, ensure_ascii=False))
         paths["case_html"] = write_text_atomic(out_dir / "case_reviewed.html", render_case_html(reviewed_case))
+    paths["summary"] = _write_review_summary(out_dir, review, paths, decisions_path)
     return {"review": review, "paths": paths, "case": reviewed_case}
+
+
+def _write_review_summary(out_dir: Path, review: dict[str, Any], paths: dict[str, Path],
+                          decisions_path: str | Path) -> Path:
+    """``review_summary.json`` in the one summary shape (:mod:`spindledx.summary`; not ``summary.json``, which
+    belongs to the command that made the folder): both counts and the agreement as ``results``."""
+    from spindledx.files import printable
+    from spindledx.summary import REVIEW_SUMMARY_NAME, write_summary
+
+    counts = {"candidates": review["n_candidates"], "reviewed": review["n_reviewed"],
+              "detector_count": review["detector_count"], "confirmed_count": review["confirmed_count"],
+              "area_mm2": review["count"]["area_mm2"]}
+    results = {k: review[k] for k in ("reviewer", "date", "run_id", "partial", "decisions", "agreement", "count",
+                                      "detector")}
+    return write_summary(out_dir, "review --import", name=REVIEW_SUMMARY_NAME, provenance=review["provenance"],
+                         inputs=[printable(decisions_path)], options={}, outputs=list(paths.values()),
+                         counts=counts, results=results, flags=review["count"].get("flags") or [],
+                         warnings=review.get("notes") or [])

@@ -4,7 +4,7 @@ the per-image outputs (CSV, QuPath GeoJSON, overlay PNG, candidates file) into t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,15 @@ THUMBNAIL_PX = 320
 
 @dataclass(frozen=True)
 class ScoredImages:
-    """Per-image score records, candidates documents, overlay thumbnails (PNG bytes by stem) and warnings."""
+    """Per-image score records, candidates documents, overlay thumbnails (PNG bytes by stem), warnings, flags and
+    the files written."""
 
     records: list[dict[str, Any]]
     candidates: list[dict[str, Any]]
     thumbnails: dict[str, bytes]
     warnings: list[str]
     flags: list[str]
+    outputs: list[Path] = field(default_factory=list)
 
 
 def thumbnail_png(rgb: np.ndarray, *, max_px: int = THUMBNAIL_PX) -> bytes:
@@ -65,7 +67,7 @@ def score_tiles(images: Sequence[Path], *, stems: Sequence[str], detector: Calla
     from spindledx.mitosis.outputs import draw_overlay, write_tile_outputs
     from spindledx.mitosis.score import summarize
 
-    records, docs, warnings, flags = [], [], [], []
+    records, docs, warnings, flags, written = [], [], [], [], []
     thumbs: dict[str, bytes] = {}
     for image, stem in zip(images, stems, strict=True):
         tile = read_image(image, mpp=mpp)
@@ -84,16 +86,16 @@ def score_tiles(images: Sequence[Path], *, stems: Sequence[str], detector: Calla
         flags.extend(tile_flags)
         warnings.extend(f"{stem}: {m}" for m in messages)
         warnings.extend(result.warnings)
-        write_tile_outputs(tile.rgb, result, out_dir, stem=stem)
+        written.extend(write_tile_outputs(tile.rgb, result, out_dir, stem=stem).values())
         doc = candidates_document(image=image, stem=stem, width=tile.width, height=tile.height, mpp=tile.mpp,
                                   threshold=threshold, review_floor=review_floor, model=model, candidates=cands)
         doc["flags"] = tile_flags
-        write_candidates(doc, out_dir)
+        written.append(write_candidates(doc, out_dir))
         docs.append(doc)
         thumbs[stem] = thumbnail_png(draw_overlay(tile.rgb, result))
     if not records:
         raise BadInputError("no image given")
-    return ScoredImages(records, docs, thumbs, warnings, flags)
+    return ScoredImages(records, docs, thumbs, warnings, flags, written)
 
 
 def score_slide(path: Path, *, detector: Callable, threshold: float, review_floor: float, out_dir: Path,
@@ -112,7 +114,7 @@ def score_slide(path: Path, *, detector: Callable, threshold: float, review_floo
 
     from spindledx.slide.hotspot import find_hotspot, hotspot_regions_level0
     from spindledx.slide.outputs import write_outputs
-    from spindledx.slide.pipeline import analyze_slide, whole_tissue_average
+    from spindledx.slide.pipeline import MANIFEST, analyze_slide, whole_tissue_average
 
     result = analyze_slide(path, mpp=mpp, detector=detector, out_dir=out_dir / "slide_run", hpf_area=hpf_area_mm2,
                            area_mm2=area_mm2, shapes=(shape,))
@@ -127,7 +129,7 @@ def score_slide(path: Path, *, detector: Callable, threshold: float, review_floo
                                 average=whole_tissue_average(len(counted), result.tissue.area_mm2, hpf_area_mm2),
                                 checks=None if result.checks is None
                                 else result.checks.subset(keep, result.tissue.area_mm2))
-    write_outputs(final, out_dir)
+    written = [*write_outputs(final, out_dir).values(), out_dir / "slide_run" / MANIFEST]
     regions = hotspot_regions_level0(hotspot, mpp=info.mpp, width_px=info.width, height_px=info.height)
     clipped = any(r["clipped"] for r in regions)  # the window's own area unless the slide edge cuts it
     inside_area = float(sum(r["area_mm2"] for r in regions)) if clipped else float(hotspot.area_mm2)
@@ -146,7 +148,7 @@ def score_slide(path: Path, *, detector: Callable, threshold: float, review_floo
                               threshold=threshold, review_floor=review_floor, model=model, candidates=cands,
                               kind="slide")
     doc["area_mm2"] = inside_area
-    write_candidates(doc, out_dir)
+    written.append(write_candidates(doc, out_dir))
     from spindledx.counting import MitoticDensity
 
     value = MitoticDensity.of(count, inside_area, hpf_area_mm2)
@@ -163,7 +165,7 @@ def score_slide(path: Path, *, detector: Callable, threshold: float, review_floo
               "flag_messages": []}
     thumb_path = out_dir / f"{stem}_thumbnail.png"
     thumbs = {stem: thumb_path.read_bytes()} if thumb_path.is_file() else {}
-    return ScoredImages([record], [doc], thumbs, warnings, [])
+    return ScoredImages([record], [doc], thumbs, warnings, [], written)
 
 
 @dataclass(frozen=True)

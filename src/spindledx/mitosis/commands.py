@@ -95,6 +95,7 @@ def score(
         out.mkdir(parents=True, exist_ok=True)
     results: list[TileScore] = []
     failures: list[tuple[str, str]] = []
+    written: list[Path] = []
     show = opts.resolve_progress(progress) and len(images) > 1
     with ProgressBar(show, len(images), unit="images") as advance:
         for image, stem in zip(images, stems, strict=True):
@@ -114,20 +115,24 @@ def score(
             if out is not None:
                 from spindledx.mitosis.outputs import write_tile_outputs
 
-                write_tile_outputs(tile.rgb, result, out, stem=stem)
+                written.extend(write_tile_outputs(tile.rgb, result, out, stem=stem).values())
                 if recorder is not None:
                     from spindledx.case.candidates import write_candidates
 
                     doc = recorder.document(image=image, stem=stem, width=tile.width, height=tile.height,
                                             mpp=tile.mpp)
                     doc["flags"] = list(getattr(result, "flags", ()) or ())
-                    write_candidates(doc, out)
+                    written.append(write_candidates(doc, out))
             advance()
     if out is not None:
         from spindledx.mitosis.outputs import write_detections_csv, write_summary_json
+        from spindledx.pages.provenance import detector_provenance
 
-        write_summary_json(results, out / "summary.json", failed=failures)
-        write_detections_csv(results, out / "mitoses.csv")
+        written.append(write_detections_csv(results, out / "mitoses.csv"))
+        write_summary_json(results, out, provenance=detector_provenance(detector, threshold=threshold),
+                           inputs=[printable(i) for i in images], outputs=written, failed=failures,
+                           options={"mpp": mpp, "threshold": threshold, "hpf_area_mm2": hpf_area},
+                           warnings=repeats + [w for r in results for w in r.warnings])
     _print_warnings(repeats + [w for r in results for w in r.warnings])
     _render(results, fmt, hpf_area)
     caveat = detector_caveat(detector)

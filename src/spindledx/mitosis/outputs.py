@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 
 from spindledx.detection.geojson import MITOSIS_COLOR_RGB, points_geojson
 from spindledx.detection.geojson import write_geojson as write_collection
-from spindledx.files import atomic_open, atomic_write_text, atomic_write_with, csv_safe
+from spindledx.files import atomic_open, atomic_write_with, csv_safe
 from spindledx.mitosis.score import TileScore
 
 OVERLAY_RADIUS_UM = 7.5
@@ -100,18 +99,21 @@ def write_overlay_png(rgb: np.ndarray, result: TileScore, path: str | Path, *,
     return atomic_write_with(path, write)
 
 
-def write_summary_json(scores: Iterable[TileScore], path: str | Path, *,
-                       failed: Iterable[tuple[str, str]] = ()) -> Path:
-    """Write the DESIGN.md ``score`` JSON list; images that failed are listed under a separate file key."""
-    path = Path(path)
-    payload = [result.to_dict() for result in scores]
-    atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False))
+def write_summary_json(scores: Iterable[TileScore], out_dir: str | Path, *, provenance: dict[str, Any],
+                       inputs: Iterable[str] = (), outputs: Iterable[str | Path] = (),
+                       options: dict[str, Any] | None = None, failed: Iterable[tuple[str, str]] = (),
+                       warnings: Iterable[str] = ()) -> Path:
+    """Write ``summary.json`` of a ``score`` run in the one summary shape (:mod:`spindledx.summary`): the DESIGN.md
+    ``score`` JSON list as ``results``, totals as ``counts``, the images that failed as ``errors``."""
+    from spindledx.summary import write_summary
+
+    scores = list(scores)
     failures = list(failed)
-    if failures:
-        errors_path = path.with_name(path.stem + "_errors.json")
-        atomic_write_text(errors_path, json.dumps([{"image": image, "error": message} for image, message in failures],
-                                                  indent=2, ensure_ascii=False))
-    return path
+    counts = {"images": len(scores) + len(failures), "scored": len(scores), "failed": len(failures),
+              "mitoses": sum(r.count for r in scores), "area_mm2": round(sum(r.area_mm2 for r in scores), 6)}
+    return write_summary(out_dir, "score", provenance=provenance, inputs=inputs, outputs=outputs, options=options,
+                         counts=counts, results=[r.to_dict() for r in scores],
+                         flags=[f for r in scores for f in r.flags], warnings=warnings, errors=failures)
 
 
 def write_tile_outputs(rgb: np.ndarray, result: TileScore, out_dir: str | Path, *,

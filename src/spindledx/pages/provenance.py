@@ -68,3 +68,18 @@ def provenance(*, model_description: Any | None = None, include_model: bool = Tr
     prov["kb_version"] = kb_version()
     prov["date"] = when.isoformat().replace("+00:00", "Z")
     return prov
+
+
+def detector_provenance(detector: Any, *, threshold: float | None = None) -> dict[str, Any]:
+    """Provenance of a run with ``detector`` (a :class:`spindledx.detection.Detector` or a plain callable): its
+    model's name, version and sha256 when it has a model description, else its name with no model version (a
+    detector injected by a caller or a test is never reported as the shipped model)."""
+    from spindledx.detection.types import as_detector
+
+    wrapped = as_detector(detector)
+    description = wrapped.model_description
+    if description is not None:
+        return provenance(model_description=description, threshold=threshold)
+    base = provenance(include_model=False)
+    return {"spindledx_version": base["spindledx_version"], "model_name": wrapped.name, "model_version": None,
+            "model_sha256": None, "threshold": threshold, "kb_version": base["kb_version"], "date": base["date"]}

@@ -48,17 +48,18 @@ def tiles_frame(rows: Sequence[dict]) -> pd.DataFrame:
 
 def write_outputs(rows: Sequence[dict], summary: dict, out_dir: str | Path, *, specs_by_key: dict | None = None,
                   title: str = "spindledx batch report", provenance: dict | None = None) -> dict[str, Path]:
-    """Write the tables, the summary, the review page (when the batch found at most
-    :data:`MAX_REVIEW_DETECTIONS` figures) and the report; returns the paths by name.
+    """Write the tables, the review page and its candidates files (when the batch found at most
+    :data:`MAX_REVIEW_DETECTIONS` figures) and the report; returns the paths by name (candidates files as
+    ``candidates:<name>``). ``summary.json`` is written by the batch runner after these
+    (:func:`spindledx.qa.runner.run_and_write`).
 
     ``provenance``: spindledx / model / knowledge-base versions, threshold and date
-    (:func:`spindledx.pages.provenance`); it is also stored in ``summary.json``.
+    (:func:`spindledx.pages.provenance`), shown in the report.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = tiles_frame(rows)
-    paths = {"csv": out_dir / "tiles.csv", "parquet": out_dir / "tiles.parquet",
-             "summary": out_dir / "summary.json", "report": out_dir / "report.html"}
+    paths = {"csv": out_dir / "tiles.csv", "parquet": out_dir / "tiles.parquet", "report": out_dir / "report.html"}
     # every file is written to a temporary name and renamed: a full disk never leaves a truncated table or page
     atomic_write_text(paths["csv"], spreadsheet_safe(frame).to_csv(index=False))
     if parquet_available():
@@ -67,11 +68,11 @@ def write_outputs(rows: Sequence[dict], summary: dict, out_dir: str | Path, *, s
         del paths["parquet"]
     if provenance is not None:
         summary = {**summary, "provenance": provenance}
-    atomic_write_text(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False))
     review_href = None
     n_found = sum(len(r.get("mitoses") or []) for r in rows if not r.get("error"))
     if n_found <= MAX_REVIEW_DETECTIONS and rows:
-        review_href = _write_review(rows, out_dir, provenance or {})
+        review_href, candidates = _write_review(rows, out_dir, provenance or {})
+        paths.update({f"candidates:{c.name}": c for c in candidates})
         if review_href:
             paths["review"] = out_dir / review_href
     atomic_write_text(paths["report"], render_html(rows, summary, specs_by_key=specs_by_key or {}, title=title,
@@ -79,9 +80,9 @@ def write_outputs(rows: Sequence[dict], summary: dict, out_dir: str | Path, *, s
     return paths
 
 
-def _write_review(rows: Sequence[dict], out_dir: Path, provenance: dict) -> str | None:
-    """Candidates files from the rows' detections and ``review.html``; the page's name, or None when no tile
-    could be cropped (e.g. its image has gone)."""
+def _write_review(rows: Sequence[dict], out_dir: Path, provenance: dict) -> tuple[str | None, list[Path]]:
+    """Candidates files from the rows' detections and ``review.html``: the page's name (None when no tile could
+    be cropped, e.g. its image has gone) and the candidates files written."""
     from spindledx.case.candidates import candidates_from_detections, write_candidates
     from spindledx.case.review import write_review_page
     from spindledx.errors import BadInputError
@@ -95,13 +96,12 @@ def _write_review(rows: Sequence[dict], out_dir: Path, provenance: dict) -> str 
             image=row["image"], stem=_tile_stem(row, stems), width=row["width"], height=row["height"], mpp=row["mpp"],
             detections=row.get("mitoses") or [], threshold=provenance.get("threshold"), model=provenance))
     if not docs:
-        return None
-    for doc in docs:
-        write_candidates(doc, out_dir)
+        return None, []
+    written = [write_candidates(doc, out_dir) for doc in docs]
     try:
-        return write_review_page(out_dir, docs).name
+        return write_review_page(out_dir, docs).name, written
     except BadInputError:
-        return None
+        return None, written
 
 
 def parquet_available() -> bool:

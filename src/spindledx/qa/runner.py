@@ -332,6 +332,29 @@ def _run_and_write(specs: list[TileSpec], out_dir: Path, *, jobs: int, dask: str
     summary = summarize(outcome.rows, specs_by_key, match_radius_um=options.match_radius_um,
                         hpf_area_mm2=options.hpf_area_mm2, interrupted=outcome.interrupted,
                         n_planned=len(specs), interpret=interpret)
-    paths = write_outputs(outcome.rows, summary, out_dir, specs_by_key=specs_by_key,
-                          provenance=_provenance(options, injected=detector is not None or scorer is not None))
+    prov = _provenance(options, injected=detector is not None or scorer is not None)
+    paths = write_outputs(outcome.rows, summary, out_dir, specs_by_key=specs_by_key, provenance=prov)
+    paths["summary"] = _write_summary(outcome, summary, specs, out_dir, options=options, provenance=prov,
+                                      written=[*paths.values(), out_dir / JSONL_NAME, out_dir / RUN_NAME])
     return BatchReport(outcome=outcome, summary=summary, paths=paths)
+
+
+def _write_summary(outcome: BatchOutcome, summary: dict, specs: list[TileSpec], out_dir: Path, *,
+                   options: RunOptions, provenance: dict, written: list[Path]) -> Path:
+    """``summary.json`` of the batch in the one summary shape (:mod:`spindledx.summary`), written last: the
+    agreement statistics of :func:`spindledx.qa.agreement.summarize` as ``results``."""
+    from dataclasses import asdict
+
+    from spindledx.summary import write_summary
+
+    ok = [r for r in outcome.rows if not r.get("error")]
+    counts = {"tiles": summary["n_tiles"], "scored": summary["n_done"], "failed": summary["n_failed"],
+              "bad_input": summary["n_bad_input"], "resumed": outcome.n_skipped,
+              "mitoses": sum(int(r.get("count") or 0) for r in ok),
+              "qa_flagged": summary["quality"]["n_flagged"]}
+    return write_summary(out_dir, "batch", provenance=provenance, inputs=[printable(s.image) for s in specs],
+                         options=asdict(options), outputs=[p for p in written if p.exists()], counts=counts,
+                         results=summary, flags=[f for r in ok for f in (r.get("guard_flags") or [])],
+                         warnings=sorted({w for r in ok for w in (r.get("warnings") or [])}),
+                         errors=[(r["key"], r["error"]) for r in outcome.rows if r.get("error")],
+                         status="interrupted" if outcome.interrupted else "complete")

@@ -71,9 +71,15 @@ def slide(
                            tile_um=tile_um, margin_um=margin_um, area_mm2=area_mm2, hpf_area=hpf_area,
                            shapes=shape.shapes, min_tissue_fraction=min_tissue_fraction, jobs=jobs, dask=dask,
                            restart=restart, progress=opts.resolve_progress(progress), backend=backend.value)
-    from spindledx.slide.outputs import write_outputs
+    from spindledx.pages.provenance import detector_provenance
+    from spindledx.slide.outputs import write_outputs, write_slide_summary
 
     paths = write_outputs(result, out_dir)
+    paths["summary"] = write_slide_summary(
+        result, out_dir, paths.values(), provenance=detector_provenance(detector, threshold=threshold),
+        options={"mpp": mpp, "threshold": threshold, "area_mm2": area_mm2, "shape": shape.value,
+                 "min_tissue_fraction": min_tissue_fraction, "hpf_area_mm2": hpf_area, "work_mpp": work_mpp,
+                 "tile_um": tile_um, "margin_um": margin_um, "backend": backend.value})
     for hotspot in result.hotspots:
         for warning in hotspot.warnings:
             typer.echo(f"warning: {warning}", err=True)

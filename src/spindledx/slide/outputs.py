@@ -11,6 +11,7 @@
 * ``<stem>_heatmap.png``: detection density (mitoses/mm² in a one-HPF disk around each point) over the
   thumbnail, hotspot(s) outlined.
 * ``<stem>_summary.json`` / ``<stem>_summary.csv``: :meth:`SlideResult.to_json` and one flat CSV row per hotspot.
+* ``summary.json`` (the ``slide`` command): the run in the one summary shape of :mod:`spindledx.summary`.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from spindledx.detection.geojson import MITOSIS_COLOR_RGB, points_geojson, polygon_annotation, write_geojson
-from spindledx.files import atomic_open, atomic_write_text, atomic_write_with, csv_safe, output_stems
+from spindledx.files import atomic_open, atomic_write_text, atomic_write_with, csv_safe, output_stems, printable
 from spindledx.slide.hotspot import clip_polygon, density_map, hotspot_regions_level0
-from spindledx.slide.pipeline import SlideResult
+from spindledx.slide.pipeline import MANIFEST, SlideResult
 
 HOTSPOT_CLASS = "Hotspot"
 HOTSPOT_COLOR_RGB = (0, 160, 255)
@@ -194,3 +196,20 @@ def write_outputs(result: SlideResult, out_dir: str | Path) -> dict[str, Path]:
         figure = _figure(result, heat=heat)
         atomic_write_with(paths[kind], lambda tmp, figure=figure: figure.savefig(tmp, format="png"))
     return paths
+
+
+def write_slide_summary(result: SlideResult, out_dir: str | Path, written: Iterable[Path], *,
+                        provenance: dict[str, Any], options: dict[str, Any]) -> Path:
+    """``summary.json`` of a ``slide`` run in the one summary shape (:mod:`spindledx.summary`): the
+    :meth:`SlideResult.to_json` object as ``results``, tile and detection totals as ``counts``. The per-tile
+    detection files under ``tiles/`` are counted (``counts["tiles"]``), not listed."""
+    from spindledx.summary import write_summary
+
+    out_dir = Path(out_dir)
+    counts = {"tiles": result.n_tiles, "tiles_run": result.n_tiles_run, "tiles_resumed": result.n_tiles_resumed,
+              "detections": int(len(result.detections)), "tissue_area_mm2": round(result.tissue.area_mm2, 6)}
+    return write_summary(out_dir, "slide", provenance=provenance, inputs=[printable(result.info.path)],
+                         options=options, outputs=[p for p in [*written, out_dir / MANIFEST] if p.exists()],
+                         counts=counts, results=result.to_json(),
+                         flags=result.checks.flags if result.checks is not None else (),
+                         warnings=[w for h in result.hotspots for w in h.warnings])
