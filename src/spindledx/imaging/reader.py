@@ -58,7 +58,7 @@ class Tile:
     warnings
         Messages for the user (assumed resolution, dropped alpha channel, ...), one line each.
     mpp_basis
-        What the resolution rests on: the metadata field (e.g. ``"OME PhysicalSizeX"``), ``"--mpp"`` or
+        What the resolution rests on: the metadata field (e.g. ``"OME PhysicalSizeX"``), ``"given"`` or
         ``"assumed 40x"``.
     """
 

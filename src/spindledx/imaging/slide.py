@@ -54,7 +54,7 @@ class SlideInfo:
     mpp
         Level-0 resolution in µm/px.
     mpp_source
-        Where ``mpp`` came from (metadata key, or ``"--mpp"``).
+        Where ``mpp`` came from (metadata key, or ``"override"`` when the caller gave it, as for tiles).
     objective_power
         Nominal scanning objective magnification from the metadata, or None.
     level_dimensions
@@ -363,7 +363,7 @@ def _open_with(name: str, path: Path, mpp: float | None) -> WholeSlide:
             raise
         meta = None
     if mpp is not None:
-        final_mpp, final_source = float(mpp), "--mpp"
+        final_mpp, final_source = float(mpp), "override"
     elif meta is not None:
         final_mpp, final_source = meta.mpp, meta.basis
     else:
@@ -371,7 +371,7 @@ def _open_with(name: str, path: Path, mpp: float | None) -> WholeSlide:
         reason = f" ({notes[0].split(': ', 1)[-1]})" if notes else ""
         raise BadInputError(f"{path.name} has no usable pixel size in its metadata{reason} (looked for "
                             "openslide.mpp-x, aperio.MPP, OME PhysicalSizeX, TIFF resolution tags); give it with "
-                            "--mpp (e.g. 0.25 for 40x)")
+                            "mpp (e.g. 0.25 for 40x)", parameters="mpp")
     info = SlideInfo(path=str(path), backend=name, vendor=str(vendor), width=int(dims[0][0]),
                      height=int(dims[0][1]), mpp=final_mpp, mpp_source=final_source, objective_power=objective,
                      level_dimensions=tuple((int(w), int(h)) for w, h in dims), level_downsamples=downsamples)
