@@ -49,6 +49,7 @@ RECORD_HOSTS = {
     "research.polyu.edu.hk", "experts.umn.edu", "experts.nebraska.edu", "profiles.wustl.edu",
     "indiana.pure.elsevier.com", "mdanderson.elsevierpure.com", "www.scholars.northwestern.edu",
     "miami.pure.elsevier.com",  # University of Miami research-portal record (Rosenberg, MFH epithelial markers)
+    "moh-it.pure.elsevier.com",  # Italian Ministry of Health research-portal record (Chilosi 1997, bcl-2)
     "digitalcommons.memphis.edu",  # institutional research portals / repositories
     "discovery.researcher.life",  # abstract-index record; journal of this one study not identified
 }
