@@ -151,25 +151,39 @@ def panel(
     _render_panel(result, top, min(explain, top))
 
 
+def _lookup(function: str, name: str, fmt: str) -> dict | None:
+    """``spindledx.ihc.lookups.<function>(name)``; printed as JSON (and None returned) for ``--format json``."""
+    from spindledx.ihc import lookups
+
+    _check_format(fmt)
+    info = getattr(lookups, function)(name)
+    if fmt == "json":
+        _echo_json(info)
+        return None
+    return info
+
+
+def _facts_table(title: str, first: str) -> Table:
+    """Empty table of literature facts: ``first`` (entity or marker), site, fraction positive, n, evidence, ..."""
+    t = Table(title=title)
+    for col in (first, "site", "positive", "n", "evidence", "focal share", "note", "ref"):
+        t.add_column(col)
+    return t
+
+
 def marker(
     name: str = typer.Argument(..., help="Marker name or synonym, e.g. desmin, CK-pan, c-KIT."),
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
 ) -> None:
     """Which entities stain for a marker, with fractions, n and sources."""
-    from spindledx.ihc import lookups
-
-    _check_format(fmt)
-    info = lookups.marker_info(name)
-    if fmt == "json":
-        _echo_json(info)
+    info = _lookup("marker_info", name, fmt)
+    if info is None:
         return
     console = _console()
     console.print(f"[bold]{info['marker']}[/bold] ({info['kind']}); synonyms: {', '.join(info['synonyms']) or '-'}")
     if info["note"]:
         console.print(info["note"])
-    t = Table(title=f"{info['marker']}: fraction positive by entity")
-    for col in ("entity", "site", "positive", "n", "evidence", "focal share", "note", "ref"):
-        t.add_column(col)
+    t = _facts_table(f"{info['marker']}: fraction positive by entity", "entity")
     refs: list[str] = []
     for f in info["facts"]:
         if f["source"] not in refs:
@@ -192,19 +206,13 @@ def entity(
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
 ) -> None:
     """An entity's typical panel, pitfalls and sources."""
-    from spindledx.ihc import lookups
-
-    _check_format(fmt)
-    info = lookups.entity_info(name)
-    if fmt == "json":
-        _echo_json(info)
+    info = _lookup("entity_info", name, fmt)
+    if info is None:
         return
     console = _console()
     console.print(f"[bold]{info['name']}[/bold] ({info['id']}); aliases: {', '.join(info['aliases'])}")
     console.print(info["summary"])
-    t = Table(title=f"{info['name']}: typical panel")
-    for col in ("marker", "site", "positive", "n", "evidence", "focal share", "note", "ref"):
-        t.add_column(col)
+    t = _facts_table(f"{info['name']}: typical panel", "marker")
     refs = info["sources"]
     for f in info["facts"]:
         t.add_row(f["marker"], f["site"] or "", _pct(f["fraction_positive"]), str(f["n_cases"] or "-"),
