@@ -1,22 +1,30 @@
-"""Fit the IHC interpreter's global constants by cross-validation on the project's own 100 test panels.
+"""Fit the IHC interpreter's global constants by cross-validation on the project's own cases.
 
 Usage::
 
     .venv/bin/python scripts/calibrate_ihc.py [--folds 5] [--seed 0] [--write] [--plot docs/ihc_reliability.png]
 
-Fits at most three global constants (:class:`spindledx.ihc.model.ModelConstants`: evidence weight, estimate
-pseudo-count, temperature) on a small grid, by minimising the log loss of the expected entity on the training
-folds; reports the held-out (cross-validated) top-1, top-3, Brier and ECE against the uncalibrated defaults, and
-draws the reliability diagram (before: defaults; after: cross-validated predictions).  ``--write`` then refits on
-all 100 panels and writes ``src/spindledx/ihc/data/calibration.json``, which :func:`default_constants` reads.
+Fits at most four global constants (:class:`spindledx.ihc.model.ModelConstants`: evidence weight, estimate
+pseudo-count, temperature, doubt) on a small grid, by minimising the log loss of the expected entity on the
+training folds; reports the held-out (cross-validated) top-1, top-3, Brier and ECE, for the whole set and for each
+of its two parts, against the uncalibrated defaults, and draws the reliability diagram (before: defaults; after:
+cross-validated predictions).  ``--write`` then refits on all cases and writes
+``src/spindledx/ihc/data/calibration.json``, which :func:`default_constants` reads.
 
-Only ``cases.csv`` and ``cases_holdout.csv`` are used.  The published case reports (``cases_reports.csv``) are a
-blind test set and are never read here.
+The fitting set is the project's own cases: the 100 literature test panels (``cases.csv`` + ``cases_holdout.csv``)
+and the 80 published case reports of ``cases_reports.csv`` (evaluated once blind in session 4, no longer blind
+since; run with ``ignore_unknown`` as a new user would).  The case reports of ``cases_reports_b.csv`` are the blind
+test set and are never read here.  Folds are drawn within each part, so every fold holds both kinds.
+
+The doubt λ is applied after the softmax (p' = (1 − λ)p + λ/N), so it is evaluated exactly from each grid point's
+λ = 0 outcome instead of re-running the interpreter: the ranking is unchanged, P'(expected) = (1 − λ)P + λ/N and
+the Brier score follows from Σp² = Brier − 1 + 2P(expected).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -26,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spindledx.ihc.evaluate import Evaluation, case_outcome, load_cases, summarise
+from spindledx.ihc.evaluate import CaseOutcome, Evaluation, case_outcome, load_cases, summarise
 from spindledx.ihc.knowledge import load_knowledge_base
 from spindledx.ihc.model import ModelConstants
 
@@ -35,9 +43,10 @@ CALIBRATION_JSON = ROOT / "src" / "spindledx" / "ihc" / "data" / "calibration.js
 # evidence weight <= 1 by design: it can only discount partly dependent evidence, never amplify it; the
 # temperature is the calibration knob for overall sharpness; estimates count for 20-100 cases (the n cap).
 GRID = {
-    "evidence_weight": (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-    "estimate_count": (20.0, 30.0, 50.0, 100.0),
-    "temperature": (0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0, 1.2),
+    "evidence_weight": (0.6, 0.7, 0.8, 0.9, 1.0),
+    "estimate_count": (30.0, 50.0, 100.0),
+    "temperature": (0.4, 0.5, 0.6, 0.7, 0.85, 1.0),
+    "doubt": (0.0, 0.02, 0.05, 0.1, 0.15),
 }
 DEFAULT = ModelConstants()
 
@@ -45,6 +54,18 @@ DEFAULT = ModelConstants()
 def _metrics(ev: Evaluation) -> dict:
     return {"n": ev.n, "top1": round(ev.top1, 4), "top3": round(ev.top3, 4), "brier": round(ev.brier, 4),
             "log_loss": round(ev.log_loss, 4), "ece": round(ev.ece, 4)}
+
+
+def with_doubt(outcome: CaseOutcome, doubt: float, n_entities: int) -> CaseOutcome:
+    """The outcome the interpreter gives with ``doubt`` λ, from its outcome at λ = 0 (see the module docstring)."""
+    if doubt == 0.0 or outcome.error is not None:
+        return outcome
+    a, b = 1.0 - doubt, doubt / n_entities
+    sum_p2 = outcome.brier - 1.0 + 2.0 * outcome.expected_probability
+    p_expected = a * outcome.expected_probability + b
+    brier = a * a * sum_p2 + 2.0 * a * b + n_entities * b * b - 2.0 * p_expected + 1.0
+    return dataclasses.replace(outcome, top_probability=a * outcome.top_probability + b,
+                               expected_probability=p_expected, brier=brier)
 
 
 def _log_loss(outcomes) -> float:
@@ -72,7 +93,8 @@ def reliability_plot(path: Path, before: Evaluation, after: Evaluation) -> None:
     ax.set_ylim(0, 1)
     ax.set_xlabel("mean top-1 probability in bin")
     ax.set_ylabel("top-1 accuracy in bin")
-    ax.set_title("IHC differential: 100 test panels\n(bins 0-.5-.8-.95-1; numbers = cases per bin)", fontsize=9)
+    ax.set_title("IHC differential: 100 test panels + 80 case reports\n(bins 0-.5-.8-.95-1; numbers = cases per bin)",
+                 fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,19 +108,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--write", action="store_true", help="write data/calibration.json (refit on all 100)")
+    parser.add_argument("--write", action="store_true", help="write data/calibration.json (refit on all cases)")
     parser.add_argument("--plot", type=Path, default=None, help="reliability diagram PNG")
     args = parser.parse_args()
 
     kb = load_knowledge_base()
-    cases = load_cases(case_set="all", kb=kb)  # cases.csv + cases_holdout.csv only
-    combos = [ModelConstants(evidence_weight=w, estimate_count=k, temperature=t, source="grid")
-              for w, k, t in itertools.product(*GRID.values())]
-    outcomes = {c: [case_outcome(case, kb=kb, constants=c) for case in cases] for c in combos}
-    before = summarise([case_outcome(case, kb=kb, constants=DEFAULT) for case in cases])
+    n_entities = len(kb.entities)
+    parts = {"panels": load_cases(case_set="all", kb=kb), "reports": load_cases(case_set="reports", kb=kb)}
+    cases = [c for part in parts.values() for c in part]
+    part_of = [name for name, part in parts.items() for _ in part]
+    lenient = [name == "reports" for name in part_of]  # case reports run with ignore_unknown, like a new user
+
+    def run(constants: ModelConstants) -> list[CaseOutcome]:
+        return [case_outcome(c, kb=kb, constants=constants, ignore_unknown=lax)
+                for c, lax in zip(cases, lenient, strict=True)]
+
+    base = {(w, k, t): run(ModelConstants(evidence_weight=w, estimate_count=k, temperature=t, source="grid"))
+            for w, k, t in itertools.product(GRID["evidence_weight"], GRID["estimate_count"], GRID["temperature"])}
+    combos = [ModelConstants(evidence_weight=w, estimate_count=k, temperature=t, doubt=d, source="grid")
+              for (w, k, t), d in itertools.product(base, GRID["doubt"])]
+    outcomes = {c: [with_doubt(o, c.doubt, n_entities)
+                    for o in base[(c.evidence_weight, c.estimate_count, c.temperature)]] for c in combos}
+    before = summarise(run(DEFAULT))
 
     rng = np.random.default_rng(args.seed)
-    fold = rng.permutation(len(cases)) % args.folds
+    fold = np.empty(len(cases), dtype=int)
+    for name in parts:
+        idx = np.flatnonzero(np.array(part_of) == name)
+        fold[idx] = rng.permutation(len(idx)) % args.folds
     held_out = [None] * len(cases)
     chosen = []
     for f in range(args.folds):
@@ -111,15 +148,21 @@ def main() -> int:
     final = min(combos, key=lambda c: _log_loss(outcomes[c]))
     refit = summarise(outcomes[final])
 
+    def by_part(outs: list[CaseOutcome]) -> dict:
+        return {name: _metrics(summarise([o for o, p in zip(outs, part_of, strict=True) if p == name]))
+                for name in parts}
+
     report = {
+        "fitting_set": {name: len(part) for name, part in parts.items()},
         "before_defaults": {"constants": {"evidence_weight": DEFAULT.evidence_weight,
                                           "estimate_count": DEFAULT.estimate_count,
-                                          "temperature": DEFAULT.temperature}, **_metrics(before)},
-        "after_cross_validated": _metrics(after),
+                                          "temperature": DEFAULT.temperature, "doubt": DEFAULT.doubt},
+                            **_metrics(before), "parts": by_part(list(before.outcomes))},
+        "after_cross_validated": {**_metrics(after), "parts": by_part(held_out)},
         "per_fold_choice": [{"evidence_weight": c.evidence_weight, "estimate_count": c.estimate_count,
-                             "temperature": c.temperature} for c in chosen],
-        "final_fit_on_all_100": {"evidence_weight": final.evidence_weight, "estimate_count": final.estimate_count,
-                                 "temperature": final.temperature, **_metrics(refit)},
+                             "temperature": c.temperature, "doubt": c.doubt} for c in chosen],
+        "final_fit_on_all": {"evidence_weight": final.evidence_weight, "estimate_count": final.estimate_count,
+                             "temperature": final.temperature, "doubt": final.doubt, **_metrics(refit)},
     }
     print(json.dumps(report, indent=2))
     if args.plot:
@@ -128,9 +171,10 @@ def main() -> int:
     if args.write:
         payload = {
             "evidence_weight": final.evidence_weight, "estimate_count": final.estimate_count,
-            "temperature": final.temperature,
-            "method": f"grid search minimising log loss, {args.folds}-fold CV (seed {args.seed}) over the 100 test "
-                      "panels cases.csv + cases_holdout.csv; refit on all 100 (scripts/calibrate_ihc.py)",
+            "temperature": final.temperature, "doubt": final.doubt,
+            "method": f"grid search minimising log loss, {args.folds}-fold CV (seed {args.seed}) over the project's "
+                      "own cases: 100 test panels (cases.csv + cases_holdout.csv) and 80 case reports "
+                      "(cases_reports.csv); refit on all 180 (scripts/calibrate_ihc.py)",
             "grid": {k: list(v) for k, v in GRID.items()},
             "cross_validation": report,
         }

@@ -220,3 +220,24 @@ def test_calibration_constants_come_from_the_own_panels_only():
         assert "cases.csv + cases_holdout.csv" in payload["method"] and "reports" not in payload["method"]
         cv = payload["cross_validation"]
         assert cv["after_cross_validated"]["n"] == 100
+
+
+def test_doubt_keeps_every_entity_above_its_floor():
+    from spindledx.ihc.model import ModelConstants
+
+    with pytest.raises(ValueError):
+        ModelConstants(doubt=0.5)
+    with pytest.raises(ValueError):
+        ModelConstants(doubt=-0.01)
+    panel = "CD117+ DOG1+ CD34+ desmin- S100-"
+    sharp = interpret_panel(panel, site="gi_tract", constants=ModelConstants(temperature=0.5))
+    doubtful = interpret_panel(panel, site="gi_tract", constants=ModelConstants(temperature=0.5, doubt=0.1))
+    n = len(doubtful.differential)
+    probs = {e.id: e.probability for e in doubtful.differential}
+    assert sum(probs.values()) == pytest.approx(1.0)
+    assert min(probs.values()) >= 0.1 / n - 1e-12
+    # the mixture keeps the ranking and moves every probability to (1 - λ)p + λ/N
+    assert [e.id for e in sharp.differential] == [e.id for e in doubtful.differential]
+    for e in sharp.differential:
+        assert probs[e.id] == pytest.approx(0.9 * e.probability + 0.1 / n)
+    assert doubtful.to_json()["model"]["doubt"] == 0.1

@@ -19,7 +19,7 @@ from rich.table import Table
 from spindledx.errors import BadInputError
 from spindledx.ihc import lookups
 from spindledx.ihc.coverage import kb_coverage
-from spindledx.ihc.evaluate import evaluate_cases, load_cases
+from spindledx.ihc.evaluate import REPORT_SETS, evaluate_cases, load_cases
 from spindledx.ihc.interpret import PanelResult, interpret_panel
 from spindledx.ihc.knowledge import PATTERNS
 
@@ -241,10 +241,11 @@ def entities(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) ->
 def panel_cases(
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
     case_set: str = typer.Option("original", "--set", help="Built-in cases: original, holdout, all (the 100 "
-                                 "literature panels) or reports (published case reports, with findings)."),
+                                 "literature panels), reports (80 published case reports, with findings; used for "
+                                 "calibration) or reports-b (91 further case reports, the blind test set)."),
     cases_csv: str | None = typer.Option(None, "--cases", help="CSV of cases instead of the built-in panels."),
     ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers (always on for "
-                                        "--set reports, as a new user would run them)."),
+                                        "the case-report sets, as a new user would run them)."),
     per_entity: bool = typer.Option(False, "--per-entity", help="Also print accuracy and Brier per entity."),
 ) -> None:
     """Top-1 / top-3 accuracy and calibration on the test panels or the published case reports."""
@@ -255,7 +256,7 @@ def panel_cases(
         raise BadInputError(f"cannot read cases: {exc}") from exc
     if not cases:
         raise BadInputError("no cases in the file")
-    ev = evaluate_cases(cases, ignore_unknown=ignore_unknown or case_set == "reports")
+    ev = evaluate_cases(cases, ignore_unknown=ignore_unknown or (cases_csv is None and case_set in REPORT_SETS))
     if fmt == "json":
         _echo_json(ev.to_json())
         return

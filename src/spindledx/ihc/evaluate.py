@@ -125,7 +125,10 @@ class Evaluation:
 
 
 CASE_SETS = {"original": ("cases.csv",), "holdout": ("cases_holdout.csv",), "all": ("cases.csv", "cases_holdout.csv"),
-             "reports": ("cases_reports.csv",)}
+             "reports": ("cases_reports.csv",), "reports-b": ("cases_reports_b.csv",)}
+REPORT_SETS = ("reports", "reports-b")
+"""Sets of published case reports: run with ``ignore_unknown`` (markers outside the knowledge base are skipped, as a
+new user would), and carrying the findings the reports state."""
 
 
 def load_cases(path: str | None = None, *, case_set: str = "original",
@@ -135,8 +138,10 @@ def load_cases(path: str | None = None, *, case_set: str = "original",
     ``path`` reads a CSV with columns ``id,expected,site,kind,panel,basis`` (or the case-report columns below);
     otherwise ``case_set`` selects the built-in panels: ``original`` (64 cases, written before the first
     evaluation), ``holdout`` (36 cases, written after it and before any further change), ``all`` (both), or
-    ``reports`` (published case reports, ``cases_reports.csv``: ``id,expected,site,age,sex,panel,mitoses,necrosis,
-    atypia,pattern,citation,note``; never used to fit anything).
+    ``reports`` (80 published case reports, ``cases_reports.csv``: ``id,expected,site,age,sex,panel,mitoses,necrosis,
+    atypia,pattern,citation,note``; evaluated once blind in session 4, used to fit the global constants since
+    session 5) or ``reports-b`` (91 further case reports, ``cases_reports_b.csv``, same columns: written blind in
+    session 5, kept apart from all fitting, evaluated once).
     """
     kb = kb or load_knowledge_base()
     rows: list[dict[str, str]] = []

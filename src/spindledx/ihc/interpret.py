@@ -7,7 +7,8 @@ Posterior: log P(e | data) = [capped context(e) + w · Σ_j g_j log P(obs_j | e)
 the log prior (population or site, :mod:`spindledx.ihc.priors`) plus the clinical log-likelihoods (age, sex), capped
 so that it can never outweigh a defining stain; the observations are the stains (:mod:`spindledx.ihc.model`) and
 the morphological findings (:mod:`spindledx.ihc.evidence`); g_j are the lineage-group weights, w the evidence
-weight and T the temperature (the only fitted constants, :class:`spindledx.ihc.model.ModelConstants`).
+weight and T the temperature; the result is mixed with the uniform distribution by the doubt λ (the only fitted
+constants, :class:`spindledx.ihc.model.ModelConstants`).
 
 Explanations: for entity e and observation r, the likelihood ratio is P(r | e) divided by the context-weighted
 mean of P(r | e') over the other entities e' (how much r shifts the odds of e against the rest of the field);
@@ -157,7 +158,8 @@ class PanelResult:
         if self.constants is not None:
             model = {"evidence_weight": self.constants.evidence_weight,
                      "estimate_count": self.constants.estimate_count,
-                     "temperature": self.constants.temperature, "constants_from": self.constants.source}
+                     "temperature": self.constants.temperature, "doubt": self.constants.doubt,
+                     "constants_from": self.constants.source}
         return {
             "panel": [{"marker": o.marker, "result": o.result, "event": o.event, "token": o.token}
                       for o in self.panel.observations],
@@ -318,7 +320,7 @@ def interpret_panel(text: str, site: str | None = None, ignore_unknown: bool = F
     lik = np.column_stack([c.likelihood for c in columns])
     w = np.array([c.weight for c in columns])
     log_lik = (np.log(lik) * w).sum(axis=1)
-    post = posterior(capped, log_lik, constants.temperature)
+    post = posterior(capped, log_lik, constants.temperature, constants.doubt)
     stains = [c for c in columns if c.kind == "stain"]
     fit = np.exp(np.log(np.column_stack([c.fit for c in stains])).mean(axis=1))
 

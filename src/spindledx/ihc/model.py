@@ -76,16 +76,23 @@ class ModelConstants:
     """The global constants fitted by ``scripts/calibrate_ihc.py`` (and only these).
 
     ``evidence_weight`` multiplies stain/morphology log-likelihoods; ``estimate_count`` is the pseudo-count of an
-    evidence=estimate figure (>= :data:`MIN_ESTIMATE_COUNT`); ``temperature`` divides the final log-posterior.
+    evidence=estimate figure (>= :data:`MIN_ESTIMATE_COUNT`); ``temperature`` divides the final log-posterior;
+    ``doubt`` (λ, in [0, 0.5)) is the share of probability kept outside the model: the reported posterior is
+    (1 − λ)·p + λ/N over the N entities (an ε-contamination of the model, Berger JO, Statistical Decision Theory and
+    Bayesian Analysis, 2nd ed. 1985, §4.7), so that no entity falls below λ/N and the top entity stays below
+    1 − λ(N − 1)/N when the knowledge base is wrong about a case (a discordant stain beyond the error floor, an
+    entity described differently in practice than in the series).
     """
 
     evidence_weight: float = 1.0
     estimate_count: float = 30.0
     temperature: float = 1.0
+    doubt: float = 0.0
     source: str = "defaults (uncalibrated)"
 
     def __post_init__(self) -> None:
-        if not (self.evidence_weight > 0 and self.temperature > 0 and self.estimate_count >= MIN_ESTIMATE_COUNT):
+        if not (self.evidence_weight > 0 and self.temperature > 0 and self.estimate_count >= MIN_ESTIMATE_COUNT
+                and 0.0 <= self.doubt < 0.5):
             raise ValueError(f"invalid model constants {self}")
 
 
@@ -99,6 +106,7 @@ def default_constants() -> ModelConstants:
     return ModelConstants(evidence_weight=float(data["evidence_weight"]),
                           estimate_count=float(data["estimate_count"]),
                           temperature=float(data.get("temperature", 1.0)),
+                          doubt=float(data.get("doubt", 0.0)),
                           source=f"data/calibration.json ({data.get('method', 'cross-validated')})")
 
 
@@ -297,9 +305,11 @@ def entropy_bits(p: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def posterior(log_prior: np.ndarray, log_lik: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Normalised posterior from log prior and summed log likelihoods (stable softmax, optional temperature)."""
+def posterior(log_prior: np.ndarray, log_lik: np.ndarray, temperature: float = 1.0, doubt: float = 0.0) -> np.ndarray:
+    """Normalised posterior from log prior and summed log likelihoods (stable softmax, optional temperature),
+    mixed with the uniform distribution by ``doubt`` (:class:`ModelConstants`)."""
     z = (log_prior + log_lik) / temperature
     z = z - z.max()
     p = np.exp(z)
-    return p / p.sum()
+    p /= p.sum()
+    return (1.0 - doubt) * p + doubt / p.size

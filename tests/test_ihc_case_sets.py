@@ -1,0 +1,44 @@
+"""The blind case-report set (cases_reports_b.csv) is well formed and kept apart from fitting.
+
+These tests only parse the set; they never interpret it (it is evaluated once, by ``panel-cases --set reports-b``).
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+from spindledx.ihc.evaluate import CASE_SETS, REPORT_SETS, load_cases
+from spindledx.ihc.findings import parse_findings
+from spindledx.ihc.knowledge import load_knowledge_base
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_blind_set_parses_and_covers_the_entities():
+    kb = load_knowledge_base()
+    cases = load_cases(case_set="reports-b", kb=kb)
+    assert len(cases) == 91 and len({c.id for c in cases}) == 91
+    per_entity = {e: sum(c.expected == e for c in cases) for e in kb.entities}
+    assert min(per_entity.values()) >= 1 and sum(n >= 3 for n in per_entity.values()) >= 29
+    for case in cases:
+        parse_findings(**case.findings())
+        assert re.match(r"^(doi:10\.|pmid:\d|https://)", case.basis), case.id
+        assert case.site is None or case.site in kb.sites
+
+
+def test_blind_set_shares_no_case_or_source_with_the_fitting_sets():
+    kb = load_knowledge_base()
+    blind = load_cases(case_set="reports-b", kb=kb)
+    fitting = load_cases(case_set="all", kb=kb) + load_cases(case_set="reports", kb=kb)
+    assert not {c.id for c in blind} & {c.id for c in fitting}
+    assert not {c.basis for c in blind} & {c.basis for c in fitting}
+    assert set(REPORT_SETS) <= set(CASE_SETS)
+
+
+def test_calibration_never_reads_the_blind_set():
+    script = (ROOT / "scripts" / "calibrate_ihc.py").read_text(encoding="utf-8")
+    assert 'case_set="reports-b"' not in script and "cases_reports_b.csv" in script  # named only to say so
+    payload = resources.files("spindledx.ihc").joinpath("data", "calibration.json").read_text(encoding="utf-8")
+    assert "cases_reports_b" not in payload
