@@ -72,3 +72,52 @@ def test_resolve_hpf_area_from_cli_options():
         counting.resolve_hpf_area_mm2(0.3, 22, None)
     with pytest.raises(BadInputError):
         counting.resolve_hpf_area_mm2(-1.0)
+
+
+@pytest.mark.parametrize(("count", "low", "high"), [(0, 0.0, 3.689), (1, 0.0253, 5.572), (10, 4.795, 18.390),
+                                                     (20, 12.217, 30.888)])
+def test_poisson_interval_matches_the_exact_garwood_table(count, low, high):
+    # reference values: the chi-square form chi2(0.025; 2k)/2, chi2(0.975; 2k+2)/2 (Garwood 1936)
+    got = counting.poisson_interval(count)
+    assert got[0] == pytest.approx(low, abs=1e-3) and got[1] == pytest.approx(high, abs=1e-3)
+
+
+def test_a_count_near_a_cut_off_spans_two_or_three_scores_until_more_area_is_counted():
+    ten_hpf = 10 * counting.DEFAULT_HPF_AREA_MM2
+    small = counting.MitoticDensity.of(12, ten_hpf)  # 12 / 10 HPF: score 2, but 6.2-21.0 per 10 HPF
+    low, high = small.per_10hpf_interval()
+    assert low == pytest.approx(6.2, abs=0.05) and high == pytest.approx(20.96, abs=0.05)
+    assert small.fnclcc_score == 2 and small.fnclcc_scores_in_interval() == (1, 2, 3)
+    large = counting.MitoticDensity.of(150, 10 * ten_hpf)  # the same density over 100 HPF
+    assert large.fnclcc_scores_in_interval() == (2,)
+    assert counting.MitoticDensity.of(0, ten_hpf).fnclcc_scores_in_interval() == (1,)
+    with pytest.raises(BadInputError):
+        counting.poisson_interval(-1)
+    with pytest.raises(BadInputError):
+        counting.poisson_interval(3, level=1.0)
+
+
+def test_case_grade_states_the_counting_uncertainty_when_it_spans_scores():
+    from spindledx.case.workup import CaseOptions, grade, pooled_count
+
+    ten_hpf = 10 * counting.DEFAULT_HPF_AREA_MM2
+    opts = CaseOptions(panel="actin+ desmin+", necrosis="none")
+    near = pooled_count([{"count": 12, "area_mm2": ten_hpf}], hpf_area_mm2=counting.DEFAULT_HPF_AREA_MM2)
+    assert near["mitotic_scores_ci95"] == [1, 2, 3] and near["mitoses_per_10hpf_ci95"][0] < 10 < 20 < \
+        near["mitoses_per_10hpf_ci95"][1]
+    g = grade(opts, "leiomyosarcoma", near)
+    assert g["status"] == "graded" and any("counting uncertainty" in c and "scores 1-3" in c for c in g["caveats"])
+    far = pooled_count([{"count": 300, "area_mm2": 4 * ten_hpf}], hpf_area_mm2=counting.DEFAULT_HPF_AREA_MM2)
+    assert far["mitotic_scores_ci95"] == [3]
+    assert not any("counting uncertainty" in c for c in grade(opts, "leiomyosarcoma", far)["caveats"])
+
+
+def test_grade_command_reports_the_interval_and_drops_the_cut_off_guess(capsys):
+    code = main(["grade", "--mitoses", "12", "--hpf", "10", "--necrosis", "none", "--differentiation", "2",
+                 "--format", "json"])
+    doc = __import__("json").loads(capsys.readouterr().out)
+    assert code in (0, None) and doc["mitotic_score"] == 2 and doc["mitotic_scores_ci95"] == [1, 2, 3]
+    assert doc["mitoses_per_10hpf_ci95"][0] == pytest.approx(6.2, abs=0.05)
+    assert any("counting uncertainty" in c for c in doc["caveats"])
+    fractional = counting.fnclcc_grade(mitoses=9.5, differentiation_score=2, necrosis="none")
+    assert fractional.mitoses_per_10hpf_ci95 is None and any("just below" in c for c in fractional.caveats)

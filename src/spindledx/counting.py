@@ -126,6 +126,24 @@ def fnclcc_mitotic_score(mitoses_per_10hpf: float) -> int:
     return 1
 
 
+def poisson_interval(count: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided confidence interval for the mean of a Poisson count (Garwood F, Biometrika 1936;28:437).
+
+    ``low = G⁻¹(count, α/2)`` (0 for a count of 0) and ``high = G⁻¹(count + 1, 1 − α/2)``, G⁻¹ being the inverse
+    regularised lower incomplete gamma function (χ²-quantile form: χ²(α/2; 2k)/2 and χ²(1 − α/2; 2k + 2)/2).
+    It describes only the sampling of figures in the counted area, not detector or observer error.
+    """
+    if not (math.isfinite(count) and count >= 0):
+        raise BadInputError(f"the mitotic count must be a non-negative number (got {count!r})")
+    if not 0.0 < level < 1.0:
+        raise BadInputError(f"the confidence level must lie in (0, 1) (got {level!r})")
+    from scipy.special import gammaincinv  # lazy: keeps the CLI start-up light
+
+    alpha = 1.0 - level
+    low = 0.0 if count == 0 else float(gammaincinv(count, alpha / 2.0))
+    return low, float(gammaincinv(count + 1, 1.0 - alpha / 2.0))
+
+
 @dataclass(frozen=True)
 class MitoticDensity:
     """A mitotic count over a counted area, with every figure derived from it computed once.
@@ -169,6 +187,17 @@ class MitoticDensity:
         per10 = per_10_hpf(per_mm2, hpf_area_mm2)
         return cls(count=int(count), area_mm2=float(area_mm2), per_mm2=per_mm2, per_10hpf=per10,
                    hpf_area_mm2=float(hpf_area_mm2), fnclcc_score=fnclcc_mitotic_score(per10))
+
+    def per_10hpf_interval(self, level: float = 0.95) -> tuple[float, float]:
+        """Exact Poisson interval (:func:`poisson_interval`) of the count, as mitoses per 10 HPF."""
+        low, high = poisson_interval(self.count, level)
+        factor = 10.0 * self.hpf_area_mm2 / self.area_mm2
+        return low * factor, high * factor
+
+    def fnclcc_scores_in_interval(self, level: float = 0.95) -> tuple[int, ...]:
+        """The FNCLCC mitotic scores that the per-10-HPF interval spans (one score: the sampling cannot move it)."""
+        low, high = self.per_10hpf_interval(level)
+        return tuple(range(fnclcc_mitotic_score(low), fnclcc_mitotic_score(high) + 1))
 
     def to_dict(self, *, digits: int | None = None) -> dict[str, float | int]:
         """The score-contract keys: ``count, area_mm2, mitoses_per_mm2, mitoses_per_10hpf, hpf_area_mm2,
@@ -217,6 +246,8 @@ class FnclccGrade:
     hpf_area_mm2: float
     area_note: str
     caveats: tuple[str, ...] = ()
+    mitoses_per_10hpf_ci95: tuple[float, float] | None = None
+    mitotic_scores_ci95: tuple[int, ...] = ()
 
 
 def differentiation_score_for(entity: str, pattern: str = "conventional") -> int:
@@ -290,8 +321,17 @@ def fnclcc_grade(*, mitoses: float, differentiation_score: int, necrosis: str,
     caveats = []
     caveats.append("per-10-HPF cut-offs depend on the field area: the area of the original FNCLCC fields is not "
                    "verified here, so state the area (Cree et al. 2021)")
-    if 8.0 <= p10 < 10.0 or 18.0 <= p10 < 20.0:
+    interval, scores = None, (m_score,)
+    if float(mitoses).is_integer():  # a count of figures: its sampling interval says whether the score is settled
+        value = MitoticDensity.of(int(mitoses), area_mm2, hpf_area)
+        interval, scores = value.per_10hpf_interval(), value.fnclcc_scores_in_interval()
+        if len(scores) > 1:
+            caveats.append(f"counting uncertainty: {mitoses:g} figures in {area_mm2 / hpf_area:.2f} HPF give a 95 % "
+                           f"interval of {interval[0]:.1f}-{interval[1]:.1f} mitoses per 10 HPF (exact Poisson), "
+                           f"spanning mitotic scores {scores[0]}-{scores[-1]}: count more fields in the most active "
+                           "area before relying on the score (sampling only; detector or observer errors add to it)")
+    elif 8.0 <= p10 < 10.0 or 18.0 <= p10 < 20.0:
         caveats.append("the count lies just below a score cut-off: recount or count a larger area")
     caveats.append("FNCLCC grading is not suitable for core needle biopsies (Coindre 2006)")
     return FnclccGrade(differentiation_score, m_score, n_score, total, grade, float(mitoses), area_mm2, density,
-                       p10, hpf_area, area_note, tuple(caveats))
+                       p10, hpf_area, area_note, tuple(caveats), interval, tuple(scores))

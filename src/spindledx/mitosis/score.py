@@ -155,21 +155,22 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
         found = [d for d in found if d.score >= threshold]
     found = [d for d in found if 0 <= d.x < tile.width and 0 <= d.y < tile.height]
     mitoses = suppress_detections(found, mpp=tile.mpp, radius_um=DEDUP_RADIUS_UM)
-    return summarize(tile, mitoses, hpf_area_mm2=hpf_area_mm2)
+    # the atypical head runs with the detector's onnxruntime threads (1 in worker processes)
+    return summarize(tile, mitoses, hpf_area_mm2=hpf_area_mm2, model_threads=getattr(run, "threads", 2))
 
 
 def summarize(tile: Tile, mitoses: list[Detection] | tuple[Detection, ...], *,
-              hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2) -> TileScore:
+              hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2, model_threads: int = 2) -> TileScore:
     """Turn detections on a tile into counts with :mod:`spindledx.counting`, label each figure normal/atypical
-    (:func:`spindledx.mitosis.atypical.classify_atypical`) and attach the guard flags
-    (:func:`spindledx.detection.guard.judge`)."""
+    (:func:`spindledx.mitosis.atypical.classify_atypical`, the head run with ``model_threads`` onnxruntime threads)
+    and attach the guard flags (:func:`spindledx.detection.guard.judge`)."""
     from spindledx.detection import guard
-    from spindledx.mitosis.atypical import atypical_fraction, classify_atypical
+    from spindledx.mitosis.atypical import atypical_fraction, classify_atypical, load_atypical_model
 
     value = counting.MitoticDensity.of(len(mitoses), counting.image_area_mm2(tile.width, tile.height, tile.mpp),
                                        hpf_area_mm2)
     mitoses = sorted(mitoses, key=lambda d: -d.score)
-    labels = classify_atypical(tile.rgb, tile.mpp, mitoses)
+    labels = classify_atypical(tile.rgb, tile.mpp, mitoses, model=load_atypical_model(model_threads))
     n_atypical = None
     if labels is not None:
         mitoses = [replace(d, atypical=a, atypical_score=s)
