@@ -104,3 +104,15 @@ def test_batch_out_on_a_file_and_huge_expected_count(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
     assert main(["batch", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "expected_count" in capsys.readouterr().err
+
+
+def test_registering_the_commands_loads_no_numeric_stack():
+    """Start-up (issue 11): `spindledx --help` builds the app only; numpy, the interpreter and the image stack are
+    imported by the commands that use them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, spindledx.cli; heavy = ('numpy', 'scipy', 'pandas', 'cv2', 'spindledx.ihc.interpret', "
+            "'spindledx.imaging.reader', 'spindledx.teaching.compare'); print([m for m in heavy if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

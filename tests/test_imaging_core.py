@@ -82,3 +82,31 @@ def test_slide_refuses_a_grayscale_image_that_score_refuses(tmp_path, rgb):
     for backend in ("auto", "tifffile", "tiffslide"):
         with pytest.raises(BadInputError, match="grayscale"):
             open_slide(path, backend=backend)
+
+
+@pytest.mark.parametrize("layout", ["subifds", "pages"])
+def test_12_bit_slide_in_16_bit_words_is_scaled_like_a_tile(tmp_path, layout):
+    """Defect 12 on the slide path: a 12-bit-in-16-bit pyramidal TIFF was divided by 65535 (tifffile; OpenSlide
+    read it as near-black too) or refused as corrupt (tiffslide); it is now read with the tile reader's scaling,
+    and the slide pipeline finds the same figures as on the 8-bit slide."""
+    from spindledx.slide.pipeline import analyze_slide
+    from spindledx.slide.synthetic import dark_disk_detector, make_slide_rgb, write_pyramidal_tiff
+
+    figures = np.array([[300.0, 300.0], [700.0, 500.0]])
+    rgb = make_slide_rgb(1024, 768, tissue_boxes=[(50, 50, 970, 700)], figures=figures, figure_radius_px=12,
+                         seed=6)
+    words = (rgb.astype(np.uint32) * 4095 // 255).astype(np.uint16)
+    path16 = write_pyramidal_tiff(tmp_path / "s16.tif", words, mpp=0.25, layout=layout)
+    path8 = write_pyramidal_tiff(tmp_path / "s8.tif", rgb, mpp=0.25, layout=layout)
+    with open_slide(path16) as slide:
+        assert slide.info.backend == "tifffile" and slide.info.bits_per_sample == 12
+        window = slide.read_level(0, 0, 0, 1024, 768)
+        assert np.abs(window.astype(int) - rgb.astype(int)).max() <= 1
+        smallest = len(slide.info.level_dimensions) - 1
+        w, h = slide.info.level_dimensions[smallest]
+        assert abs(float(slide.read_level(smallest, 0, 0, w, h).mean()) - float(rgb.mean())) < 3
+    with pytest.raises(BadInputError, match="tifffile"):
+        open_slide(path16, backend="tiffslide")
+    counts = [len(analyze_slide(p, detector=dark_disk_detector, out_dir=tmp_path / p.stem, area_mm2=0.02)
+                  .detections) for p in (path8, path16)]
+    assert counts == [2, 2]

@@ -89,10 +89,11 @@ def test_reader_plain_tiff_and_white_outside(tmp_path, small_rgb):
 
 def test_reader_refuses_missing_scale_unless_given(tmp_path, small_rgb):
     path = write_pyramidal_tiff(tmp_path / "noscale.tif", small_rgb, mpp=None, layout="pages", factor=2)
-    with pytest.raises(BadInputError, match="--mpp"):
+    with pytest.raises(BadInputError, match="give it with mpp") as refused:
         open_slide(path)
+    assert "--" not in str(refused.value) and refused.value.parameters == ("mpp",)
     with open_slide(path, mpp=0.26) as slide:
-        assert slide.info.mpp == 0.26 and slide.info.mpp_source == "--mpp"
+        assert slide.info.mpp == 0.26 and slide.info.mpp_source == "override"
     with pytest.raises(BadInputError, match="plausible"):
         open_slide(path, mpp=72.0)
 

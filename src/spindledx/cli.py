@@ -15,6 +15,7 @@ import sys
 import typer
 
 from spindledx import __version__
+from spindledx.cli_options import cli_message
 from spindledx.errors import BadInputError
 
 app = typer.Typer(
@@ -102,7 +103,7 @@ def _main(argv: list[str] | None) -> int:
     try:
         code = app(args=argv, standalone_mode=False, prog_name="spindledx")
     except BadInputError as exc:
-        typer.echo(f"error: {one_line(str(exc))}", err=True)
+        typer.echo(f"error: {one_line(cli_message(exc))}", err=True)
         return 2
     except typer.TyperException as exc:  # usage errors of typer's bundled click: bad option, missing argument
         typer.echo(f"error: {one_line(_usage_message(exc))}", err=True)

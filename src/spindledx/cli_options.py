@@ -102,3 +102,26 @@ def check_out_dir(out: Path | None) -> None:
 
     if out is not None and out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: exists and is not a folder")
+
+
+FLAGS_OF_PARAMETERS = {"hpf_area": "--hpf-area-mm2", "field_number_mm": "--field-number",
+                       "objective_magnification": "--objective", "out_dir": "--out"}
+"""Library parameter -> command-line flag, where the flag is not ``--`` + the name with ``-`` for ``_``."""
+
+
+def flag_of(parameter: str) -> str:
+    """The command-line flag of a library parameter (``restart`` -> ``--restart``, ``hpf_area`` ->
+    ``--hpf-area-mm2``)."""
+    return FLAGS_OF_PARAMETERS.get(parameter, "--" + parameter.replace("_", "-"))
+
+
+def cli_message(exc: Exception) -> str:
+    """The message of a library error with the parameters it names (``BadInputError.parameters``) rewritten as
+    this CLI's flags: ``restart=True`` -> ``--restart``, ``hpf_area`` -> ``--hpf-area-mm2``."""
+    import re
+
+    text = str(exc)
+    for name in getattr(exc, "parameters", ()):
+        pattern = rf"(?<![\w-]){re.escape(name)}(?:=True)?(?![\w\[])"
+        text = re.sub(pattern, flag_of(name).replace("\\", r"\\"), text, count=1)
+    return text

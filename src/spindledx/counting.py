@@ -63,8 +63,9 @@ def resolve_hpf_area_mm2(hpf_area: float | None = None, field_number_mm: float |
     """
     if hpf_area is not None:
         if field_number_mm is not None or objective_magnification is not None:
-            raise BadInputError("give either --hpf-area-mm2 or --field-number/--objective, not both")
-        return check_hpf_area_mm2(hpf_area, parameter="--hpf-area-mm2")
+            raise BadInputError("give either hpf_area or field_number_mm/objective_magnification, not both",
+                                parameters=("hpf_area", "field_number_mm", "objective_magnification"))
+        return check_hpf_area_mm2(hpf_area, parameter="hpf_area")
     return hpf_area_mm2(DEFAULT_FIELD_NUMBER_MM if field_number_mm is None else field_number_mm,
                         DEFAULT_OBJECTIVE_MAGNIFICATION if objective_magnification is None else objective_magnification)
 
@@ -79,7 +80,7 @@ def check_hpf_area_mm2(hpf_area_mm2: float, *, parameter: str = "hpf_area_mm2") 
     if not (isinstance(hpf_area_mm2, int | float) and math.isfinite(hpf_area_mm2)
             and 0 < hpf_area_mm2 <= MAX_PLAUSIBLE_HPF_AREA_MM2):
         raise BadInputError(f"{parameter} must be an HPF area in mm² between 0 and {MAX_PLAUSIBLE_HPF_AREA_MM2:g} "
-                            f"(40x fields are 0.15-0.35), got {hpf_area_mm2!r}")
+                            f"(40x fields are 0.15-0.35), got {hpf_area_mm2!r}", parameters=parameter)
     return float(hpf_area_mm2)
 
 
@@ -256,12 +257,13 @@ def differentiation_score_for(entity: str, pattern: str = "conventional") -> int
     key = entity.strip().lower().replace("-", "_").replace(" ", "_")
     if key in not_graded:
         raise BadInputError(f"FNCLCC grading is not applied to {key} (benign, intermediate or non-sarcoma; "
-                            "Coindre 2006); give --differentiation explicitly to grade anyway")
+                            "Coindre 2006); give differentiation explicitly to grade anyway",
+                            parameters="differentiation")
     table = by_entity.get(key)
     if table is None:
         known = ", ".join(sorted(by_entity))
         raise BadInputError(f"no FNCLCC differentiation table for '{entity}'; known: {known}; "
-                            "or give --differentiation 1|2|3")
+                            "or give differentiation 1|2|3", parameters="differentiation")
     pat = pattern.strip().lower().replace("-", "_").replace(" ", "_")
     if pat not in table:
         raise BadInputError(f"pattern '{pattern}' unknown for {key}; choose one of: {', '.join(table)}")

@@ -54,15 +54,17 @@ def check_options(opts: CaseOptions) -> None:
     if not opts.panel or not opts.panel.strip():
         raise BadInputError("the IHC panel is empty")
     if opts.necrosis is not None and opts.necrosis not in NECROSIS_CHOICES:
-        raise BadInputError(f"--necrosis must be one of {', '.join(NECROSIS_CHOICES)} (got '{opts.necrosis}')")
+        raise BadInputError(f"necrosis must be one of {', '.join(NECROSIS_CHOICES)} (got '{opts.necrosis}')",
+                            parameters="necrosis")
     if opts.atypia is not None and opts.atypia not in ATYPIA_CHOICES:
-        raise BadInputError(f"--atypia must be one of {', '.join(ATYPIA_CHOICES)} (got '{opts.atypia}')")
+        raise BadInputError(f"atypia must be one of {', '.join(ATYPIA_CHOICES)} (got '{opts.atypia}')",
+                            parameters="atypia")
     if opts.sex is not None and opts.sex not in ("F", "M"):
-        raise BadInputError(f"--sex must be F or M (got '{opts.sex}')")
+        raise BadInputError(f"sex must be F or M (got '{opts.sex}')", parameters="sex")
     if opts.age is not None and not 0 <= opts.age <= 120:
-        raise BadInputError(f"--age must be between 0 and 120 years (got {opts.age:g})")
+        raise BadInputError(f"age must be between 0 and 120 years (got {opts.age:g})", parameters="age")
     if opts.differentiation is not None and opts.differentiation not in (1, 2, 3):
-        raise BadInputError("--differentiation must be 1, 2 or 3")
+        raise BadInputError("differentiation must be 1, 2 or 3", parameters="differentiation")
 
 
 @dataclass(frozen=True)

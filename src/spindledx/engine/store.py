@@ -128,8 +128,8 @@ def check_run_file(path: Path, expected: dict[str, Any], *, what: str) -> None:
             previous = None
         if isinstance(previous, dict) and previous != expected:
             changed = ", ".join(k for k in expected if previous.get(k) != expected[k]) or "settings"
-            raise BadInputError(f"{path.parent} holds {what} with different settings ({changed}); use a new --out "
-                                "or delete that folder to start again")
+            raise BadInputError(f"{path.parent} holds {what} with different settings ({changed}); use a new out_dir "
+                                "or delete that folder to start again", parameters="out_dir")
         if previous == expected:
             return
     atomic_write_text(path, json.dumps(expected, indent=2, ensure_ascii=False, default=str))
@@ -162,7 +162,7 @@ class RunLock:
             holder = fh.read().strip() or "another process"
             fh.close()
             raise BadInputError(f"{self.path.parent} is in use by another spindledx run ({holder}); wait for it "
-                                "or choose another --out") from None
+                                "or choose another out_dir", parameters="out_dir") from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()}")

@@ -116,7 +116,8 @@ def run_dask(func: Callable[..., R], items: Iterable[T], *, address: str, jobs: 
     except ImportError:  # pragma: no cover - dask is a dependency; a clear line if it was removed
         from spindledx.errors import BadInputError
 
-        raise BadInputError("--dask needs dask[distributed]: pip install 'spindledx[cluster]'") from None
+        raise BadInputError("dask needs dask[distributed]: pip install 'spindledx[cluster]'",
+                            parameters="dask") from None
     kwargs = kwargs or {}
     cluster = None
     if address == "local":

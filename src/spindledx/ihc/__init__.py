@@ -8,13 +8,17 @@ Library API (stable, used by the batch helper)::
     json.dumps(result.to_json())
 
 ``parse_panel(text, ignore_unknown=False)`` validates a panel and raises ``spindledx.errors.BadInputError``.
+The names are imported on first use (PEP 562), so importing one submodule does not import the interpreter.
 """
 
-from spindledx.ihc.interpret import DifferentialEntry, MarkerEvidence, NextMarker, PanelResult, interpret_panel
-from spindledx.ihc.knowledge import load_knowledge_base
-from spindledx.ihc.vocabulary import Observation, Panel, parse_panel, resolve_marker
+from __future__ import annotations
 
-__all__ = [
-    "DifferentialEntry", "MarkerEvidence", "NextMarker", "Observation", "Panel", "PanelResult", "interpret_panel",
-    "load_knowledge_base", "parse_panel", "resolve_marker",
-]
+from spindledx.lazy import lazy_getattr
+
+_MODULES = {
+    "spindledx.ihc.interpret": ("DifferentialEntry", "MarkerEvidence", "NextMarker", "PanelResult", "interpret_panel"),
+    "spindledx.ihc.knowledge": ("load_knowledge_base",),
+    "spindledx.ihc.vocabulary": ("Observation", "Panel", "parse_panel", "resolve_marker"),
+}
+__all__ = sorted(name for names in _MODULES.values() for name in names)
+__getattr__ = lazy_getattr(__name__, _MODULES)  # `import spindledx.ihc.lookups` does not load the interpreter

@@ -2,7 +2,8 @@
 
 ``panel`` (differential), ``marker`` / ``entity`` (teaching lookups), ``markers`` / ``entities`` (lists) and
 ``panel-cases`` (accuracy and calibration on the built-in literature test panels).  Thin layer: parse options,
-call the library, render a rich table or JSON.
+call the library, render a rich table or JSON. The interpreter (numpy) is imported inside the commands, so
+``spindledx --help`` does not load it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -17,11 +19,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from spindledx.errors import BadInputError
-from spindledx.ihc import lookups
-from spindledx.ihc.coverage import kb_coverage
-from spindledx.ihc.evaluate import REPORT_SETS, evaluate_cases, load_cases
-from spindledx.ihc.interpret import PanelResult, interpret_panel
 from spindledx.ihc.knowledge import PATTERNS
+
+if TYPE_CHECKING:
+    from spindledx.ihc.interpret import PanelResult
 
 _FORMAT_HELP = "table or json."
 NOTE_CHARS = 140  # table only: the JSON output keeps the whole note
@@ -139,6 +140,8 @@ def panel(
     explain: int = typer.Option(3, "--explain", min=0, help="Top entities explained item by item (table)."),
 ) -> None:
     """Ranked, explained differential for an IHC panel (with clinical and H&E findings), and the next markers."""
+    from spindledx.ihc.interpret import interpret_panel
+
     _check_format(fmt)
     result = interpret_panel(_read_panel_text(text), site=site, ignore_unknown=ignore_unknown, age=age, sex=sex,
                              mitoses=mitoses, necrosis=necrosis, atypia=atypia, pattern=pattern)
@@ -148,23 +151,39 @@ def panel(
     _render_panel(result, top, min(explain, top))
 
 
+def _lookup(function: str, name: str, fmt: str) -> dict | None:
+    """``spindledx.ihc.lookups.<function>(name)``; printed as JSON (and None returned) for ``--format json``."""
+    from spindledx.ihc import lookups
+
+    _check_format(fmt)
+    info = getattr(lookups, function)(name)
+    if fmt == "json":
+        _echo_json(info)
+        return None
+    return info
+
+
+def _facts_table(title: str, first: str) -> Table:
+    """Empty table of literature facts: ``first`` (entity or marker), site, fraction positive, n, evidence, ..."""
+    t = Table(title=title)
+    for col in (first, "site", "positive", "n", "evidence", "focal share", "note", "ref"):
+        t.add_column(col)
+    return t
+
+
 def marker(
     name: str = typer.Argument(..., help="Marker name or synonym, e.g. desmin, CK-pan, c-KIT."),
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
 ) -> None:
     """Which entities stain for a marker, with fractions, n and sources."""
-    _check_format(fmt)
-    info = lookups.marker_info(name)
-    if fmt == "json":
-        _echo_json(info)
+    info = _lookup("marker_info", name, fmt)
+    if info is None:
         return
     console = _console()
     console.print(f"[bold]{info['marker']}[/bold] ({info['kind']}); synonyms: {', '.join(info['synonyms']) or '-'}")
     if info["note"]:
         console.print(info["note"])
-    t = Table(title=f"{info['marker']}: fraction positive by entity")
-    for col in ("entity", "site", "positive", "n", "evidence", "focal share", "note", "ref"):
-        t.add_column(col)
+    t = _facts_table(f"{info['marker']}: fraction positive by entity", "entity")
     refs: list[str] = []
     for f in info["facts"]:
         if f["source"] not in refs:
@@ -187,17 +206,13 @@ def entity(
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
 ) -> None:
     """An entity's typical panel, pitfalls and sources."""
-    _check_format(fmt)
-    info = lookups.entity_info(name)
-    if fmt == "json":
-        _echo_json(info)
+    info = _lookup("entity_info", name, fmt)
+    if info is None:
         return
     console = _console()
     console.print(f"[bold]{info['name']}[/bold] ({info['id']}); aliases: {', '.join(info['aliases'])}")
     console.print(info["summary"])
-    t = Table(title=f"{info['name']}: typical panel")
-    for col in ("marker", "site", "positive", "n", "evidence", "focal share", "note", "ref"):
-        t.add_column(col)
+    t = _facts_table(f"{info['name']}: typical panel", "marker")
     refs = info["sources"]
     for f in info["facts"]:
         t.add_row(f["marker"], f["site"] or "", _pct(f["fraction_positive"]), str(f["n_cases"] or "-"),
@@ -226,6 +241,8 @@ def _print_listing(fmt: str, rows: list[dict], noun: str, columns: dict[str, Cal
 
 def markers(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
     """List the canonical markers and their synonyms."""
+    from spindledx.ihc import lookups
+
     _print_listing(fmt, lookups.list_markers(), "markers", {
         "marker": lambda r: r["marker"], "kind": lambda r: r["kind"],
         "entities with data": lambda r: str(r["entities_with_data"]), "synonyms": lambda r: ", ".join(r["synonyms"])})
@@ -233,6 +250,8 @@ def markers(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> 
 
 def entities(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
     """List the entities of the knowledge base."""
+    from spindledx.ihc import lookups
+
     _print_listing(fmt, lookups.list_entities(), "entities", {
         "id": lambda r: r["id"], "name": lambda r: r["name"], "facts": lambda r: str(r["n_facts"]),
         "aliases": lambda r: ", ".join(r["aliases"])})
@@ -249,6 +268,8 @@ def panel_cases(
     per_entity: bool = typer.Option(False, "--per-entity", help="Also print accuracy and Brier per entity."),
 ) -> None:
     """Top-1 / top-3 accuracy and calibration on the test panels or the published case reports."""
+    from spindledx.ihc.evaluate import REPORT_SETS, evaluate_cases, load_cases
+
     _check_format(fmt)
     try:
         cases = load_cases(cases_csv, case_set=case_set)
@@ -299,6 +320,8 @@ def panel_cases(
 
 def kb_coverage_command(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
     """Per entity: the markers with literature data, with a background (specificity) figure only, and missing."""
+    from spindledx.ihc.coverage import kb_coverage
+
     _check_format(fmt)
     report = kb_coverage()
     if fmt == "json":

@@ -85,22 +85,23 @@ def parse_mitoses(value: str | float | int | None) -> tuple[str | None, float | 
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None
     if isinstance(value, bool):
-        raise BadInputError(f"--mitoses {value!r}: {_MITOSES_HELP}")
+        raise BadInputError(f"mitoses {value!r}: {_MITOSES_HELP}", parameters="mitoses")
     if isinstance(value, int | float):
         if not (math.isfinite(value) and value >= 0):
-            raise BadInputError(f"--mitoses {value!r}: {_MITOSES_HELP}")
+            raise BadInputError(f"mitoses {value!r}: {_MITOSES_HELP}", parameters="mitoses")
         return f"{value:g}/mm2", per_10_hpf(float(value), DEFAULT_HPF_AREA_MM2)
     text = str(value)
     m = _HPF.match(text)
     if m:
         count, fields = float(m.group(1)), float(m.group(2))
         if fields <= 0:
-            raise BadInputError(f"--mitoses '{text}': the number of HPF must be positive; {_MITOSES_HELP}")
+            raise BadInputError(f"mitoses '{text}': the number of HPF must be positive; {_MITOSES_HELP}",
+                                parameters="mitoses")
         return text.strip(), count * 10.0 / fields
     m = _MM2.match(text)
     if m:
         return text.strip(), per_10_hpf(float(m.group(1)), DEFAULT_HPF_AREA_MM2)
-    raise BadInputError(f"--mitoses '{text}': {_MITOSES_HELP}")
+    raise BadInputError(f"mitoses '{text}': {_MITOSES_HELP}", parameters="mitoses")
 
 
 def parse_age(value: str | float | int | None) -> float | None:
@@ -112,7 +113,8 @@ def parse_age(value: str | float | int | None) -> float | None:
     except (TypeError, ValueError):
         age = math.nan
     if isinstance(value, bool) or not (math.isfinite(age) and 0 <= age <= MAX_AGE_YEARS):
-        raise BadInputError(f"--age '{value}': give the age in years, a number from 0 to {MAX_AGE_YEARS:g}")
+        raise BadInputError(f"age '{value}': give the age in years, a number from 0 to {MAX_AGE_YEARS:g}",
+                            parameters="age")
     return age
 
 
@@ -125,7 +127,7 @@ def parse_sex(value: str | None) -> str | None:
         return "F"
     if key in ("m", "male"):
         return "M"
-    raise BadInputError(f"--sex '{value}': use F or M")
+    raise BadInputError(f"sex '{value}': use F or M", parameters="sex")
 
 
 def parse_necrosis(value: str | bool | None) -> bool | None:
@@ -139,7 +141,7 @@ def parse_necrosis(value: str | bool | None) -> bool | None:
         return True
     if key in _NO:
         return False
-    raise BadInputError(f"--necrosis '{value}': use yes or no (tumour cell necrosis)")
+    raise BadInputError(f"necrosis '{value}': use yes or no (tumour cell necrosis)", parameters="necrosis")
 
 
 def parse_atypia(value: str | None) -> str | None:
@@ -149,7 +151,8 @@ def parse_atypia(value: str | None) -> str | None:
     key = str(value).strip().casefold()
     key = {"severe": "marked", "no": "none", "slight": "mild"}.get(key, key)
     if key not in ATYPIA_LEVELS:
-        raise BadInputError(f"--atypia '{value}': use {', '.join(ATYPIA_LEVELS[:-1])} or {ATYPIA_LEVELS[-1]}")
+        raise BadInputError(f"atypia '{value}': use {', '.join(ATYPIA_LEVELS[:-1])} or {ATYPIA_LEVELS[-1]}",
+                            parameters="atypia")
     return key
 
 
@@ -169,7 +172,8 @@ def parse_patterns(value: str | Sequence[str] | None) -> tuple[str, ...]:
             if not key:
                 continue
             if key not in PATTERNS:
-                raise BadInputError(f"--pattern '{word.strip()}': use one or more of {', '.join(PATTERNS)}")
+                raise BadInputError(f"pattern '{word.strip()}': use one or more of {', '.join(PATTERNS)}",
+                                    parameters="pattern")
             if key not in out:
                 out.append(key)
     return tuple(out)

@@ -232,7 +232,8 @@ def parse_panel(text: str, ignore_unknown: bool = False, *, kb: KnowledgeBase | 
             if ignore_unknown:
                 warnings.append(f"skipped unknown marker '{marker_text}'{hint}")
                 continue
-            raise BadInputError(f"unknown marker '{marker_text}'{hint} (use --ignore-unknown to skip it)")
+            raise BadInputError(f"unknown marker '{marker_text}'{hint} (use ignore_unknown=True to skip it)",
+                                parameters="ignore_unknown")
         if not word:
             raise BadInputError(f"'{token}' has no result: write e.g. {name}+, {name}- or {name}:focal")
         event = _event(kb.markers[name].kind, name, word, token)

@@ -58,7 +58,7 @@ class Tile:
     warnings
         Messages for the user (assumed resolution, dropped alpha channel, ...), one line each.
     mpp_basis
-        What the resolution rests on: the metadata field (e.g. ``"OME PhysicalSizeX"``), ``"--mpp"`` or
+        What the resolution rests on: the metadata field (e.g. ``"OME PhysicalSizeX"``), ``"given"`` or
         ``"assumed 40x"``.
     """
 
@@ -266,10 +266,8 @@ def _to_rgb8(pixels: np.ndarray, name: str, notes: list[str], *, bits: int | Non
     if pixels.dtype == np.uint8:
         rgb = np.ascontiguousarray(pixels)
     elif pixels.dtype == np.uint16:
-        depth = bits if bits is not None and 8 < bits < 16 else next(
-            b for b in (10, 12, 14, 16) if int(pixels.max()) < (1 << b))
-        top = (1 << depth) - 1
-        rgb = ((np.minimum(pixels, top).astype(np.uint32) * 255 + top // 2) // top).astype(np.uint8)
+        depth = word_bit_depth(int(pixels.max()), bits)
+        rgb = words_to_uint8(pixels, depth)
         notes.append(f"{name}: {depth}-bit image (in 16-bit words) scaled to 8 bits")
     elif np.issubdtype(pixels.dtype, np.floating):
         finite = np.isfinite(pixels)
@@ -280,6 +278,28 @@ def _to_rgb8(pixels: np.ndarray, name: str, notes: list[str], *, bits: int | Non
         raise BadInputError(f"{name}: unsupported pixel type {pixels.dtype}; save it as 8-bit RGB")
     check_colour(rgb, name)
     return rgb
+
+
+WORD_BIT_DEPTHS = (10, 12, 14, 16)
+"""Bit depths that scanner cameras store in 16-bit words."""
+
+
+def word_bit_depth(max_value: int, bits_per_sample: int | None = None) -> int:
+    """Bit depth in use of samples stored in 16-bit words.
+
+    ``bits_per_sample`` (TIFF ``BitsPerSample``) when it is between 9 and 15, else the smallest of
+    :data:`WORD_BIT_DEPTHS` that holds ``max_value``: scanner cameras store 12-bit data in 16-bit words with
+    ``BitsPerSample`` 16, and scaling those by 65535 gives a near-black image (issue 11, defect 12).
+    """
+    if bits_per_sample is not None and 8 < bits_per_sample < 16:
+        return int(bits_per_sample)
+    return next(b for b in WORD_BIT_DEPTHS if int(max_value) < (1 << b))
+
+
+def words_to_uint8(pixels: np.ndarray, depth: int) -> np.ndarray:
+    """16-bit words holding ``depth``-bit samples as uint8 0-255 (rounded; values above the depth clipped)."""
+    top = (1 << depth) - 1
+    return ((np.minimum(pixels, top).astype(np.uint32) * 255 + top // 2) // top).astype(np.uint8)
 
 
 def check_rgb(pixels: np.ndarray, name: str) -> None:

@@ -11,7 +11,10 @@ The scale is taken from the reader's properties (``openslide.mpp-x/y``, ``tiffsl
 then the TIFF's own metadata (OME ``PhysicalSizeX/Y``, Aperio description, ``XResolution/YResolution``), all
 parsed by :mod:`spindledx.imaging.resolution` (the parser tiles use too). Without any usable value the slide is
 refused with a :class:`~spindledx.errors.BadInputError` unless the caller gives ``mpp``. Grayscale slides are
-refused as :func:`spindledx.imaging.reader.read_image` refuses grayscale tiles.
+refused as :func:`spindledx.imaging.reader.read_image` refuses grayscale tiles, and 16-bit samples (e.g. 12-bit
+camera data in 16-bit words) are scaled by the bit depth in use, as tiles are
+(:func:`spindledx.imaging.reader.word_bit_depth`); only tifffile reads them (OpenSlide and tiffslide return
+near-black or fail), so such a slide is opened with it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 
 from spindledx.counting import check_mpp
 from spindledx.errors import BadInputError
+from spindledx.imaging.reader import word_bit_depth, words_to_uint8
 from spindledx.imaging.resolution import (
     Candidate,
     objective_from_properties,
@@ -54,13 +58,15 @@ class SlideInfo:
     mpp
         Level-0 resolution in µm/px.
     mpp_source
-        Where ``mpp`` came from (metadata key, or ``"--mpp"``).
+        Where ``mpp`` came from (metadata key, or ``"override"`` when the caller gave it, as for tiles).
     objective_power
         Nominal scanning objective magnification from the metadata, or None.
     level_dimensions
         ``(width, height)`` of each pyramid level, level 0 first.
     level_downsamples
         Downsample factor of each level relative to level 0.
+    bits_per_sample
+        Bit depth in use of the samples (8, or e.g. 12 for 12-bit data stored in 16-bit words).
     """
 
     path: str
@@ -73,6 +79,7 @@ class SlideInfo:
     objective_power: float | None
     level_dimensions: tuple[tuple[int, int], ...]
     level_downsamples: tuple[float, ...]
+    bits_per_sample: int = 8
 
     def level_mpp(self, level: int) -> float:
         """Resolution of ``level`` in µm/px."""
@@ -96,7 +103,7 @@ class SlideInfo:
                 "height": self.height, "mpp": self.mpp, "mpp_source": self.mpp_source,
                 "objective_power": self.objective_power,
                 "level_dimensions": [list(d) for d in self.level_dimensions],
-                "level_downsamples": list(self.level_downsamples)}
+                "level_downsamples": list(self.level_downsamples), "bits_per_sample": self.bits_per_sample}
 
 
 def _rgba_to_rgb(rgba: np.ndarray) -> np.ndarray:
@@ -163,7 +170,9 @@ class WholeSlide:
             if arr.ndim == 2:
                 arr = np.repeat(arr[..., None], 3, axis=2)
             block = arr[..., :3]
-            if block.dtype != np.uint8:
+            if block.dtype == np.uint16:
+                block = words_to_uint8(block, self.info.bits_per_sample)
+            elif block.dtype != np.uint8:
                 block = _to_uint8(block)
         else:
             downsample = self.info.level_downsamples[level]
@@ -216,9 +225,9 @@ def _tifffile_levels(path: Path) -> tuple[Any, list[Any]]:
     return tiff, levels
 
 
-def _tiff_metadata(path: Path) -> tuple[list[Candidate], float | None, int | None]:
-    """Resolution candidates, objective and samples per pixel from the file's TIFF structure (Nones if not a
-    TIFF tifffile can parse, e.g. MRXS)."""
+def _tiff_metadata(path: Path) -> tuple[list[Candidate], float | None, int | None, int | None]:
+    """Resolution candidates, objective, samples per pixel and, for 16-bit samples, ``BitsPerSample`` from the
+    file's TIFF structure (Nones if not a TIFF tifffile can parse, e.g. MRXS)."""
     import tifffile
 
     try:
@@ -228,11 +237,12 @@ def _tiff_metadata(path: Path) -> tuple[list[Candidate], float | None, int | Non
             page = tif.series[0].levels[0].keyframe
             palette = page.photometric == tifffile.PHOTOMETRIC.PALETTE  # indexed colour: RGB through a colour map
             samples = 3 if palette else int(page.samplesperpixel)
-            return candidates, objective, samples
+            word_bits = int(page.bitspersample) if page.dtype == np.uint16 and not palette else None
+            return candidates, objective, samples, word_bits
     except BadInputError:
         raise
     except Exception:  # not a TIFF: the slide reader's own properties are all there is
-        return [], None, None
+        return [], None, None, None
 
 
 def _check_complete(tif: Any, path: Path) -> None:
@@ -246,6 +256,17 @@ def _check_complete(tif: Any, path: Path) -> None:
             if ends and max(ends) > size:
                 raise BadInputError(f"{path.name}: truncated file (image data ends at byte {max(ends):,}, the file "
                                     f"has {size:,}); copy it again from the scanner")
+
+
+def _max_sample(level: Any, *, window: int = 1024) -> int:
+    """Largest sample value of a (smallest) pyramid level: all of it up to 16 MP, else its four corners and its
+    centre (``window`` px squares; glass is near the top of the range, so the corners find the bit depth)."""
+    h, w = _shape_yx(level)
+    if h * w <= 16_000_000:
+        return int(np.asarray(level[:]).max())
+    bottom, right = max(h - window, 0), max(w - window, 0)
+    starts = [(0, 0), (0, right), (bottom, 0), (bottom, right), (bottom // 2, right // 2)]
+    return max(int(np.asarray(level[y:y + window, x:x + window]).max()) for y, x in starts)
 
 
 def _shape_yx(level: Any) -> tuple[int, int]:
@@ -330,9 +351,12 @@ def _auto_order(path: Path) -> list[str]:
 
 
 def _open_with(name: str, path: Path, mpp: float | None) -> WholeSlide:
-    candidates, objective, samples = _tiff_metadata(path)
+    candidates, objective, samples, word_bits = _tiff_metadata(path)
     if samples is not None and samples < 3:
         raise BadInputError(f"{path.name}: grayscale slide ({samples} sample per pixel); H&E needs colour (RGB)")
+    if word_bits is not None and name != "tifffile":  # open_slide then tries the next reader
+        raise ValueError("16-bit samples are read by the tifffile backend only")
+    depth = 8
     if name == "tifffile":
         tiff, levels = _tifffile_levels(path)
         try:
@@ -340,6 +364,8 @@ def _open_with(name: str, path: Path, mpp: float | None) -> WholeSlide:
             for level in levels:
                 h, w = _shape_yx(level)
                 dims.append((w, h))
+            if word_bits is not None:
+                depth = word_bit_depth(_max_sample(levels[-1]), word_bits)
         except Exception:
             tiff.close()
             raise
@@ -363,7 +389,7 @@ def _open_with(name: str, path: Path, mpp: float | None) -> WholeSlide:
             raise
         meta = None
     if mpp is not None:
-        final_mpp, final_source = float(mpp), "--mpp"
+        final_mpp, final_source = float(mpp), "override"
     elif meta is not None:
         final_mpp, final_source = meta.mpp, meta.basis
     else:
@@ -371,10 +397,11 @@ def _open_with(name: str, path: Path, mpp: float | None) -> WholeSlide:
         reason = f" ({notes[0].split(': ', 1)[-1]})" if notes else ""
         raise BadInputError(f"{path.name} has no usable pixel size in its metadata{reason} (looked for "
                             "openslide.mpp-x, aperio.MPP, OME PhysicalSizeX, TIFF resolution tags); give it with "
-                            "--mpp (e.g. 0.25 for 40x)")
+                            "mpp (e.g. 0.25 for 40x)", parameters="mpp")
     info = SlideInfo(path=str(path), backend=name, vendor=str(vendor), width=int(dims[0][0]),
                      height=int(dims[0][1]), mpp=final_mpp, mpp_source=final_source, objective_power=objective,
-                     level_dimensions=tuple((int(w), int(h)) for w, h in dims), level_downsamples=downsamples)
+                     level_dimensions=tuple((int(w), int(h)) for w, h in dims), level_downsamples=downsamples,
+                     bits_per_sample=depth)
     return WholeSlide(info, handle, tiff, levels)
 
 

@@ -1,7 +1,8 @@
 """CLI commands of the `mitosis` stage (registered by :mod:`spindledx.cli`): ``score`` and ``evaluate``.
 
 Thin layer over :mod:`spindledx.mitosis.score`, :mod:`spindledx.mitosis.outputs` and
-:mod:`spindledx.mitosis.evaluate`: collect images, call the library, render a rich table, JSON or CSV.
+:mod:`spindledx.mitosis.evaluate`: collect images, call the library, render a rich table, JSON or CSV. The image
+stack (numpy, the reader, the detector) is imported inside the commands, so ``spindledx --help`` does not load it.
 """
 
 from __future__ import annotations
@@ -12,24 +13,28 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from spindledx import cli_options as opts
 from spindledx import counting
-from spindledx.detection.detect import detector_caveat
 from spindledx.engine.progress import ProgressBar
 from spindledx.errors import BadInputError
 from spindledx.files import output_stems, printable
-from spindledx.imaging.reader import IMAGE_SUFFIXES, read_image
-from spindledx.mitosis.score import TileScore, default_detector, score_image
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from spindledx.mitosis.score import TileScore
 
 
 def _load_detector(threshold: float | None):
     """The detector used by the commands (a seam for tests, which inject a fake one)."""
+    from spindledx.mitosis.score import default_detector
+
     return default_detector(threshold=threshold)
 
 
@@ -41,6 +46,8 @@ def collect_images(paths: list[str]) -> tuple[list[Path], list[str]]:
 
     Raises BadInputError for a missing path or a folder without images.
     """
+    from spindledx.imaging.reader import IMAGE_SUFFIXES
+
     images: list[Path] = []
     notes: list[str] = []
     seen: dict[str, Path] = {}
@@ -79,6 +86,10 @@ def score(
     progress: opts.Progress = None,
 ) -> None:
     """Detect mitotic figures and count them per mm² and per 10 HPF (HPF area stated)."""
+    from spindledx.detection.detect import detector_caveat
+    from spindledx.imaging.reader import read_image
+    from spindledx.mitosis.score import score_image
+
     fmt = fmt.value
     if mpp is not None:
         counting.check_mpp(mpp)
@@ -149,6 +160,8 @@ def score(
 
 def _print_warnings(warnings: list[str]) -> None:
     """Print warnings on stderr; the same message for several images is printed once with the image count."""
+    from spindledx.imaging.reader import IMAGE_SUFFIXES
+
     groups: dict[str, list[str]] = {}
     for warning in warnings:
         image, sep, message = warning.partition(": ")
@@ -241,7 +254,11 @@ def evaluate(
     fmt: opts.Report = opts.ReportFormat.table,
 ) -> None:
     """MIDOG-rule evaluation: one-to-one hits within 7.5 µm, TP/FP/FN summed over images, precision/recall/F1."""
+    import numpy as np
+
+    from spindledx.imaging.reader import read_image
     from spindledx.mitosis.evaluate import f1_scores, load_points_csv, match_points
+    from spindledx.mitosis.score import score_image
 
     fmt = fmt.value
     if not (math.isfinite(radius_um) and radius_um > 0):
@@ -320,6 +337,8 @@ def evaluate(
 
 def _by_name(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Key points by file name (``dir/P0_00.png`` -> ``P0_00.png``), merging rows of the same name."""
+    import numpy as np
+
     merged: dict[str, np.ndarray] = {}
     for key, xy in points.items():
         name = Path(key).name

@@ -204,7 +204,8 @@ def _prepare_out_dir(out_dir: Path, manifest: dict[str, Any], *, restart: bool) 
     try:
         check_run_file(out_dir / MANIFEST, manifest, what="detections of another slide or other settings")
     except BadInputError as exc:
-        raise BadInputError(f"{exc}; or use --restart to discard them") from None
+        raise BadInputError(f"{exc}; or use restart=True to discard them",
+                            parameters=("restart", *exc.parameters)) from None
     tiles_dir.mkdir(parents=True, exist_ok=True)
     return tiles_dir
 

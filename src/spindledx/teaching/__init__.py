@@ -7,8 +7,14 @@ grows and never disagrees with the interpreter.
     from spindledx.teaching import compare_entities, quiz_questions, build_site
 """
 
-from spindledx.teaching.compare import Comparison, MarkerSeparation, compare_entities
-from spindledx.teaching.quiz import QuizQuestion, quiz_questions
-from spindledx.teaching.site import build_site
+from __future__ import annotations
 
-__all__ = ["Comparison", "MarkerSeparation", "QuizQuestion", "build_site", "compare_entities", "quiz_questions"]
+from spindledx.lazy import lazy_getattr
+
+_MODULES = {
+    "spindledx.teaching.compare": ("Comparison", "MarkerSeparation", "compare_entities"),
+    "spindledx.teaching.quiz": ("QuizQuestion", "quiz_questions"),
+    "spindledx.teaching.site": ("build_site",),
+}
+__all__ = sorted(name for names in _MODULES.values() for name in names)
+__getattr__ = lazy_getattr(__name__, _MODULES)

@@ -1,13 +1,15 @@
 """CLI commands of the teaching stage: ``compare A B``, ``quiz`` and ``kb site --out DIR``.
 
 Thin layer over :mod:`spindledx.teaching`; rendering helpers (console width, ``--format`` check, JSON output)
-are the IHC commands' own.
+are the IHC commands' own. The teaching modules (and the interpreter under them) are imported inside the
+commands, so ``spindledx --help`` does not load them.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -15,10 +17,9 @@ from rich.table import Table
 from spindledx.errors import BadInputError
 from spindledx.ihc.commands import _check_format, _console, _echo_json, _pct
 from spindledx.ihc.knowledge import load_knowledge_base
-from spindledx.ihc.lookups import resolve_entity
-from spindledx.pages.provenance import provenance
-from spindledx.teaching.compare import compare_entities
-from spindledx.teaching.quiz import QUIZ_CASE_SETS, QuizQuestion, literature_label, quiz_questions
+
+if TYPE_CHECKING:
+    from spindledx.teaching.quiz import QuizQuestion
 
 _FORMAT_HELP = "table or json."
 
@@ -31,6 +32,8 @@ def compare(
     top: int = typer.Option(12, "--top", min=1, help="Markers to show (and to include in JSON)."),
 ) -> None:
     """A versus B: markers ranked by how well they separate two entities (likelihood ratios, sources)."""
+    from spindledx.teaching.compare import compare_entities
+
     _check_format(fmt)
     comparison = compare_entities(a, b, site=site)
     if fmt == "json":
@@ -86,6 +89,8 @@ def compare(
 
 
 def _print_reveal(q: QuizQuestion, answer: str | None) -> None:
+    from spindledx.teaching.quiz import literature_label
+
     console = _console()
     info = q.reveal()
     exp = info["expected"]
@@ -111,6 +116,8 @@ def _print_reveal(q: QuizQuestion, answer: str | None) -> None:
 
 def _read_answer(q: QuizQuestion) -> str | None:
     """Read one answer from stdin: a choice number or an entity name; None at end of input or 'q'."""
+    from spindledx.ihc.lookups import resolve_entity
+
     for _ in range(5):
         typer.echo(f"Your diagnosis (1-{len(q.choices)}, an entity name, or q to stop): ", nl=False)
         line = sys.stdin.readline()
@@ -140,6 +147,9 @@ def quiz(
                             help="table (interactive, answers read from stdin) or json (questions with answers)."),
 ) -> None:
     """A quiz on the project's published cases: pick a diagnosis, then see the interpreter's reasoning."""
+    from spindledx.pages.provenance import provenance
+    from spindledx.teaching.quiz import QUIZ_CASE_SETS, quiz_questions
+
     _check_format(fmt)
     sets = QUIZ_CASE_SETS if case_set == "all" else (case_set,)
     questions = quiz_questions(n, entity=entity, seed=seed, case_sets=sets)

@@ -241,7 +241,7 @@ def quiz_questions(n: int | None = None, *, entity: str | None = None, seed: int
     """
     kb = kb or load_knowledge_base()
     if n is not None and n < 1:
-        raise BadInputError(f"--n must be at least 1 (got {n})")
+        raise BadInputError(f"n must be at least 1 (got {n})", parameters="n")
     cases = load_quiz_cases(kb=kb, case_sets=case_sets)
     if entity is not None:
         wanted = resolve_entity(entity, kb=kb)

@@ -126,7 +126,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def _previous_files(out: Path) -> list[str]:
     """Files of a previous site in ``out`` (from its manifest); BadInputError if ``out`` is something else."""
     if out.exists() and not out.is_dir():
-        raise BadInputError(f"--out {out}: exists and is not a folder")
+        raise BadInputError(f"out {out}: exists and is not a folder", parameters="out")
     if not out.exists() or not any(out.iterdir()):
         return []
     manifest = out / MANIFEST
@@ -136,8 +136,8 @@ def _previous_files(out: Path) -> list[str]:
             raise ValueError("not a site manifest")
         return [str(f) for f in previous["files"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BadInputError(f"--out {out}: folder is not empty and is not a spindledx site; choose a new or empty "
-                            "folder") from exc
+        raise BadInputError(f"out {out}: folder is not empty and is not a spindledx site; choose a new or empty "
+                            "folder", parameters="out") from exc
 
 
 def build_site(out: str | Path, *, kb: KnowledgeBase | None = None) -> SiteBuild:
@@ -159,7 +159,7 @@ def build_site(out: str | Path, *, kb: KnowledgeBase | None = None) -> SiteBuild
     for rel, text in files.items():
         target = (out / rel).resolve()
         if root not in target.parents:  # slugs are [a-z0-9-]; this guards the rule "never leave --out"
-            raise RuntimeError(f"refusing to write outside --out: {rel}")
+            raise RuntimeError(f"refusing to write outside the site folder: {rel}")
         data = text.encode("utf-8")
         total += len(data)
         _write_atomic(target, data)
