@@ -165,3 +165,20 @@ def test_panel_cases_reads_case_report_columns(capsys, tmp_path):
     assert code == 0, err  # without --ignore-unknown the unknown marker is refused: that case counts as a miss
     refused = [c for c in json.loads(out)["cases"] if c["error"]]
     assert len(refused) == 1 and "foo" in refused[0]["error"] and refused[0]["predicted"] is None
+
+
+def test_age_spread_from_a_range_depends_on_the_number_of_cases():
+    """Wan et al. 2014: the range of n normal draws spans 2·Φ⁻¹((n − 0.375)/(n + 0.25)) SDs."""
+    from spindledx.ihc.evidence import RANGE_TO_SIGMA, age_sigma, range_in_sds
+    from spindledx.ihc.knowledge import Clinical
+
+    assert range_in_sds(30) == pytest.approx(4.08, abs=0.01)
+    assert range_in_sds(1000) == pytest.approx(6.46, abs=0.01)
+    assert range_in_sds(None) == range_in_sds(1) == RANGE_TO_SIGMA
+    small = Clinical("x", 50, None, None, 20, 80, None, 30, "series", "doi:10.1/x")
+    registry = Clinical("x", 50, None, None, 20, 80, None, 5000, "registry", "doi:10.1/x")
+    # the same range from a registry means a narrower distribution than from a small series
+    assert age_sigma(registry)[0] < age_sigma(small)[0] * 0.65
+    # ages counted on fewer cases than the row's n (pooled sex figures) use their own n
+    pooled = Clinical("x", 50, None, None, 20, 80, None, 5000, "pooled", "doi:10.1/x", age_n_cases=30)
+    assert age_sigma(pooled)[0] == pytest.approx(age_sigma(small)[0])

@@ -2,8 +2,9 @@
 
 Each fast path is compared with the straightforward computation it replaces, kept here as the reference:
 ``local_peaks`` with skimage ``peak_local_max``, ``concentration_channel`` with optical density by table then the
-least-squares weights, ``gated_tta`` (all extra views in one call) with one call per view, and the shipped models'
-probabilities with the batch and thread count they run with. The same comparisons run on the sample slides and,
+least-squares weights, ``gated_tta`` (extra views batched, and with a decision threshold stopped early where the
+threshold is out of reach) with one call per view for every patch, and the shipped models' probabilities with the
+batch and thread count they run with. The same comparisons run on the sample slides and,
 when ``../shared/data`` is there, on the 35 MiDeSeC training fields (read there, never copied). The whole ``score``
 output (detections, probabilities, atypical labels, counts, flags) before and after a change is compared by
 ``scripts/compare_score_outputs.py``.
@@ -104,8 +105,37 @@ def test_gated_tta_one_call_equals_one_call_per_view():
     x = rng.uniform(0, 1, (40, 3, 6, 6)).astype(np.float32)
     for ways in (1, 2, 4, 8):
         for gate in (0.0, 0.5, 1.1):
-            assert np.array_equal(gated_tta(predict, x, ways=ways, gate=gate),
-                                  reference_gated_tta(predict, x, ways=ways, gate=gate))
+            full = reference_gated_tta(predict, x, ways=ways, gate=gate)
+            assert np.array_equal(gated_tta(predict, x, ways=ways, gate=gate), full)
+            for threshold in (0.0, 0.3, 0.5, 0.55, 0.7, 1.0):
+                _assert_same_decisions(gated_tta(predict, x, ways=ways, gate=gate, threshold=threshold), full,
+                                       threshold)
+
+
+def _assert_same_decisions(early: np.ndarray, full: np.ndarray, threshold: float) -> None:
+    """At or above ``threshold``: the same patches with the same probabilities; below it: still below."""
+    kept = full >= threshold
+    assert np.array_equal(early >= threshold, kept)
+    assert np.array_equal(early[kept], full[kept])
+
+
+def test_early_stop_saves_views_and_keeps_every_reachable_patch():
+    calls = []
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        return batch[:, 0, 0, 0].copy()  # the top-left pixel: changes with the view
+
+    x = np.zeros((3, 1, 4, 4), dtype=np.float32)
+    x[0] = 0.2  # every view 0.2: mean 0.2, out of reach of 0.7 once 3 more views are in (0.8 + 4) / 8 < 0.7
+    x[1] = 0.9  # every view 0.9: kept
+    x[2, 0, 0, 0] = 0.95  # a bright corner: 0.95 in the first view, 0 in views 2-4, so (0.95 + 4) / 8 < 0.7
+    full = reference_gated_tta(predict, x, ways=8, gate=0.1)
+    calls.clear()
+    early = gated_tta(predict, x, ways=8, gate=0.1, threshold=0.7)
+    _assert_same_decisions(early, full, 0.7)
+    assert calls == [3, 3 * 3, 1 * 4]  # single view, views 2-4 of all three, views 5-8 of the one left
+    assert early[1] == full[1] and early[0] == pytest.approx(0.2)
 
 
 @pytest.mark.skipif(not DEFAULT_DESCRIPTION.is_file(), reason="no shipped model")
@@ -151,6 +181,8 @@ def _check_detector(fields: list[tuple[Path, float | None]]) -> None:
         patches = extract_patches(rgb, find_candidates(rgb, 0.25), size=model.patch_size)
         slow = reference_gated_tta(model._run, to_model_input(patches), ways=desc.tta, gate=desc.tta_gate or 1.0)
         assert np.array_equal(model.predict(patches), slow), path.name
+        for threshold in (0.2, 0.5, model.threshold, 0.9):  # e.g. the review floor of `case`, the shipped one
+            _assert_same_decisions(model.predict(patches, threshold=threshold), slow, threshold)
 
 
 @pytest.mark.skipif(not DEFAULT_DESCRIPTION.is_file(), reason="no shipped model")

@@ -78,7 +78,8 @@ def detect_mitoses(
         patch_source = scale_stain_concentrations(
             work, percentile=float(scaling["percentile"]), target=tuple(scaling["target"])
         )
-    scores = model.predict(extract_patches(patch_source, cand, size=model.patch_size))
+    # candidates that cannot reach thr stop their test-time averaging early; the kept ones are unaffected
+    scores = model.predict(extract_patches(patch_source, cand, size=model.patch_size), threshold=thr)
     keep = scores >= thr
     cand, scores = cand[keep], scores[keep]
     order = suppress_nearby(cand, scores, radius_um=MIDOG_RADIUS_UM, mpp=work_mpp)

@@ -16,7 +16,9 @@ Morphology (``morphology.csv``: P(feature value | entity)):
 Clinical (``clinical.csv``):
 
 * age: log-normal density fitted to the median and interquartile range (σ = ln(Q3/Q1) / 1.349), or to the
-  median and range (σ = ln(max/min) / 4) when quartiles are not given, mixed with a uniform 0-100 years
+  median and range when quartiles are not given: σ = ln(max/min) / ξ(n) with ξ(n) = 2·Φ⁻¹((n − 0.375)/(n + 0.25)),
+  the expected range of n normal draws in SDs (Wan X et al., BMC Med Res Methodol 2014;14:135, doi:10.1186/
+  1471-2288-14-135: ξ ≈ 4 for 30 cases, 6.5 for 1,000; 4 when n is not given), mixed with a uniform 0-100 years
   density for :data:`AGE_OUTLIER_SHARE` of patients (heavy tails: an unusual age lowers an entity, never
   excludes it);
 * sex: P(F | entity) = Beta posterior mean of the female fraction (Jeffreys), P(M) = 1 − P(F).
@@ -39,7 +41,7 @@ from spindledx.ihc.model import JEFFREYS, N_CAP, PSEUDO_COUNTS, STAIN_ERROR, Mod
 AGE_OUTLIER_SHARE = 0.05  # share of patients outside the fitted age distribution (uniform over 0-100 years)
 AGE_UNIFORM_DENSITY = 1.0 / 100.0
 IQR_TO_SIGMA = 1.349  # interquartile range of a standard normal
-RANGE_TO_SIGMA = 4.0  # the range of a series of a few dozen cases spans about +-2 SD
+RANGE_TO_SIGMA = 4.0  # the range of a series of a few dozen cases spans about +-2 SD (used when n is not given)
 
 
 @dataclass(frozen=True)
@@ -160,12 +162,25 @@ def morphology_columns(kb: KnowledgeBase, findings: Findings, prior: np.ndarray,
     return cols
 
 
+def range_in_sds(n_cases: int | None) -> float:
+    """Expected range of ``n_cases`` normal draws in standard deviations, ξ(n) = 2·Φ⁻¹((n − 0.375)/(n + 0.25))
+    (Wan et al. 2014, module docstring); :data:`RANGE_TO_SIGMA` when n is unknown or below 2."""
+    if not n_cases or n_cases < 2:
+        return RANGE_TO_SIGMA
+    from statistics import NormalDist
+
+    return 2.0 * NormalDist().inv_cdf((n_cases - 0.375) / (n_cases + 0.25))
+
+
 def age_sigma(c: Clinical) -> tuple[float, str] | None:
     """(σ of ln age, how it was obtained) for a clinical row, or None when there is no spread."""
     if c.age_q1 and c.age_q3 and c.age_q3 > c.age_q1:
         return math.log(c.age_q3 / c.age_q1) / IQR_TO_SIGMA, "log-normal fitted to median and IQR"
     if c.age_min is not None and c.age_max and c.age_max > max(c.age_min, 1.0):
-        return math.log(c.age_max / max(c.age_min, 1.0)) / RANGE_TO_SIGMA, "log-normal fitted to median and range"
+        n = c.age_n_cases or c.n_cases
+        xi = range_in_sds(n)
+        return (math.log(c.age_max / max(c.age_min, 1.0)) / xi,
+                f"log-normal fitted to median and range, range = {xi:.1f} SD for n = {n or 'unknown'}")
     return None
 
 

@@ -133,6 +133,7 @@ class Clinical:
     evidence: str
     source: str
     note: str = ""
+    age_n_cases: int | None = None  # cases behind the age figures when they come from another series than n_cases
 
 
 @dataclass(frozen=True)
@@ -372,7 +373,7 @@ def build_knowledge_base() -> KnowledgeBase:
             clinical[row["entity"]] = Clinical(
                 row["entity"], *ages, female_fraction=None if female is None else _check_fraction(female, where),
                 n_cases=_opt_int(row["n_cases"]), evidence=_evidence(row["evidence"], where), source=row["source"],
-                note=_get(row, "note"))
+                note=_get(row, "note"), age_n_cases=_opt_int(row.get("age_n_cases") or ""))
         tolerant(where, clin)
 
     morphology: dict[tuple[str, str, str], MorphologyFact] = {}
