@@ -142,7 +142,7 @@ def quiz(
     n: int = typer.Option(10, "--n", min=1, help="Number of cases."),
     entity: str | None = typer.Option(None, "--entity", help="Only cases with this diagnosis."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the case order (reproducible quiz)."),
-    case_set: str = typer.Option("all", "--set", help="original, holdout, reports or all (the three)."),
+    case_set: str = typer.Option("all", "--set", help="original, holdout, reports, reports-b or all (the four)."),
     fmt: str = typer.Option("table", "--format",
                             help="table (interactive, answers read from stdin) or json (questions with answers)."),
 ) -> None:

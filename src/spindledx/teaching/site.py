@@ -94,7 +94,7 @@ def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
     files["assets/search-index.js"] = f"window.SPX_INDEX = {json_for_script(_search_index(kb, links))};\n"
     quiz, skipped = _quiz_data(kb)
     files["assets/quiz-data.js"] = f"window.SPX_QUIZ = {json_for_script(quiz)};\n"
-    sets = {name: sum(1 for q in quiz if q["set"] == name) for name in ("original", "holdout", "reports")}
+    sets = {name: sum(1 for q in quiz if q["set"] == name) for name in ("original", "holdout", "reports", "reports-b")}
     files["index.html"] = page("Home", pages.index_page(kb, links, n_questions=len(quiz), provenance=labels),
                                root="", footer=footer)
     files["matrix.html"] = page("Entity × marker matrix", pages.matrix_page(kb, links), root="", footer=footer)

@@ -236,7 +236,8 @@
       var set = setSel.value;
       var ent = entSel.value;
       questions = all.filter(function (q) {
-        var inSet = set === "all" || (set === "reports" ? q.set === "reports" : q.set !== "reports");
+        var report = q.set.indexOf("reports") === 0;  /* "reports" and "reports-b" */
+        var inSet = set === "all" || (set === "reports" ? report : !report);
         return inSet && (!ent || q.answer.expected.id === ent);
       });
       state.answered = 0;
