@@ -213,7 +213,7 @@ def test_reference_case_with_findings_ranks_leiomyosarcoma_clearly_first(kb):
     assert top.probability >= 2 * runner_up.probability
 
 
-def test_calibration_constants_come_from_the_own_panels_only():
+def test_calibration_constants_come_from_the_own_cases_only():
     import json
     from importlib import resources
 
@@ -225,9 +225,13 @@ def test_calibration_constants_come_from_the_own_panels_only():
     path = resources.files("spindledx.ihc").joinpath("data", "calibration.json")
     if path.is_file():
         payload = json.loads(path.read_text(encoding="utf-8"))
-        assert "cases.csv + cases_holdout.csv" in payload["method"] and "reports" not in payload["method"]
+        # fitted on the 100 test panels and the 80 first case reports; the blind set (cases_reports_b) never
+        assert "cases.csv + cases_holdout.csv" in payload["method"] and "cases_reports.csv" in payload["method"]
+        assert "cases_reports_b" not in payload["method"]
         cv = payload["cross_validation"]
-        assert cv["after_cross_validated"]["n"] == 100
+        assert cv["fitting_set"] == {"panels": 100, "reports": 80}
+        assert cv["after_cross_validated"]["n"] == 180
+        assert 0.0 <= constants.doubt == payload["doubt"] < 0.5
 
 
 def test_doubt_keeps_every_entity_above_its_floor():
