@@ -82,8 +82,17 @@ def _run_review_import(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
     return out / "review_summary.json", "review --import"
 
 
-@pytest.mark.parametrize("run", [_run_score, _run_batch, _run_slide, _run_case, _run_review_import],
-                         ids=["score", "batch", "slide", "case", "review-import"])
+def _run_kb_site(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
+    from spindledx.teaching import site as site_module
+
+    monkeypatch.setattr(site_module, "render_site", lambda kb=None: {"index.html": "<p>a</p>", "x/b.html": "b"})
+    out = tmp_path / "site"
+    assert main(["kb", "site", "--out", str(out)]) == 0
+    return out / "summary.json", "kb site"
+
+
+@pytest.mark.parametrize("run", [_run_score, _run_batch, _run_slide, _run_case, _run_review_import, _run_kb_site],
+                         ids=["score", "batch", "slide", "case", "review-import", "kb-site"])
 def test_every_command_writes_the_one_summary_shape(run, tmp_path, monkeypatch, capsys):
     path, command = run(tmp_path, monkeypatch)
     capsys.readouterr()
@@ -109,6 +118,8 @@ def test_every_command_writes_the_one_summary_shape(run, tmp_path, monkeypatch, 
     if command == "case":
         assert {"case.json", "case.html", "review.html"} <= listed
         assert doc["results"]["count"]["count"] == doc["counts"]["mitoses"]
+    if command == "kb site":
+        assert doc["outputs"] == ["index.html", "site.json", "x/b.html"] and doc["counts"]["pages"] == 2
     if command == "review --import":
         assert "review_result.json" in listed and doc["counts"]["reviewed"] == 1
 

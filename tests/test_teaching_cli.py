@@ -83,5 +83,5 @@ def test_kb_site_writes_and_reports_size_and_time(capsys, tmp_path, monkeypatch)
     monkeypatch.setattr(site_module, "render_site", lambda kb=None: {"index.html": "<p>x</p>", "a/b.html": "y"})
     code, out, err = run(capsys, "kb", "site", "--out", str(tmp_path / "s"))
     assert code == 0, err
-    assert "wrote 2 pages (3 files," in out and " MB) to " in out and " s; open " in out
+    assert "wrote 2 pages (4 files," in out and " MB) to " in out and " s; open " in out  # + site.json, summary
     assert (tmp_path / "s" / "a" / "b.html").read_text() == "y"

@@ -40,7 +40,9 @@ def test_site_has_every_page_and_stays_small(built):
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     assert size == built.total_bytes < MAX_SITE_BYTES
     manifest = json.loads((out / MANIFEST).read_text())
-    assert manifest["generator"] == "spindledx kb site" and len(manifest["files"]) == built.n_files - 1
+    assert manifest["generator"] == "spindledx kb site" and len(manifest["files"]) == built.n_files - 2
+    summary = json.loads((out / "summary.json").read_text())  # the one summary shape (tests/test_summary_shape.py)
+    assert summary["command"] == "kb site" and len(summary["outputs"]) == built.n_files - 1
     assert not list(out.rglob("*.tmp"))  # atomic writes left no temporary files
 
 

@@ -1,6 +1,6 @@
 """``summary.json``: one shape for the summary of every command that writes an output folder.
 
-``score --out``, ``batch``, ``slide`` and ``case`` write ``summary.json`` into their output folder;
+``score --out``, ``batch``, ``slide``, ``case`` and ``kb site`` write ``summary.json`` into their output folder;
 ``review DIR --import`` writes ``review_summary.json`` (it writes into another command's folder, whose
 ``summary.json`` it must not replace). Every summary is built by :func:`write_summary` and checked by
 :func:`check_summary` before it is written, so the shape cannot drift between commands:
@@ -9,7 +9,7 @@
 key           value
 ============  ================================================================================================
 schema        :data:`SCHEMA` (``"spindledx-summary/1"``)
-command       the command (``"score"``, ``"batch"``, ``"slide"``, ``"case"``, ``"review --import"``)
+command       the command (``"score"``, ``"batch"``, ``"slide"``, ``"case"``, ``"review --import"``, ``"kb site"``)
 created       UTC time the summary was written, ISO 8601 (``2026-11-29T10:00:00Z``)
 status        ``"complete"``, or ``"interrupted"`` (partial results kept; the same command resumes)
 provenance    :data:`PROVENANCE_KEYS` (spindledx, detector model and knowledge-base versions; ``None`` where a

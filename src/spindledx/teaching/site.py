@@ -7,23 +7,24 @@ as ``<script>`` files, which browsers load from ``file://``): no server, no netw
 
 Writing follows the project's output rules: every file is written to a temporary name in its folder and moved
 into place (atomic), nothing is written outside ``--out``, and ``--out`` must be new, empty, or a previous site
-(recognised by its ``site.json`` manifest, whose stale files are removed).
+(recognised by its ``site.json`` manifest, whose stale files are removed). ``summary.json`` describes the build
+in the one summary shape of :mod:`spindledx.summary`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from spindledx.errors import BadInputError
+from spindledx.files import atomic_write_bytes
 from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base, normalize_name
 from spindledx.pages.provenance import provenance
+from spindledx.summary import write_summary
 from spindledx.teaching import pages
 from spindledx.teaching.compare import compare_entities, teaching_pairs
 from spindledx.teaching.html import esc, json_for_script, page, source_segments
@@ -113,14 +114,7 @@ def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def _previous_files(out: Path) -> list[str]:
@@ -169,10 +163,15 @@ def build_site(out: str | Path, *, kb: KnowledgeBase | None = None) -> SiteBuild
             if root in stale.parents and stale.is_file():
                 stale.unlink()
     seconds = time.perf_counter() - start
-    manifest = {"generator": "spindledx kb site", "provenance": provenance(include_model=False),
+    prov = provenance(include_model=False)
+    manifest = {"generator": "spindledx kb site", "provenance": prov,
                 "files": sorted(files), "total_bytes": total, "build_seconds": round(seconds, 3)}
     data = json.dumps(manifest, indent=1).encode("utf-8")
     _write_atomic(out / MANIFEST, data)
     n_pages = sum(1 for rel in files if rel.endswith(".html"))
-    return SiteBuild(out=out, n_pages=n_pages, n_files=len(files) + 1, total_bytes=total + len(data),
-                     seconds=time.perf_counter() - start)
+    summary = write_summary(out, "kb site", provenance=prov, inputs=[f"knowledge base {prov['kb_version']}"],
+                            outputs=[out / rel for rel in (*files, MANIFEST)],
+                            counts={"pages": n_pages, "files": len(files) + 1, "bytes": total + len(data)},
+                            results={"index": "index.html", "manifest": MANIFEST, "build_seconds": round(seconds, 3)})
+    return SiteBuild(out=out, n_pages=n_pages, n_files=len(files) + 2,
+                     total_bytes=total + len(data) + summary.stat().st_size, seconds=time.perf_counter() - start)
