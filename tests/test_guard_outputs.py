@@ -155,3 +155,29 @@ def test_slide_outputs_carry_guard_and_atypical(tmp_path, head):
                for f in json.loads(paths["geojson"].read_text())["features"] if f["geometry"]["type"] == "Point"}
     assert classes == {"Mitosis (atypical)"}
     assert "atypical" in paths["csv"].read_text().splitlines()[0]
+
+
+def test_slide_and_score_label_figures_through_the_same_eight_view_average(tmp_path, head, monkeypatch):
+    """`slide` used to score one view per figure while `score` averaged eight: both now call score_patches."""
+    from spindledx.slide.pipeline import analyze_slide
+    from spindledx.slide.synthetic import dark_disk_detector, make_slide_rgb, write_pyramidal_tiff
+
+    class Asymmetric(FakeHead):
+        def predict(self, patches: np.ndarray) -> np.ndarray:  # depends on orientation: top-left quadrant
+            return patches[:, :32, :32].astype(np.float32).mean(axis=(1, 2, 3)) / 255.0
+
+    patches = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    views = [np.rot90(patches, k, axes=(1, 2)) for k in range(4)] + [
+        np.rot90(patches[:, :, ::-1], k, axes=(1, 2)) for k in range(4)]
+    expected = np.mean([Asymmetric().predict(v) for v in views], axis=0)
+    assert np.allclose(atypical_mod.score_patches(Asymmetric(), patches), expected)
+    assert not np.allclose(Asymmetric().predict(patches), expected)  # one view would differ
+
+    calls = []
+    original = atypical_mod.score_patches
+    monkeypatch.setattr(atypical_mod, "score_patches", lambda h, p: calls.append(len(p)) or original(h, p))
+    figures = np.array([[600.0, 600.0], [900.0, 700.0]])
+    rgb = make_slide_rgb(1024, 1024, tissue_boxes=[(50, 50, 1000, 1000)], figures=figures, figure_radius_px=20, seed=2)
+    result = analyze_slide(write_pyramidal_tiff(tmp_path / "s.tif", rgb, mpp=MPP), detector=dark_disk_detector,
+                           out_dir=tmp_path / "run", area_mm2=0.05)
+    assert result.to_json()["count"] == 2 and calls == [2]

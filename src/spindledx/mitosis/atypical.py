@@ -59,6 +59,19 @@ def atypical_fraction(atypical_count: int, count: int) -> float | None:
     return None if count <= 0 else round(atypical_count / count, 4)
 
 
+def score_patches(head: MitosisModel, patches: np.ndarray) -> np.ndarray:
+    """P(atypical) of each ``(N, size, size, 3)`` uint8 patch centred on a figure: the mean over the :data:`VIEWS`
+    dihedral views, all views of all patches in one batch (the head scores one view when its graph already
+    averages views). ``score`` and ``slide`` both label figures through this function."""
+    if not len(patches):
+        return np.zeros(0, np.float32)
+    if head.description.tta <= 1 and VIEWS > 1:
+        views = np.concatenate([np.rot90(patches, k, axes=(1, 2)) for k in range(4)]
+                               + [np.rot90(patches[:, :, ::-1], k, axes=(1, 2)) for k in range(4)])
+        return head.predict(np.ascontiguousarray(views)).reshape(VIEWS, len(patches)).mean(axis=0)
+    return head.predict(patches)
+
+
 def classify_atypical(rgb: np.ndarray, mpp: float, detections: Sequence[Detection], *,
                       model: MitosisModel | None = None) -> AtypicalLabels | None:
     """Label each detection of ``rgb`` normal or atypical.
@@ -86,12 +99,6 @@ def classify_atypical(rgb: np.ndarray, mpp: float, detections: Sequence[Detectio
         return AtypicalLabels((), (), thr, head.description.version)
     work, sx, sy = resample_to(np.ascontiguousarray(rgb), float(mpp), head.working_mpp)
     xy = np.array([[(d.x - (sx - 1) / 2) / sx, (d.y - (sy - 1) / 2) / sy] for d in detections], dtype=np.float64)
-    patches = extract_patches(work, xy, size=head.patch_size)
-    if head.description.tta <= 1 and VIEWS > 1:  # all dihedral views of all figures in one batch
-        views = np.concatenate([np.rot90(patches, k, axes=(1, 2)) for k in range(4)]
-                               + [np.rot90(patches[:, :, ::-1], k, axes=(1, 2)) for k in range(4)])
-        scores = head.predict(np.ascontiguousarray(views)).reshape(VIEWS, len(patches)).mean(axis=0)
-    else:
-        scores = head.predict(patches)
+    scores = score_patches(head, extract_patches(work, xy, size=head.patch_size))
     return AtypicalLabels(tuple(float(s) for s in scores), tuple(bool(s >= thr) for s in scores), thr,
                           head.description.version)

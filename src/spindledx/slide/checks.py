@@ -69,7 +69,7 @@ def slide_checks(slide: Any, raster: Any, tiles: list[Any], detections_level0: n
     tissue_area_mm2
         Area of the tissue mask (the denominator of the whole-tissue average).
     """
-    from spindledx.mitosis.atypical import load_atypical_model
+    from spindledx.mitosis.atypical import load_atypical_model, score_patches
     from spindledx.slide.tiling import read_raster
 
     scores = []
@@ -89,7 +89,7 @@ def slide_checks(slide: Any, raster: Any, tiles: list[Any], detections_level0: n
         xs, ys = raster.from_level0(detections_level0[:, 0], detections_level0[:, 1])
         for k, (x, y) in enumerate(zip(np.rint(xs).astype(int), np.rint(ys).astype(int), strict=True)):
             patches[k] = read_raster(slide, raster, x - size // 2, y - size // 2, size, size)
-        atypical_scores = head.predict(patches) if len(patches) else np.zeros(0, np.float32)
+        atypical_scores = score_patches(head, patches)  # the 8 dihedral views, as `score` labels figures
         atypical = atypical_scores >= head.threshold
     return SlideChecks(judged.flags, judged.messages, judged.ood_score, judged.ood_threshold, len(scores),
                        atypical, atypical_scores)
