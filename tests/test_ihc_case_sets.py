@@ -42,3 +42,23 @@ def test_calibration_never_reads_the_blind_set():
     assert 'case_set="reports-b"' not in script and "cases_reports_b.csv" in script  # named only to say so
     payload = resources.files("spindledx.ihc").joinpath("data", "calibration.json").read_text(encoding="utf-8")
     assert "cases_reports_b" not in payload
+
+
+def test_next_blind_set_c_parses_and_shares_nothing_with_the_earlier_sets():
+    """Set C (cases_reports_c.csv) is written but not yet run: parsed here, never interpreted by any test."""
+    kb = load_knowledge_base()
+    blind_c = load_cases(case_set="reports-c", kb=kb)
+    assert len(blind_c) >= 40 and len({c.id for c in blind_c}) == len(blind_c)
+    for case in blind_c:
+        parse_findings(**case.findings())
+        assert re.match(r"^(doi:10\.|pmid:\d|https://)", case.basis), case.id
+        assert case.site is None or case.site in kb.sites
+    earlier = load_cases(case_set="all", kb=kb) + load_cases(case_set="reports", kb=kb) + load_cases(
+        case_set="reports-b", kb=kb)
+    assert not {c.id for c in blind_c} & {c.id for c in earlier}
+    assert not {c.basis for c in blind_c} & {c.basis for c in earlier}
+    script = (ROOT / "scripts" / "calibrate_ihc.py").read_text(encoding="utf-8")
+    assert "reports-c" not in script and "cases_reports_c" not in script
+    from spindledx.teaching.quiz import QUIZ_CASE_SETS
+
+    assert "reports-c" not in QUIZ_CASE_SETS  # the teaching site would show its answers

@@ -79,7 +79,8 @@ FILES = {
     "morphology.csv": ("source", "evidence", ("probability", "n_cases"), ("note",)),
 }
 # Files without numbers of their own (entity text; test panels owned by ihc-code/cases).
-NO_NUMBERS = {"entities.csv", "cases.csv", "cases_holdout.csv", "cases_reports.csv", "cases_reports_b.csv"}
+NO_NUMBERS = {"entities.csv", "cases.csv", "cases_holdout.csv", "cases_reports.csv", "cases_reports_b.csv",
+              "cases_reports_c.csv"}
 
 
 def url_problems(text: str) -> list[str]:

@@ -125,8 +125,9 @@ class Evaluation:
 
 
 CASE_SETS = {"original": ("cases.csv",), "holdout": ("cases_holdout.csv",), "all": ("cases.csv", "cases_holdout.csv"),
-             "reports": ("cases_reports.csv",), "reports-b": ("cases_reports_b.csv",)}
-REPORT_SETS = ("reports", "reports-b")
+             "reports": ("cases_reports.csv",), "reports-b": ("cases_reports_b.csv",),
+             "reports-c": ("cases_reports_c.csv",)}
+REPORT_SETS = ("reports", "reports-b", "reports-c")
 """Sets of published case reports: run with ``ignore_unknown`` (markers outside the knowledge base are skipped, as a
 new user would), and carrying the findings the reports state."""
 
@@ -141,7 +142,8 @@ def load_cases(path: str | None = None, *, case_set: str = "original",
     ``reports`` (80 published case reports, ``cases_reports.csv``: ``id,expected,site,age,sex,panel,mitoses,necrosis,
     atypia,pattern,citation,note``; evaluated once blind in session 4, used to fit the global constants since
     session 5) or ``reports-b`` (91 further case reports, ``cases_reports_b.csv``, same columns: written blind in
-    session 5, kept apart from all fitting, evaluated once).
+    session 5, kept apart from all fitting, evaluated once) or ``reports-c`` (further case reports written blind at
+    the end of session 5 and NOT yet evaluated: the next blind test set; run it once, after the next change is final).
     """
     kb = kb or load_knowledge_base()
     rows: list[dict[str, str]] = []
