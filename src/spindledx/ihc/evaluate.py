@@ -151,7 +151,7 @@ def load_cases(path: str | None = None, *, case_set: str = "original",
         if case_set not in CASE_SETS:
             raise ValueError(f"unknown case set {case_set!r} (one of {', '.join(CASE_SETS)})")
         for name in CASE_SETS[case_set]:
-            with resources.files("spindledx.ihc").joinpath("data", name).open(encoding="utf-8", newline="") as fh:
+            with resources.files("spindledx.ihc").joinpath("cases", name).open(encoding="utf-8", newline="") as fh:
                 rows += list(csv.DictReader(fh))
     else:
         with open(path, encoding="utf-8", newline="") as handle:
