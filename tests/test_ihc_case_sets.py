@@ -62,3 +62,24 @@ def test_next_blind_set_c_parses_and_shares_nothing_with_the_earlier_sets():
     from spindledx.teaching.quiz import QUIZ_CASE_SETS
 
     assert "reports-c" not in QUIZ_CASE_SETS  # the teaching site would show its answers
+
+
+def test_blind_set_d_is_written_apart_from_every_earlier_set():
+    """Set D (cases_reports_d.csv) is the blind test set: read here as plain CSV, never interpreted by any test."""
+    import csv
+
+    path = resources.files("spindledx.ihc").joinpath("cases", "cases_reports_d.csv")
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) >= 100 and len({r["id"] for r in rows}) == len(rows)
+    assert all(r["panel"].strip() and r["expected"].strip() for r in rows)
+    assert all(re.match(r"^(doi:10\.|pmid:\s*\d|https?://)", r["citation"], re.IGNORECASE) for r in rows)
+    kb = load_knowledge_base()
+    earlier = [c for s in ("all", "reports", "reports-b", "reports-c") for c in load_cases(case_set=s, kb=kb)]
+    assert not {r["id"] for r in rows} & {c.id for c in earlier}
+    assert not {r["citation"] for r in rows} & {c.basis for c in earlier}
+    script = (ROOT / "scripts" / "calibrate_ihc.py").read_text(encoding="utf-8")
+    assert "reports-d" not in script and "cases_reports_d" not in script
+    from spindledx.teaching.quiz import QUIZ_CASE_SETS
+
+    assert "reports-d" not in QUIZ_CASE_SETS  # the teaching site would show its answers

@@ -260,9 +260,9 @@ def entities(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) ->
 def panel_cases(
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
     case_set: str = typer.Option("original", "--set", help="Built-in cases: original, holdout, all (the 100 "
-                                 "literature panels), reports (80 published case reports, with findings; used for "
-                                 "calibration), reports-b (91 further case reports, the blind test set of "
-                                 "session 5) or reports-c (the next blind set, not yet run)."),
+                                 "literature panels), reports, reports-b, reports-c (published case reports with "
+                                 "their findings, used for calibration) or reports-d (published case reports kept "
+                                 "apart from calibration: the blind test set)."),
     cases_csv: str | None = typer.Option(None, "--cases", help="CSV of cases instead of the built-in panels."),
     ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers (always on for "
                                         "the case-report sets, as a new user would run them)."),

@@ -126,8 +126,8 @@ class Evaluation:
 
 CASE_SETS = {"original": ("cases.csv",), "holdout": ("cases_holdout.csv",), "all": ("cases.csv", "cases_holdout.csv"),
              "reports": ("cases_reports.csv",), "reports-b": ("cases_reports_b.csv",),
-             "reports-c": ("cases_reports_c.csv",)}
-REPORT_SETS = ("reports", "reports-b", "reports-c")
+             "reports-c": ("cases_reports_c.csv",), "reports-d": ("cases_reports_d.csv",)}
+REPORT_SETS = ("reports", "reports-b", "reports-c", "reports-d")
 """Sets of published case reports: run with ``ignore_unknown`` (markers outside the knowledge base are skipped, as a
 new user would), and carrying the findings the reports state."""
 
