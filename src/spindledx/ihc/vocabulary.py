@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass
 
 from spindledx.errors import BadInputError
+from spindledx.ihc import wording
 from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base, normalize_name
 
 EVENTS = ("pos", "neg", "focal", "diffuse")
@@ -41,6 +42,7 @@ _WORDS = {
     "focal": "focal", "focal+": "focal", "patchy": "focal", "weak": "focal",
     "diffuse": "diffuse", "strong": "diffuse",
     "lost": "lost", "retained": "retained", "low": "low", "high": "high",
+    "intact": "retained", "preserved": "retained", "loss": "lost",
 }
 _PERCENT = re.compile(r"^(\d+(?:\.\d+)?)\s*%$")
 RESULT_WORDS = ("+", "-", "pos", "neg", "positive", "negative", "focal", "focal+", "patchy", "diffuse", "weak",
@@ -75,6 +77,7 @@ class Panel:
 
     observations: tuple[Observation, ...]
     warnings: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()  # words of the input that were not read (with ignore_unknown)
 
     @property
     def markers(self) -> tuple[str, ...]:
@@ -161,90 +164,82 @@ def _event(marker_kind: str, marker: str, word: str, token: str) -> str:
     return {"lost": "neg", "retained": "pos", "low": "focal", "high": "diffuse"}.get(value, value)
 
 
-def _split_token(token: str) -> tuple[str, str] | None:
-    """(marker text, result word) of one token, or None when the token carries no result."""
-    head, sep, tail = token.rpartition(":")
-    if sep and head and (tail.casefold() in _WORDS or _PERCENT.match(tail)):
-        return head, tail
-    if sep and head and not tail:
-        return None
-    if token and token[-1] in _SIGNS and len(token) > 1:
-        return token[:-1], token[-1]
-    return None
+def _is_result(word: str) -> bool:
+    return word.casefold() in _WORDS or _PERCENT.match(word) is not None
 
 
 def parse_panel(text: str, ignore_unknown: bool = False, *, kb: KnowledgeBase | None = None) -> Panel:
-    """Parse a panel string such as ``"actin+ desmin+ CK-pan- CD34- CD117- S-100-"``.
+    """Parse a panel: the compact grammar (``"actin+ desmin+ CK-pan- CD34- CD117- S-100-"``) or report wording
+    (``"positive for SMA and desmin, negative for S100; Ki67 20%; MDM2 not amplified"``).
 
     Parameters
     ----------
     text
-        The panel, in the result grammar of DESIGN.md (see module docstring).
+        The panel, in the result grammar of the module docstring or the report wording of
+        :mod:`spindledx.ihc.wording`.
     ignore_unknown
-        Skip unknown markers with a warning instead of raising.
+        Skip unknown markers and unreadable words with a warning (and list them in ``Panel.ignored``) instead of
+        raising.
 
     Returns
     -------
     Panel
-        One observation per marker, in input order.
+        One observation per marker, in input order; ``ignored`` holds every word that was not read.
 
     Raises
     ------
     BadInputError
-        Empty panel, unknown marker (naming close matches) unless ``ignore_unknown``, a token without a result,
-        an unknown result word, or the same marker given twice with conflicting results.
+        Empty panel, unknown marker or unreadable word (naming close matches) unless ``ignore_unknown``, a marker
+        without a result, an unknown result word, or the same marker given twice with conflicting results.
     """
     kb = kb or load_knowledge_base()
     index = _marker_index(kb)
-    tokens = [t for t in re.split(r"[\s,;]+", text or "") if t]
-    if not tokens:
+
+    def resolve(name: str) -> str | None:
+        return index.get(normalize_name(name))
+
+    clauses = wording.clauses(text)
+    if not clauses:
         raise BadInputError("empty panel: give at least one marker result, e.g. \"desmin+ CD34-\"")
     observations: dict[str, Observation] = {}
     warnings: list[str] = []
-    i = 0
-    while i < len(tokens):
-        parsed = None
-        for span in range(min(4, len(tokens) - i), 0, -1):
-            group = tokens[i:i + span]
-            if span > 1 and any(_split_token(t) is not None for t in group[:-1]):
+    ignored: list[str] = []
+    for words in clauses:
+        for item in wording.read_clause(words, resolve, _is_result):
+            name, word, token = item.marker, item.word, item.text
+            if name is None:
+                head, _, tail = token.rpartition(":")
+                if head and tail and resolve(head) is not None:
+                    raise BadInputError(f"'{token}': unknown result '{tail}' (use one of: {' '.join(RESULT_WORDS)})")
+                matches = close_marker_matches(item.marker_text, kb=kb)
+                hint = f"; did you mean {', '.join(matches)}?" if matches else ""
+                what = f"unknown marker '{item.marker_text}'" if word else f"unread word '{item.marker_text}'"
+                if ignore_unknown:
+                    warnings.append(f"skipped {what}{hint}")
+                    ignored.append(token)
+                    continue
+                raise BadInputError(f"{what}{hint} (use ignore_unknown=True to skip it)",
+                                    parameters="ignore_unknown")
+            if not word:
+                raise BadInputError(f"'{token}' has no result: write e.g. {name}+, {name}- or {name}:focal")
+            try:
+                moved = wording.molecular_test(name, word)
+            except KeyError:
+                raise BadInputError(f"'{token}': no {word.replace('not-', '')} test of {name} in the knowledge "
+                                    "base") from None
+            if moved is not None:
+                name, word = moved
+            elif kb.markers[name].kind == "molecular" and word.casefold() in ("lost", "retained"):
+                raise BadInputError(f"'{token}': {name} is a molecular test, scored + or -")
+            event = _event(kb.markers[name].kind, name, word, token)
+            obs = Observation(marker=name, event=event, token=token, result=word)
+            previous = observations.get(name)
+            if previous is not None:
+                if previous.event != event:
+                    raise BadInputError(f"conflicting results for {name}: '{previous.token}' and '{token}'")
+                warnings.append(f"{name} given twice ('{previous.token}', '{token}'); counted once")
                 continue
-            split = _split_token(" ".join(group))
-            if split is None:
-                continue
-            name = index.get(normalize_name(split[0]))
-            if name is not None or span == 1:
-                parsed = (span, split, name)
-                break
-        if parsed is None:
-            token = tokens[i]
-            head, _, tail = token.rpartition(":")
-            if head and tail and index.get(normalize_name(head)) is not None:
-                raise BadInputError(f"'{token}': unknown result '{tail}' (use one of: {' '.join(RESULT_WORDS)})")
-            if index.get(normalize_name(token)) is not None:
-                raise BadInputError(f"'{token}' has no result: write e.g. {token}+, {token}- or {token}:focal")
-            parsed = (1, (token, ""), None)
-        span, (marker_text, word), name = parsed
-        token = " ".join(tokens[i:i + span])
-        i += span
-        if name is None:
-            matches = close_marker_matches(marker_text, kb=kb)
-            hint = f"; did you mean {', '.join(matches)}?" if matches else ""
-            if ignore_unknown:
-                warnings.append(f"skipped unknown marker '{marker_text}'{hint}")
-                continue
-            raise BadInputError(f"unknown marker '{marker_text}'{hint} (use ignore_unknown=True to skip it)",
-                                parameters="ignore_unknown")
-        if not word:
-            raise BadInputError(f"'{token}' has no result: write e.g. {name}+, {name}- or {name}:focal")
-        event = _event(kb.markers[name].kind, name, word, token)
-        obs = Observation(marker=name, event=event, token=token, result=word)
-        previous = observations.get(name)
-        if previous is not None:
-            if previous.event != event:
-                raise BadInputError(f"conflicting results for {name}: '{previous.token}' and '{token}'")
-            warnings.append(f"{name} given twice ('{previous.token}', '{token}'); counted once")
-            continue
-        observations[name] = obs
+            observations[name] = obs
     if not observations:
         raise BadInputError("empty panel: no known marker left after skipping unknown ones")
     with_facts = kb.cache.get("markers_with_facts")
@@ -254,4 +249,4 @@ def parse_panel(text: str, ignore_unknown: bool = False, *, kb: KnowledgeBase | 
         if obs.marker not in with_facts:
             warnings.append(f"no literature data for {obs.marker} in the knowledge base: it does not change the "
                             "ranking")
-    return Panel(observations=tuple(observations.values()), warnings=tuple(warnings))
+    return Panel(observations=tuple(observations.values()), warnings=tuple(warnings), ignored=tuple(ignored))
