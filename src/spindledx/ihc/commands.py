@@ -320,7 +320,10 @@ def panel_cases(
 
 
 def kb_coverage_command(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
-    """Per entity: the markers with literature data, with a background (specificity) figure only, and missing."""
+    """Per entity: how many marker figures rest on literature data, on the expert elicitation, or on nothing.
+
+    Example: spindledx kb coverage --format json
+    """
     from spindledx.ihc.coverage import kb_coverage
 
     _check_format(fmt)
@@ -331,26 +334,21 @@ def kb_coverage_command(fmt: str = typer.Option("table", "--format", help=_FORMA
     console = _console()
     tot = report["totals"]
     console.print(f"[bold]{tot['entities']} entities x {tot['markers']} markers = {tot['pairs']} pairs[/bold]: "
-                  f"{tot['with_data']} with data, {tot['background_only']} with a background figure only, "
-                  f"{tot['missing']} missing ({tot['missing_without_reason']} without a stated reason); "
+                  f"{tot['with_data']} with literature data, {tot['elicited']} elicited, "
+                  f"{tot['elicited_with_data']} elicited and updated by data, {tot['estimate']} estimates, "
+                  f"{tot['background_only']} with a background figure only, {tot['missing']} missing; "
                   f"covered {tot['covered_fraction']:.1%}")
     if report["missing_files"]:
         console.print(f"[yellow]absent data files:[/yellow] {', '.join(report['missing_files'])}")
     for row in report["skipped_rows"]:
         console.print(f"[yellow]skipped:[/yellow] {row}")
-    t = Table(title="Coverage by entity")
-    for col, justify in (("entity", "left"), ("with data", "right"), ("background only", "right"),
-                         ("missing", "right"), ("missing markers", "left")):
+    t = Table(title="What each entity's marker figures rest on")
+    for col, justify in (("entity", "left"), ("data", "right"), ("elicited", "right"), ("elicited + data", "right"),
+                         ("estimate", "right"), ("background", "right"), ("missing", "right")):
         t.add_column(col, justify=justify)
     for ent in report["entities"]:
-        t.add_row(ent["id"], str(len(ent["with_data"])), str(len(ent["background_only"])), str(len(ent["missing"])),
-                  ", ".join(x["marker"] for x in ent["missing"]))
-    console.print(t)
-    t = Table(title="Markers without a background figure (entities without data for them stay neutral)")
-    t.add_column("marker")
-    t.add_column("reason")
-    for row in report["markers_without_background"]:
-        t.add_row(row["marker"], row["reason"])
+        t.add_row(ent["id"], *(str(len(ent[k])) for k in ("with_data", "elicited", "elicited_with_data", "estimate",
+                                                          "background_only", "missing")))
     console.print(t)
 
 

@@ -1,9 +1,10 @@
-"""Coverage of the entity x marker matrix: which pairs have literature data, which only a background
-(specificity) figure, and which are missing (with the reason stated in markers.csv ``no_background_reason``).
+"""Coverage of the entity x marker matrix: what each pair's figure rests on.
 
-For a pair (entity, marker) the interpreter uses, in order: a fact of that entity (facts.csv, generic or site
-row), the entity's own specificity figure (entity_marker_background.csv), the marker's background (markers.csv),
-else nothing (neutral): :func:`spindledx.ihc.model.marker_likelihood`.  This module reports the same resolution.
+``with_data``: literature counts of that entity (facts.csv, generic or site row); ``elicited``: the structured
+expert elicitation (elicited.csv), ``elicited_with_data`` when literature counts (entity_marker_background.csv)
+update it; ``estimate``: an unstructured estimate in facts.csv; ``background_only``: only the marker's background
+over other tumours; ``missing``: no figure (neutral).  The resolution is the interpreter's own
+(:func:`spindledx.ihc.model.marker_likelihood`).
 """
 
 from __future__ import annotations
@@ -26,26 +27,31 @@ def kb_coverage(kb: KnowledgeBase | None = None) -> dict:
     """
     kb = kb or load_knowledge_base()
     entities = []
-    totals = {"with_data": 0, "background_only": 0, "missing": 0}
+    keys = ("with_data", "elicited", "elicited_with_data", "estimate", "background_only", "missing")
+    totals = dict.fromkeys(keys, 0)
     for e in kb.entity_ids:
-        with_data, background, missing = [], [], []
+        found: dict[str, list] = {k: [] for k in keys}
         for m, marker in kb.markers.items():
             ml = marker_likelihood(kb, e, m)
+            fact = ml.site_fact or ml.fact
             if ml.basis in ("entity", "site"):
-                with_data.append(m)
+                found["estimate" if fact is not None and fact.evidence == "estimate" else "with_data"].append(m)
+            elif ml.basis in ("elicited", "elicited + data"):
+                fig = ml.elicited
+                found["elicited" if ml.basis == "elicited" else "elicited_with_data"].append(
+                    {"marker": m, "p_median": fig.p_median, "p_min": fig.p_min, "p_max": fig.p_max,
+                     "n_elicitors": fig.n_elicitors, "rounds": fig.rounds, "p_positive": round(ml.p_positive, 4)})
             elif ml.basis in ("pair background", "background"):
-                background.append({"marker": m, "basis": ml.basis, "fraction_positive": ml.fact.fraction_positive,
-                                   "n_cases": ml.fact.n_cases, "evidence": ml.fact.evidence,
-                                   "source": ml.fact.source})
+                found["background_only"].append({"marker": m, "basis": ml.basis, "fraction_positive":
+                                                 ml.fact.fraction_positive, "n_cases": ml.fact.n_cases,
+                                                 "evidence": ml.fact.evidence, "source": ml.fact.source})
             else:
-                missing.append({"marker": m, "reason": marker.no_background_reason or NO_REASON})
-        totals["with_data"] += len(with_data)
-        totals["background_only"] += len(background)
-        totals["missing"] += len(missing)
-        entities.append({"id": e, "name": kb.entities[e].name, "with_data": with_data,
-                         "background_only": background, "missing": missing})
+                found["missing"].append({"marker": m, "reason": marker.no_background_reason or NO_REASON})
+        for k in keys:
+            totals[k] += len(found[k])
+        entities.append({"id": e, "name": kb.entities[e].name, **found})
     pairs = len(kb.entity_ids) * len(kb.markers)
-    covered = totals["with_data"] + totals["background_only"]
+    covered = pairs - totals["missing"]
     totals.update(pairs=pairs, entities=len(kb.entity_ids), markers=len(kb.markers),
                   covered_fraction=round(covered / pairs, 4) if pairs else 0.0,
                   missing_without_reason=sum(1 for ent in entities for x in ent["missing"] if x["reason"] == NO_REASON))

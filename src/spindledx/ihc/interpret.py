@@ -233,6 +233,9 @@ def _stain_columns(kb: KnowledgeBase, panel: Panel, site: str | None, weights: n
                         "(neutral)" + (f"; reason: {reason}" if reason else ""))
                 cells.append(CellInfo(basis="no data", note=note))
                 continue
+            if ml.elicited is not None:
+                cells.append(elicited_cell(ml))
+                continue
             if ml.site_fact is not None and ml.fact is not None:
                 note = f"site data: {ml.site_fact.note} (generic: {ml.fact.fraction_positive:.0%})"
             else:
@@ -243,6 +246,19 @@ def _stain_columns(kb: KnowledgeBase, panel: Panel, site: str | None, weights: n
                                       weight=gweights[o.marker] * constants.evidence_weight, cells=tuple(cells),
                                       fit=fit))
     return columns
+
+
+def elicited_cell(ml) -> CellInfo:
+    """The explanation of a likelihood that rests on the structured elicitation (and any literature counts)."""
+    fig = ml.elicited
+    note = (f"elicited: median {fig.p_median:.0%} (range {fig.p_min:.0%}-{fig.p_max:.0%}, {fig.n_elicitors} "
+            f"elicitors, {fig.rounds} round{'s' if fig.rounds > 1 else ''}): {fig.rationale}")
+    source = fig.reference
+    if ml.fact is not None:
+        note += f"; updated by data: {ml.fact.note}"
+        source = f"{ml.fact.source} ; {fig.reference}"
+    return CellInfo(basis=ml.basis, fraction=round(ml.p_positive, 3), n_cases=ml.fact.n_cases if ml.fact else None,
+                    evidence_level="elicited", source=source, note=note)
 
 
 def _contradictions(site: str | None, findings: Findings) -> list[str]:

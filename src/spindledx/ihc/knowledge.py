@@ -137,6 +137,29 @@ class Clinical:
 
 
 @dataclass(frozen=True)
+class ElicitedFigure:
+    """P(marker positive | entity) from the structured expert elicitation (elicited.csv).
+
+    ``p_median`` and ``focal_median`` are the medians of the elicitors' final-round answers; ``p_min`` / ``p_max``
+    their range and ``logit_sd`` their standard deviation on the logit scale, which sets the weight of the figure
+    (:func:`spindledx.ihc.model.elicited_count`).  ``rationale`` is the median elicitor's one-line reason and
+    ``reference`` the chapters or texts the elicitors relied on.
+    """
+
+    entity: str
+    marker: str
+    p_median: float
+    p_min: float
+    p_max: float
+    logit_sd: float
+    focal_median: float
+    n_elicitors: int
+    rounds: int
+    rationale: str
+    reference: str
+
+
+@dataclass(frozen=True)
 class MorphologyFact:
     """P(feature = value | entity) from morphology.csv."""
 
@@ -162,6 +185,7 @@ class KnowledgeBase:
     population_priors: Mapping[str, PopulationPrior] = field(default_factory=dict)
     clinical: Mapping[str, Clinical] = field(default_factory=dict)
     morphology: Mapping[tuple[str, str, str], MorphologyFact] = field(default_factory=dict)  # (entity, feat, val)
+    elicited: Mapping[tuple[str, str], ElicitedFigure] = field(default_factory=dict)  # (entity, marker) -> figure
     missing_files: tuple[str, ...] = ()
     skipped_rows: tuple[str, ...] = ()
     cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # derived tables only
@@ -393,6 +417,25 @@ def build_knowledge_base() -> KnowledgeBase:
                 evidence=_evidence(row["evidence"], where), source=row["source"], note=_get(row, "note"))
         tolerant(where, morph)
 
+    elicited: dict[tuple[str, str], ElicitedFigure] = {}
+    for i, row in enumerate(_read_csv("elicited.csv", optional=True) or [], start=2):
+        where = f"elicited.csv line {i}"
+        entity, marker = row["entity"], row["marker"]
+        if entity not in entities or marker not in markers:
+            raise ValueError(f"{where}: unknown entity {entity!r} or marker {marker!r}")
+        if (entity, marker) in elicited:
+            raise ValueError(f"{where}: duplicate figure {(entity, marker)}")
+        fractions = [_check_fraction(float(row[k]), where) for k in ("p_median", "p_min", "p_max", "focal_median")]
+        if not fractions[1] <= fractions[0] <= fractions[2]:
+            raise ValueError(f"{where}: p_median outside [p_min, p_max]")
+        n_elicitors, rounds, logit_sd = int(row["n_elicitors"]), int(row["rounds"]), float(row["logit_sd"])
+        if n_elicitors < 3 or rounds < 1 or logit_sd < 0:
+            raise ValueError(f"{where}: needs >= 3 elicitors, >= 1 round and logit_sd >= 0")
+        elicited[(entity, marker)] = ElicitedFigure(
+            entity=entity, marker=marker, p_median=fractions[0], p_min=fractions[1], p_max=fractions[2],
+            logit_sd=logit_sd, focal_median=fractions[3], n_elicitors=n_elicitors, rounds=rounds,
+            rationale=row["rationale"], reference=row["reference"])
+
     return KnowledgeBase(
         markers=MappingProxyType(markers),
         entities=MappingProxyType(entities),
@@ -402,6 +445,7 @@ def build_knowledge_base() -> KnowledgeBase:
         population_priors=MappingProxyType(population),
         clinical=MappingProxyType(clinical),
         morphology=MappingProxyType(morphology),
+        elicited=MappingProxyType(elicited),
         missing_files=tuple(missing),
         skipped_rows=tuple(skipped),
     )

@@ -43,7 +43,7 @@ from importlib import resources
 
 import numpy as np
 
-from spindledx.ihc.knowledge import Fact, KnowledgeBase
+from spindledx.ihc.knowledge import ElicitedFigure, Fact, KnowledgeBase
 
 N_CAP = 100
 MIN_ESTIMATE_COUNT = 20.0
@@ -52,6 +52,7 @@ JEFFREYS = 0.5
 SITE_PRIOR_COUNT = 10.0
 STAIN_ERROR = 0.01
 DEFAULT_FOCAL_SHARE = 0.5
+LOGIT_SD_FLOOR = 0.5  # elicitors who agree exactly still share one school: at most the weight of this spread
 
 MARKER_GROUPS: dict[str, tuple[str, ...]] = {
     "muscle actins": ("SMA", "MSA", "calponin"),
@@ -88,11 +89,12 @@ class ModelConstants:
     estimate_count: float = 30.0
     temperature: float = 1.0
     doubt: float = 0.0
+    elicited_count: float = 40.0
     source: str = "defaults (uncalibrated)"
 
     def __post_init__(self) -> None:
         if not (self.evidence_weight > 0 and self.temperature > 0 and self.estimate_count >= MIN_ESTIMATE_COUNT
-                and 0.0 <= self.doubt < 0.5):
+                and 0.0 <= self.doubt < 0.5 and self.elicited_count > 0):
             raise ValueError(f"invalid model constants {self}")
 
 
@@ -107,6 +109,7 @@ def default_constants() -> ModelConstants:
                           estimate_count=float(data["estimate_count"]),
                           temperature=float(data.get("temperature", 1.0)),
                           doubt=float(data.get("doubt", 0.0)),
+                          elicited_count=float(data.get("elicited_count", 40.0)),
                           source=f"data/calibration.json ({data.get('method', 'cross-validated')})")
 
 
@@ -128,6 +131,7 @@ class MarkerLikelihood:
     basis: str
     fact: Fact | None
     site_fact: Fact | None = None
+    elicited: ElicitedFigure | None = None
 
     def likelihood(self, event: str) -> float:
         """P(event | entity) for event ``pos``, ``neg``, ``focal`` or ``diffuse``, with the stain-error floor."""
@@ -169,6 +173,26 @@ def beta_parameters(fact: Fact, constants: ModelConstants | None = None) -> tupl
     return JEFFREYS + k, JEFFREYS + n - k
 
 
+def elicited_count(figure: ElicitedFigure, constants: ModelConstants | None = None) -> float:
+    """Cases an elicited figure counts for: the Beta whose logit has the elicitors' spread.
+
+    A Beta(n·m, n·(1 − m)) has a logit variance of about 1 / (n·m·(1 − m)), so n = 1 / (σ²·m·(1 − m)) with σ the
+    elicitors' standard deviation on the logit scale (floored at :data:`LOGIT_SD_FLOOR`) and m the median; capped at
+    :attr:`ModelConstants.elicited_count`.  A wide disagreement is thus weak evidence (O'Hagan A et al., Uncertain
+    Judgements: Eliciting Experts' Probabilities, Wiley 2006, ch. 9: pooling by fitting a distribution).
+    """
+    cap = (constants or default_constants()).elicited_count
+    m = min(max(figure.p_median, 0.005), 0.995)
+    sd = max(figure.logit_sd, LOGIT_SD_FLOOR)
+    return float(min(cap, 1.0 / (sd * sd * m * (1.0 - m))))
+
+
+def elicited_beta(figure: ElicitedFigure, constants: ModelConstants | None = None) -> tuple[float, float]:
+    """Beta (alpha, beta) of an elicited figure: Jeffreys prior + :func:`elicited_count` cases at the median."""
+    n = elicited_count(figure, constants)
+    return JEFFREYS + n * figure.p_median, JEFFREYS + n * (1.0 - figure.p_median)
+
+
 def site_rows(kb: KnowledgeBase) -> dict[tuple[str, str], list[Fact]]:
     """Site-specific facts indexed by (entity, marker) (cached on the knowledge base)."""
     index = kb.cache.get("site_rows")
@@ -186,6 +210,19 @@ def marker_likelihood(kb: KnowledgeBase, entity: str, marker: str, site: str | N
     """P(marker positive | entity [, site]) following the rules of the module docstring."""
     generic = kb.facts.get((entity, marker, ""))
     variant = kb.facts.get((entity, marker, site)) if site else None
+    elicited = kb.elicited.get((entity, marker))
+    if elicited is not None and generic is not None and generic.evidence == "estimate":
+        generic = None  # an unstructured estimate gives way to the structured elicitation of the same cell
+    if generic is None and variant is None and elicited is not None:
+        a, b = elicited_beta(elicited, constants)
+        pair = kb.pair_background.get((entity, marker))
+        basis = "elicited"
+        if pair is not None:  # literature counts update the elicited figure, never the other way round
+            n = effective_count(pair, constants)
+            a, b = a + pair.fraction_positive * n, b + (1.0 - pair.fraction_positive) * n
+            basis = "elicited + data"
+        return MarkerLikelihood(entity=entity, marker=marker, p_positive=a / (a + b), alpha=a, beta=b,
+                                focal_share=elicited.focal_median, basis=basis, fact=pair, elicited=elicited)
     if generic is None and variant is None:
         # a site-specific row is used for other sites too when it is the only data the entity has
         others = site_rows(kb).get((entity, marker), [])

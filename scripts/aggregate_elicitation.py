@@ -1,0 +1,143 @@
+"""Pool the structured expert elicitation into the knowledge base's ``elicited.csv``.
+
+Usage::
+
+    .venv/bin/python scripts/aggregate_elicitation.py [--check] [--round2-sheets DIR]
+
+Reads the elicitors' answer files of ``elicitation/round1/`` (``<elicitor>_<part>.csv``: ``entity,marker,
+p_positive,focal_share,rationale,reference``) and their revisions of ``elicitation/round2/`` (same columns, only the
+cells an elicitor was asked to reconsider; a cell left out keeps the first-round answer).  For every cell the final
+answer of each elicitor is pooled: median P(positive) and focal share, range, standard deviation on the logit scale
+(which sets the figure's weight, :func:`spindledx.ihc.model.elicited_count`), the rationale of the median elicitor
+and the references named.  ``--check`` only verifies that the committed ``elicited.csv`` is what the answer files give.
+
+``--round2-sheets DIR`` writes, per elicitor, the sheet of round 2 instead: every cell on which the elicitors
+disagree (range of P(positive) above :data:`ROUND2_RANGE` or logit spread above :data:`ROUND2_LOGIT_SD`), with the
+elicitor's own first answer, the group median and range, and empty columns for the revision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ELICITATION = ROOT / "elicitation"
+OUTPUT = ROOT / "src" / "spindledx" / "ihc" / "data" / "elicited.csv"
+COLUMNS = ("entity", "marker", "p_median", "p_min", "p_max", "logit_sd", "focal_median", "n_elicitors", "rounds",
+           "rationale", "reference")
+ROUND2_RANGE = 0.15
+ROUND2_LOGIT_SD = 0.75
+P_CLIP = 0.005
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, P_CLIP), 1.0 - P_CLIP)
+    return math.log(p / (1.0 - p))
+
+
+def _answers(folder: Path) -> dict[tuple[str, str], dict[str, dict]]:
+    """(entity, marker) -> elicitor -> answer row, from every ``<elicitor>_<part>.csv`` of ``folder``."""
+    out: dict[tuple[str, str], dict[str, dict]] = defaultdict(dict)
+    for path in sorted(folder.glob("*.csv")):
+        elicitor = path.stem.split("_")[0]
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                key = (row["entity"].strip(), row["marker"].strip())
+                if elicitor in out[key]:
+                    raise SystemExit(f"{path.name}: {key} answered twice by elicitor {elicitor}")
+                p, focal = float(row["p_positive"]), float(row["focal_share"] or 0)
+                if not (0 <= p <= 1 and 0 <= focal <= 1):
+                    raise SystemExit(f"{path.name}: {key}: values outside [0, 1]")
+                out[key][elicitor] = {"p": p, "focal": focal, "rationale": (row.get("rationale") or "").strip(),
+                                      "reference": (row.get("reference") or "").strip()}
+    return out
+
+
+def pooled_rows() -> list[dict]:
+    """One pooled row per elicited cell (see the module docstring)."""
+    first = _answers(ELICITATION / "round1")
+    revised = _answers(ELICITATION / "round2") if (ELICITATION / "round2").is_dir() else {}
+    rows = []
+    for (entity, marker), by_elicitor in sorted(first.items()):
+        final = dict(by_elicitor)
+        rounds = 1
+        for elicitor, answer in revised.get((entity, marker), {}).items():
+            final[elicitor] = answer
+            rounds = 2
+        if len(final) < 3:
+            raise SystemExit(f"{entity} x {marker}: only {len(final)} elicitors answered")
+        ps = sorted(a["p"] for a in final.values())
+        median = statistics.median(ps)
+        median_elicitor = min(final, key=lambda e: (abs(final[e]["p"] - median), e))
+        references = []
+        for answer in final.values():
+            if answer["reference"] and answer["reference"] not in references:
+                references.append(answer["reference"])
+        rows.append({
+            "entity": entity, "marker": marker, "p_median": f"{median:.3f}", "p_min": f"{ps[0]:.3f}",
+            "p_max": f"{ps[-1]:.3f}", "logit_sd": f"{statistics.stdev(_logit(p) for p in ps):.3f}",
+            "focal_median": f"{statistics.median(a['focal'] for a in final.values()):.3f}",
+            "n_elicitors": str(len(final)), "rounds": str(rounds),
+            "rationale": final[median_elicitor]["rationale"], "reference": " | ".join(references)})
+    return rows
+
+
+def _csv_text(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def round2_sheets(folder: Path) -> None:
+    """Per elicitor, the disputed cells with the elicitor's own answer and the group's median and range."""
+    first = _answers(ELICITATION / "round1")
+    folder.mkdir(parents=True, exist_ok=True)
+    sheets: dict[str, list[dict]] = defaultdict(list)
+    for (entity, marker), by_elicitor in sorted(first.items()):
+        ps = [a["p"] for a in by_elicitor.values()]
+        spread = statistics.stdev(_logit(p) for p in ps) if len(ps) > 1 else 0.0
+        if max(ps) - min(ps) <= ROUND2_RANGE and spread <= ROUND2_LOGIT_SD:
+            continue
+        for elicitor, answer in by_elicitor.items():
+            sheets[elicitor].append({
+                "entity": entity, "marker": marker, "your_p_positive": answer["p"],
+                "your_focal_share": answer["focal"], "group_median": statistics.median(ps),
+                "group_min": min(ps), "group_max": max(ps), "p_positive": "", "focal_share": "", "rationale": "",
+                "reference": ""})
+    for elicitor, rows in sheets.items():
+        with (folder / f"{elicitor}_round2_sheet.csv").open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"{elicitor}: {len(rows)} cells to reconsider")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="verify elicited.csv instead of writing it")
+    parser.add_argument("--round2-sheets", type=Path, help="write the round-2 sheets to this folder instead")
+    args = parser.parse_args(argv)
+    if args.round2_sheets:
+        round2_sheets(args.round2_sheets)
+        return 0
+    text = _csv_text(pooled_rows())
+    if args.check:
+        same = OUTPUT.is_file() and OUTPUT.read_text(encoding="utf-8") == text
+        print("elicited.csv matches the answer files" if same else "elicited.csv differs from the answer files")
+        return 0 if same else 1
+    OUTPUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUTPUT.relative_to(ROOT)}: {text.count(chr(10)) - 1} cells")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
