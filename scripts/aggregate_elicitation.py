@@ -9,7 +9,8 @@ p_positive,focal_share,rationale,reference``) and their revisions of ``elicitati
 cells an elicitor was asked to reconsider; a cell left out keeps the first-round answer).  For every cell the final
 answer of each elicitor is pooled: median P(positive) and focal share, range, standard deviation on the logit scale
 (which sets the figure's weight, :func:`spindledx.ihc.model.elicited_count`), the rationale of the median elicitor
-and the references named.  ``--check`` only verifies that the committed ``elicited.csv`` is what the answer files give.
+and the references named.  The prior, clinical and morphology figures of ``elicitation/context/`` are pooled the
+same way (median and range) into ``elicited_context.csv``.  ``--check`` only verifies that the committed ``elicited.csv`` is what the answer files give.
 
 ``--round2-sheets DIR`` writes, per elicitor, the sheet of round 2 instead: every cell on which the elicitors
 disagree (range of P(positive) above :data:`ROUND2_RANGE` or logit spread above :data:`ROUND2_LOGIT_SD`), with the
@@ -30,6 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ELICITATION = ROOT / "elicitation"
 OUTPUT = ROOT / "src" / "spindledx" / "ihc" / "data" / "elicited.csv"
+CONTEXT_OUTPUT = ROOT / "src" / "spindledx" / "ihc" / "data" / "elicited_context.csv"
+CONTEXT_COLUMNS = ("entity", "item", "value_median", "value_min", "value_max", "n_elicitors", "rationale",
+                   "reference")
 COLUMNS = ("entity", "marker", "p_median", "p_min", "p_max", "logit_sd", "focal_median", "n_elicitors", "rounds",
            "rationale", "reference")
 ROUND2_RANGE = 0.15
@@ -89,9 +93,35 @@ def pooled_rows() -> list[dict]:
     return rows
 
 
-def _csv_text(rows: list[dict]) -> str:
+def pooled_context_rows() -> list[dict]:
+    """Median and range of the elicitors' prior, clinical and morphology figures (``elicitation/context/``)."""
+    answers: dict[tuple[str, str], dict[str, dict]] = defaultdict(dict)
+    for path in sorted((ELICITATION / "context").glob("*_items.csv")):
+        elicitor = path.stem.split("_")[0]
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                answers[(row["entity"].strip(), row["item"].strip())][elicitor] = row
+    rows = []
+    for (entity, item), by_elicitor in sorted(answers.items()):
+        if len(by_elicitor) < 3:
+            raise SystemExit(f"{entity} {item}: only {len(by_elicitor)} elicitors answered")
+        values = sorted(float(r["value"]) for r in by_elicitor.values())
+        median = statistics.median(values)
+        median_elicitor = min(by_elicitor, key=lambda e: (abs(float(by_elicitor[e]["value"]) - median), e))
+        references = []
+        for r in by_elicitor.values():
+            if r["reference"].strip() and r["reference"].strip() not in references:
+                references.append(r["reference"].strip())
+        rows.append({"entity": entity, "item": item, "value_median": f"{median:g}", "value_min": f"{values[0]:g}",
+                     "value_max": f"{values[-1]:g}", "n_elicitors": str(len(by_elicitor)),
+                     "rationale": by_elicitor[median_elicitor]["rationale"].strip(),
+                     "reference": " | ".join(references)})
+    return rows
+
+
+def _csv_text(rows: list[dict], columns: tuple[str, ...] = COLUMNS) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
@@ -129,14 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.round2_sheets:
         round2_sheets(args.round2_sheets)
         return 0
-    text = _csv_text(pooled_rows())
-    if args.check:
-        same = OUTPUT.is_file() and OUTPUT.read_text(encoding="utf-8") == text
-        print("elicited.csv matches the answer files" if same else "elicited.csv differs from the answer files")
-        return 0 if same else 1
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT.relative_to(ROOT)}: {text.count(chr(10)) - 1} cells")
-    return 0
+    outputs = {OUTPUT: _csv_text(pooled_rows()), CONTEXT_OUTPUT: _csv_text(pooled_context_rows(), CONTEXT_COLUMNS)}
+    status = 0
+    for path, text in outputs.items():
+        if args.check:
+            same = path.is_file() and path.read_text(encoding="utf-8") == text
+            print(f"{path.name} {'matches' if same else 'differs from'} the answer files")
+            status = status or (0 if same else 1)
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path.relative_to(ROOT)}: {text.count(chr(10)) - 1} rows")
+    return status
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`spindledx kb coverage`: every entity x marker pair is data, background only, or missing with a reason."""
+"""`spindledx kb coverage`: every entity x marker pair says what its figure rests on (data, elicited, ...)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ def test_coverage_partitions_every_pair():
     report = kb_coverage(kb)
     tot = report["totals"]
     assert tot["pairs"] == len(kb.entities) * len(kb.markers)
-    assert tot["with_data"] + tot["background_only"] + tot["missing"] == tot["pairs"]
+    keys = ("with_data", "elicited", "elicited_with_data", "estimate", "background_only", "missing")
+    assert sum(tot[k] for k in keys) == tot["pairs"]
     for ent in report["entities"]:
-        names = ent["with_data"] + [x["marker"] for x in ent["background_only"]] + [x["marker"] for x in ent["missing"]]
+        names = [x if isinstance(x, str) else x["marker"] for k in keys for x in ent[k]]
         assert sorted(names) == sorted(kb.markers)
         assert all(x["reason"] for x in ent["missing"])
         assert all(x["source"] or x["evidence"] == "estimate" for x in ent["background_only"])
@@ -31,7 +32,7 @@ def test_coverage_cli(capsys):
     assert {"totals", "entities", "markers_without_background"} <= set(payload)
     assert main(["kb", "coverage"]) == 0
     out = capsys.readouterr().out
-    assert "with data" in out and "background only" in out and "leiomyosarcoma" in out
+    assert "with literature data" in out and "elicited" in out and "leiomyosarcoma" in out
     assert main(["kb", "coverage", "--format", "xml"]) == 2
 
 

@@ -110,8 +110,19 @@ def test_one_discordant_stain_never_zeroes_an_entity():
 def test_contradictory_panel_keeps_every_entity_and_warns():
     result = interpret_panel("STAT6+ HHV8+ myogenin+ SOX10+ CD21+ SS18-SSX+ MDM2 FISH+ HMB45+")
     probs = np.array([e.probability for e in result.differential])
-    assert probs.sum() == pytest.approx(1.0) and (probs > 0).all()
-    assert any("fits no entity well" in w and "molecular" in w for w in result.warnings)
+    # the open world: no entity explains the panel, so part of the probability is set aside for "none of these"
+    assert result.unexplained > 0 and result.best_typicality < -3
+    assert probs.sum() + result.unexplained == pytest.approx(1.0) and (probs > 0).all()
+    assert any("no entity in the knowledge base explains this panel" in w for w in result.warnings)
+    assert result.to_json()["open_world"]["unexplained_probability"] == pytest.approx(result.unexplained)
+
+
+def test_typical_panels_are_not_set_aside():
+    for text, site in (("actin+ desmin+ CK-pan- CD34- CD117- S-100-", "lung"), ("CD117+ DOG1+ CD34+", "gi_tract"),
+                       ("STAT6+ CD34+", "pleura")):
+        result = interpret_panel(text, site=site)
+        assert result.unexplained == 0 and result.best_typicality > -3
+        assert sum(e.probability for e in result.differential) == pytest.approx(1.0)
 
 
 def test_focal_keratin_favours_leiomyosarcoma_over_diffuse():

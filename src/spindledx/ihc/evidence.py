@@ -68,6 +68,8 @@ class EvidenceColumn:
     weight: float  # log-likelihood weight (lineage groups, evidence weight)
     cells: tuple[CellInfo, ...]
     fit: np.ndarray | None = None  # stains only: P(stained or not | entity), for the coarse fit
+    typical_mean: np.ndarray | None = None  # stains only: E[log P(result | e)] over e's own results
+    typical_var: np.ndarray | None = None  # stains only: Var[log P(result | e)] over e's own results
 
 
 def neutral_fill(values: np.ndarray, known: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -80,7 +82,7 @@ def neutral_fill(values: np.ndarray, known: np.ndarray, prior: np.ndarray) -> np
 
 
 def _count(n_cases: int | None, evidence: str, constants: ModelConstants) -> float:
-    if evidence == "estimate":
+    if evidence in ("estimate", "elicited"):
         return float(min(n_cases, constants.estimate_count)) if n_cases else constants.estimate_count
     if n_cases:
         return float(min(n_cases, N_CAP))

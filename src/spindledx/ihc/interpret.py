@@ -45,6 +45,8 @@ SUPPORT_LR = 2.0  # likelihood ratio >= 2 "supports", <= 1/2 "against" (a conven
 FIT_THRESHOLD = 0.35  # geometric-mean P(result | best entity) below this: the profile fits nothing well
 DISCORDANT_P = 0.10  # a single result with P(result | entity) below this is flagged as discordant
 UNRESOLVED_TOP_P = 0.50  # top posterior below this: the differential is unresolved
+OPEN_WORLD_Z = -3.0  # every entity's panel log-likelihood this many SDs below its own typical panel: none explains it
+OPEN_WORLD_SHARE = 0.5  # share of probability then set aside for "none of these entities"
 NON_DISCRIMINATORY = ("vimentin",)
 SEX_SPECIFIC_SITES = {"uterus": "F"}
 
@@ -136,6 +138,8 @@ class PanelResult:
     findings: Findings = Findings()
     prior: Prior | None = None
     constants: ModelConstants | None = None
+    unexplained: float = 0.0  # probability set aside for "none of these entities" (open world)
+    best_typicality: float | None = None  # the best entity's z-score of panel typicality
 
     @property
     def top(self) -> DifferentialEntry:
@@ -169,6 +173,10 @@ class PanelResult:
             "differential": [e.to_json() for e in entries],
             "next_markers": [m.to_json() for m in self.next_markers],
             "warnings": list(self.warnings),
+            "ignored": list(self.panel.ignored),
+            "open_world": {"unexplained_probability": round(self.unexplained, 4),
+                           "best_typicality_z": None if self.best_typicality is None
+                           else round(self.best_typicality, 2), "threshold_z": OPEN_WORLD_Z},
             "model": model,
         }
 
@@ -223,6 +231,12 @@ def _stain_columns(kb: KnowledgeBase, panel: Panel, site: str | None, weights: n
             p = np.full_like(p, 0.5)
         lik = event_likelihood(p, table.focal[:, j], o.event)
         fit = event_likelihood(p, table.focal[:, j], "neg" if o.event == "neg" else "pos")
+        outcomes = ("neg", "pos") if o.event in ("pos", "neg") else ("neg", "focal", "diffuse")
+        probs = np.column_stack([event_likelihood(p, table.focal[:, j], r) for r in outcomes])
+        probs /= probs.sum(axis=1, keepdims=True)
+        logs = np.log(probs)
+        typical_mean = (probs * logs).sum(axis=1)
+        typical_var = (probs * logs**2).sum(axis=1) - typical_mean**2
         cells = []
         reason = kb.markers[o.marker].no_background_reason
         for i in range(len(kb.entity_ids)):
@@ -244,8 +258,25 @@ def _stain_columns(kb: KnowledgeBase, panel: Panel, site: str | None, weights: n
                                   evidence_level=fact.evidence, source=fact.source, note=note))
         columns.append(EvidenceColumn(kind="stain", item=o.marker, result=o.result, event=o.event, likelihood=lik,
                                       weight=gweights[o.marker] * constants.evidence_weight, cells=tuple(cells),
-                                      fit=fit))
+                                      fit=fit, typical_mean=typical_mean, typical_var=typical_var))
     return columns
+
+
+def panel_typicality(stains: list[EvidenceColumn]) -> np.ndarray:
+    """Per entity, how typical the observed stains are of that entity, as a z-score.
+
+    z = (Σ w_j log P(r_j | e) − Σ w_j E_e[log P(R_j | e)]) / sqrt(Σ w_j² Var_e[log P(R_j | e)]): the observed
+    log-likelihood against its distribution when the results are drawn from the entity's own figures (the
+    goodness-of-fit view of a naive-Bayes likelihood; Cox DR, Hinkley DV, Theoretical Statistics 1974, §3.2).
+    Empty when there are no stains.
+    """
+    if not stains:
+        return np.zeros(0)
+    w = np.array([c.weight for c in stains])
+    observed = (np.log(np.column_stack([c.likelihood for c in stains])) * w).sum(axis=1)
+    mean = (np.column_stack([c.typical_mean for c in stains]) * w).sum(axis=1)
+    var = (np.column_stack([c.typical_var for c in stains]) * w**2).sum(axis=1)
+    return (observed - mean) / np.sqrt(np.maximum(var, 1e-6))
 
 
 def elicited_cell(ml) -> CellInfo:
@@ -338,6 +369,15 @@ def interpret_panel(text: str, site: str | None = None, ignore_unknown: bool = F
     log_lik = (np.log(lik) * w).sum(axis=1)
     post = posterior(capped, log_lik, constants.temperature, constants.doubt)
     stains = [c for c in columns if c.kind == "stain"]
+    typicality = panel_typicality(stains)
+    unexplained = 0.0
+    if typicality.size and float(typicality.max()) < OPEN_WORLD_Z:
+        unexplained = OPEN_WORLD_SHARE
+        post = (1.0 - unexplained) * post
+        warnings.append(
+            f"no entity in the knowledge base explains this panel well (the best fit is {-typicality.max():.1f} "
+            f"standard deviations below that entity's own typical panel): {unexplained:.0%} of the probability is "
+            "set aside for 'none of these'; re-check the stains and consider entities outside this knowledge base")
     fit = np.exp(np.log(np.column_stack([c.fit for c in stains])).mean(axis=1))
 
     # explanations: each column's likelihood ratio against the context-weighted mean of the other entities
@@ -378,7 +418,9 @@ def interpret_panel(text: str, site: str | None = None, ignore_unknown: bool = F
         next_markers = _next_markers(kb, panel, site_id, post, order, constants, n_next, n_expected)
 
     best = entries[0]
-    if best.fit < FIT_THRESHOLD:
+    if unexplained:
+        pass  # the open-world warning above says it
+    elif best.fit < FIT_THRESHOLD:
         warnings.append(
             f"the profile fits no entity well (best: {best.name}, mean per-stain likelihood {best.fit:.2f} < "
             f"{FIT_THRESHOLD}): re-check the stains and consider molecular testing or entities outside this "
@@ -391,7 +433,9 @@ def interpret_panel(text: str, site: str | None = None, ignore_unknown: bool = F
     if discordant:
         warnings.append(f"discordant for {best.name}: {', '.join(discordant)} (see pitfalls; repeat or add controls)")
     return PanelResult(panel=panel, site=site_id, differential=tuple(entries), next_markers=next_markers,
-                       warnings=tuple(warnings), findings=findings, prior=prior, constants=constants)
+                       warnings=tuple(warnings), findings=findings, prior=prior, constants=constants,
+                       unexplained=unexplained,
+                       best_typicality=float(typicality.max()) if typicality.size else None)
 
 
 def _next_markers(kb: KnowledgeBase, panel: Panel, site: str | None, post: np.ndarray, order: np.ndarray,

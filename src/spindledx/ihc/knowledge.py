@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
 
-EVIDENCE_LEVELS = ("series", "pooled", "review", "registry", "estimate")
+EVIDENCE_LEVELS = ("series", "pooled", "review", "registry", "estimate", "elicited")
 MORPHOLOGY_FEATURES = ("mitoses", "necrosis", "atypia", "pattern")
 MITOSIS_BANDS = ("0-4", "5-9", "10-19", ">=20")  # per 10 HPF of 0.2376 mm^2 (IHC_SCHEMA.md)
 ATYPIA_LEVELS = ("none", "mild", "moderate", "marked")
@@ -269,6 +269,54 @@ def _get(row: dict[str, str], key: str) -> str:
     return row.get(key, "") or ""
 
 
+def _add_elicited_context(entities, priors, population, clinical, morphology) -> None:
+    """Fill prior, clinical and morphology figures from ``elicited_context.csv`` (the structured elicitation for
+    entities that no series describes in these terms); a figure from the literature is never replaced."""
+    rows = _read_csv("elicited_context.csv", optional=True) or []
+    by_entity: dict[str, dict[str, dict[str, str]]] = {}
+    for i, row in enumerate(rows, start=2):
+        if row["entity"] not in entities:
+            raise ValueError(f"elicited_context.csv line {i}: unknown entity {row['entity']!r}")
+        by_entity.setdefault(row["entity"], {})[row["item"]] = row
+    for entity, items in by_entity.items():
+        def value(item: str, items=items) -> float:
+            return float(items[item]["value_median"])
+
+        def source(item: str, items=items) -> str:
+            return items[item]["reference"]
+
+        def note(item: str, items=items) -> str:
+            r = items[item]
+            return (f"elicited: median {r['value_median']} (range {r['value_min']}-{r['value_max']}, "
+                    f"{r['n_elicitors']} elicitors): {r['rationale']}")
+
+        if entity not in population and "population_relative_frequency" in items:
+            population[entity] = PopulationPrior(entity, value("population_relative_frequency"), None, "elicited",
+                                                 source("population_relative_frequency"),
+                                                 note("population_relative_frequency"))
+        for site, table in priors.items():
+            item = f"site_weight:{site}"
+            if item in items and entity not in table and value(item) > table["*"].weight:
+                table[entity] = SitePrior(site, entity, value(item), note(item), "elicited", source(item))
+        if entity not in clinical and "age_median" in items:
+            ages = [value(k) for k in ("age_median", "age_q1", "age_q3", "age_min", "age_max")]
+            clinical[entity] = Clinical(entity, *ages, female_fraction=value("female_fraction"), n_cases=None,
+                                        evidence="elicited", source=source("age_median"),
+                                        note=f"{note('age_median')}; female fraction {note('female_fraction')}")
+        for feature, values in FEATURE_VALUES.items():
+            present = [v for v in values if f"{feature}:{v}" in items]
+            if not present or any((entity, feature, v) in morphology for v in values):
+                continue
+            probs = {v: value(f"{feature}:{v}") for v in present}
+            if feature in ("mitoses", "atypia"):  # exclusive levels: the medians renormalised to sum to 1
+                total = sum(probs.values()) or 1.0
+                probs = {v: p / total for v, p in probs.items()}
+            for v, p in probs.items():
+                morphology[(entity, feature, v)] = MorphologyFact(entity, feature, v, min(max(p, 0.0), 1.0), None,
+                                                                  "elicited", source(f"{feature}:{v}"),
+                                                                  note(f"{feature}:{v}"))
+
+
 @functools.lru_cache(maxsize=1)
 def load_knowledge_base() -> KnowledgeBase:
     """Load and validate the package knowledge base (read once, immutable)."""
@@ -416,6 +464,8 @@ def build_knowledge_base() -> KnowledgeBase:
                 probability=_check_fraction(float(row["probability"]), where), n_cases=_opt_int(row["n_cases"]),
                 evidence=_evidence(row["evidence"], where), source=row["source"], note=_get(row, "note"))
         tolerant(where, morph)
+
+    _add_elicited_context(entities, priors, population, clinical, morphology)
 
     elicited: dict[tuple[str, str], ElicitedFigure] = {}
     for i, row in enumerate(_read_csv("elicited.csv", optional=True) or [], start=2):

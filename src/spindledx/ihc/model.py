@@ -158,7 +158,7 @@ def event_likelihood(p_positive, focal_share, event: str):
 
 def effective_count(fact: Fact, constants: ModelConstants | None = None) -> float:
     """Cases a fact counts for: its n (capped at N_CAP), or the pseudo-count of its evidence level."""
-    if fact.evidence == "estimate":
+    if fact.evidence in ("estimate", "elicited"):
         cap = (constants or default_constants()).estimate_count
         return float(min(fact.n_cases, cap)) if fact.n_cases else cap
     if fact.n_cases:
