@@ -10,7 +10,8 @@ cells an elicitor was asked to reconsider; a cell left out keeps the first-round
 answer of each elicitor is pooled: median P(positive) and focal share, range, standard deviation on the logit scale
 (which sets the figure's weight, :func:`spindledx.ihc.model.elicited_count`), the rationale of the median elicitor
 and the references named.  The prior, clinical and morphology figures of ``elicitation/context/`` are pooled the
-same way (median and range) into ``elicited_context.csv``.  ``--check`` only verifies that the committed ``elicited.csv`` is what the answer files give.
+same way (median and range) into ``elicited_context.csv``.  ``--check`` only verifies that the committed files are
+what the answer files give.
 
 ``--round2-sheets DIR`` writes, per elicitor, the sheet of round 2 instead: every cell on which the elicitors
 disagree (range of P(positive) above :data:`ROUND2_RANGE` or logit spread above :data:`ROUND2_LOGIT_SD`), with the

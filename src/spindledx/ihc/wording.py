@@ -65,13 +65,13 @@ _POLARITY: dict[tuple[str, ...], str] = {
 _MAX_POLARITY = max(len(k) for k in _POLARITY)
 
 #: words of report sentences that carry no result and are skipped without a warning
-GRAMMAR_WORDS = frozenset("""
+GRAMMAR_WORDS = frozenset(re.split(r"\s+", """
 and or & with for of the a an in on by but also while whereas were was is are be been being showed shows show
 showing demonstrated revealed tumour tumor cells cell neoplastic lesion lesional immunohistochemistry
 immunohistochemical immunohistochemically ihc stain stains stained staining immunostain immunostains
 immunostaining expression nuclear cytoplasmic membranous markers marker results result test tests testing
 analysis by fish ngs rt-pcr pcr sequencing
-""".split())
+""".strip()))
 
 #: result words that name a molecular test, and the test of each gene that such a word moves the result to
 MOLECULAR_WORDS = {"amplified": "+", "not-amplified": "-", "rearranged": "+", "not-rearranged": "-",
