@@ -4,17 +4,18 @@ Usage::
 
     .venv/bin/python scripts/calibrate_ihc.py [--folds 5] [--seed 0] [--write] [--plot docs/ihc_reliability.png]
 
-Fits at most four global constants (:class:`spindledx.ihc.model.ModelConstants`: evidence weight, estimate
-pseudo-count, temperature, doubt) on a small grid, by minimising the log loss of the expected entity on the
+Fits at most five global constants (:class:`spindledx.ihc.model.ModelConstants`: evidence weight, estimate
+pseudo-count, elicited pseudo-count cap, temperature, doubt) on a small grid, by minimising the log loss of the expected entity on the
 training folds; reports the held-out (cross-validated) top-1, top-3, Brier and ECE, for the whole set and for each
 of its two parts, against the uncalibrated defaults, and draws the reliability diagram (before: defaults; after:
 cross-validated predictions).  ``--write`` then refits on all cases and writes
 ``src/spindledx/ihc/data/calibration.json``, which :func:`default_constants` reads.
 
 The fitting set is the project's own cases: the 100 literature test panels (``cases.csv`` + ``cases_holdout.csv``)
-and the 80 published case reports of ``cases_reports.csv`` (evaluated once blind in session 4, no longer blind
-since; run with ``ignore_unknown`` as a new user would).  The case reports of ``cases_reports_b.csv`` are the blind
-test set and are never read here.  Folds are drawn within each part, so every fold holds both kinds.
+and the published case reports of sets A, B and C (``cases_reports.csv``, ``cases_reports_b.csv``,
+``cases_reports_c.csv``; each has been run once as a blind set and is no longer blind), run with ``ignore_unknown``
+as a new user would.  The blind set D (``cases_reports_d.csv``) is never read here.  Folds are drawn within each
+part, so every fold holds every kind.
 
 The doubt λ is applied after the softmax (p' = (1 − λ)p + λ/N), so it is evaluated exactly from each grid point's
 λ = 0 outcome instead of re-running the interpreter: the ranking is unchanged, P'(expected) = (1 − λ)P + λ/N and
@@ -45,9 +46,11 @@ CALIBRATION_JSON = ROOT / "src" / "spindledx" / "ihc" / "data" / "calibration.js
 GRID = {
     "evidence_weight": (0.6, 0.7, 0.8, 0.9, 1.0),
     "estimate_count": (30.0, 50.0, 100.0),
-    "temperature": (0.4, 0.5, 0.6, 0.7, 0.85, 1.0),
+    "elicited_count": (10.0, 20.0, 40.0, 80.0),
+    "temperature": (0.5, 0.7, 0.85, 1.0, 1.2, 1.5),
     "doubt": (0.0, 0.02, 0.05, 0.1, 0.15),
 }
+FITTING_SETS = {"panels": "all", "reports": "reports", "reports-b": "reports-b", "reports-c": "reports-c"}
 DEFAULT = ModelConstants()
 
 
@@ -93,8 +96,8 @@ def reliability_plot(path: Path, before: Evaluation, after: Evaluation) -> None:
     ax.set_ylim(0, 1)
     ax.set_xlabel("mean top-1 probability in bin")
     ax.set_ylabel("top-1 accuracy in bin")
-    ax.set_title("IHC differential: 100 test panels + 80 case reports\n(bins 0-.5-.8-.95-1; numbers = cases per bin)",
-                 fontsize=9)
+    ax.set_title(f"IHC differential: {before.n} fitting cases (panels + case reports A-C)\n"
+                 "(bins 0-.5-.8-.95-1; numbers = cases per bin)", fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,21 +117,25 @@ def main() -> int:
 
     kb = load_knowledge_base()
     n_entities = len(kb.entities)
-    parts = {"panels": load_cases(case_set="all", kb=kb), "reports": load_cases(case_set="reports", kb=kb)}
+    parts = {name: load_cases(case_set=case_set, kb=kb) for name, case_set in FITTING_SETS.items()}
     cases = [c for part in parts.values() for c in part]
     part_of = [name for name, part in parts.items() for _ in part]
-    lenient = [name == "reports" for name in part_of]  # case reports run with ignore_unknown, like a new user
+    lenient = [name != "panels" for name in part_of]  # case reports run with ignore_unknown, like a new user
 
     def run(constants: ModelConstants) -> list[CaseOutcome]:
         return [case_outcome(c, kb=kb, constants=constants, ignore_unknown=lax)
                 for c, lax in zip(cases, lenient, strict=True)]
 
-    base = {(w, k, t): run(ModelConstants(evidence_weight=w, estimate_count=k, temperature=t, source="grid"))
-            for w, k, t in itertools.product(GRID["evidence_weight"], GRID["estimate_count"], GRID["temperature"])}
-    combos = [ModelConstants(evidence_weight=w, estimate_count=k, temperature=t, doubt=d, source="grid")
-              for (w, k, t), d in itertools.product(base, GRID["doubt"])]
+    base = {(w, k, e, t): run(ModelConstants(evidence_weight=w, estimate_count=k, elicited_count=e, temperature=t,
+                                             source="grid"))
+            for w, k, e, t in itertools.product(GRID["evidence_weight"], GRID["estimate_count"],
+                                                GRID["elicited_count"], GRID["temperature"])}
+    combos = [ModelConstants(evidence_weight=w, estimate_count=k, elicited_count=e, temperature=t, doubt=d,
+                             source="grid")
+              for (w, k, e, t), d in itertools.product(base, GRID["doubt"])]
     outcomes = {c: [with_doubt(o, c.doubt, n_entities)
-                    for o in base[(c.evidence_weight, c.estimate_count, c.temperature)]] for c in combos}
+                    for o in base[(c.evidence_weight, c.estimate_count, c.elicited_count, c.temperature)]]
+                for c in combos}
     before = summarise(run(DEFAULT))
 
     rng = np.random.default_rng(args.seed)
@@ -160,9 +167,11 @@ def main() -> int:
                             **_metrics(before), "parts": by_part(list(before.outcomes))},
         "after_cross_validated": {**_metrics(after), "parts": by_part(held_out)},
         "per_fold_choice": [{"evidence_weight": c.evidence_weight, "estimate_count": c.estimate_count,
-                             "temperature": c.temperature, "doubt": c.doubt} for c in chosen],
+                             "elicited_count": c.elicited_count, "temperature": c.temperature, "doubt": c.doubt}
+                            for c in chosen],
         "final_fit_on_all": {"evidence_weight": final.evidence_weight, "estimate_count": final.estimate_count,
-                             "temperature": final.temperature, "doubt": final.doubt, **_metrics(refit)},
+                             "elicited_count": final.elicited_count, "temperature": final.temperature,
+                             "doubt": final.doubt, **_metrics(refit)},
     }
     print(json.dumps(report, indent=2))
     if args.plot:
@@ -171,10 +180,11 @@ def main() -> int:
     if args.write:
         payload = {
             "evidence_weight": final.evidence_weight, "estimate_count": final.estimate_count,
-            "temperature": final.temperature, "doubt": final.doubt,
+            "elicited_count": final.elicited_count, "temperature": final.temperature, "doubt": final.doubt,
             "method": f"grid search minimising log loss, {args.folds}-fold CV (seed {args.seed}) over the project's "
-                      "own cases: 100 test panels (cases.csv + cases_holdout.csv) and 80 case reports "
-                      "(cases_reports.csv); refit on all 180 (scripts/calibrate_ihc.py)",
+                      f"own cases: {len(parts['panels'])} test panels (cases.csv + cases_holdout.csv) and "
+                      f"{len(cases) - len(parts['panels'])} published case reports (cases_reports.csv, "
+                      "cases_reports_b.csv, cases_reports_c.csv); refit on all (scripts/calibrate_ihc.py)",
             "grid": {k: list(v) for k, v in GRID.items()},
             "cross_validation": report,
         }

@@ -110,9 +110,15 @@ def test_consistent_duplicates_are_counted_once():
     assert any("given twice" in w for w in panel.warnings)
 
 
-def test_marker_without_data_warns():
-    panel = parse_panel("INI1:retained desmin+")
-    assert any("no literature data for INI1" in w for w in panel.warnings)
+def test_marker_without_any_figure_warns():
+    import dataclasses
+
+    from spindledx.ihc import load_knowledge_base
+
+    kb = dataclasses.replace(load_knowledge_base(), elicited={}, cache={})  # a knowledge base without elicitation
+    panel = parse_panel("INI1:retained desmin+", kb=kb)
+    assert any("no figure for INI1" in w for w in panel.warnings)
+    assert not any("INI1" in w for w in parse_panel("INI1:retained desmin+").warnings)
 
 
 def test_sites():

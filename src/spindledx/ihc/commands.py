@@ -85,7 +85,8 @@ def _render_panel(result: PanelResult, top: int, explain: int) -> None:
                 lit = f"n={ev.n_cases}" if ev.n_cases else "-"
             else:
                 lit = (f"{_pct(ev.fraction_positive)}" + (f" of {ev.n_cases}" if ev.n_cases else "") +
-                       (" [site]" if ev.basis == "site" else "") + (" [bg]" if "background" in ev.basis else ""))
+                       (" [site]" if ev.basis == "site" else "") + (" [bg]" if "background" in ev.basis else "") +
+                       (f" [{ev.basis}]" if ev.basis.startswith("elicited") else ""))
             style = _EFFECT_STYLE[ev.effect]
             item = ev.marker if ev.kind == "stain" else f"{ev.marker} ({ev.event})"
             note = ev.note if len(ev.note) <= NOTE_CHARS else ev.note[:NOTE_CHARS - 1] + "…"

@@ -221,6 +221,10 @@ def parse_panel(text: str, ignore_unknown: bool = False, *, kb: KnowledgeBase | 
                 raise BadInputError(f"{what}{hint} (use ignore_unknown=True to skip it)",
                                     parameters="ignore_unknown")
             if not word:
+                if ignore_unknown:
+                    warnings.append(f"skipped '{token}': no result given")
+                    ignored.append(token)
+                    continue
                 raise BadInputError(f"'{token}' has no result: write e.g. {name}+, {name}- or {name}:focal")
             try:
                 moved = wording.molecular_test(name, word)
@@ -244,9 +248,9 @@ def parse_panel(text: str, ignore_unknown: bool = False, *, kb: KnowledgeBase | 
         raise BadInputError("empty panel: no known marker left after skipping unknown ones")
     with_facts = kb.cache.get("markers_with_facts")
     if with_facts is None:
-        with_facts = kb.cache["markers_with_facts"] = frozenset(f.marker for f in kb.facts.values())
+        with_facts = kb.cache["markers_with_facts"] = frozenset(
+            [f.marker for f in kb.facts.values()] + [m for (_, m) in kb.elicited])
     for obs in observations.values():
         if obs.marker not in with_facts:
-            warnings.append(f"no literature data for {obs.marker} in the knowledge base: it does not change the "
-                            "ranking")
+            warnings.append(f"no figure for {obs.marker} in the knowledge base: it does not change the ranking")
     return Panel(observations=tuple(observations.values()), warnings=tuple(warnings), ignored=tuple(ignored))

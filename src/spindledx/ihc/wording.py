@@ -129,11 +129,22 @@ def _phrase(words: list[str], i: int, table: dict, longest: int) -> tuple[int, s
     return None
 
 
+#: names of test methods written between a marker and its result (``NAB2-STAT6 RT-PCR+``, ``MDM2 FISH: amplified``)
+METHOD_WORDS = frozenset({"fish", "rt-pcr", "pcr", "ngs", "ihc", "cish", "ish", "sequencing", "by", "on"})
+
+
 def result_at(words: list[str], i: int) -> tuple[int, str] | None:
-    """(number of words, result word) of a result written at ``words[i]``, or None."""
+    """(number of words, result word) of a result written at ``words[i]``, or None; method words before the result
+    (:data:`METHOD_WORDS`) are read as part of it."""
     if i >= len(words):
         return None
     word = words[i].casefold().strip("()")
+    bare = word.rstrip(":+-")
+    if bare in METHOD_WORDS:
+        if word != bare and word[len(bare):] in ("+", "-"):
+            return 1, word[len(bare):]
+        after = result_at(words, i + 1)
+        return None if after is None else (after[0] + 1, after[1])
     m = _PERCENT.match(word) or _COMPARE_PERCENT.match(word)
     if m:
         return 1, f"{m.group(1)}%"

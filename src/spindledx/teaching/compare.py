@@ -221,6 +221,12 @@ def _group_of(marker: str) -> str | None:
 
 def _side(ml: MarkerLikelihood) -> SideEvidence:
     fact = ml.site_fact or ml.fact
+    if ml.elicited is not None:
+        fig = ml.elicited
+        return SideEvidence(basis=ml.basis, p_positive=ml.likelihood("pos"), fraction_positive=fig.p_median,
+                            n_cases=None if fact is None else fact.n_cases, evidence="elicited",
+                            source=fig.reference, note=f"elicited (range {fig.p_min:.0%}-{fig.p_max:.0%}, "
+                            f"{fig.n_elicitors} elicitors): {fig.rationale}")
     return SideEvidence(basis=ml.basis, p_positive=ml.likelihood("pos"),
                         fraction_positive=None if fact is None else fact.fraction_positive,
                         n_cases=None if fact is None else fact.n_cases,

@@ -45,6 +45,10 @@ class SiteLinks:
         """Anchor id of an entity-specific background (specificity) row on an entity page."""
         return "pb-" + self.marker[marker].removeprefix("markers/").removesuffix(".html")
 
+    def elicited_anchor(self, marker: str) -> str:
+        """Anchor id of an elicited figure's row on an entity page."""
+        return "el-" + self.marker[marker].removeprefix("markers/").removesuffix(".html")
+
     def pairs_with(self, entity: str) -> list[tuple[str, str]]:
         """Teaching pairs that include ``entity``."""
         return [p for p in self.pairs if entity in p]
@@ -137,6 +141,30 @@ def _pair_background_rows(kb: KnowledgeBase, links: SiteLinks, *, entity: str | 
             f"<th>note</th><th>source</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+def _elicited_rows(kb: KnowledgeBase, links: SiteLinks, entity: str, root: str = "../") -> str:
+    """The entity's figures that rest on the structured expert elicitation (median, range, rationale)."""
+    rows = []
+    for m in kb.markers:
+        ml = marker_likelihood(kb, entity, m)
+        fig = ml.elicited
+        if fig is None:
+            continue
+        updated = f"; updated by data: {ml.fact.note}" if ml.fact is not None else ""
+        rows.append(f"<tr id='{esc(links.elicited_anchor(m))}'><td><a href='{esc(root + links.marker[m])}'>"
+                    f"{esc(m)}</a></td><td>{_bar(fig.p_median)}</td><td>{esc(pct(fig.p_min))}–{esc(pct(fig.p_max))}"
+                    f"</td><td>{fig.n_elicitors}</td><td>{esc(pct(fig.focal_median))}</td>"
+                    f"<td>{esc(pct(ml.p_positive))}</td><td>{esc(fig.rationale + updated)}</td>"
+                    f"<td class='src'>{esc(fig.reference)}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h3 id='elicited'>Elicited figures</h3><p class='muted'>Where no series gives counts, the figure is the "
+            "median of a structured expert elicitation (independent elicitors, with a second round on the cells they "
+            "disagreed on); the range sets its weight, and literature counts update it.</p>"
+            "<table class='data'><thead><tr><th>marker</th><th>P(+) median</th><th>range</th><th>elicitors</th>"
+            "<th>focal share</th><th title='what the interpreter uses'>P(+) used</th><th>rationale</th>"
+            f"<th>reference</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
 def entity_page(kb: KnowledgeBase, entity: str, links: SiteLinks) -> str:
     """Summary, typical panel (fractions, n, evidence, sources), pitfalls, priors, morphology of one entity."""
     info = entity_info(entity, kb=kb)
@@ -180,6 +208,7 @@ evidence level and the source. Rows marked <span class="ev ev-estimate">estimate
 series. "P(+) used" is what the interpreter uses (Beta posterior mean, n capped).</p>
 {panel}
 {_pair_background_rows(kb, links, entity=info['id'])}
+{_elicited_rows(kb, links, info['id'])}
 <h2 id="pitfalls">Pitfalls</h2>
 <ul class="pitfalls">{pitfalls}</ul>
 <h2 id="priors">Priors, age and morphology</h2>
@@ -253,6 +282,17 @@ def matrix_page(kb: KnowledgeBase, links: SiteLinks) -> str:
         for m in markers:
             ml = marker_likelihood(kb, e, m)
             fact = ml.fact if ml.basis != "site" or ml.fact is not None else ml.site_fact
+            if ml.elicited is not None:
+                fig = ml.elicited
+                f = ml.p_positive
+                light = 96 - 62 * f
+                ink = "#fff" if f > 0.55 else "#111"
+                title = (f"{entity.name} × {m}: elicited {pct(fig.p_median)} (range {pct(fig.p_min)}-"
+                         f"{pct(fig.p_max)}, {fig.n_elicitors} elicitors)" + (", updated by data" if ml.fact else ""))
+                href = f"{links.entity[e]}#{links.elicited_anchor(m)}"
+                cells.append(f"<td class='c eli' style='background-color:hsl(212,70%,{light:.0f}%);color:{ink}'>"
+                             f"<a href='{esc(href)}' title='{esc(title)}'>{round(f * 100):d}</a></td>")
+                continue
             if ml.basis == "no data" or fact is None:
                 cells.append(f"<td class='miss' title='{esc(entity.name)} × {esc(m)}: no data'>·</td>")
                 continue
@@ -280,10 +320,13 @@ def matrix_page(kb: KnowledgeBase, links: SiteLinks) -> str:
         rows.append(f"<tr><th class='row'><a href='{esc(links.entity[e])}'>{esc(entity.name)}</a></th>"
                     + "".join(cells) + "</tr>")
     return f"""<h1>Entity × marker matrix</h1>
-<p class="legend">Cell = percentage of published cases positive (click for the fact and its source).
+<p class="legend">Cell = percentage of cases positive: published counts, or the expert elicitation where no series
+gives counts (click for the figure and its source).
 <span class="key c" style="background-color:hsl(212,70%,90%)">10</span> low
 <span class="key c" style="background-color:hsl(212,70%,40%);color:#fff">90</span> high
 <span class="key c est" style="background-color:hsl(212,70%,70%)">40</span> estimate (hatched)
+<span class="key c eli" style="background-color:hsl(212,70%,80%)">25</span> structured expert elicitation, median of
+the elicitors (dotted underline)
 <span class="key c bg" style="background-color:hsl(212,70%,90%)">5</span> marker background, no entity figure
 (dotted) <span class="key c pb" style="background-color:hsl(212,70%,94%)">0</span> entity-specific specificity
 figure (dashed) <span class="key miss">·</span> no data (neutral in the interpreter).</p>
