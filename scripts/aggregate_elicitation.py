@@ -10,7 +10,8 @@ cells an elicitor was asked to reconsider; a cell left out keeps the first-round
 answer of each elicitor is pooled: median P(positive) and focal share, range, standard deviation on the logit scale
 (which sets the figure's weight, :func:`spindledx.ihc.model.elicited_count`), the rationale of the median elicitor
 and the references named.  The prior, clinical and morphology figures of ``elicitation/context/`` are pooled the
-same way (median and range) into ``elicited_context.csv``.  ``--check`` only verifies that the committed files are
+same way (median and range) into ``elicited_context.csv``, and the markers a published work-up of each entity
+states (``elicitation/reporting/``) into ``reporting.csv``.  ``--check`` only verifies that the committed files are
 what the answer files give.
 
 ``--round2-sheets DIR`` writes, per elicitor, the sheet of round 2 instead: every cell on which the elicitors
@@ -33,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ELICITATION = ROOT / "elicitation"
 OUTPUT = ROOT / "src" / "spindledx" / "ihc" / "data" / "elicited.csv"
 CONTEXT_OUTPUT = ROOT / "src" / "spindledx" / "ihc" / "data" / "elicited_context.csv"
+REPORTING_OUTPUT = ROOT / "src" / "spindledx" / "ihc" / "data" / "reporting.csv"
+REPORTING_COLUMNS = ("entity", "marker", "p_median", "p_min", "p_max", "n_elicitors", "rationale")
+UNLISTED_REPORTED = 0.10  # spindledx.ihc.selection.UNLISTED_REPORTED: a marker an elicitor did not list
 CONTEXT_COLUMNS = ("entity", "item", "value_median", "value_min", "value_max", "n_elicitors", "rationale",
                    "reference")
 COLUMNS = ("entity", "marker", "p_median", "p_min", "p_max", "logit_sd", "focal_median", "n_elicitors", "rounds",
@@ -120,6 +124,31 @@ def pooled_context_rows() -> list[dict]:
     return rows
 
 
+def pooled_reporting_rows() -> list[dict]:
+    """P(a published work-up of the entity states the marker): median and range over the elicitors of
+    ``elicitation/reporting/``, an elicitor who did not list the marker counting as :data:`UNLISTED_REPORTED`."""
+    answers: dict[tuple[str, str], dict[str, dict]] = defaultdict(dict)
+    elicitors = []
+    for path in sorted((ELICITATION / "reporting").glob("*_reported.csv")):
+        elicitor = path.stem.split("_")[0]
+        elicitors.append(elicitor)
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                answers[(row["entity"].strip(), row["marker"].strip())][elicitor] = row
+    rows = []
+    for (entity, marker), by_elicitor in sorted(answers.items()):
+        values = {e: float(by_elicitor[e]["p_reported"]) if e in by_elicitor else UNLISTED_REPORTED
+                  for e in elicitors}
+        median = statistics.median(values.values())
+        listed = [e for e in elicitors if e in by_elicitor]
+        median_elicitor = min(listed, key=lambda e: (abs(values[e] - median), e))
+        rows.append({"entity": entity, "marker": marker, "p_median": f"{median:.3f}",
+                     "p_min": f"{min(values.values()):.3f}", "p_max": f"{max(values.values()):.3f}",
+                     "n_elicitors": str(len(elicitors)),
+                     "rationale": by_elicitor[median_elicitor].get("rationale", "").strip()})
+    return rows
+
+
 def _csv_text(rows: list[dict], columns: tuple[str, ...] = COLUMNS) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
@@ -160,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.round2_sheets:
         round2_sheets(args.round2_sheets)
         return 0
-    outputs = {OUTPUT: _csv_text(pooled_rows()), CONTEXT_OUTPUT: _csv_text(pooled_context_rows(), CONTEXT_COLUMNS)}
+    outputs = {OUTPUT: _csv_text(pooled_rows()), CONTEXT_OUTPUT: _csv_text(pooled_context_rows(), CONTEXT_COLUMNS),
+               REPORTING_OUTPUT: _csv_text(pooled_reporting_rows(), REPORTING_COLUMNS)}
     status = 0
     for path, text in outputs.items():
         if args.check:

@@ -4,11 +4,12 @@ Usage::
 
     .venv/bin/python scripts/calibrate_ihc.py [--folds 5] [--seed 0] [--write] [--plot docs/ihc_reliability.png]
 
-Fits at most five global constants (:class:`spindledx.ihc.model.ModelConstants`: evidence weight, estimate
-pseudo-count, elicited pseudo-count cap, temperature, doubt) on a small grid, by minimising the log loss of the expected entity on the
-training folds; reports the held-out (cross-validated) top-1, top-3, Brier and ECE, for the whole set and for each
-of its two parts, against the uncalibrated defaults, and draws the reliability diagram (before: defaults; after:
-cross-validated predictions).  ``--write`` then refits on all cases and writes
+Fits the global constants of :class:`spindledx.ihc.model.ModelConstants` (evidence weight, elicited pseudo-count
+cap, weight of the markers-tested evidence, weight of the prior x clinical context, temperature, doubt) on a small
+grid, by minimising the log loss of the expected entity on the training folds; reports the held-out
+(cross-validated) top-1, top-3, Brier and ECE, for the whole set and for each of its parts, against the uncalibrated
+defaults, and draws the reliability diagram (before: defaults; after: cross-validated predictions).  ``--write``
+then refits on all cases and writes
 ``src/spindledx/ihc/data/calibration.json``, which :func:`default_constants` reads.
 
 The fitting set is the project's own cases: the 100 literature test panels (``cases.csv`` + ``cases_holdout.csv``)
@@ -31,6 +32,7 @@ import json
 import math
 import os
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +46,15 @@ CALIBRATION_JSON = ROOT / "src" / "spindledx" / "ihc" / "data" / "calibration.js
 # evidence weight <= 1 by design: it can only discount partly dependent evidence, never amplify it; the
 # temperature is the calibration knob for overall sharpness; estimates count for 20-100 cases (the n cap).
 GRID = {
-    "evidence_weight": (0.6, 0.7, 0.8, 0.9, 1.0),
-    "estimate_count": (30.0, 50.0, 100.0),
+    "evidence_weight": (0.7, 0.85, 1.0),
+    "estimate_count": (100.0,),
     "elicited_count": (10.0, 20.0, 40.0, 80.0),
-    "temperature": (0.5, 0.7, 0.85, 1.0, 1.2, 1.5),
+    "selection_weight": (0.0, 0.25, 0.5, 0.75),
+    "context_weight": (0.25, 0.5, 1.0),
+    "temperature": (0.7, 1.0, 1.3),
     "doubt": (0.0, 0.02, 0.05, 0.1, 0.15),
 }
+RUN_KEYS = ("evidence_weight", "estimate_count", "elicited_count", "selection_weight", "context_weight", "temperature")
 FITTING_SETS = {"panels": "all", "reports": "reports", "reports-b": "reports-b", "reports-c": "reports-c"}
 DEFAULT = ModelConstants()
 
@@ -69,6 +74,10 @@ def with_doubt(outcome: CaseOutcome, doubt: float, n_entities: int) -> CaseOutco
     brier = a * a * sum_p2 + 2.0 * a * b + n_entities * b * b - 2.0 * p_expected + 1.0
     return dataclasses.replace(outcome, top_probability=a * outcome.top_probability + b,
                                expected_probability=p_expected, brier=brier)
+
+
+def _constants(c: ModelConstants) -> dict:
+    return {k: getattr(c, k) for k in (*RUN_KEYS, "doubt")}
 
 
 def _log_loss(outcomes) -> float:
@@ -107,34 +116,46 @@ def reliability_plot(path: Path, before: Evaluation, after: Evaluation) -> None:
     plt.close(fig)
 
 
+def _fitting_cases():
+    kb = load_knowledge_base()
+    parts = {name: load_cases(case_set=case_set, kb=kb) for name, case_set in FITTING_SETS.items()}
+    cases = [c for part in parts.values() for c in part]
+    part_of = [name for name, part in parts.items() for _ in part]
+    lenient = [name != "panels" for name in part_of]  # case reports run with ignore_unknown, like a new user
+    return kb, parts, cases, part_of, lenient
+
+
+def _run_point(point: tuple) -> list[CaseOutcome]:
+    """The outcomes of every fitting case at one grid point (doubt 0), in a worker process."""
+    kb, _, cases, _, lenient = _fitting_cases()
+    constants = ModelConstants(**dict(zip(RUN_KEYS, point, strict=True)), source="grid")
+    return [case_outcome(c, kb=kb, constants=constants, ignore_unknown=lax)
+            for c, lax in zip(cases, lenient, strict=True)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="write data/calibration.json (refit on all cases)")
     parser.add_argument("--plot", type=Path, default=None, help="reliability diagram PNG")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes for the grid")
     args = parser.parse_args()
 
-    kb = load_knowledge_base()
+    kb, parts, cases, part_of, lenient = _fitting_cases()
     n_entities = len(kb.entities)
-    parts = {name: load_cases(case_set=case_set, kb=kb) for name, case_set in FITTING_SETS.items()}
-    cases = [c for part in parts.values() for c in part]
-    part_of = [name for name, part in parts.items() for _ in part]
-    lenient = [name != "panels" for name in part_of]  # case reports run with ignore_unknown, like a new user
 
     def run(constants: ModelConstants) -> list[CaseOutcome]:
         return [case_outcome(c, kb=kb, constants=constants, ignore_unknown=lax)
                 for c, lax in zip(cases, lenient, strict=True)]
 
-    base = {(w, k, e, t): run(ModelConstants(evidence_weight=w, estimate_count=k, elicited_count=e, temperature=t,
-                                             source="grid"))
-            for w, k, e, t in itertools.product(GRID["evidence_weight"], GRID["estimate_count"],
-                                                GRID["elicited_count"], GRID["temperature"])}
-    combos = [ModelConstants(evidence_weight=w, estimate_count=k, elicited_count=e, temperature=t, doubt=d,
-                             source="grid")
-              for (w, k, e, t), d in itertools.product(base, GRID["doubt"])]
-    outcomes = {c: [with_doubt(o, c.doubt, n_entities)
-                    for o in base[(c.evidence_weight, c.estimate_count, c.elicited_count, c.temperature)]]
+    points = list(itertools.product(*(GRID[k] for k in RUN_KEYS)))
+    with ThreadPoolExecutor(max_workers=1) if args.jobs == 1 else ProcessPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(_run_point, points, chunksize=4))
+    base = dict(zip(points, results, strict=True))
+    combos = [ModelConstants(**dict(zip(RUN_KEYS, point, strict=True)), doubt=d, source="grid")
+              for point, d in itertools.product(base, GRID["doubt"])]
+    outcomes = {c: [with_doubt(o, c.doubt, n_entities) for o in base[tuple(getattr(c, k) for k in RUN_KEYS)]]
                 for c in combos}
     before = summarise(run(DEFAULT))
 
@@ -161,17 +182,11 @@ def main() -> int:
 
     report = {
         "fitting_set": {name: len(part) for name, part in parts.items()},
-        "before_defaults": {"constants": {"evidence_weight": DEFAULT.evidence_weight,
-                                          "estimate_count": DEFAULT.estimate_count,
-                                          "temperature": DEFAULT.temperature, "doubt": DEFAULT.doubt},
+        "before_defaults": {"constants": _constants(DEFAULT),
                             **_metrics(before), "parts": by_part(list(before.outcomes))},
         "after_cross_validated": {**_metrics(after), "parts": by_part(held_out)},
-        "per_fold_choice": [{"evidence_weight": c.evidence_weight, "estimate_count": c.estimate_count,
-                             "elicited_count": c.elicited_count, "temperature": c.temperature, "doubt": c.doubt}
-                            for c in chosen],
-        "final_fit_on_all": {"evidence_weight": final.evidence_weight, "estimate_count": final.estimate_count,
-                             "elicited_count": final.elicited_count, "temperature": final.temperature,
-                             "doubt": final.doubt, **_metrics(refit)},
+        "per_fold_choice": [_constants(c) for c in chosen],
+        "final_fit_on_all": {**_constants(final), **_metrics(refit)},
     }
     print(json.dumps(report, indent=2))
     if args.plot:
@@ -179,8 +194,7 @@ def main() -> int:
         print(f"wrote {args.plot}")
     if args.write:
         payload = {
-            "evidence_weight": final.evidence_weight, "estimate_count": final.estimate_count,
-            "elicited_count": final.elicited_count, "temperature": final.temperature, "doubt": final.doubt,
+            **_constants(final),
             "method": f"grid search minimising log loss, {args.folds}-fold CV (seed {args.seed}) over the project's "
                       f"own cases: {len(parts['panels'])} test panels (cases.csv + cases_holdout.csv) and "
                       f"{len(cases) - len(parts['panels'])} published case reports (cases_reports.csv, "

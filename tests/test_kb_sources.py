@@ -122,8 +122,12 @@ def has_number(row: dict, columns: tuple[str, ...]) -> bool:
     return any((row.get(c) or "").strip() for c in columns)
 
 
+# Files of the structured expert elicitation: every figure is the pooled answer of independent elicitors.
+ELICITED = {"elicited.csv": "reference", "elicited_context.csv": "reference", "reporting.csv": None}
+
+
 def test_every_data_file_is_classified():
-    assert {p.name for p in DATA.glob("*.csv")} <= set(FILES) | NO_NUMBERS
+    assert {p.name for p in DATA.glob("*.csv")} <= set(FILES) | NO_NUMBERS | set(ELICITED)
     assert set(FILES) <= {p.name for p in DATA.glob("*.csv")}
 
 
@@ -177,3 +181,32 @@ def test_notes_are_whole_and_link_only_allowed_hosts(name):
             if text.count("(") != text.count(")"):
                 bad.append(f"{where} unbalanced parentheses (cut citation?)")
     assert not bad, "\n".join(bad[:40])
+
+
+@pytest.mark.parametrize("name", sorted(ELICITED))
+def test_elicited_figures_name_their_elicitors_and_reasons(name):
+    bad = []
+    for i, row in enumerate(rows(name), start=2):
+        where = f"{name}:{i}"
+        if int(row["n_elicitors"]) < 3:
+            bad.append(f"{where} fewer than 3 elicitors")
+        if not row["rationale"].strip():
+            bad.append(f"{where} no rationale")
+        if ELICITED[name] and not re.search(r"WHO|Enzinger|Goldblum|Dabbs|Weedon|Rosai|Fletcher|Miettinen",
+                                            row[ELICITED[name]]):
+            bad.append(f"{where} reference names no classification chapter or standard text")
+        bad += [f"{where} {p}" for p in url_problems(row["rationale"])]
+    assert not bad, "\n".join(bad[:40])
+
+
+def test_elicited_files_are_what_the_elicitors_answered():
+    """The pooled files are reproduced exactly from the answer files of elicitation/ (scripts/aggregate_elicitation.py)."""
+    import subprocess
+    import sys
+
+    root = DATA.parents[3]
+    script = root / "scripts" / "aggregate_elicitation.py"
+    if not (root / "elicitation").is_dir():
+        pytest.skip("elicitation answer files not in this checkout")
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -19,7 +19,7 @@ from spindledx.teaching.pages import SiteLinks, compare_page, entity_page, marke
 from spindledx.teaching.quiz import quiz_questions
 from spindledx.teaching.site import MANIFEST, build_site
 
-MAX_SITE_BYTES = 5_000_000
+MAX_SITE_BYTES = 8_000_000  # 35 entity pages with their elicited figures, 83 marker pages, the quiz with answers
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +65,12 @@ def test_every_local_link_resolves_and_nothing_is_external(built):
     assert "url(" not in css and "@import" not in css and "@font-face" not in css
 
 
-def test_matrix_marks_estimates_background_and_missing(built):
+def test_matrix_marks_what_each_figure_rests_on(built):
     text = (built.out / "matrix.html").read_text(encoding="utf-8")
-    assert "class='c est'" in text or "class='c est bg'" in text
-    assert "class='c bg'" in text and "class='miss'" in text
+    assert "class='c eli'" in text and "class='c'" in text  # elicited and literature figures
+    assert "class='miss'" not in text  # no cell without a figure
+    assert "entities/kaposi-sarcoma.html#el-" in text  # an elicited cell links to its row on the entity page
+    assert "id='el-" in (built.out / "entities" / "kaposi-sarcoma.html").read_text(encoding="utf-8")
     # LMS × desmin links to the fact row on the LMS page
     assert "entities/leiomyosarcoma.html#f-desmin" in text
     assert "id='f-desmin'" in (built.out / "entities" / "leiomyosarcoma.html").read_text(encoding="utf-8")

@@ -48,10 +48,27 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def _event_words(result: PanelResult, obs, words: dict[str, str]) -> str:
+    """The model event of one observation in words (loss markers: lost/retained; Ki-67: index above 10 % or not)."""
+    kind = result.panel_kinds.get(obs.marker, "ihc")
+    if kind == "loss":
+        return "lost" if obs.event == "pos" else "retained"
+    if kind == "proliferation":
+        return f"{obs.result} ({'above' if obs.event == 'pos' else 'at most'} 10 %)"
+    if kind == "molecular":
+        return "detected" if obs.event == "pos" else "not detected"
+    return words.get(obs.event, obs.event)
+
+
 def _render_panel(result: PanelResult, top: int, explain: int) -> None:
     console = _console()
-    parsed = ", ".join(f"{o.marker} {o.result}" for o in result.panel.observations)
-    console.print(f"[bold]Panel:[/bold] {parsed}")
+    words = {"pos": "positive", "neg": "negative", "focal": "focal", "diffuse": "diffuse"}
+    parsed = "; ".join(f"{o.marker} {_event_words(result, o, words)}" + (
+        f" [dim](from '{escape(o.token)}')[/dim]" if o.token.replace(" ", "") != f"{o.marker}{o.result}" else "")
+        for o in result.panel.observations)
+    console.print(f"[bold]Read:[/bold] {parsed}")
+    if result.panel.ignored:
+        console.print(f"[yellow]Ignored (not read):[/yellow] {escape(', '.join(result.panel.ignored))}")
     n = len(result.differential)
     basis = f"site prior ({result.site})" if result.site else f"population prior over {n} entities"
     console.print(f"[bold]Prior:[/bold] {basis}")

@@ -157,7 +157,8 @@ def parse_atypia(value: str | None) -> str | None:
 
 
 def parse_patterns(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """Pattern words from a string (comma/semicolon separated) or a sequence of them (repeatable option).
+    """Pattern words from a string (separated by commas, semicolons or ``|``) or a sequence of them (repeatable
+    option).
 
     Words are case-insensitive; spaces and hyphens read as underscores (``staghorn vessels`` ->
     ``staghorn_vessels``).  Unknown words: BadInputError listing the vocabulary.
@@ -167,7 +168,7 @@ def parse_patterns(value: str | Sequence[str] | None) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else list(value)
     out: list[str] = []
     for item in items:
-        for word in re.split(r"[,;]+", str(item)):
+        for word in re.split(r"[,;|]+", str(item)):
             key = re.sub(r"[\s\-]+", "_", word.strip().casefold())
             if not key:
                 continue

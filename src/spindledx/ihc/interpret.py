@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +39,7 @@ from spindledx.ihc.model import (
     posterior,
 )
 from spindledx.ihc.priors import CONTEXT_MAX_RATIO, Prior, build_prior, cap_context
+from spindledx.ihc.selection import leading_terms, selection_log_likelihood
 from spindledx.ihc.vocabulary import Panel, parse_panel, resolve_site
 
 SUPPORT_LR = 2.0  # likelihood ratio >= 2 "supports", <= 1/2 "against" (a conventional, fixed cut)
@@ -139,6 +140,7 @@ class PanelResult:
     prior: Prior | None = None
     constants: ModelConstants | None = None
     unexplained: float = 0.0  # probability set aside for "none of these entities" (open world)
+    panel_kinds: dict = field(default_factory=dict)  # marker -> kind (ihc, loss, proliferation, molecular)
     best_typicality: float | None = None  # the best entity's z-score of panel typicality
 
     @property
@@ -165,8 +167,8 @@ class PanelResult:
                      "temperature": self.constants.temperature, "doubt": self.constants.doubt,
                      "constants_from": self.constants.source}
         return {
-            "panel": [{"marker": o.marker, "result": o.result, "event": o.event, "token": o.token}
-                      for o in self.panel.observations],
+            "panel": [{"marker": o.marker, "result": o.result, "event": o.event, "token": o.token,
+                       "kind": self.panel_kinds.get(o.marker, "ihc")} for o in self.panel.observations],
             "site": self.site,
             "findings": self.findings.to_json(),
             "prior": prior,
@@ -260,6 +262,26 @@ def _stain_columns(kb: KnowledgeBase, panel: Panel, site: str | None, weights: n
                                       weight=gweights[o.marker] * constants.evidence_weight, cells=tuple(cells),
                                       fit=fit, typical_mean=typical_mean, typical_var=typical_var))
     return columns
+
+
+def _selection_column(kb: KnowledgeBase, panel: Panel, constants: ModelConstants) -> EvidenceColumn:
+    """The choice of markers as evidence (:mod:`spindledx.ihc.selection`), one column over the entities."""
+    tested = set(panel.markers)
+    log_lik = selection_log_likelihood(kb, tested)
+    log_lik = log_lik - log_lik.max()  # a common factor: only differences between entities matter
+    cells = []
+    for i, _ in enumerate(kb.entity_ids):
+        terms = leading_terms(kb, tested, i)
+        parts = [f"{t.marker} {'tested' if t.tested else 'not tested'} (reported in {t.p_reported:.0%} of work-ups)"
+                 for t in terms]
+        note = ("which markers were tested: " + "; ".join(parts)) if parts else (
+            "the markers tested are as usual for this entity's work-up as for the others")
+        cells.append(CellInfo(basis="elicited", evidence_level="elicited", note=note,
+                              source="structured elicitation of the markers a published work-up states (reporting.csv)"))
+    return EvidenceColumn(kind="selection", item="markers tested", result=f"{len(tested)} markers",
+                          event="work-up", likelihood=np.exp(np.maximum(log_lik, -700.0)),
+                          weight=constants.selection_weight,
+                          cells=tuple(cells))
 
 
 def panel_typicality(stains: list[EvidenceColumn]) -> np.ndarray:
@@ -358,12 +380,14 @@ def interpret_panel(text: str, site: str | None = None, ignore_unknown: bool = F
 
     clinical = clinical_columns(kb, findings, prior.weights, constants)
     log_context = np.log(prior.weights) + sum((np.log(c.likelihood) for c in clinical), np.zeros(len(ids)))
-    capped = cap_context(log_context, evidence_weight=constants.evidence_weight)
+    capped = cap_context(constants.context_weight * log_context, evidence_weight=constants.evidence_weight)
     context = np.exp(capped - capped.max())
     context /= context.sum()
 
     columns = _stain_columns(kb, panel, site_id, context, constants)
     columns += morphology_columns(kb, findings, context, constants)
+    if constants.selection_weight > 0 and kb.reporting:
+        columns.append(_selection_column(kb, panel, constants))
     lik = np.column_stack([c.likelihood for c in columns])
     w = np.array([c.weight for c in columns])
     log_lik = (np.log(lik) * w).sum(axis=1)
@@ -434,7 +458,7 @@ def interpret_panel(text: str, site: str | None = None, ignore_unknown: bool = F
         warnings.append(f"discordant for {best.name}: {', '.join(discordant)} (see pitfalls; repeat or add controls)")
     return PanelResult(panel=panel, site=site_id, differential=tuple(entries), next_markers=next_markers,
                        warnings=tuple(warnings), findings=findings, prior=prior, constants=constants,
-                       unexplained=unexplained,
+                       unexplained=unexplained, panel_kinds={m: kb.markers[m].kind for m in panel.markers},
                        best_typicality=float(typicality.max()) if typicality.size else None)
 
 

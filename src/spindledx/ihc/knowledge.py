@@ -160,6 +160,20 @@ class ElicitedFigure:
 
 
 @dataclass(frozen=True)
+class ReportingFigure:
+    """P(a published work-up of ``entity`` states a result for ``marker``), from the structured elicitation
+    (reporting.csv: median and range of the elicitors, who each listed the markers reported with P >= 0.25)."""
+
+    entity: str
+    marker: str
+    p_median: float
+    p_min: float
+    p_max: float
+    n_elicitors: int
+    rationale: str
+
+
+@dataclass(frozen=True)
 class MorphologyFact:
     """P(feature = value | entity) from morphology.csv."""
 
@@ -186,6 +200,7 @@ class KnowledgeBase:
     clinical: Mapping[str, Clinical] = field(default_factory=dict)
     morphology: Mapping[tuple[str, str, str], MorphologyFact] = field(default_factory=dict)  # (entity, feat, val)
     elicited: Mapping[tuple[str, str], ElicitedFigure] = field(default_factory=dict)  # (entity, marker) -> figure
+    reporting: Mapping[tuple[str, str], ReportingFigure] = field(default_factory=dict)  # (entity, marker) -> figure
     missing_files: tuple[str, ...] = ()
     skipped_rows: tuple[str, ...] = ()
     cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # derived tables only
@@ -486,6 +501,18 @@ def build_knowledge_base() -> KnowledgeBase:
             logit_sd=logit_sd, focal_median=fractions[3], n_elicitors=n_elicitors, rounds=rounds,
             rationale=row["rationale"], reference=row["reference"])
 
+    reporting: dict[tuple[str, str], ReportingFigure] = {}
+    for i, row in enumerate(_read_csv("reporting.csv", optional=True) or [], start=2):
+        where = f"reporting.csv line {i}"
+        entity, marker = row["entity"], row["marker"]
+        if entity not in entities or marker not in markers:
+            raise ValueError(f"{where}: unknown entity {entity!r} or marker {marker!r}")
+        values = [_check_fraction(float(row[k]), where) for k in ("p_median", "p_min", "p_max")]
+        if int(row["n_elicitors"]) < 3:
+            raise ValueError(f"{where}: needs >= 3 elicitors")
+        reporting[(entity, marker)] = ReportingFigure(entity, marker, *values, int(row["n_elicitors"]),
+                                                      row["rationale"])
+
     return KnowledgeBase(
         markers=MappingProxyType(markers),
         entities=MappingProxyType(entities),
@@ -496,6 +523,7 @@ def build_knowledge_base() -> KnowledgeBase:
         clinical=MappingProxyType(clinical),
         morphology=MappingProxyType(morphology),
         elicited=MappingProxyType(elicited),
+        reporting=MappingProxyType(reporting),
         missing_files=tuple(missing),
         skipped_rows=tuple(skipped),
     )

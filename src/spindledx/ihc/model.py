@@ -78,6 +78,11 @@ class ModelConstants:
 
     ``evidence_weight`` multiplies stain/morphology log-likelihoods; ``estimate_count`` is the pseudo-count of an
     evidence=estimate figure (>= :data:`MIN_ESTIMATE_COUNT`); ``temperature`` divides the final log-posterior;
+    ``elicited_count`` caps the cases an elicited figure counts for (:func:`elicited_count`);
+    ``selection_weight`` weighs the evidence of which markers were tested (:mod:`spindledx.ihc.selection`);
+    ``context_weight`` (in (0, 1]) multiplies the log of the prior x clinical context: the incidence of an entity among
+    all spindle-cell tumours overstates its share of the tumours that get an immunohistochemical work-up (a
+    typical uterine leiomyoma is diagnosed on H&E alone), so the prior may count for less than its face value;
     ``doubt`` (λ, in [0, 0.5)) is the share of probability kept outside the model: the reported posterior is
     (1 − λ)·p + λ/N over the N entities (an ε-contamination of the model, Berger JO, Statistical Decision Theory and
     Bayesian Analysis, 2nd ed. 1985, §4.7), so that no entity falls below λ/N and the top entity stays below
@@ -90,11 +95,14 @@ class ModelConstants:
     temperature: float = 1.0
     doubt: float = 0.0
     elicited_count: float = 40.0
+    selection_weight: float = 0.0
+    context_weight: float = 1.0
     source: str = "defaults (uncalibrated)"
 
     def __post_init__(self) -> None:
         if not (self.evidence_weight > 0 and self.temperature > 0 and self.estimate_count >= MIN_ESTIMATE_COUNT
-                and 0.0 <= self.doubt < 0.5 and self.elicited_count > 0):
+                and 0.0 <= self.doubt < 0.5 and self.elicited_count > 0 and self.selection_weight >= 0
+                and 0 < self.context_weight <= 1):
             raise ValueError(f"invalid model constants {self}")
 
 
@@ -110,6 +118,8 @@ def default_constants() -> ModelConstants:
                           temperature=float(data.get("temperature", 1.0)),
                           doubt=float(data.get("doubt", 0.0)),
                           elicited_count=float(data.get("elicited_count", 40.0)),
+                          selection_weight=float(data.get("selection_weight", 0.0)),
+                          context_weight=float(data.get("context_weight", 1.0)),
                           source=f"data/calibration.json ({data.get('method', 'cross-validated')})")
 
 

@@ -63,6 +63,8 @@ _POLARITY: dict[tuple[str, ...], str] = {
     ("strongly", "and", "diffusely", "positive", "for"): "diffuse",
 }
 _MAX_POLARITY = max(len(k) for k in _POLARITY)
+_LIST_WORDS = {"positive": "positive for", "negative": "negative for", "focal": "focally positive for",
+               "diffuse": "diffusely positive for"}
 
 #: words of report sentences that carry no result and are skipped without a warning
 GRAMMAR_WORDS = frozenset(re.split(r"\s+", """
@@ -229,7 +231,7 @@ def read_clause(words: list[str], resolve: Callable[[str], str | None],
             i += after[0]
         elif not word and polarity:
             word = polarity
-            text = f"{text} ({polarity})"
+            text = f"{_LIST_WORDS.get(polarity, polarity)} {text}"
         items.append(Item(name, marker_text, word, text))
     return items
 
