@@ -14,8 +14,8 @@ from spindledx.ihc import interpret_panel, load_knowledge_base
 from spindledx.ihc.evaluate import evaluate_cases, load_cases
 from spindledx.ihc.interpret import expected_information_gain
 from spindledx.ihc.knowledge import Fact
-from spindledx.ihc.model import MIN_ESTIMATE_COUNT, STAIN_ERROR, beta_parameters, default_constants, marker_likelihood
-from spindledx.ihc.priors import cap_context, prior_weights
+from spindledx.ihc.model import MIN_ESTIMATE_COUNT, STAIN_ERROR, beta_parameters, marker_likelihood
+from spindledx.ihc.priors import prior_weights
 
 DESIGN_IDS = {
     "leiomyosarcoma", "leiomyoma", "gist", "solitary_fibrous_tumor", "schwannoma", "mpnst", "synovial_sarcoma",

@@ -200,7 +200,7 @@ def test_elicited_figures_name_their_elicitors_and_reasons(name):
 
 
 def test_elicited_files_are_what_the_elicitors_answered():
-    """The pooled files are reproduced exactly from the answer files of elicitation/ (scripts/aggregate_elicitation.py)."""
+    """The pooled files are reproduced exactly from the answer files (scripts/aggregate_elicitation.py --check)."""
     import subprocess
     import sys
 

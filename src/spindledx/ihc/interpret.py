@@ -277,7 +277,7 @@ def _selection_column(kb: KnowledgeBase, panel: Panel, constants: ModelConstants
         note = ("which markers were tested: " + "; ".join(parts)) if parts else (
             "the markers tested are as usual for this entity's work-up as for the others")
         cells.append(CellInfo(basis="elicited", evidence_level="elicited", note=note,
-                              source="structured elicitation of the markers a published work-up states (reporting.csv)"))
+                              source="structured elicitation: the markers a published work-up states"))
     return EvidenceColumn(kind="selection", item="markers tested", result=f"{len(tested)} markers",
                           event="work-up", likelihood=np.exp(np.maximum(log_lik, -700.0)),
                           weight=constants.selection_weight,
