@@ -46,15 +46,17 @@ CALIBRATION_JSON = ROOT / "src" / "spindledx" / "ihc" / "data" / "calibration.js
 # evidence weight <= 1 by design: it can only discount partly dependent evidence, never amplify it; the
 # temperature is the calibration knob for overall sharpness; estimates count for 20-100 cases (the n cap).
 GRID = {
-    "evidence_weight": (0.7, 0.85, 1.0),
+    "evidence_weight": (0.85, 1.0),
     "estimate_count": (100.0,),
-    "elicited_count": (10.0, 20.0, 40.0, 80.0),
-    "selection_weight": (0.0, 0.25, 0.5, 0.75),
-    "context_weight": (0.25, 0.5, 1.0),
-    "temperature": (0.7, 1.0, 1.3),
-    "doubt": (0.0, 0.02, 0.05, 0.1, 0.15),
+    "elicited_sd_floor": (0.5, 1.0, 1.5),
+    "selection_weight": (0.25, 0.5, 0.75),
+    "selection_absent_weight": (0.0, 0.25, 0.5),
+    "context_weight": (0.1, 0.25, 0.5),
+    "temperature": (0.5, 0.6, 0.7, 0.85),
+    "doubt": (0.0, 0.02, 0.05, 0.1),
 }
-RUN_KEYS = ("evidence_weight", "estimate_count", "elicited_count", "selection_weight", "context_weight", "temperature")
+RUN_KEYS = ("evidence_weight", "estimate_count", "elicited_sd_floor", "selection_weight", "selection_absent_weight",
+            "context_weight", "temperature")
 FITTING_SETS = {"panels": "all", "reports": "reports", "reports-b": "reports-b", "reports-c": "reports-c"}
 DEFAULT = ModelConstants()
 

@@ -140,7 +140,7 @@ class PanelResult:
     prior: Prior | None = None
     constants: ModelConstants | None = None
     unexplained: float = 0.0  # probability set aside for "none of these entities" (open world)
-    panel_kinds: dict = field(default_factory=dict)  # marker -> kind (ihc, loss, proliferation, molecular)
+    panel_kinds: dict = field(default_factory=dict, compare=False)  # marker -> kind (ihc, loss, molecular, ...)
     best_typicality: float | None = None  # the best entity's z-score of panel typicality
 
     @property
@@ -267,7 +267,8 @@ def _stain_columns(kb: KnowledgeBase, panel: Panel, site: str | None, weights: n
 def _selection_column(kb: KnowledgeBase, panel: Panel, constants: ModelConstants) -> EvidenceColumn:
     """The choice of markers as evidence (:mod:`spindledx.ihc.selection`), one column over the entities."""
     tested = set(panel.markers)
-    log_lik = selection_log_likelihood(kb, tested)
+    log_lik = selection_log_likelihood(kb, tested, present_weight=constants.selection_weight,
+                                       absent_weight=constants.selection_absent_weight)
     log_lik = log_lik - log_lik.max()  # a common factor: only differences between entities matter
     cells = []
     for i, _ in enumerate(kb.entity_ids):
@@ -279,8 +280,7 @@ def _selection_column(kb: KnowledgeBase, panel: Panel, constants: ModelConstants
         cells.append(CellInfo(basis="elicited", evidence_level="elicited", note=note,
                               source="structured elicitation: the markers a published work-up states"))
     return EvidenceColumn(kind="selection", item="markers tested", result=f"{len(tested)} markers",
-                          event="work-up", likelihood=np.exp(np.maximum(log_lik, -700.0)),
-                          weight=constants.selection_weight,
+                          event="work-up", likelihood=np.exp(np.maximum(log_lik, -700.0)), weight=1.0,
                           cells=tuple(cells))
 
 
@@ -386,7 +386,7 @@ def interpret_panel(text: str, site: str | None = None, ignore_unknown: bool = F
 
     columns = _stain_columns(kb, panel, site_id, context, constants)
     columns += morphology_columns(kb, findings, context, constants)
-    if constants.selection_weight > 0 and kb.reporting:
+    if (constants.selection_weight > 0 or constants.selection_absent_weight > 0) and kb.reporting:
         columns.append(_selection_column(kb, panel, constants))
     lik = np.column_stack([c.likelihood for c in columns])
     w = np.array([c.weight for c in columns])

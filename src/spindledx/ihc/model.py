@@ -52,7 +52,6 @@ JEFFREYS = 0.5
 SITE_PRIOR_COUNT = 10.0
 STAIN_ERROR = 0.01
 DEFAULT_FOCAL_SHARE = 0.5
-LOGIT_SD_FLOOR = 0.5  # elicitors who agree exactly still share one school: at most the weight of this spread
 
 MARKER_GROUPS: dict[str, tuple[str, ...]] = {
     "muscle actins": ("SMA", "MSA", "calponin"),
@@ -78,8 +77,10 @@ class ModelConstants:
 
     ``evidence_weight`` multiplies stain/morphology log-likelihoods; ``estimate_count`` is the pseudo-count of an
     evidence=estimate figure (>= :data:`MIN_ESTIMATE_COUNT`); ``temperature`` divides the final log-posterior;
-    ``elicited_count`` caps the cases an elicited figure counts for (:func:`elicited_count`);
-    ``selection_weight`` weighs the evidence of which markers were tested (:mod:`spindledx.ihc.selection`);
+    ``elicited_count`` caps the cases an elicited figure counts for and ``elicited_sd_floor`` is the smallest
+    logit-scale spread it is given (:func:`elicited_count`: elicitors who agree still share one school);
+    ``selection_weight`` and ``selection_absent_weight`` weigh the evidence of which markers were tested and of
+    which usual ones were not (:mod:`spindledx.ihc.selection`);
     ``context_weight`` (in (0, 1]) multiplies the log of the prior x clinical context: the incidence of an entity among
     all spindle-cell tumours overstates its share of the tumours that get an immunohistochemical work-up (a
     typical uterine leiomyoma is diagnosed on H&E alone), so the prior may count for less than its face value;
@@ -94,14 +95,17 @@ class ModelConstants:
     estimate_count: float = 30.0
     temperature: float = 1.0
     doubt: float = 0.0
-    elicited_count: float = 40.0
+    elicited_count: float = 100.0
+    elicited_sd_floor: float = 0.5
     selection_weight: float = 0.0
+    selection_absent_weight: float = 0.0
     context_weight: float = 1.0
     source: str = "defaults (uncalibrated)"
 
     def __post_init__(self) -> None:
         if not (self.evidence_weight > 0 and self.temperature > 0 and self.estimate_count >= MIN_ESTIMATE_COUNT
                 and 0.0 <= self.doubt < 0.5 and self.elicited_count > 0 and self.selection_weight >= 0
+                and self.selection_absent_weight >= 0 and self.elicited_sd_floor > 0
                 and 0 < self.context_weight <= 1):
             raise ValueError(f"invalid model constants {self}")
 
@@ -117,8 +121,10 @@ def default_constants() -> ModelConstants:
                           estimate_count=float(data["estimate_count"]),
                           temperature=float(data.get("temperature", 1.0)),
                           doubt=float(data.get("doubt", 0.0)),
-                          elicited_count=float(data.get("elicited_count", 40.0)),
+                          elicited_count=float(data.get("elicited_count", 100.0)),
+                          elicited_sd_floor=float(data.get("elicited_sd_floor", 0.5)),
                           selection_weight=float(data.get("selection_weight", 0.0)),
+                          selection_absent_weight=float(data.get("selection_absent_weight", 0.0)),
                           context_weight=float(data.get("context_weight", 1.0)),
                           source=f"data/calibration.json ({data.get('method', 'cross-validated')})")
 
@@ -187,13 +193,15 @@ def elicited_count(figure: ElicitedFigure, constants: ModelConstants | None = No
     """Cases an elicited figure counts for: the Beta whose logit has the elicitors' spread.
 
     A Beta(n·m, n·(1 − m)) has a logit variance of about 1 / (n·m·(1 − m)), so n = 1 / (σ²·m·(1 − m)) with σ the
-    elicitors' standard deviation on the logit scale (floored at :data:`LOGIT_SD_FLOOR`) and m the median; capped at
-    :attr:`ModelConstants.elicited_count`.  A wide disagreement is thus weak evidence (O'Hagan A et al., Uncertain
-    Judgements: Eliciting Experts' Probabilities, Wiley 2006, ch. 9: pooling by fitting a distribution).
+    elicitors' standard deviation on the logit scale (floored at :attr:`ModelConstants.elicited_sd_floor`) and m the
+    median; capped at :attr:`ModelConstants.elicited_count`.  A wide disagreement is thus weak evidence (O'Hagan A
+    et al., Uncertain Judgements: Eliciting Experts' Probabilities, Wiley 2006, ch. 9: pooling by fitting a
+    distribution).
     """
-    cap = (constants or default_constants()).elicited_count
+    constants = constants or default_constants()
+    cap = constants.elicited_count
     m = min(max(figure.p_median, 0.005), 0.995)
-    sd = max(figure.logit_sd, LOGIT_SD_FLOOR)
+    sd = max(figure.logit_sd, constants.elicited_sd_floor)
     return float(min(cap, 1.0 / (sd * sd * m * (1.0 - m))))
 
 

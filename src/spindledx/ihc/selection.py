@@ -7,10 +7,11 @@ elicitation: the median of independent elicitors, each listing the markers a pub
 states with probability >= 0.25; a marker an elicitor did not list counts as :data:`UNLISTED_REPORTED` in that
 elicitor's answer, and a marker no elicitor listed for the entity is :data:`UNLISTED_REPORTED`).
 
-The selection log-likelihood of entity e is Σ_m [t_m log q_em + (1 − t_m) log(1 − q_em)] over the markers of the
-knowledge base (t_m = 1 when m was tested), weighted by :attr:`ModelConstants.selection_weight` (fitted by
-cross-validation; 0 switches the term off).  This is the verification-bias view of a diagnostic work-up (Begg CB,
-Greenes RA, Biometrics 1983;39:207): which tests were done depends on the suspected diagnosis.
+The selection log-likelihood of entity e is Σ_m [a t_m log q_em + b (1 − t_m) log(1 − q_em)] over the markers of
+the knowledge base (t_m = 1 when m was tested), a and b being :attr:`ModelConstants.selection_weight` and
+:attr:`ModelConstants.selection_absent_weight` (fitted by cross-validation; 0 switches a term off).  This is the
+verification-bias view of a diagnostic work-up (Begg CB, Greenes RA, Biometrics 1983;39:207): which tests were done
+depends on the suspected diagnosis.
 """
 
 from __future__ import annotations
@@ -52,13 +53,16 @@ def reporting_table(kb: KnowledgeBase) -> tuple[tuple[str, ...], np.ndarray]:
     return cached
 
 
-def selection_log_likelihood(kb: KnowledgeBase, tested: set[str]) -> np.ndarray:
-    """Per entity, log P(this set of markers tested | entity) (module docstring); zeros without reporting data."""
+def selection_log_likelihood(kb: KnowledgeBase, tested: set[str], *, present_weight: float = 1.0,
+                             absent_weight: float = 1.0) -> np.ndarray:
+    """Per entity, the weighted log P(this set of markers tested | entity) (module docstring): the tested markers'
+    terms times ``present_weight``, the untested ones' times ``absent_weight`` (a published panel as abstracted
+    often omits stains the full report gives, so an absence counts for less); zeros without reporting data."""
     if not kb.reporting:
         return np.zeros(len(kb.entity_ids))
     markers, q = reporting_table(kb)
     t = np.array([m in tested for m in markers], dtype=float)
-    return (t * np.log(q) + (1.0 - t) * np.log1p(-q)).sum(axis=1)
+    return (present_weight * t * np.log(q) + absent_weight * (1.0 - t) * np.log1p(-q)).sum(axis=1)
 
 
 def leading_terms(kb: KnowledgeBase, tested: set[str], entity_index: int, *, n: int = 3) -> list[SelectionTerm]:

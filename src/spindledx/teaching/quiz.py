@@ -25,7 +25,7 @@ from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base
 from spindledx.ihc.lookups import resolve_entity
 
 N_CHOICES = 5  # expected entity + 4 distractors
-QUIZ_CASE_SETS = ("original", "holdout", "reports", "reports-b")  # published sets of evaluate.CASE_SETS
+QUIZ_CASE_SETS = ("original", "holdout", "reports", "reports-b", "reports-c")  # evaluate.CASE_SETS but the blind set
 
 
 @dataclass(frozen=True)
