@@ -102,14 +102,25 @@ def test_user_documents_hold_no_development_history(path: Path) -> None:
     assert not found, f"{path.relative_to(ROOT)}:\n" + "\n".join(found)
 
 
-def test_user_documents_link_to_files_that_exist() -> None:
+def anchors(path: Path) -> set[str]:
+    """The link targets of a Markdown file: GitHub's heading slugs and explicit ``<a id="...">``."""
+    text = path.read_text(encoding="utf-8")
+    slugs = {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+             for heading in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+    return slugs | set(re.findall(r"<a id=\"([^\"]+)\"", text))
+
+
+def test_user_documents_link_to_files_and_anchors_that_exist() -> None:
     missing = []
     for path in user_documents():
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8")):
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", path.read_text(encoding="utf-8")):
             if re.match(r"[a-z]+:", target):  # https:, mailto:
                 continue
-            if not (path.parent / target).exists():
+            linked = path.parent / target if target else path
+            if not linked.exists():
                 missing.append(f"{path.relative_to(ROOT)} -> {target}")
+            elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+                missing.append(f"{path.relative_to(ROOT)} -> {target}#{anchor}")
     assert not missing, "\n".join(missing)
 
 
