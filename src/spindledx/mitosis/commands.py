@@ -85,7 +85,10 @@ def score(
     objective: opts.Objective = None,
     progress: opts.Progress = None,
 ) -> None:
-    """Detect mitotic figures and count them per mm² and per 10 HPF (HPF area stated)."""
+    """Detect mitotic figures and count them per mm² and per 10 HPF (HPF area stated).
+
+    Example: spindledx score sample_slides --out results
+    """
     from spindledx.detection.detect import detector_caveat
     from spindledx.imaging.reader import read_image
     from spindledx.mitosis.score import score_image
@@ -253,7 +256,10 @@ def evaluate(
     radius_um: float = typer.Option(7.5, "--radius-um", help="Hit radius in µm (MIDOG rule: 7.5)."),
     fmt: opts.Report = opts.ReportFormat.table,
 ) -> None:
-    """MIDOG-rule evaluation: one-to-one hits within 7.5 µm, TP/FP/FN summed over images, precision/recall/F1."""
+    """MIDOG-rule evaluation: one-to-one hits within 7.5 µm, TP/FP/FN summed over images, precision/recall/F1.
+
+    Example: spindledx evaluate sample_slides --truth sample_slides/ground_truth.csv
+    """
     import numpy as np
 
     from spindledx.imaging.reader import read_image

@@ -28,7 +28,10 @@ def batch(
     objective: opts.Objective = None,
     progress: opts.Progress = None,
 ) -> None:
-    """Score a set of tiles with QA flags, agreement statistics and an HTML report."""
+    """Score a set of tiles with QA flags, agreement statistics and an HTML report.
+
+    Example: spindledx batch sample_slides/manifest.csv --out batch_out
+    """
     from spindledx.mitosis.evaluate import f1_scores
     from spindledx.qa.manifest import load_manifest, tiles_from_folder
     from spindledx.qa.runner import RunOptions, run_and_write

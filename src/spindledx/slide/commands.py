@@ -52,7 +52,10 @@ def slide(
     margin_um: float = typer.Option(DEFAULT_MARGIN_UM, "--margin-um", help="Tile overlap on each side, µm."),
     backend: opts.Backend = opts.SlideBackend.auto,
 ) -> None:
-    """Find the mitotic hotspot of a whole-slide image: count there and on average over the tissue."""
+    """Find the mitotic hotspot of a whole-slide image: count there and on average over the tissue.
+
+    Example: spindledx slide tumour.svs --out tumour_slide --jobs 2
+    """
     fmt = fmt.value
     jobs = opts.resolve_jobs(jobs)
     if mpp is not None:
