@@ -25,6 +25,7 @@ import argparse
 import csv
 import io
 import math
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -46,6 +47,18 @@ ROUND2_LOGIT_SD = 0.75
 P_CLIP = 0.005
 
 
+_PROCESS_CLAUSE = re.compile(r"^(kept|unchanged|revised[^;:.]*|moved[^;:.]*|raised[^;:.]*|lowered[^;:.]*|"
+                             r"nudged[^;:.]*)\s*[;:.,]\s*", re.IGNORECASE)
+_PROCESS_TAIL = re.compile(r"[;,]\s*(agrees with|close to|near|moved to(ward)?|toward) (the )?group median\.?$",
+                           re.IGNORECASE)
+
+
+def clean_rationale(text: str) -> str:
+    """The reason an elicitor gave, without the remark on how the answer changed between rounds."""
+    text = _PROCESS_TAIL.sub("", _PROCESS_CLAUSE.sub("", text.strip())).strip()
+    return text[:1].upper() + text[1:] if text else text
+
+
 def _logit(p: float) -> float:
     p = min(max(p, P_CLIP), 1.0 - P_CLIP)
     return math.log(p / (1.0 - p))
@@ -64,7 +77,7 @@ def _answers(folder: Path) -> dict[tuple[str, str], dict[str, dict]]:
                 p, focal = float(row["p_positive"]), float(row["focal_share"] or 0)
                 if not (0 <= p <= 1 and 0 <= focal <= 1):
                     raise SystemExit(f"{path.name}: {key}: values outside [0, 1]")
-                out[key][elicitor] = {"p": p, "focal": focal, "rationale": (row.get("rationale") or "").strip(),
+                out[key][elicitor] = {"p": p, "focal": focal, "rationale": clean_rationale(row.get("rationale") or ""),
                                       "reference": (row.get("reference") or "").strip()}
     return out
 

@@ -48,11 +48,11 @@ CALIBRATION_JSON = ROOT / "src" / "spindledx" / "ihc" / "data" / "calibration.js
 GRID = {
     "evidence_weight": (0.85, 1.0),
     "estimate_count": (100.0,),
-    "elicited_sd_floor": (0.5, 1.0, 1.5),
-    "selection_weight": (0.25, 0.5, 0.75),
-    "selection_absent_weight": (0.0, 0.25, 0.5),
-    "context_weight": (0.1, 0.25, 0.5),
-    "temperature": (0.5, 0.6, 0.7, 0.85),
+    "elicited_sd_floor": (0.25, 0.5),
+    "selection_weight": (0.75, 1.0),
+    "selection_absent_weight": (0.25, 0.5),
+    "context_weight": (0.1, 0.25),
+    "temperature": (0.6, 0.7, 0.85),
     "doubt": (0.0, 0.02, 0.05, 0.1),
 }
 RUN_KEYS = ("evidence_weight", "estimate_count", "elicited_sd_floor", "selection_weight", "selection_absent_weight",

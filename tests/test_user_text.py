@@ -21,7 +21,8 @@ FORBIDDEN: list[tuple[str, re.Pattern[str], re.Pattern[str] | None]] = [
     ("work session", re.compile(r"\bsessions?\b", re.I), None),
     ("work round", re.compile(r"\bwork[- ]rounds?\b", re.I), None),
     ("round of work", re.compile(r"\brounds?\b", re.I),
-     re.compile(r"\bround (nuclei|nucleus|cells?|figures?)\b|\bin (two|three) rounds\b|\ba new round\b", re.I)),
+     re.compile(r"\bround[ /-](nuclei|nucleus|cells?|figures?|ovoid|spindle)\b|\bin (two|three) rounds\b|"
+                r"\ba new round\b", re.I)),
     ("issue number", re.compile(r"\bissues?\b", re.I), None),
     ("helper", re.compile(r"\bhelpers?\b", re.I), None),
     ("commit", re.compile(r"\bcommit(s|ted)?\b", re.I), None),
@@ -130,3 +131,19 @@ def test_help_holds_no_development_history_and_an_example(path: list[str]) -> No
     found = forbidden_words(text)
     assert not found, f"spindledx {' '.join(path)} --help:\n" + "\n".join(found)
     assert "Example: spindledx" in text, f"spindledx {' '.join(path)} --help has no example"
+
+
+KNOWLEDGE_TEXT_COLUMNS = ("note", "basis", "pitfalls", "summary", "rationale", "no_background_reason", "aliases")
+
+
+def test_knowledge_base_notes_shown_to_users_carry_no_development_history():
+    """Notes, bases, pitfalls and rationales of the knowledge base are printed by `panel` and shown on the site."""
+    import csv
+
+    found = []
+    for path in sorted((ROOT / "src" / "spindledx" / "ihc" / "data").glob("*.csv")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            for i, row in enumerate(csv.DictReader(handle), start=2):
+                text = re.sub(r"doi:\S+", "", "\n".join(row.get(c) or "" for c in KNOWLEDGE_TEXT_COLUMNS))
+                found += [f"{path.name}:{i}: {hit}" for hit in forbidden_words(text)]
+    assert not found, "\n".join(found[:30])

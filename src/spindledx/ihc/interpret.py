@@ -304,8 +304,9 @@ def panel_typicality(stains: list[EvidenceColumn]) -> np.ndarray:
 def elicited_cell(ml) -> CellInfo:
     """The explanation of a likelihood that rests on the structured elicitation (and any literature counts)."""
     fig = ml.elicited
+    revised = ", revised after seeing the group's spread" if fig.rounds > 1 else ""
     note = (f"elicited: median {fig.p_median:.0%} (range {fig.p_min:.0%}-{fig.p_max:.0%}, {fig.n_elicitors} "
-            f"elicitors, {fig.rounds} round{'s' if fig.rounds > 1 else ''}): {fig.rationale}")
+            f"elicitors{revised}): {fig.rationale}")
     source = fig.reference
     if ml.fact is not None:
         note += f"; updated by data: {ml.fact.note}"

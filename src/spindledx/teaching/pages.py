@@ -158,8 +158,9 @@ def _elicited_rows(kb: KnowledgeBase, links: SiteLinks, entity: str, root: str =
     if not rows:
         return ""
     return ("<h3 id='elicited'>Elicited figures</h3><p class='muted'>Where no series gives counts, the figure is the "
-            "median of a structured expert elicitation (independent elicitors, with a second round on the cells they "
-            "disagreed on); the range sets its weight, and literature counts update it.</p>"
+            "median of a structured expert elicitation (independent elicitors, elicited in two rounds: the cells "
+            "they disagreed on were put to them again with the group's spread); the range sets its weight, and "
+            "literature counts update it.</p>"
             "<table class='data'><thead><tr><th>marker</th><th>P(+) median</th><th>range</th><th>elicitors</th>"
             "<th>focal share</th><th title='what the interpreter uses'>P(+) used</th><th>rationale</th>"
             f"<th>reference</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
