@@ -15,7 +15,6 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	rm -rf demo_out
 	@echo "== Mitotic count on sample_slides/ (synthetic tiles, 0.25 um/px)"
 	$(BIN)/spindledx score sample_slides --out demo_out/score
 	@echo "== Batch QA over sample_slides/manifest.csv (report: demo_out/batch/report.html)"
@@ -23,7 +22,7 @@ demo: $(STAMP)
 	@echo "== Reference IHC panel (lung)"
 	$(BIN)/spindledx panel "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung
 	@echo "== Case workup: the reference panel (lung) with the sample tiles as H&E evidence"
-	$(BIN)/spindledx case "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung --tiles sample_slides --out demo_out/case
+	$(BIN)/spindledx case "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung --tiles sample_slides --out demo_out/case --overwrite
 	@echo "== Teaching: the knowledge base as a static site (open demo_out/kb_site/index.html) and LMS versus GIST"
 	$(BIN)/spindledx kb site --out demo_out/kb_site
 	$(BIN)/spindledx compare leiomyosarcoma gist --top 6
