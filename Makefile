@@ -14,18 +14,27 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Each `make demo` writes a new folder demo_out/run-YYYYmmdd-HHMMSS and never deletes anything: a review made in
+# an earlier run's folder stays. Remove old runs yourself when you no longer need them.
+DEMO_OUT := demo_out/run-$(shell date +%Y%m%d-%H%M%S)
+
 demo: $(STAMP)
+	@if [ -e "$(DEMO_OUT)" ]; then echo "error: $(DEMO_OUT) exists; run make demo again in a second" >&2; exit 2; fi
+	mkdir -p "$(DEMO_OUT)"
+	@echo "== Results of this run go to $(DEMO_OUT)/"
 	@echo "== Mitotic count on sample_slides/ (synthetic tiles, 0.25 um/px)"
-	$(BIN)/spindledx score sample_slides --out demo_out/score
-	@echo "== Batch QA over sample_slides/manifest.csv (report: demo_out/batch/report.html)"
-	$(BIN)/spindledx batch sample_slides/manifest.csv --out demo_out/batch --no-progress
+	$(BIN)/spindledx score sample_slides --out "$(DEMO_OUT)/score"
+	@echo "== Batch QA over sample_slides/manifest.csv (report: $(DEMO_OUT)/batch/report.html)"
+	$(BIN)/spindledx batch sample_slides/manifest.csv --out "$(DEMO_OUT)/batch" --no-progress
 	@echo "== Reference IHC panel (lung)"
 	$(BIN)/spindledx panel "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung
 	@echo "== Case workup: the reference panel (lung) with the sample tiles as H&E evidence"
-	$(BIN)/spindledx case "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung --tiles sample_slides --out demo_out/case --overwrite
-	@echo "== Teaching: the knowledge base as a static site (open demo_out/kb_site/index.html) and LMS versus GIST"
-	$(BIN)/spindledx kb site --out demo_out/kb_site
+	$(BIN)/spindledx case "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung --tiles sample_slides \
+		--out "$(DEMO_OUT)/case"
+	@echo "== Teaching: the knowledge base as a static site and LMS versus GIST"
+	$(BIN)/spindledx kb site --out "$(DEMO_OUT)/kb_site"
 	$(BIN)/spindledx compare leiomyosarcoma gist --top 6
+	@echo "== Done. Open $(DEMO_OUT)/case/case.html, $(DEMO_OUT)/batch/report.html and $(DEMO_OUT)/kb_site/index.html"
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench
@@ -34,11 +43,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench
 
+# demo_out/ is left alone: it may hold a review someone made; delete the runs you no longer need yourself.
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) .pytest_cache
 
 # Train + cross-validate the mitosis CNN on ../shared/data (~60 min on 2 cores), then ship it as package data:
-# src/spindledx/detection/models/{mitosis_cnn.onnx,mitosis_model.json}; the card goes to models/MODEL_CARD.md.
+# src/spindledx/detection/models/{mitosis_cnn.onnx,mitosis_model.json}; the generated card goes to docs/model-card.md.
 MITOSIS_RUN ?= /tmp/spindledx-mitosis-run
 train: $(STAMP)
 	$(BIN)/pip install --quiet torch==2.13.0 onnx onnxscript
@@ -51,7 +61,7 @@ train-atypical: $(STAMP)
 	$(BIN)/pip install --quiet torch==2.13.0 onnx onnxscript
 	$(BIN)/python scripts/train_atypical.py --out $(ATYPICAL_RUN) --epochs 10 --per-epoch 3072 --ship
 
-# The issue-13 detector variant (atnorm-md + other-tissue negatives from wheels), cross-validation only.
+# A detector variant (atnorm-md + other-tissue negatives from wheels), cross-validation only.
 # tiatoolbox and stardist are installed without dependencies: only an H&E image inside each wheel is read.
 VARIANT_RUN ?= /tmp/spindledx-mitosis-variant
 train-variant: $(STAMP)

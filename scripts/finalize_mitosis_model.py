@@ -1,5 +1,5 @@
 """Ship a trained mitosis model: copy the ONNX and write mitosis_model.json into the package data folder
-(src/spindledx/detection/models/, loaded with importlib.resources), and models/MODEL_CARD.md.
+(src/spindledx/detection/models/, loaded with importlib.resources), and the model card docs/model-card.md.
 
 Reads the run directory written by ``scripts/train_mitosis.py`` (``cv_report.json`` + ``mitosis_cnn_tta*.onnx``),
 takes the decision threshold as the MEDIAN of the thresholds chosen inside the five by-field CV folds (each on
@@ -30,7 +30,7 @@ from spindledx.mitosis.candidates import WORKING_MPP
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-MODELS = REPO / "models"  # model card and training records
+CARD = REPO / "docs" / "model-card.md"  # the model card users read
 SHIPPED = REPO / "src" / "spindledx" / "detection" / "models"  # the shipped ONNX + description (package data)
 VERSION = "1.1.0"  # default; --version for a new build
 
@@ -284,8 +284,8 @@ P0_03, P0_06, P0_24, P0_33, P0_34 (trained on the other 30).
   fields are too high (see Limits).
 {degraded}
 * Test-time averaging, same folds and fold models (mean F1 5-fold / pooled F1 / stain hold-out F1). The shipped
-  scheme `{scheme}` was fixed before these figures were computed (8 views help most on held-out fields in the data
-  README's measurement; gating makes them affordable); the other rows are for information:
+  scheme `{scheme}` was fixed before these figures were computed (8 views help most on held-out fields; gating makes
+  them affordable); the other rows are for information:
 
 | scheme | mean F1 | pooled F1 | stain F1 |
 |---|---|---|---|
@@ -349,7 +349,6 @@ def main(argv: list[str] | None = None) -> int:
     ways, gate = TTA_SCHEMES[args.scheme]
     # a gated scheme ships the single-view graph; the package averages the views (spindledx.detection.model.gated_tta)
     src = args.run_dir / f"mitosis_cnn_tta{1 if gate is not None else ways}.onnx"
-    MODELS.mkdir(exist_ok=True)
     SHIPPED.mkdir(parents=True, exist_ok=True)
     dst = SHIPPED / "mitosis_cnn.onnx"
     shutil.copyfile(src, dst)
@@ -398,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_amibr:
         desc["amibr_heldout"] = measure_amibr(model, threshold, args.seed)
     (SHIPPED / "mitosis_model.json").write_text(json.dumps(desc, indent=2) + "\n")
-    (MODELS / "MODEL_CARD.md").write_text(model_card(desc, report, args.note))
+    CARD.write_text(model_card(desc, report, args.note))
     print(
         json.dumps(
             {k: desc[k] for k in ("sha256", "threshold", "tta", "tta_gate", "speed")}

@@ -20,7 +20,8 @@ from spindledx.errors import BadInputError
 
 app = typer.Typer(
     name="spindledx",
-    help="Mitotic counts on H&E tiles, IHC panel differentials and batch QA for spindle-cell tumours.",
+    help="Mitotic counts on H&E tiles, IHC panel differentials and batch QA for spindle-cell tumours.\n\n"
+         "Example: spindledx panel \"actin+ desmin+ CK-pan- CD34- CD117- S-100-\" --site lung",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -33,7 +34,8 @@ MAX_MESSAGE_CHARS = 300
 
 kb_app = typer.Typer(
     name="kb",
-    help="Knowledge-base reports: `kb coverage` (entity x marker matrix).",
+    help="The knowledge base: `kb site` (a static teaching site) and `kb coverage` (entity x marker matrix).\n\n"
+         "Example: spindledx kb site --out kb_site",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

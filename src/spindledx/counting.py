@@ -305,6 +305,8 @@ def fnclcc_grade(*, mitoses: float, differentiation_score: int, necrosis: str,
     nec = necrosis.strip().replace(" ", "").replace("%", "").replace("≥", ">=")
     if nec in {"0", "no", "absent"}:
         nec = "none"
+    if nec.casefold() in {"yes", "present"}:
+        raise BadInputError(f"necrosis '{necrosis}': the grade needs the extent, <50 or >=50 (% of the tumour)")
     if nec not in NECROSIS_SCORES:
         raise BadInputError(f"necrosis must be one of none, <50, >=50 (got '{necrosis}')")
     if not (math.isfinite(mitoses) and mitoses >= 0):

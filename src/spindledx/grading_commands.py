@@ -21,7 +21,8 @@ def grade(
     field_number: opts.FieldNumber = None,
     objective: opts.Objective = None,
     hpf_area: opts.HpfArea = None,
-    necrosis: str = typer.Option(..., "--necrosis", help="Tumour necrosis: none, <50 or >=50 (%)."),
+    necrosis: str = typer.Option(..., "--necrosis", help="Tumour cell necrosis: none (or no), <50 or >=50 (% of the "
+                                                "tumour); yes needs its extent."),
     differentiation: int | None = typer.Option(None, "--differentiation", min=1, max=3,
                                                help="FNCLCC differentiation score 1-3."),
     entity: str | None = typer.Option(None, "--entity", help="Entity (id, name or alias, as in `panel`), to look "
@@ -29,7 +30,10 @@ def grade(
     pattern: str = typer.Option("conventional", "--pattern", help="Histological pattern for --entity."),
     fmt: opts.Report = opts.ReportFormat.table,
 ) -> None:
-    """FNCLCC grade: differentiation + mitotic score + necrosis, stating the area the count refers to."""
+    """FNCLCC grade: differentiation + mitotic score + necrosis, stating the area the count refers to.
+
+    Example: spindledx grade --mitoses 12 --necrosis "<50" --entity leiomyosarcoma
+    """
     if differentiation is None:
         if entity is None:
             raise BadInputError("give --differentiation 1|2|3 or --entity (with --pattern)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,14 @@ from spindledx.errors import BadInputError
 
 if TYPE_CHECKING:
     from spindledx.case.workup import CaseOptions
+
+
+class CaseShape(StrEnum):
+    """``case --shape``: the hotspot windows of ``slide`` that give one count."""
+
+    circle = "circle"
+    square = "square"
+    fields = "fields"
 
 
 def _load_detector(threshold: float | None, review_margin: float):
@@ -39,18 +49,20 @@ def case(
                                                            "several paths may follow one --tiles."),
     slide: Path | None = typer.Option(None, "--slide", help="A whole-slide image: the count is its hotspot's "
                                                             "(as `slide`)."),
-    shape: str = typer.Option("circle", "--shape", help="With --slide: hotspot window circle, square or fields."),
+    shape: CaseShape = typer.Option(CaseShape.circle, "--shape", case_sensitive=False,
+                                    help="With --slide: hotspot window circle, square or fields (2 x 5 block of "
+                                         "HPF-sized squares), as in `slide`."),
     area_mm2: float | None = typer.Option(None, "--area-mm2", help="With --slide: hotspot area in mm² (default "
                                                                    "10 HPF)."),
     out: Path = typer.Option(..., "--out", help="Output folder (case.json, case.html, review.html, per-image files)."),
     site: str | None = typer.Option(None, "--site", help="Tumour site (lung, uterus, ...)."),
     age: float | None = typer.Option(None, "--age", help="Age in years."),
     sex: str | None = typer.Option(None, "--sex", help="F or M."),
-    necrosis: str | None = typer.Option(None, "--necrosis", help="none, <50, >=50 (extent, for the grade) or "
-                                                                  "yes/no."),
+    necrosis: str | None = typer.Option(None, "--necrosis", help="Tumour cell necrosis: none (or no), <50 or >=50 "
+                                                                  "(% of the tumour; the grade needs it), or yes."),
     atypia: str | None = typer.Option(None, "--atypia", help="none, mild, moderate or marked."),
-    pattern: list[str] = typer.Option(None, "--pattern", help="Pattern word(s) (fascicular, storiform, ...); "
-                                                              "repeat or separate with ';'."),
+    pattern: list[str] = typer.Option(None, "--pattern", help="Pattern(s) as in `panel` (fascicular, storiform, "
+                                                              "...), repeatable or comma-separated."),
     differentiation: int | None = typer.Option(None, "--differentiation", help="FNCLCC differentiation score "
                                                                                "1-3 (default: from the entity)."),
     mpp: Mpp = None,
@@ -63,7 +75,10 @@ def case(
     ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers with a warning."),
     overwrite: Overwrite = False,
 ) -> None:
-    """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report."""
+    """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report.
+
+    Example: spindledx case "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung --tiles sample_slides --out case_1
+    """
     from spindledx.case.workup import CaseOptions, check_options
     from spindledx.mitosis.commands import collect_images
 
@@ -77,9 +92,8 @@ def case(
         raise BadInputError("give the H&E evidence with --tiles PATH... or --slide PATH")
     if slide is not None and not slide.is_file():
         raise BadInputError(f"{slide}: no such file")
-    if shape not in ("circle", "square", "fields"):
-        raise BadInputError(f"--shape must be circle, square or fields (got '{shape}')")
-    patterns = tuple(p.strip() for raw in (pattern or []) for p in raw.split(";") if p.strip())
+    shape = CaseShape(shape).value
+    patterns = tuple(p.strip() for raw in (pattern or []) for p in re.split(r"[,;]", raw) if p.strip())
     if mpp is not None:
         counting.check_mpp(mpp)
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -185,7 +199,10 @@ def review(
     replace: bool = typer.Option(False, "--replace", help="With --import: replace an earlier review that has more "
                                                           "decisions or another reviewer."),
 ) -> None:
-    """Write review.html for an output folder, or import the reviewer's decisions and recompute the counts."""
+    """Write review.html for an output folder, or import the reviewer's decisions and recompute the counts.
+
+    Example: spindledx review case_1 --import decisions.json
+    """
     if import_path is None:
         if replace:
             raise BadInputError("--replace applies to --import")

@@ -139,7 +139,7 @@ def detector_caveat(detector: object) -> str | None:
     detector without a model description (e.g. one injected by tests).
 
     The figure is the by-field cross-validated mean F1 recorded in the model description (MIDOG rule); the
-    model card (``models/MODEL_CARD.md``) has the folds and limits.
+    model card (``docs/model-card.md``) has the folds and limits.
     """
     from spindledx.detection.types import as_detector
 
@@ -148,5 +148,5 @@ def detector_caveat(detector: object) -> str | None:
         return None
     f1 = description.extra.get("cv", {}).get("mean_f1")
     accuracy = f"cross-validated F1 {f1:.2f} on breast-carcinoma fields" if f1 is not None else "accuracy unmeasured"
-    return (f"Detector model {description.version}: {accuracy} (models/MODEL_CARD.md). A screening aid: check "
+    return (f"Detector model {description.version}: {accuracy} (docs/model-card.md). A screening aid: check "
             "the detections on the overlay (--out) before reporting a count.")

@@ -139,7 +139,10 @@ def panel(
     top: int = typer.Option(5, "--top", min=1, help="Entities to show (and to include in JSON)."),
     explain: int = typer.Option(3, "--explain", min=0, help="Top entities explained item by item (table)."),
 ) -> None:
-    """Ranked, explained differential for an IHC panel (with clinical and H&E findings), and the next markers."""
+    """Ranked, explained differential for an IHC panel (with clinical and H&E findings), and the next markers.
+
+    Example: spindledx panel "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung --age 68 --sex F
+    """
     from spindledx.ihc.interpret import interpret_panel
 
     _check_format(fmt)
@@ -175,7 +178,10 @@ def marker(
     name: str = typer.Argument(..., help="Marker name or synonym, e.g. desmin, CK-pan, c-KIT."),
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
 ) -> None:
-    """Which entities stain for a marker, with fractions, n and sources."""
+    """Which entities stain for a marker, with fractions, n and sources.
+
+    Example: spindledx marker c-KIT
+    """
     info = _lookup("marker_info", name, fmt)
     if info is None:
         return
@@ -205,7 +211,10 @@ def entity(
     name: str = typer.Argument(..., help="Entity id, name or alias, e.g. leiomyosarcoma, GIST, SFT."),
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
 ) -> None:
-    """An entity's typical panel, pitfalls and sources."""
+    """An entity's typical panel, pitfalls and sources.
+
+    Example: spindledx entity SFT
+    """
     info = _lookup("entity_info", name, fmt)
     if info is None:
         return
@@ -240,7 +249,10 @@ def _print_listing(fmt: str, rows: list[dict], noun: str, columns: dict[str, Cal
 
 
 def markers(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
-    """List the canonical markers and their synonyms."""
+    """List the canonical markers and their synonyms.
+
+    Example: spindledx markers --format json
+    """
     from spindledx.ihc import lookups
 
     _print_listing(fmt, lookups.list_markers(), "markers", {
@@ -249,7 +261,10 @@ def markers(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> 
 
 
 def entities(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
-    """List the entities of the knowledge base."""
+    """List the entities of the knowledge base.
+
+    Example: spindledx entities
+    """
     from spindledx.ihc import lookups
 
     _print_listing(fmt, lookups.list_entities(), "entities", {
@@ -262,13 +277,16 @@ def panel_cases(
     case_set: str = typer.Option("original", "--set", help="Built-in cases: original, holdout, all (the 100 "
                                  "literature panels), reports, reports-b, reports-c (published case reports with "
                                  "their findings, used for calibration) or reports-d (published case reports kept "
-                                 "apart from calibration: the blind test set)."),
+                                 "apart from calibration: the test set)."),
     cases_csv: str | None = typer.Option(None, "--cases", help="CSV of cases instead of the built-in panels."),
     ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers (always on for "
                                         "the case-report sets, as a new user would run them)."),
     per_entity: bool = typer.Option(False, "--per-entity", help="Also print accuracy and Brier per entity."),
 ) -> None:
-    """Top-1 / top-3 accuracy and calibration on the test panels or the published case reports."""
+    """Top-1 / top-3 accuracy and calibration on the test panels or the published case reports.
+
+    Example: spindledx panel-cases --set all --per-entity
+    """
     from spindledx.ihc.evaluate import REPORT_SETS, evaluate_cases, load_cases
 
     _check_format(fmt)
@@ -320,7 +338,10 @@ def panel_cases(
 
 
 def kb_coverage_command(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
-    """Per entity: the markers with literature data, with a background (specificity) figure only, and missing."""
+    """Per entity: the markers with literature data, with a background (specificity) figure only, and missing.
+
+    Example: spindledx kb coverage --format json
+    """
     from spindledx.ihc.coverage import kb_coverage
 
     _check_format(fmt)

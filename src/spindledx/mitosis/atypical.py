@@ -6,7 +6,7 @@ Cancer (AMi-Br)", BVM 2025; Banerjee et al., arXiv:2506.21444). The head sees th
 0.25 µm/px as the detector, centred on the detection, and returns the probability that the figure is atypical
 (8 dihedral views averaged). It is described by ``atypical_model.json`` next to the detector in the package's
 ``detection/models`` (ONNX, checksum verified, trained by ``scripts/train_atypical.py``; balanced accuracy on held-out
-ami-br slides in its description and in ``models/MODEL_CARD.md``).
+ami-br slides in its description and in ``docs/model-card.md``).
 """
 
 from __future__ import annotations

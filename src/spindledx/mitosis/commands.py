@@ -89,7 +89,10 @@ def score(
     progress: opts.Progress = None,
     overwrite: opts.Overwrite = False,
 ) -> None:
-    """Detect mitotic figures and count them per mm² and per 10 HPF (HPF area stated)."""
+    """Detect mitotic figures and count them per mm² and per 10 HPF (HPF area stated).
+
+    Example: spindledx score sample_slides --out results
+    """
     fmt = fmt.value
     if mpp is not None:
         counting.check_mpp(mpp)
@@ -272,7 +275,10 @@ def evaluate(
     radius_um: float = typer.Option(7.5, "--radius-um", help="Hit radius in µm (MIDOG rule: 7.5)."),
     fmt: opts.Report = opts.ReportFormat.table,
 ) -> None:
-    """MIDOG-rule evaluation: one-to-one hits within 7.5 µm, TP/FP/FN summed over images, precision/recall/F1."""
+    """MIDOG-rule evaluation: one-to-one hits within 7.5 µm, TP/FP/FN summed over images, precision/recall/F1.
+
+    Example: spindledx evaluate sample_slides --truth sample_slides/ground_truth.csv
+    """
     import numpy as np
 
     from spindledx.imaging.reader import read_image

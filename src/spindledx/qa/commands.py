@@ -30,7 +30,10 @@ def batch(
     progress: opts.Progress = None,
     overwrite: opts.Overwrite = False,
 ) -> None:
-    """Score a set of tiles with QA flags, agreement statistics and an HTML report."""
+    """Score a set of tiles with QA flags, agreement statistics and an HTML report.
+
+    Example: spindledx batch sample_slides/manifest.csv --out batch_out
+    """
     from spindledx.mitosis.evaluate import detection_scores
     from spindledx.qa.manifest import load_manifest, tiles_from_folder
     from spindledx.qa.runner import RunOptions, run_and_write

@@ -54,7 +54,10 @@ def slide(
     backend: opts.Backend = opts.SlideBackend.auto,
     overwrite: opts.Overwrite = False,
 ) -> None:
-    """Find the mitotic hotspot of a whole-slide image: count there and on average over the tissue."""
+    """Find the mitotic hotspot of a whole-slide image: count there and on average over the tissue.
+
+    Example: spindledx slide tumour.svs --out tumour_slide --jobs 2
+    """
     fmt = fmt.value
     jobs = opts.resolve_jobs(jobs)
     if mpp is not None:

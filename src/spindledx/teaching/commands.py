@@ -31,7 +31,10 @@ def compare(
     fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
     top: int = typer.Option(12, "--top", min=1, help="Markers to show (and to include in JSON)."),
 ) -> None:
-    """A versus B: markers ranked by how well they separate two entities (likelihood ratios, sources)."""
+    """A versus B: markers ranked by how well they separate two entities (likelihood ratios, sources).
+
+    Example: spindledx compare leiomyosarcoma gist --top 6
+    """
     from spindledx.teaching.compare import compare_entities
 
     _check_format(fmt)
@@ -146,7 +149,10 @@ def quiz(
     fmt: str = typer.Option("table", "--format",
                             help="table (interactive, answers read from stdin) or json (questions with answers)."),
 ) -> None:
-    """A quiz on the project's published cases: pick a diagnosis, then see the interpreter's reasoning."""
+    """A quiz on the project's published cases: pick a diagnosis, then see the interpreter's reasoning.
+
+    Example: spindledx quiz --n 10 --seed 1
+    """
     from spindledx.pages.provenance import provenance
     from spindledx.teaching.quiz import QUIZ_CASE_SETS, quiz_questions
 
@@ -176,7 +182,10 @@ def quiz(
 
 
 def site(out: Path = typer.Option(..., "--out", help="Folder for the site (new, empty, or a previous site).")) -> None:
-    """Write the knowledge base as a static, self-contained site (opens from file://)."""
+    """Write the knowledge base as a static, self-contained site (opens from file://).
+
+    Example: spindledx kb site --out kb_site
+    """
     from spindledx.teaching.site import build_site
 
     build = build_site(out)
