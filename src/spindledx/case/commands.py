@@ -56,11 +56,11 @@ def case(
                                                                    "10 HPF)."),
     out: Path = typer.Option(..., "--out", help="Output folder (case.json, case.html, review.html, per-image files)."),
     site: str | None = typer.Option(None, "--site", help="Tumour site (lung, uterus, ...)."),
-    age: float | None = typer.Option(None, "--age", help="Age in years."),
-    sex: str | None = typer.Option(None, "--sex", help="F or M."),
+    age: str | None = typer.Option(None, "--age", help="Age in years (0-120), as in `panel`."),
+    sex: str | None = typer.Option(None, "--sex", help="F or M, as in `panel`."),
     necrosis: str | None = typer.Option(None, "--necrosis", help="Tumour cell necrosis: none (or no), <50 or >=50 "
                                                                   "(% of the tumour; the grade needs it), or yes."),
-    atypia: str | None = typer.Option(None, "--atypia", help="none, mild, moderate or marked."),
+    atypia: str | None = typer.Option(None, "--atypia", help="none, mild, moderate or marked, as in `panel`."),
     pattern: list[str] = typer.Option(None, "--pattern", help="Pattern(s) as in `panel` (fascicular, storiform, "
                                                               "...), repeatable or comma-separated."),
     differentiation: int | None = typer.Option(None, "--differentiation", help="FNCLCC differentiation score "
@@ -92,6 +92,9 @@ def case(
         raise BadInputError("give the H&E evidence with --tiles PATH... or --slide PATH")
     if slide is not None and not slide.is_file():
         raise BadInputError(f"{slide}: no such file")
+    from spindledx.ihc.findings import parse_age, parse_atypia, parse_sex
+
+    age, sex, atypia = parse_age(age), parse_sex(sex), parse_atypia(atypia)  # the words `panel` takes
     shape = CaseShape(shape).value
     patterns = tuple(p.strip() for raw in (pattern or []) for p in re.split(r"[,;]", raw) if p.strip())
     if mpp is not None:
@@ -101,7 +104,7 @@ def case(
     if not 0.0 <= review_margin <= 1.0:
         raise BadInputError("--review-margin must be between 0 and 1")
     hpf = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
-    opts = CaseOptions(panel=panel, site=site, age=age, sex=sex.upper() if sex else None, necrosis=necrosis,
+    opts = CaseOptions(panel=panel, site=site, age=age, sex=sex, necrosis=necrosis,
                        atypia=atypia, pattern=patterns, differentiation=differentiation,
                        ignore_unknown=ignore_unknown, hpf_area_mm2=hpf)
     check_options(opts)
