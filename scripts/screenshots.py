@@ -1,4 +1,4 @@
-"""Screenshots of the pages a person opens (case.html, review.html, report.html) for the README.
+"""Screenshots of the pages a person opens (case.html, review.html, report.html) for the documentation (docs/guide/).
 
 Run after `make demo` (it writes demo_out/run-YYYYmmdd-HHMMSS/): `.venv/bin/python scripts/screenshots.py` writes
 docs/screenshots/{case,review,report}.png from the newest run (or `--run FOLDER`): the top of case and review, the

@@ -133,6 +133,45 @@ def test_help_holds_no_development_history_and_an_example(path: list[str]) -> No
     assert "Example: spindledx" in text, f"spindledx {' '.join(path)} --help has no example"
 
 
+def documented_commands() -> list[str]:
+    """Every `spindledx ...` line of the code blocks of README.md and docs/guide/ (continuations joined)."""
+    commands = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]:
+        for block in re.findall(r"```\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = re.sub(r"\s+#.*$", "", line).strip()
+                if line.startswith("spindledx "):
+                    commands.append(line)
+    return commands
+
+
+def example_lines() -> list[str]:
+    """The ``Example:`` line of every command's help, as written (not as wrapped for the terminal)."""
+    from typer.main import get_command
+
+    from spindledx.cli import app
+
+    def walk(command):
+        yield command
+        for sub in getattr(command, "commands", {}).values():
+            yield from walk(sub)
+
+    return [line.split("Example: ", 1)[1].strip() for command in walk(get_command(app))
+            for line in (command.help or "").splitlines() if "Example: " in line]
+
+
+@pytest.mark.parametrize("command", sorted(set(documented_commands())) + example_lines())
+def test_documented_commands_and_examples_use_options_that_exist(command: str) -> None:
+    """Each example parses: its command and options exist (``--help`` is eager, so nothing runs)."""
+    import shlex
+
+    from spindledx.cli import main
+
+    words = shlex.split(command)[1:]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*words, "--help"]) == 0, command
+
+
 KNOWLEDGE_TEXT_COLUMNS = ("note", "basis", "pitfalls", "summary", "rationale", "no_background_reason", "aliases")
 
 

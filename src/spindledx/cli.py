@@ -80,13 +80,63 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (2 for bad input, 1 for an unexpected failure)."""
     import logging
 
-    logging.getLogger("tifffile").setLevel(logging.ERROR)  # damaged files get one error line, not a log per tag
+    # damaged files get one error line from spindledx, never tifffile's own log lines
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL + 1)
+    if sys.stdout is None or not _usable(1):
+        typer.echo("error: standard output is closed; the results would be lost (redirect it to a file or "
+                   "/dev/null instead)", err=True)
+        return 2
+    if sys.stdin is None or not _usable(0):  # stdin closed: reading it gives end of input, never a crash
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - the process's standard input
     previous = _terminate_as_interrupt()
+    was_devnull = _is_devnull(1)
     try:
         return _main(argv)
+    except BrokenPipeError:
+        return _broken_pipe()
+    except SystemExit as exc:
+        # rich ends a print to a closed pipe by pointing stdout at /dev/null and raising SystemExit(1)
+        if exc.code == 1 and not was_devnull and _is_devnull(1):
+            return BROKEN_PIPE_EXIT
+        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _usable(fd: int) -> bool:
+    """Whether file descriptor ``fd`` is open."""
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _is_devnull(fd: int) -> bool:
+    """Whether file descriptor ``fd`` is /dev/null."""
+    try:
+        st, null = os.fstat(fd), os.stat(os.devnull)
+    except OSError:
+        return False
+    return (st.st_ino, st.st_dev, st.st_rdev) == (null.st_ino, null.st_dev, null.st_rdev)
+
+
+BROKEN_PIPE_EXIT = 141
+"""Exit code after the reader of standard output went away (``spindledx kb coverage | head -1``): 128 + SIGPIPE,
+as a shell reports a process killed by the signal; nothing is printed."""
+
+
+def _broken_pipe() -> int:
+    """Quiet end after a closed pipe: standard output is pointed at /dev/null so that the interpreter's final
+    flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return BROKEN_PIPE_EXIT
 
 
 def _terminate_as_interrupt() -> object:
@@ -101,8 +151,54 @@ def _terminate_as_interrupt() -> object:
         return None
 
 
+def _numeric_options() -> set[str]:
+    """The flags of every number option of every command (from the registered commands)."""
+    import numbers
+
+    names: set[str] = set()
+
+    def walk(command: object) -> None:
+        for sub in (getattr(command, "commands", None) or {}).values():
+            walk(sub)
+        for param in getattr(command, "params", None) or ():
+            annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+            if isinstance(annotation, type) and annotation is not bool and issubclass(annotation, numbers.Number):
+                names.update(o for o in getattr(param, "opts", ()) if o.startswith("-"))
+
+    try:
+        walk(typer.main.get_command(app))
+    except Exception:  # introspection of another typer version: fall back to the common flags
+        names = {"--mpp", "--threshold", "--hpf-area-mm2", "--field-number", "--objective", "--area-mm2",
+                 "--work-mpp", "--tile-um", "--margin-um", "--radius-um", "--jobs", "-j"}
+    return names
+
+
+def check_number_arguments(argv: list[str]) -> None:
+    """Refuse number options whose text Python would read as a number no user means: digit separators
+    (``--mpp 1_0`` is 10 to ``float()``, ``--jobs 1_6`` is 16).
+
+    Raises
+    ------
+    BadInputError
+        Naming the option and its text.
+    """
+    numeric = _numeric_options()
+    for i, token in enumerate(argv):
+        flag, sep, value = token.partition("=")
+        if flag not in numeric:
+            continue
+        if not sep:
+            if i + 1 >= len(argv):
+                continue
+            value = argv[i + 1]
+        if "_" in value:  # nan / inf reach the option's own check, which states its range
+            raise BadInputError(f"{flag} {value!r} is not a number (write it with digits and at most one '.', e.g. "
+                                "0.25)")
+
+
 def _main(argv: list[str] | None) -> int:
     try:
+        check_number_arguments(list(sys.argv[1:] if argv is None else argv))
         code = app(args=argv, standalone_mode=False, prog_name="spindledx")
     except BadInputError as exc:
         typer.echo(f"error: {one_line(cli_message(exc))}", err=True)
@@ -118,6 +214,8 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except BrokenPipeError:
+        return _broken_pipe()
     except OSError as exc:  # disk full, permission denied, ... on the user's files and folders
         if os.environ.get("SPINDLEDX_DEBUG"):
             raise

@@ -72,6 +72,8 @@ HpfArea = Annotated[float | None, typer.Option("--hpf-area-mm2", help="Area of o
                                                "field number and objective, 22 / 40x = 0.238 mm²).")]
 FieldNumber = Annotated[float | None, typer.Option("--field-number", help="Eyepiece field number in mm (default 22).")]
 Objective = Annotated[float | None, typer.Option("--objective", help="Objective magnification (default 40).")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Write into an --out folder that holds other files or "
+                                        "another run (the files that run listed as its outputs are replaced).")]
 Dask = Annotated[str | None, typer.Option("--dask", help="Run on Dask: 'local' (a local cluster) or a scheduler "
                                           "address (tcp://host:8786).")]
 
@@ -94,6 +96,26 @@ def resolve_jobs(jobs: int | None) -> int:
 def resolve_progress(progress: bool | None) -> bool:
     """``--progress/--no-progress`` or its default: on when stderr is a terminal."""
     return sys.stderr.isatty() if progress is None else progress
+
+
+def check_dask(address: str | None) -> str | None:
+    """``--dask``: None, ``local`` or a scheduler address ``scheme://host:port`` (checked before any work).
+
+    Raises
+    ------
+    BadInputError
+        Anything else (``--dask junk``), with the accepted forms.
+    """
+    import re
+
+    from spindledx.errors import BadInputError
+
+    if address is None or address == "local":
+        return address
+    if not re.fullmatch(r"(tcp|tls|ucx|ws|wss|inproc)://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", address):
+        raise BadInputError(f"--dask {address[:80]!r}: expected 'local' or a scheduler address such as "
+                            "tcp://host:8786")
+    return address
 
 
 def check_out_dir(out: Path | None) -> None:

@@ -44,10 +44,15 @@ def hpf_area_mm2(field_number_mm: float = DEFAULT_FIELD_NUMBER_MM,
     float
         Field area in mm^2; 22 / 40 gives 0.2376 mm^2 (Renne 2023).
     """
-    for name, value in (("field number", field_number_mm), ("objective magnification", objective_magnification),
-                        ("tube factor", tube_factor)):
+    for name, value, low, high in (("field number", field_number_mm, 0.0, 100.0),
+                                   ("objective magnification", objective_magnification, 0.0, 1000.0),
+                                   ("tube factor", tube_factor, 0.0, 100.0)):
         if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
             raise BadInputError(f"the {name} must be a positive number, got {value!r}")
+        if not low < value <= high:
+            raise BadInputError(f"the {name} must be at most {high:g}, got {value!r}")
+    if objective_magnification * tube_factor < 1.0:
+        raise BadInputError(f"the objective magnification must be at least 1x, got {objective_magnification!r}")
     diameter_mm = field_number_mm / (objective_magnification * tube_factor)
     return math.pi * (diameter_mm / 2.0) ** 2
 

@@ -11,7 +11,8 @@ key           value
 schema        :data:`SCHEMA` (``"spindledx-summary/1"``)
 command       the command (``"score"``, ``"batch"``, ``"slide"``, ``"case"``, ``"review --import"``, ``"kb site"``)
 created       UTC time the summary was written, ISO 8601 (``2026-11-29T10:00:00Z``)
-status        ``"complete"``, or ``"interrupted"`` (partial results kept; the same command resumes)
+status        ``"complete"``; ``"interrupted"`` (partial results kept; the same command resumes); or ``"failed"``
+              (the run ended but not one of its inputs could be used: nothing was scored)
 provenance    :data:`PROVENANCE_KEYS` (spindledx, detector model and knowledge-base versions; ``None`` where a
               command uses no model) plus what the command adds (threshold, date, ...)
 inputs        the inputs as given (file names made printable)
@@ -41,7 +42,7 @@ from typing import Any
 SCHEMA = "spindledx-summary/1"
 SUMMARY_NAME = "summary.json"
 REVIEW_SUMMARY_NAME = "review_summary.json"
-STATUSES = ("complete", "interrupted")
+STATUSES = ("complete", "interrupted", "failed")
 PROVENANCE_KEYS = ("spindledx_version", "model_name", "model_version", "model_sha256", "kb_version")
 KEY_TYPES: dict[str, type | tuple[type, ...]] = {
     "schema": str, "command": str, "created": str, "status": str, "provenance": dict, "inputs": list,
@@ -147,7 +148,7 @@ def write_summary(out_dir: str | Path, command: str, *, name: str = SUMMARY_NAME
     from spindledx.files import atomic_write_text
 
     doc = build_summary(command, out_dir=out_dir, **fields)
-    return atomic_write_text(Path(out_dir) / name, json.dumps(doc, indent=2, ensure_ascii=False))
+    return atomic_write_text(Path(out_dir) / name, json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False))
 
 
 def _type_name(t: type | tuple[type, ...]) -> str:

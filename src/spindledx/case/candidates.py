@@ -70,8 +70,12 @@ def split_candidates(points: Iterable[Any], *, stem: str, threshold: float, revi
 def candidates_document(*, image: str | Path, stem: str, width: int, height: int, mpp: float, threshold: float,
                         review_floor: float, model: dict[str, Any], candidates: Sequence[Candidate],
                         origin: tuple[float, float] = (0.0, 0.0), kind: str = "tile") -> dict[str, Any]:
-    """The JSON object of a candidates file (``origin``: offset of the crop source for a slide region)."""
-    return {"format": FORMAT, "kind": kind, "image": str(Path(image).resolve()), "stem": stem, "width": int(width),
+    """The JSON object of a candidates file (``origin``: offset of the crop source for a slide region;
+    ``image_identity``: the image's size and content hash, checked before the review page crops it)."""
+    from spindledx.engine.store import content_identity
+
+    return {"format": FORMAT, "kind": kind, "image": str(Path(image).resolve()),
+            "image_identity": content_identity(image), "stem": stem, "width": int(width),
             "height": int(height), "mpp": float(mpp), "origin": [float(origin[0]), float(origin[1])],
             "threshold": float(threshold), "review_floor": float(review_floor),
             "model": {"model_version": model.get("model_version"), "model_sha256": model.get("model_sha256")},
@@ -105,35 +109,151 @@ def candidates_from_detections(*, image: str | Path, stem: str, width: int, heig
 def write_candidates(doc: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``<stem>_candidates.json`` atomically into ``out_dir``; returns the path."""
     from spindledx.files import atomic_write_text as write_text_atomic
+    from spindledx.files import check_file_name
 
-    path = Path(out_dir) / f"{doc['stem']}{SUFFIX}"
+    path = Path(out_dir) / f"{check_file_name(doc['stem'], what='candidates')}{SUFFIX}"
     write_text_atomic(path, json.dumps(doc, indent=1, ensure_ascii=False))
     return path
 
 
 def load_candidate_files(out_dir: str | Path) -> list[dict[str, Any]]:
-    """Every candidates file of an output folder, sorted by name; BadInputError when there is none."""
+    """The candidates files of the run in an output folder (:func:`load_run_candidates`)."""
+    return load_run_candidates(out_dir)[0]
+
+
+def load_run_candidates(out_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The candidates files of the run in an output folder, sorted by name, and the names of candidates files in
+    the folder that the run did not write (ignored).
+
+    When the folder's ``summary.json`` lists the run's outputs, exactly the candidates files it lists are read
+    (a listed file that is missing is an error; a file another run left there is ignored); a folder without a
+    summary (an interrupted run) gives every ``*_candidates.json``.
+
+    Raises
+    ------
+    BadInputError
+        No such folder, no candidates, a listed file missing or any file damaged.
+    """
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise BadInputError(f"{out_dir}: no such folder")
-    paths = sorted(out_dir.glob(f"*{SUFFIX}"))
+    found = sorted(out_dir.glob(f"*{SUFFIX}"))
+    listed = _listed_outputs(out_dir)
+    ignored: list[str] = []
+    if listed is not None:
+        names = sorted(n for n in listed if n.endswith(SUFFIX) and "/" not in n)
+        ignored = sorted(p.name for p in found if p.name not in names)
+        paths = [out_dir / n for n in names]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise BadInputError(f"{missing[0]}: listed by {out_dir / 'summary.json'} but missing; run that command "
+                                "again")
+    else:
+        paths = found
     if not paths:
         slides = [candidates_from_slide_outputs(p) for p in sorted(out_dir.glob("*_summary.json"))]
         slides = [d for d in slides if d is not None]
+        for doc in slides:
+            check_candidates(doc, where=str(out_dir / f"{doc['stem']}_summary.json"))
         if slides:
-            return slides
-        raise BadInputError(f"{out_dir}: no *{SUFFIX} files and no slide outputs (run `spindledx case`, "
+            return slides, ignored
+        raise BadInputError(f"{out_dir}: no *{SUFFIX} files of its run and no slide outputs (run `spindledx case`, "
                             "`spindledx score --out`, `spindledx slide --out` or `spindledx batch` first)")
-    docs = []
-    for path in paths:
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise BadInputError(f"{path}: not a readable candidates file ({exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise BadInputError(f"{path}: not a {FORMAT} file")
-        docs.append(doc)
-    return docs
+    docs = [read_candidates(path) for path in paths]
+    stems = [d["stem"] for d in docs]
+    if len(set(stems)) != len(stems):
+        raise BadInputError(f"{out_dir}: two candidates files name the same image stem; run that command again")
+    return docs, ignored
+
+
+def _listed_outputs(out_dir: Path) -> list[str] | None:
+    """The outputs listed by the folder's spindledx ``summary.json``, or None when it has none."""
+    from spindledx.files import read_json
+
+    path = out_dir / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        doc = read_json(path, what="a spindledx summary", max_bytes=MAX_CANDIDATES_BYTES)
+    except BadInputError:
+        return None
+    if not (isinstance(doc, dict) and str(doc.get("schema", "")).startswith("spindledx-summary/")
+            and isinstance(doc.get("outputs"), list)):
+        return None
+    return [n for n in doc["outputs"] if isinstance(n, str)]
+
+
+def read_candidates(path: str | Path) -> dict[str, Any]:
+    """Read and check one candidates file (bounded read, every field checked: :func:`check_candidates`)."""
+    from spindledx.files import read_json
+
+    doc = read_json(path, what=f"a {FORMAT} file", max_bytes=MAX_CANDIDATES_BYTES)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BadInputError(f"{path}: not a {FORMAT} file")
+    check_candidates(doc, where=str(path))
+    return doc
+
+
+MAX_CANDIDATES_BYTES = 64 << 20
+"""Largest candidates file read."""
+
+
+def _number(value: Any) -> bool:
+    import math
+
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_candidates(doc: dict[str, Any], *, where: str) -> None:
+    """Refuse a candidates document whose fields could not have been written by spindledx: a stem that is not a
+    plain file name, a size or resolution that is not a positive number, coordinates or scores that are not
+    finite numbers, ids that are not unique strings.
+
+    Raises
+    ------
+    BadInputError
+        One line naming ``where`` and the first bad field.
+    """
+    from spindledx.files import check_file_name
+
+    def bad(what: str) -> BadInputError:
+        return BadInputError(f"{where}: {what}; not a candidates file spindledx wrote (rerun the command that made "
+                             "this folder)")
+
+    check_file_name(doc.get("stem"), what=f"{where} ('stem')")
+    if not isinstance(doc.get("image"), str) or not doc["image"]:
+        raise bad("'image' is not a file name")
+    for key in ("width", "height"):
+        if not (isinstance(doc.get(key), int) and not isinstance(doc[key], bool) and doc[key] > 0):
+            raise bad(f"'{key}' is not a positive whole number of pixels")
+    from spindledx.counting import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP
+
+    if not (_number(doc.get("mpp")) and MIN_PLAUSIBLE_MPP <= doc["mpp"] <= MAX_PLAUSIBLE_MPP):
+        raise bad("'mpp' is not a resolution in µm/px")
+    for key in ("threshold", "review_floor"):
+        if not (_number(doc.get(key)) and 0 <= doc[key] <= 1):
+            raise bad(f"'{key}' is not a score between 0 and 1")
+    origin = doc.get("origin", [0.0, 0.0])
+    if not (isinstance(origin, list) and len(origin) == 2 and all(_number(v) for v in origin)):
+        raise bad("'origin' is not two numbers")
+    if "area_mm2" in doc and not (_number(doc["area_mm2"]) and doc["area_mm2"] > 0):
+        raise bad("'area_mm2' is not a positive area")
+    if doc.get("image_identity") is not None and not isinstance(doc["image_identity"], str):
+        raise bad("'image_identity' is not text")
+    if not isinstance(doc.get("model", {}), dict) or not isinstance(doc.get("flags", []), list):
+        raise bad("'model' or 'flags' has the wrong type")
+    cands = doc.get("candidates")
+    if not isinstance(cands, list):
+        raise bad("'candidates' is not a list")
+    ids = set()
+    for c in cands:
+        if not (isinstance(c, dict) and isinstance(c.get("id"), str) and all(_number(c.get(k)) for k in
+                                                                             ("x", "y", "score"))
+                and isinstance(c.get("detected"), bool)):
+            raise bad("a candidate is not {id: text, x, y, score: numbers, detected: true/false}")
+        if c["id"] in ids:
+            raise bad(f"candidate id {c['id']!r} appears twice")
+        ids.add(c["id"])
 
 
 def candidates_from_slide_outputs(summary_path: Path) -> dict[str, Any] | None:
@@ -142,9 +262,11 @@ def candidates_from_slide_outputs(summary_path: Path) -> dict[str, Any] | None:
     keeps no candidates below its threshold, so only its detections can be reviewed."""
     import csv
 
+    from spindledx.files import read_json
+
     try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        summary = read_json(summary_path, what="a slide summary", max_bytes=MAX_CANDIDATES_BYTES)
+    except BadInputError:
         return None
     if not isinstance(summary, dict) or "slide" not in summary or not summary.get("hotspots"):
         return None
@@ -169,7 +291,43 @@ def candidates_from_slide_outputs(summary_path: Path) -> dict[str, Any] | None:
                                      mpp=mpp, detections=inside, threshold=None, model={})
     doc["kind"] = "slide"
     doc["area_mm2"] = float(h["area_mm2"])
+    doc["image_identity"] = _slide_run_identity(summary_path.parent)
     return doc
+
+
+def _slide_run_identity(out_dir: Path) -> str | None:
+    """The slide's content identity recorded by the ``slide`` run in ``out_dir/run.json`` (None if absent)."""
+    from spindledx.files import read_json
+
+    try:
+        run = read_json(out_dir / "run.json", what="a slide run file", max_bytes=1 << 20)
+    except BadInputError:
+        return None
+    identity = run.get("file") if isinstance(run, dict) else None
+    if not isinstance(identity, str) or identity.count(":") != 2:
+        return None
+    size, _, digest = identity.split(":")
+    return f"{size}:{digest}"
+
+
+def check_image_identity(doc: dict[str, Any]) -> Path:
+    """The image of a candidates document, checked to be the file the run read (same size and content hash).
+
+    Raises
+    ------
+    BadInputError
+        The image is gone or was replaced since the run (crops of another image would be reviewed).
+    """
+    from spindledx.engine.store import content_identity
+
+    path = Path(doc["image"])
+    if not path.is_file():
+        raise BadInputError(f"{path}: the image of these candidates is gone (needed for the review crops)")
+    expected = doc.get("image_identity")
+    if expected is not None and content_identity(path) != expected:
+        raise BadInputError(f"{path}: the image changed since the run that found these candidates; run that "
+                            "command again to review this image")
+    return path
 
 
 def run_id(docs: Sequence[dict[str, Any]]) -> str:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from spindledx import counting
-from spindledx.cli_options import FieldNumber, HpfArea, Mpp, Objective, Threshold
+from spindledx.cli_options import FieldNumber, HpfArea, Mpp, Objective, Overwrite, Threshold
 from spindledx.errors import BadInputError
+
+if TYPE_CHECKING:
+    from spindledx.case.workup import CaseOptions
 
 
 class CaseShape(StrEnum):
@@ -51,11 +56,11 @@ def case(
                                                                    "10 HPF)."),
     out: Path = typer.Option(..., "--out", help="Output folder (case.json, case.html, review.html, per-image files)."),
     site: str | None = typer.Option(None, "--site", help="Tumour site (lung, uterus, ...)."),
-    age: float | None = typer.Option(None, "--age", help="Age in years."),
-    sex: str | None = typer.Option(None, "--sex", help="F or M."),
+    age: str | None = typer.Option(None, "--age", help="Age in years (0-120), as in `panel`."),
+    sex: str | None = typer.Option(None, "--sex", help="F or M, as in `panel`."),
     necrosis: str | None = typer.Option(None, "--necrosis", help="Tumour cell necrosis: none (or no), <50 or >=50 "
                                                                   "(% of the tumour; the grade needs it), or yes."),
-    atypia: str | None = typer.Option(None, "--atypia", help="none, mild, moderate or marked."),
+    atypia: str | None = typer.Option(None, "--atypia", help="none, mild, moderate or marked, as in `panel`."),
     pattern: list[str] = typer.Option(None, "--pattern", help="Pattern(s) as in `panel` (fascicular, storiform, "
                                                               "...), repeatable or comma-separated."),
     differentiation: int | None = typer.Option(None, "--differentiation", help="FNCLCC differentiation score "
@@ -68,19 +73,14 @@ def case(
     field_number: FieldNumber = None,
     objective: Objective = None,
     ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers with a warning."),
+    overwrite: Overwrite = False,
 ) -> None:
     """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report.
 
     Example: spindledx case "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung --tiles sample_slides --out case_1
     """
-    from spindledx.case.evidence import score_tiles
-    from spindledx.case.page import render_case_html
-    from spindledx.case.review import write_review_page
-    from spindledx.case.workup import CaseOptions, build_case, check_options
-    from spindledx.files import atomic_write_text as write_text_atomic
-    from spindledx.files import output_stems, printable
+    from spindledx.case.workup import CaseOptions, check_options
     from spindledx.mitosis.commands import collect_images
-    from spindledx.pages import provenance
 
     extra = list(ctx.args)
     if extra and not tiles:
@@ -92,6 +92,9 @@ def case(
         raise BadInputError("give the H&E evidence with --tiles PATH... or --slide PATH")
     if slide is not None and not slide.is_file():
         raise BadInputError(f"{slide}: no such file")
+    from spindledx.ihc.findings import parse_age, parse_atypia, parse_sex
+
+    age, sex, atypia = parse_age(age), parse_sex(sex), parse_atypia(atypia)  # the words `panel` takes
     shape = CaseShape(shape).value
     patterns = tuple(p.strip() for raw in (pattern or []) for p in re.split(r"[,;]", raw) if p.strip())
     if mpp is not None:
@@ -101,7 +104,7 @@ def case(
     if not 0.0 <= review_margin <= 1.0:
         raise BadInputError("--review-margin must be between 0 and 1")
     hpf = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
-    opts = CaseOptions(panel=panel, site=site, age=age, sex=sex.upper() if sex else None, necrosis=necrosis,
+    opts = CaseOptions(panel=panel, site=site, age=age, sex=sex, necrosis=necrosis,
                        atypia=atypia, pattern=patterns, differentiation=differentiation,
                        ignore_unknown=ignore_unknown, hpf_area_mm2=hpf)
     check_options(opts)
@@ -111,9 +114,38 @@ def case(
     images = collect_images([str(p) for p in tile_paths])[0] if slide is None else [slide]  # repeats scored once
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: exists and is not a folder")
-    if (out / "case.json").exists():
-        raise BadInputError(f"--out {out}: already holds a case (case.json); choose another folder")
-    out.mkdir(parents=True, exist_ok=True)
+    from spindledx.engine.folder import output_folder
+
+    settings = {"panel": panel, "site": site, "age": age, "sex": opts.sex, "necrosis": necrosis, "atypia": atypia,
+                "pattern": list(patterns), "differentiation": differentiation, "ignore_unknown": ignore_unknown,
+                "mpp": mpp, "threshold": threshold, "review_margin": review_margin, "hpf_area_mm2": hpf,
+                "evidence": [os.path.realpath(p) for p in images], "slide": slide is not None, "shape": shape,
+                "area_mm2": area_mm2}
+    if (out / "case.json").exists() and not overwrite:
+        raise BadInputError(f"--out {out}: already holds a case (case.json); choose another folder, or --overwrite "
+                            "to replace it")
+    with output_folder(out, "case", settings, overwrite=overwrite, state=("slide_run",)):
+        if (out / "case.json").exists() and not overwrite:  # written by a run that finished while we waited
+            raise BadInputError(f"--out {out}: already holds a case (case.json); choose another folder, or "
+                                "--overwrite to replace it")
+        _run_case(opts, images, out, slide=slide, shape=shape, area_mm2=area_mm2, mpp=mpp, threshold=threshold,
+                  review_margin=review_margin, hpf=hpf, panel=panel, site=site, age=age, necrosis=necrosis,
+                  atypia=atypia, patterns=patterns, differentiation=differentiation)
+
+
+def _run_case(opts: CaseOptions, images: list[Path], out: Path, *, slide: Path | None, shape: str,
+              area_mm2: float | None, mpp: float | None, threshold: float | None, review_margin: float, hpf: float,
+              panel: str, site: str | None, age: float | None, necrosis: str | None, atypia: str | None,
+              patterns: tuple[str, ...], differentiation: int | None) -> None:
+    """Score the evidence, build the case and write its files (the caller holds the output folder)."""
+    from spindledx.case.evidence import score_tiles
+    from spindledx.case.page import render_case_html
+    from spindledx.case.review import write_review_page
+    from spindledx.case.workup import build_case
+    from spindledx.files import atomic_write_text as write_text_atomic
+    from spindledx.files import output_stems, printable
+    from spindledx.pages import provenance
+
     detector, thr, floor, model = _load_detector(threshold, review_margin)
     if slide is None:
         scored = score_tiles(images, stems=output_stems(images), detector=detector, threshold=thr,
@@ -167,25 +199,35 @@ def case(
 def review(
     out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="Output folder of `case` (or `score --out`)."),
     import_path: Path | None = typer.Option(None, "--import", help="decisions.json exported from review.html."),
+    replace: bool = typer.Option(False, "--replace", help="With --import: replace an earlier review that has more "
+                                                          "decisions or another reviewer."),
 ) -> None:
     """Write review.html for an output folder, or import the reviewer's decisions and recompute the counts.
 
     Example: spindledx review case_1 --import decisions.json
     """
     if import_path is None:
+        if replace:
+            raise BadInputError("--replace applies to --import")
         from spindledx.case.review import write_review_page
+        from spindledx.engine.folder import guest_lock
 
-        path = write_review_page(out_dir)
+        if not out_dir.is_dir():
+            raise BadInputError(f"{out_dir}: no such folder")
+        with guest_lock(out_dir):
+            path = write_review_page(out_dir)
         typer.echo(f"review page: {path}")
         return
     from spindledx.case.decisions import import_decisions
 
-    result = import_decisions(out_dir, import_path)
+    result = import_decisions(out_dir, import_path, replace=replace)
     r = result["review"]
     c = r["count"]
-    typer.echo(f"reviewed by {r['reviewer'] or 'an unnamed reviewer'} ({r['date']}): {r['n_reviewed']} of "
-               f"{r['n_candidates']} candidates; detector count {r['detector_count']}, confirmed count "
-               f"{r['confirmed_count']} = {c['mitoses_per_mm2']:.1f}/mm² = {c['mitoses_per_10hpf']:.1f}/10 HPF")
+    typer.echo(f"reviewed by {r['reviewer'] or 'an unnamed reviewer'} ({r['date'] or 'undated'}): {r['n_reviewed']} "
+               f"of {r['n_candidates']} candidates; detector count {r['detector_count']}, confirmed count "
+               f"{r['confirmed_count']} in {c['area_mm2']:.3f} mm² = {c['mitoses_per_mm2']:.1f}/mm² = "
+               f"{c['mitoses_per_10hpf']:.1f}/10 HPF ({c['n_hpf']:.2f} HPF counted"
+               f"{', extrapolated' if c['extrapolated'] else ''})")
     a = r["agreement"]
     kappa = "–" if a["kappa"] is None else f"{a['kappa']:.2f}"
     typer.echo(f"agreement: {a['detections_confirmed']} of {a['detections_reviewed']} reviewed detections confirmed, "

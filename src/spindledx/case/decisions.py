@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from spindledx import counting
-from spindledx.case.candidates import load_candidate_files, run_id
+from spindledx.case.candidates import run_id
 from spindledx.case.review import DECISIONS_FORMAT
 from spindledx.errors import BadInputError
 
@@ -31,23 +31,35 @@ CLASS_COLORS = {CONFIRMED_CLASS: [0, 170, 0], REJECTED_CLASS: [200, 0, 0], UNSUR
                 DETECTOR_CLASS: [255, 200, 0]}
 
 
+MAX_DECISIONS_BYTES = 32 << 20
+"""Largest decisions file read (a review of 100 000 candidates is about 5 MB)."""
+
+
 def load_decisions(path: str | Path) -> dict[str, Any]:
-    """Read and check a decisions file (format, run id, decisions list); BadInputError with one line otherwise."""
+    """Read and check a decisions file (format, run id, decisions list, reviewer, date); BadInputError with one
+    line otherwise. The read is bounded (:data:`MAX_DECISIONS_BYTES`, regular files only) and ``NaN`` is refused."""
+    from spindledx.files import read_json
+
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: no such file") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path}: not a readable JSON decisions file ({exc})") from None
+    doc = read_json(path, what="a JSON decisions file", max_bytes=MAX_DECISIONS_BYTES)
     if not isinstance(doc, dict) or doc.get("format") != DECISIONS_FORMAT:
         raise BadInputError(f"{path}: not a {DECISIONS_FORMAT} file (export it from review.html)")
     decisions = doc.get("decisions")
-    if not isinstance(decisions, list) or not all(isinstance(d, dict) and "id" in d for d in decisions):
-        raise BadInputError(f"{path}: 'decisions' must be a list of {{id, decision}} objects")
+    if not isinstance(decisions, list) or not all(isinstance(d, dict) and isinstance(d.get("id"), str)
+                                                  for d in decisions):
+        raise BadInputError(f"{path}: 'decisions' must be a list of {{id, decision}} objects with text ids")
     bad = [d for d in decisions if d.get("decision") not in ("y", "n", "u", None)]
     if bad:
-        raise BadInputError(f"{path}: decision '{bad[0].get('decision')}' for {bad[0]['id']} is not y, n or u")
+        shown = str(bad[0].get("decision"))[:40]
+        raise BadInputError(f"{path}: decision '{shown}' for {bad[0]['id'][:80]} is not y, n or u")
+    seen: dict[str, Any] = {}
+    for d in decisions:
+        if d["id"] in seen and seen[d["id"]] != d.get("decision"):
+            raise BadInputError(f"{path}: candidate {d['id'][:80]} has two different decisions")
+        seen[d["id"]] = d.get("decision")
+    for key in ("run_id", "reviewer", "date", "model_sha256"):
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise BadInputError(f"{path}: '{key}' must be text (got {type(doc[key]).__name__})")
     return doc
 
 
@@ -158,27 +170,103 @@ def reviewed_geojson(doc: dict[str, Any], by_id: dict[str, str | None]) -> dict[
     return {"type": "FeatureCollection", "features": features}
 
 
-def import_decisions(out_dir: str | Path, decisions_path: str | Path) -> dict[str, Any]:
-    """Apply a decisions file to an output folder and write the reviewed outputs.
+def read_case(out_dir: Path) -> dict[str, Any] | None:
+    """The folder's ``case.json`` (checked: an object with a count, inputs, a differential and provenance), or
+    None when the folder holds no case."""
+    from spindledx.files import read_json
+
+    case_path = out_dir / "case.json"
+    if not case_path.exists() and not case_path.is_symlink():
+        return None
+    doc = read_json(case_path, what="a case.json written by `spindledx case`", max_bytes=MAX_DECISIONS_BYTES)
+    ok = (isinstance(doc, dict) and isinstance(doc.get("count"), dict) and isinstance(doc.get("inputs"), dict)
+          and isinstance(doc.get("differential"), list) and doc["differential"]
+          and isinstance(doc.get("provenance"), dict) and isinstance(doc.get("tiles", []), list))
+    if ok:
+        try:
+            ok = float(doc["count"]["hpf_area_mm2"]) > 0 and isinstance(doc["inputs"].get("panel"), str)
+        except (KeyError, TypeError, ValueError):
+            ok = False
+    if not ok:
+        raise BadInputError(f"{case_path}: not a case.json written by `spindledx case` (damaged or edited); run the "
+                            "case again")
+    return doc
+
+
+def _check_targets(out_dir: Path, targets: Any) -> None:
+    """Refuse, before anything is written, a target outside ``out_dir`` or one that is a link or not a file."""
+    from spindledx.files import check_output_target
+
+    for target in targets:
+        if target.parent.resolve() != out_dir.resolve() or target.name in ("", ".", ".."):
+            raise BadInputError(f"{target}: would be written outside {out_dir}")
+        check_output_target(target)
+
+
+def import_decisions(out_dir: str | Path, decisions_path: str | Path, *, replace: bool = False) -> dict[str, Any]:
+    """Apply a decisions file to an output folder and write the reviewed outputs (holding the folder's lock).
 
     Writes ``review_result.json``, ``<stem>_reviewed.geojson`` per image and, when the folder holds a
     ``case.json``, ``case_reviewed.json`` and ``case_reviewed.html`` (differential and grade re-derived from
     the confirmed count). Returns ``{"review": ..., "paths": {...}, "case": case_doc_or_None}``.
+
+    Only the images of the folder's run are reviewed (:func:`spindledx.case.candidates.load_run_candidates`).
+    A decisions file without any decision is refused, and so is one that would replace an earlier review with
+    fewer decisions or another reviewer's, unless ``replace`` is True.
     """
+    from spindledx.engine.folder import guest_lock
+
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise BadInputError(f"{out_dir}: no such folder")
+    with guest_lock(out_dir):
+        return _import_decisions(out_dir, decisions_path, replace=replace)
+
+
+def _previous_review(out_dir: Path) -> dict[str, Any] | None:
+    from spindledx.files import read_json
+
+    path = out_dir / "review_result.json"
+    if not path.is_file():
+        return None
+    try:
+        doc = read_json(path, what="a review result", max_bytes=MAX_DECISIONS_BYTES)
+    except BadInputError:
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("n_reviewed"), int) else None
+
+
+def _import_decisions(out_dir: Path, decisions_path: str | Path, *, replace: bool) -> dict[str, Any]:
+    from spindledx.case.candidates import load_run_candidates
     from spindledx.case.workup import pooled_count
     from spindledx.files import atomic_write_text as write_text_atomic
 
-    out_dir = Path(out_dir)
-    docs = load_candidate_files(out_dir)
+    docs, ignored = load_run_candidates(out_dir)
     decisions = load_decisions(decisions_path)
-    case_path = out_dir / "case.json"
-    case_doc = json.loads(case_path.read_text(encoding="utf-8")) if case_path.is_file() else None
+    if not any(d.get("decision") for d in decisions["decisions"]):
+        raise BadInputError(f"{decisions_path}: holds no decisions (nothing was marked mitosis, not mitosis or "
+                            "unsure); nothing to import")
+    case_doc = read_case(out_dir)
     hpf = float(case_doc["count"]["hpf_area_mm2"]) if case_doc else counting.DEFAULT_HPF_AREA_MM2
     review = apply_decisions(docs, decisions, hpf_area_mm2=hpf)
+    previous = _previous_review(out_dir)
+    if previous is not None and not replace and (
+            review["n_reviewed"] < previous["n_reviewed"] or review["reviewer"] != previous.get("reviewer")):
+        raise BadInputError(f"{out_dir} already holds a review by {previous.get('reviewer') or 'an unnamed reviewer'} "
+                            f"with {previous['n_reviewed']} decisions; these decisions ({review['n_reviewed']}, by "
+                            f"{review['reviewer'] or 'an unnamed reviewer'}) would replace it: use replace=True "
+                            "to do so", parameters="replace")
+    if ignored:
+        review["notes"].append(f"{len(ignored)} candidates files in the folder are not from its run and were not "
+                               f"reviewed: {', '.join(ignored[:3])}{' ...' if len(ignored) > 3 else ''}")
     by_id = {d["id"]: d.get("decision") for d in decisions["decisions"]}
+    targets = {doc["stem"]: out_dir / f"{doc['stem']}_reviewed.geojson" for doc in docs}
+    for name in ("review_result.json", "case_reviewed.json", "case_reviewed.html", "review_summary.json"):
+        targets[name] = out_dir / name
+    _check_targets(out_dir, targets.values())  # every file checked before the first is written
     paths: dict[str, Path] = {}
     for doc in docs:
-        paths[f"geojson:{doc['stem']}"] = write_text_atomic(out_dir / f"{doc['stem']}_reviewed.geojson",
+        paths[f"geojson:{doc['stem']}"] = write_text_atomic(targets[doc["stem"]],
                                                             json.dumps(reviewed_geojson(doc, by_id), indent=1))
     # the stain/texture flag stays with the images; the density flag is judged again on each count
     from spindledx.detection.guard import IMPLAUSIBLE_DENSITY
@@ -199,7 +287,7 @@ def import_decisions(out_dir: str | Path, decisions_path: str | Path) -> dict[st
                             "threshold": docs[0]["threshold"] if docs else None, "kb_version": base["kb_version"],
                             "date": base["date"], "decisions_file": str(Path(decisions_path).resolve())}
     paths["review"] = write_text_atomic(out_dir / "review_result.json",
-                                        json.dumps(review, indent=2, ensure_ascii=False))
+                                        json.dumps(review, indent=2, ensure_ascii=False, allow_nan=False))
     reviewed_case = None
     if case_doc is not None:
         from spindledx.case.page import render_case_html
@@ -212,7 +300,7 @@ def import_decisions(out_dir: str | Path, decisions_path: str | Path) -> dict[st
         reviewed_case["detector_count"] = case_doc["count"]
         reviewed_case["detector_differential_top"] = case_doc["differential"][0]
         paths["case_json"] = write_text_atomic(out_dir / "case_reviewed.json",
-                                               json.dumps(reviewed_case, indent=2, ensure_ascii=False))
+                                               json.dumps(reviewed_case, indent=2, ensure_ascii=False, allow_nan=False))
         paths["case_html"] = write_text_atomic(out_dir / "case_reviewed.html", render_case_html(reviewed_case))
     paths["summary"] = _write_review_summary(out_dir, review, paths, decisions_path)
     return {"review": review, "paths": paths, "case": reviewed_case}

@@ -140,7 +140,9 @@ def score_slide(path: Path, *, detector: Callable, threshold: float, review_floo
         in_hotspot = np.hypot(dx, dy) <= hotspot.radius_um
     else:
         in_hotspot = (np.abs(dx) <= hotspot.width_um / 2) & (np.abs(dy) <= hotspot.height_um / 2)
-    stem = Path(path).stem
+    from spindledx.files import output_stems
+
+    stem = output_stems([Path(path)])[0]
     points = [_Point(float(x), float(y), float(s)) for x, y, s in dets[in_hotspot]]
     cands = split_candidates(points, stem=stem, threshold=threshold, review_floor=review_floor)
     count = int(sum(1 for c in cands if c.detected))

@@ -108,6 +108,27 @@ def _grade_phrase(g: Mapping[str, Any]) -> str:
     return esc(g.get("reason") or "not graded") + flag
 
 
+def review_headline(r: Mapping[str, Any]) -> str:
+    """The notice that says exactly what the review covered: how many candidates were decided, how many
+    detections were confirmed, and how many figures keep the detector's call unreviewed."""
+    who = f"{r.get('reviewer') or 'an unnamed reviewer'} on {r.get('date') or 'an unknown date'}"
+    n_reviewed, n_candidates = int(r.get("n_reviewed") or 0), int(r.get("n_candidates") or 0)
+    agreement = r.get("agreement") or {}
+    decisions = r.get("decisions") or {}
+    if n_reviewed == 0:
+        return notice(f"Not reviewed: the decisions of {who} cover none of the {n_candidates} candidates; the "
+                      f"count is the detector's ({r['detector_count']}).", kind="bad")
+    text = (f"Reviewed by {who}: {n_reviewed} of {n_candidates} candidates decided "
+            f"({decisions.get('mitosis', 0)} mitosis, {decisions.get('not_mitosis', 0)} not, "
+            f"{decisions.get('unsure', 0)} unsure); {agreement.get('detections_confirmed', 0)} of "
+            f"{agreement.get('detections_reviewed', 0)} reviewed detections confirmed, "
+            f"{agreement.get('added_below_threshold', 0)} added from below the threshold. Count "
+            f"{r['confirmed_count']} (detector: {r['detector_count']}).")
+    if r.get("partial"):
+        text += f" Partial review: {r.get('partial_note') or ''}."
+    return notice(text, kind="warn" if r.get("partial") else "ok")
+
+
 def render_case_html(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] | None = None,
                      review_href: str | None = "review.html") -> str:
     """The case page for a ``case.json`` document (``thumbnails``: overlay PNG bytes by image stem)."""
@@ -118,9 +139,7 @@ def render_case_html(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] 
                     kind="info")]
     if doc.get("review"):
         r = doc["review"]
-        parts.append(notice(f"Reviewed by {r.get('reviewer') or 'an unnamed reviewer'} on {r.get('date')}: "
-                            f"{r['confirmed_count']} figures confirmed (detector: {r['detector_count']}).",
-                            kind="ok"))
+        parts.append(review_headline(r))
     parts.append(section("answer", "Answer", _answer(doc)))
 
     diff_rows = [{"rank": i + 1, "name": _entity_name(e), "p": _bar(float(e["probability"])),

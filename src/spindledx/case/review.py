@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from spindledx.case.candidates import run_id
-from spindledx.errors import BadInputError
+from spindledx.case.candidates import check_image_identity, run_id
 from spindledx.pages import document, esc, notice
 
 CROP_UM = 64.0
@@ -56,19 +55,14 @@ def _jpeg_uri(rgb: np.ndarray) -> str:
 def _read_rgb(doc: dict[str, Any]) -> np.ndarray:
     from spindledx.imaging.reader import read_image
 
-    path = Path(doc["image"])
-    if not path.is_file():
-        raise BadInputError(f"{path}: the image of these candidates is gone (needed for the review crops)")
-    return read_image(path, mpp=doc["mpp"]).rgb
+    return read_image(check_image_identity(doc), mpp=doc["mpp"]).rgb
 
 
 def _slide_crops(doc: dict[str, Any], side: int) -> list[np.ndarray]:
     """Level-0 windows of a whole slide around each candidate (white outside the slide)."""
     from spindledx.imaging.slide import open_slide
 
-    path = Path(doc["image"])
-    if not path.is_file():
-        raise BadInputError(f"{path}: the slide of these candidates is gone (needed for the review crops)")
+    path = check_image_identity(doc)
     half = side // 2
     with open_slide(path, mpp=doc["mpp"]) as slide:
         return [slide.read_level(0, int(round(c["x"])) - half, int(round(c["y"])) - half, side, side)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from spindledx.errors import BadInputError
-from spindledx.files import atomic_write_text
+from spindledx.files import atomic_write_text, check_output_target, open_no_follow
 
 LOCK_NAME = ".spindledx.lock"
 _EDGE_BYTES = 1 << 20
@@ -42,6 +42,16 @@ def file_identity(path: str | os.PathLike[str]) -> str | None:
     except OSError:
         return None
     return f"{st.st_size}:{st.st_mtime_ns}:{h.hexdigest()[:16]}"
+
+
+def content_identity(path: str | os.PathLike[str]) -> str | None:
+    """``size:sha256(first and last MiB)`` of a file (its :func:`file_identity` without the modification time, so
+    that a copy or a ``touch`` keeps it), or None when it cannot be read."""
+    identity = file_identity(path)
+    if identity is None:
+        return None
+    size, _, digest = identity.split(":")
+    return f"{size}:{digest}"
 
 
 def signature(values: dict[str, Any]) -> str:
@@ -78,12 +88,13 @@ class ResultLog:
         """Rows by key (the last row of a key wins); a torn last line is cut from the file, other bad lines are
         skipped."""
         rows: dict[str, dict] = {}
+        check_output_target(self.path)  # a link or a special file is refused before it is read or cut
         if not self.path.exists():
             return rows
-        data = self.path.read_bytes()
-        good_end = data.rfind(b"\n") + 1  # bytes after the last newline: a torn line
-        if good_end < len(data):
-            with open(self.path, "r+b") as fh:
+        with os.fdopen(open_no_follow(self.path, os.O_RDWR), "r+b") as fh:
+            data = fh.read()
+            good_end = data.rfind(b"\n") + 1  # bytes after the last newline: a torn line
+            if good_end < len(data):
                 fh.truncate(good_end)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -102,12 +113,13 @@ class ResultLog:
     def append(self, row: dict) -> None:
         """Append one row durably (non-finite numbers are stored as null)."""
         line = json.dumps(_finite_only(row), ensure_ascii=False, allow_nan=False, default=_json_default)
-        with open(self.path, "ab") as fh:
-            if fh.tell() > 0:  # never glue a row onto a line a crash left without its newline
-                with open(self.path, "rb") as check:
-                    check.seek(-1, os.SEEK_END)
-                    if check.read(1) != b"\n":
-                        fh.write(b"\n")
+        fd = open_no_follow(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        with os.fdopen(fd, "r+b") as fh:
+            end = fh.seek(0, os.SEEK_END)
+            if end > 0:  # never glue a row onto a line a crash left without its newline
+                fh.seek(end - 1)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")
             fh.write(line.encode("utf-8", "surrogateescape") + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -121,10 +133,13 @@ def check_run_file(path: Path, expected: dict[str, Any], *, what: str) -> None:
     BadInputError
         ``path`` exists with different values: names the settings that differ.
     """
+    check_output_target(path)
     if path.exists():
         try:
-            previous = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, OSError, UnicodeDecodeError):
+            from spindledx.files import read_json
+
+            previous = read_json(path, what="a run file", max_bytes=16 << 20)
+        except BadInputError:
             previous = None
         if isinstance(previous, dict) and previous != expected:
             changed = ", ".join(k for k in expected if previous.get(k) != expected[k]) or "settings"
@@ -154,7 +169,7 @@ class RunLock:
             _HELD[self._key] += 1
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")  # noqa: SIM115 - held for the run
+        fh = os.fdopen(open_no_follow(self.path, os.O_RDWR | os.O_CREAT), "r+")  # held for the run
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

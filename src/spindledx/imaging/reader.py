@@ -195,6 +195,7 @@ def _read_tiff(path: Path, notes: list[str]) -> tuple[np.ndarray, Resolution | N
             page = level.keyframe
             pixels = level.asarray()
             bits = int(page.bitspersample) if page.bitspersample else None
+            pixels, axes = _tiff_colour_space(page, pixels, axes, name, notes)
             if page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None:
                 colormap = np.asarray(page.colormap)  # (3, 2**bits), 16-bit colour values (TIFF 6.0, section 5)
                 colormap = (colormap.astype(np.float64) * 255.0 / 65535.0).round().astype(np.uint8)
@@ -209,6 +210,36 @@ def _read_tiff(path: Path, notes: list[str]) -> tuple[np.ndarray, Resolution | N
         raise BadInputError(f"{name}: cannot read the TIFF ({_one_line(exc)}); the file may be truncated or "
                             "corrupt") from None
     return _tiff_to_hwc(pixels, axes, name), meta_mpp, bits
+
+
+_RGB_LIKE_PHOTOMETRIC = {"RGB", "PALETTE", "MINISBLACK", "MINISWHITE", "YCBCR"}
+"""TIFF colour spaces read as they decode (YCbCr is decoded to RGB by tifffile; grey is refused later)."""
+
+
+def _tiff_colour_space(page: object, pixels: np.ndarray, axes: str, name: str,
+                       notes: list[str]) -> tuple[np.ndarray, str]:
+    """Pixels in RGB: CMYK (``Photometric`` separated, ink set CMYK) converted to RGB; other colour spaces (CIE
+    L*a*b*, other ink sets, LogLuv, ...) refused, never read as if they were RGB (a CMYK image read as RGB plus
+    alpha has other colours, and the detector finds other figures)."""
+    photometric = getattr(getattr(page, "photometric", None), "name", str(getattr(page, "photometric", "")))
+    if photometric in _RGB_LIKE_PHOTOMETRIC:
+        return pixels, axes
+    tags = getattr(page, "tags", None)
+    inkset_tag = tags.get("InkSet") if tags is not None else None
+    inkset = int(inkset_tag.value) if inkset_tag is not None else 1  # TIFF 6.0: 1 (CMYK) when absent
+    if photometric == "SEPARATED" and inkset == 1 and int(getattr(page, "samplesperpixel", 0)) in (4, 5):
+        hwc = _tiff_to_hwc(pixels, axes, name)
+        if hwc.ndim != 3 or hwc.shape[2] not in (4, 5) or hwc.dtype not in (np.uint8, np.uint16):
+            raise BadInputError(f"{name}: CMYK TIFF with an unexpected layout {hwc.shape} {hwc.dtype}; save it as "
+                                "RGB")
+        top = 255.0 if hwc.dtype == np.uint8 else 65535.0
+        cmyk = hwc[..., :4].astype(np.float32) / top
+        rgb = 255.0 * (1.0 - cmyk[..., :3]) * (1.0 - cmyk[..., 3:4])
+        notes.append(f"{name}: CMYK TIFF converted to RGB (without a colour profile; colours are approximate — "
+                     "an RGB scan is better)")
+        return np.clip(np.round(rgb), 0, 255).astype(np.uint8), "YXS"
+    raise BadInputError(f"{name}: TIFF in the {photometric or 'unknown'} colour space; H&E tiles must be RGB "
+                        "(save the image as RGB)")
 
 
 def _tiff_height_width(shape: tuple[int, ...], axes: str, name: str) -> tuple[int, int]:

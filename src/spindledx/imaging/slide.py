@@ -309,6 +309,7 @@ def open_slide(path: str | Path, *, mpp: float | None = None, backend: str = "au
     if mpp is not None:
         check_mpp(mpp)
 
+    check_declared_size(path)
     order = [backend] if backend != "auto" else _auto_order(path)
     errors = []
     for name in order:
@@ -319,6 +320,49 @@ def open_slide(path: str | Path, *, mpp: float | None = None, backend: str = "au
         except Exception as exc:  # a reader that cannot parse the file: try the next one
             errors.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     raise BadInputError(f"cannot read {path.name} as a slide ({'; '.join(errors)})")
+
+
+MIN_BYTES_PER_MEGAPIXEL = 300
+"""Fewest file bytes per megapixel of a TIFF's base level (1 : 10 000 of 8-bit RGB): blank glass compressed
+with JPEG or deflate stays far above it; a file below it declares pixels it does not hold."""
+
+
+def check_declared_size(path: Path) -> None:
+    """Refuse a TIFF whose base level declares far more pixels than the file can hold, before any pixel is read
+    (a 1 KB file claiming 100 000 x 100 000 px would otherwise be tiled and read for minutes).
+
+    Checked: every strip or tile of the base level lies inside the file, and the file has at least
+    :data:`MIN_BYTES_PER_MEGAPIXEL` bytes per megapixel of the base level. Files that are not TIFF pass unchecked.
+
+    Raises
+    ------
+    BadInputError
+        Naming the declared size and the file size.
+    """
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError:
+        return
+    if magic not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return
+    import tifffile
+
+    size = path.stat().st_size
+    try:
+        with tifffile.TiffFile(str(path)) as tiff:
+            page = tiff.pages.first if hasattr(tiff.pages, "first") else tiff.pages[0]
+            width, height = int(page.imagewidth), int(page.imagelength)
+            ends = [int(o) + int(n) for o, n in zip(page.dataoffsets, page.databytecounts, strict=False)]
+    except Exception:
+        return  # the readers report a damaged file in their own words
+    megapixels = width * height / 1e6
+    if ends and max(ends) > size:
+        raise BadInputError(f"{path.name}: declares {width} x {height} px whose image data reach byte {max(ends)}, "
+                            f"past the end of the {size}-byte file (truncated or damaged)")
+    if megapixels > 50 and size < MIN_BYTES_PER_MEGAPIXEL * megapixels:
+        raise BadInputError(f"{path.name}: declares {width} x {height} px ({megapixels:.0f} MP) but the file has "
+                            f"only {size} bytes; not a slide spindledx can read (damaged or forged header)")
 
 
 def _auto_order(path: Path) -> list[str]:

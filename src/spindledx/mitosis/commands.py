@@ -39,13 +39,15 @@ def _load_detector(threshold: float | None):
 
 
 def collect_images(paths: list[str]) -> tuple[list[Path], list[str]]:
-    """Expand PATHs: files as given, folders recursively (png/jpg/jpeg/tif/tiff, sorted, hidden files skipped).
+    """Expand PATHs: files as given, folders recursively (png/jpg/jpeg/tif/tiff, sorted, hidden files skipped, and
+    the images spindledx wrote into an output folder skipped: :func:`spindledx.engine.folder.is_own_output`).
 
     The same file given twice (``./t1.png`` and ``t1.png``, or a file and its folder) is kept once, so its area is
     not counted twice. Returns the images and one note per dropped repeat.
 
     Raises BadInputError for a missing path or a folder without images.
     """
+    from spindledx.engine.folder import is_own_output
     from spindledx.imaging.reader import IMAGE_SUFFIXES
 
     images: list[Path] = []
@@ -55,7 +57,8 @@ def collect_images(paths: list[str]) -> tuple[list[Path], list[str]]:
         path = Path(raw)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                           and not is_own_output(p, path))
             if not found:
                 raise BadInputError(f"{path}: no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in this folder")
         elif path.exists():
@@ -84,15 +87,12 @@ def score(
     field_number: opts.FieldNumber = None,
     objective: opts.Objective = None,
     progress: opts.Progress = None,
+    overwrite: opts.Overwrite = False,
 ) -> None:
     """Detect mitotic figures and count them per mm² and per 10 HPF (HPF area stated).
 
     Example: spindledx score sample_slides --out results
     """
-    from spindledx.detection.detect import detector_caveat
-    from spindledx.imaging.reader import read_image
-    from spindledx.mitosis.score import score_image
-
     fmt = fmt.value
     if mpp is not None:
         counting.check_mpp(mpp)
@@ -101,12 +101,31 @@ def score(
     images, repeats = collect_images(paths)
     stems = output_stems(images)
     detector = _load_detector(threshold)
+    if out is None:
+        _score(images, stems, detector, None, mpp=mpp, fmt=fmt, threshold=threshold, hpf_area=hpf_area,
+               progress=progress, repeats=repeats)
+        return
+    from spindledx.engine.folder import output_folder
+
+    settings = {"inputs": [os.path.realpath(i) for i in images], "mpp": mpp, "threshold": threshold,
+                "hpf_area_mm2": hpf_area}
+    with output_folder(out, "score", settings, overwrite=overwrite):
+        _score(images, stems, detector, out, mpp=mpp, fmt=fmt, threshold=threshold, hpf_area=hpf_area,
+               progress=progress, repeats=repeats)
+
+
+def _score(images: list[Path], stems: list[str], detector: object, out: Path | None, *, mpp: float | None,
+           fmt: str, threshold: float | None, hpf_area: float, progress: bool | None, repeats: list[str]) -> None:
+    """The body of ``score`` (with ``out``, the caller holds the output folder)."""
+    from spindledx.detection.detect import detector_caveat
+    from spindledx.imaging.reader import read_image
+    from spindledx.mitosis.score import score_image
+
     recorder = None
     if out is not None:  # candidates down to just below the threshold, for `spindledx review OUT`
         from spindledx.case.candidates import CandidateRecorder
 
         recorder = CandidateRecorder.around(detector, _load_detector, threshold=threshold)
-        out.mkdir(parents=True, exist_ok=True)
     results: list[TileScore] = []
     failures: list[tuple[str, str]] = []
     written: list[Path] = []
@@ -263,7 +282,7 @@ def evaluate(
     import numpy as np
 
     from spindledx.imaging.reader import read_image
-    from spindledx.mitosis.evaluate import f1_scores, load_points_csv, match_points
+    from spindledx.mitosis.evaluate import detection_scores, load_points_csv, match_points
     from spindledx.mitosis.score import score_image
 
     fmt = fmt.value
@@ -316,10 +335,15 @@ def evaluate(
         tp, fp, fn = tp + match.tp, fp + match.fp, fn + match.fn
         rows.append({"image": name, "mpp": image_mpp, "n_truth": len(gt), "n_pred": len(xy), "tp": match.tp,
                      "fp": match.fp, "fn": match.fn, "count_error": len(xy) - len(gt)})
-    precision, recall, f1 = f1_scores(tp, fp, fn)
+    precision, recall, f1 = detection_scores(tp, fp, fn)
+    if tp + fn == 0:
+        notes.append("no ground-truth figures in the evaluated images: recall and F1 are undefined")
+    if tp + fp == 0:
+        notes.append("no detections in the evaluated images: precision is undefined")
     summary = {"images": rows, "n_images": len(rows), "tp": tp, "fp": fp, "fn": fn,
-               "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-               "mean_abs_count_error": round(float(np.mean([abs(r["count_error"]) for r in rows])), 4),
+               "precision": _rounded(precision), "recall": _rounded(recall), "f1": _rounded(f1),
+               "mean_abs_count_error": _rounded(float(np.mean([abs(r["count_error"]) for r in rows]))
+                                                if rows else None),
                "radius_um": radius_um, "threshold": threshold, "warnings": notes}
     _print_warnings(notes)
     if fmt == "json":
@@ -333,12 +357,18 @@ def evaluate(
                           f"{r['count_error']:+d}")
         table.add_section()
         table.add_row(f"all {len(rows)}", str(sum(r["n_truth"] for r in rows)), str(sum(r["n_pred"] for r in rows)),
-                      str(tp), str(fp), str(fn), f"mean |err| {summary['mean_abs_count_error']:.2f}")
+                      str(tp), str(fp), str(fn), "" if summary["mean_abs_count_error"] is None else
+                      f"mean |err| {summary['mean_abs_count_error']:.2f}")
         console = Console()
         console.print(table)
-        console.print(f"precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}  (TP/FP/FN summed over images)")
+        shown = ["undefined" if v is None else f"{v:.3f}" for v in (precision, recall, f1)]
+        console.print(f"precision {shown[0]}  recall {shown[1]}  F1 {shown[2]}  (TP/FP/FN summed over images)")
     if failures:
         raise BadInputError(f"{len(failures)} images could not be scored (the other {len(rows)} were evaluated)")
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _by_name(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -70,6 +70,16 @@ def f1_scores(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+def detection_scores(tp: int, fp: int, fn: int) -> tuple[float | None, float | None, float | None]:
+    """``(precision, recall, f1)`` as reported to a user: None where undefined, never a 0.0 that reads as a
+    measured failure. Precision is undefined without detections (``tp + fp == 0``); recall and F1 are undefined
+    without ground-truth figures (``tp + fn == 0``: nothing could be found or missed)."""
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fn else None
+    return precision, recall, f1
+
+
 def load_points_csv(path: str | Path) -> dict[str, np.ndarray]:
     """Read a points CSV into ``{image name: (N, 2) xy array}``.
 

@@ -113,7 +113,8 @@ def write_summary_json(scores: Iterable[TileScore], out_dir: str | Path, *, prov
               "mitoses": sum(r.count for r in scores), "area_mm2": round(sum(r.area_mm2 for r in scores), 6)}
     return write_summary(out_dir, "score", provenance=provenance, inputs=inputs, outputs=outputs, options=options,
                          counts=counts, results=[r.to_dict() for r in scores],
-                         flags=[f for r in scores for f in r.flags], warnings=warnings, errors=failures)
+                         flags=[f for r in scores for f in r.flags], warnings=warnings, errors=failures,
+                         status="failed" if failures and not scores else "complete")
 
 
 def write_tile_outputs(rgb: np.ndarray, result: TileScore, out_dir: str | Path, *,

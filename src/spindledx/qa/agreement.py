@@ -70,7 +70,7 @@ def count_agreement(predicted: Sequence[float], reference: Sequence[float]) -> C
 
 def detection_scores(rows: Sequence[dict]) -> dict | None:
     """Summed TP/FP/FN over rows that were matched to reference points, with precision, recall and F1."""
-    from spindledx.mitosis.evaluate import f1_scores
+    from spindledx.mitosis.evaluate import detection_scores as scores
 
     matched = [r for r in rows if not r.get("error") and r.get("tp") is not None]
     if not matched:
@@ -78,9 +78,10 @@ def detection_scores(rows: Sequence[dict]) -> dict | None:
     tp = sum(int(r["tp"]) for r in matched)
     fp = sum(int(r["fp"]) for r in matched)
     fn = sum(int(r["fn"]) for r in matched)
-    precision, recall, f1 = f1_scores(tp, fp, fn)
-    return {"n_tiles": len(matched), "tp": tp, "fp": fp, "fn": fn, "precision": round(precision, 4),
-            "recall": round(recall, 4), "f1": round(f1, 4)}
+    precision, recall, f1 = scores(tp, fp, fn)  # None where undefined (no detections / no reference figures)
+    return {"n_tiles": len(matched), "tp": tp, "fp": fp, "fn": fn,
+            "precision": None if precision is None else round(precision, 4),
+            "recall": None if recall is None else round(recall, 4), "f1": None if f1 is None else round(f1, 4)}
 
 
 def _differential_ids(result: object) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -27,12 +28,13 @@ def batch(
     field_number: opts.FieldNumber = None,
     objective: opts.Objective = None,
     progress: opts.Progress = None,
+    overwrite: opts.Overwrite = False,
 ) -> None:
     """Score a set of tiles with QA flags, agreement statistics and an HTML report.
 
     Example: spindledx batch sample_slides/manifest.csv --out batch_out
     """
-    from spindledx.mitosis.evaluate import f1_scores
+    from spindledx.mitosis.evaluate import detection_scores
     from spindledx.qa.manifest import load_manifest, tiles_from_folder
     from spindledx.qa.runner import RunOptions, run_and_write
 
@@ -40,6 +42,7 @@ def batch(
         counting.check_mpp(mpp)
     hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
     opts.check_out_dir(out)
+    opts.check_dask(dask)
     if source.is_dir():
         specs = tiles_from_folder(source, mpp=mpp, annotations=annotations)
     elif source.is_file():
@@ -49,11 +52,16 @@ def batch(
     else:
         raise BadInputError(f"{source}: no such file or folder")
     from spindledx.detection.model import load_shipped_model
+    from spindledx.engine.folder import output_folder
+    from spindledx.qa.runner import JSONL_NAME, RUN_NAME
 
     load_shipped_model()  # fail fast with one message when no trained detector is shipped, not once per tile
-    report = run_and_write(specs, out, jobs=opts.resolve_jobs(jobs), dask=dask,
-                           options=RunOptions(threshold=threshold, hpf_area_mm2=hpf_area),
-                           progress=opts.resolve_progress(progress))
+    settings = {"source": os.path.realpath(source), "annotations": None if annotations is None else
+                os.path.realpath(annotations), "mpp": mpp, "threshold": threshold, "hpf_area_mm2": hpf_area}
+    with output_folder(out, "batch", settings, overwrite=overwrite, state=(JSONL_NAME, RUN_NAME)):
+        report = run_and_write(specs, out, jobs=opts.resolve_jobs(jobs), dask=dask,
+                               options=RunOptions(threshold=threshold, hpf_area_mm2=hpf_area),
+                               progress=opts.resolve_progress(progress))
     s = report.summary
     det = s.get("detection")
     counts = s.get("counts")
@@ -61,9 +69,9 @@ def batch(
              f"{s['quality']['n_flagged']} QA-flagged, {s['n_failed']} failed"]
     if det:
         # from the counts, not the 4-decimal summary fields, so the line reads exactly as `spindledx evaluate`'s
-        precision, recall, f1 = f1_scores(det["tp"], det["fp"], det["fn"])
+        precision, recall, f1 = detection_scores(det["tp"], det["fp"], det["fn"])
         lines.append(f"detection (MIDOG rule, {s['match_radius_um']} µm): TP {det['tp']} FP {det['fp']} "
-                     f"FN {det['fn']}  precision {precision:.3f} recall {recall:.3f} F1 {f1:.3f}")
+                     f"FN {det['fn']}  precision {_score(precision)} recall {_score(recall)} F1 {_score(f1)}")
     if counts:
         lines.append(f"counts: MAE {counts['mae']:.2f}, bias {counts['bias']:+.2f}"
                      + (f" (95% limits {counts['loa_low']:+.2f} to {counts['loa_high']:+.2f})"
@@ -91,6 +99,11 @@ def batch(
             raise BadInputError(message)
         typer.echo(f"error: {message}", err=True)
         raise typer.Exit(1)
+
+
+def _score(value: float | None) -> str:
+    """A precision / recall / F1 as printed: 3 decimals, or "undefined" (no detections or no reference)."""
+    return "undefined" if value is None else f"{value:.3f}"
 
 
 def register(app: typer.Typer) -> None:

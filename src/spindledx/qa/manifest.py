@@ -105,6 +105,7 @@ def read_points_csv(path: str | Path, *, image: str | None = None) -> dict[str, 
         raise BadInputError(f"{path}: not a readable CSV of points (image, x, y)") from None
     except OSError as exc:
         raise BadInputError(f"{path}: cannot read ({exc.strerror})") from None
+    _refuse_repeated_columns(path, [str(c).lower().strip() for c in table.columns])
     cols = {str(c).lower().strip(): c for c in table.columns}
     xcol = cols.get("x", cols.get("cx"))
     ycol = cols.get("y", cols.get("cy"))
@@ -172,6 +173,18 @@ def _raise_problems(source: str, problems: list[str]) -> None:
     raise BadInputError(f"{source}: {len(problems)} bad row(s): " + "; ".join(shown) + more)
 
 
+def _refuse_repeated_columns(path: Path, names: list[str]) -> None:
+    """Refuse a table with two columns of one name (letter case and spaces ignored: ``image`` and ``IMAGE``), of
+    which one would otherwise be dropped silently."""
+    import re
+
+    base = [re.sub(r"\.\d+$", "", n) if re.sub(r"\.\d+$", "", n) in names else n for n in names]  # pandas' x.1
+    repeated = sorted({n for n in base if base.count(n) > 1})
+    if repeated:
+        raise BadInputError(f"{path}: the column '{repeated[0]}' appears more than once (letter case ignored); keep "
+                            "one")
+
+
 def load_manifest(path: str | Path, *, default_mpp: float | None = None,
                   parse_panel: Callable[[str], object] | None = None) -> list[TileSpec]:
     """Read and validate a manifest CSV or Parquet file.
@@ -218,6 +231,7 @@ def load_manifest(path: str | Path, *, default_mpp: float | None = None,
         raise BadInputError(f"{path}: not a readable manifest ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     table.columns = [str(c).strip().lower() for c in table.columns]
+    _refuse_repeated_columns(path, list(table.columns))
     if "image" not in table.columns:
         raise BadInputError(f"{path}: the manifest needs an 'image' column; found {', '.join(table.columns)}")
     unknown = [c for c in table.columns if c not in MANIFEST_COLUMNS]
@@ -344,7 +358,10 @@ def tiles_from_folder(folder: str | Path, *, mpp: float | None = None,
         raise BadInputError(f"{folder}: not a folder")
     if mpp is not None:
         counting.check_mpp(mpp)
-    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    from spindledx.engine.folder import is_own_output
+
+    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                    and not is_own_output(p))
     if not images:
         raise BadInputError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
     by_image = read_points_csv(annotations) if annotations is not None else None

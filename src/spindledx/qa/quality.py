@@ -1,8 +1,8 @@
 """Image-quality flags for H&E tiles, each a measured value compared with a documented threshold.
 
 Every check is one row of :data:`QUALITY_CHECKS` (flag, measure, comparison, threshold, unit, basis); the
-README's QA table is the same table. Thresholds come from optics, from the Beer–Lambert stain model and from the
-literature cited below; none was tuned on the project's evaluation data.
+QA table of docs/guide/batch.md is the same table. Thresholds come from optics, from the Beer–Lambert stain model
+and from the literature cited below; none was tuned on the project's evaluation data.
 
 * Tissue: a pixel is tissue when its optical density (``OD = -ln(I / 255)``) exceeds Macenko's ``beta = 0.15``
   in at least one channel (Macenko et al., ISBI 2009), i.e. some channel is darker than 219/255 — the same cut as

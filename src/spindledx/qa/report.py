@@ -284,7 +284,9 @@ def render_html(rows: Sequence[dict], summary: dict, *, specs_by_key: dict | Non
     parts = [notice("Decision aid for trained pathologists; not a diagnosis. The mitotic detector is a screening aid: "
                     f"check its figures on the overlays. Densities are per tile area; per 10 HPF means per 10 fields "
                     f"of {hpf:.4f} mm² ({10 * hpf:.2f} mm²).", kind="info")]
-    status = "interrupted: partial results" if summary.get("interrupted") else "complete"
+    status = ("interrupted: partial results" if summary.get("interrupted") else
+              "failed: no tile could be scored" if summary.get("n_tiles") and not summary.get("n_done") else
+              "complete")
     model = (f"{prov.get('model_name') or 'detector'} {prov.get('model_version') or ''}".strip()
              if prov.get("model_version") else prov.get("model_name"))
     kv = [("tiles in the manifest", summary.get("n_tiles")), ("tiles scored", summary.get("n_done")),

@@ -357,4 +357,5 @@ def _write_summary(outcome: BatchOutcome, summary: dict, specs: list[TileSpec], 
                          results=summary, flags=[f for r in ok for f in (r.get("guard_flags") or [])],
                          warnings=sorted({w for r in ok for w in (r.get("warnings") or [])}),
                          errors=[(r["key"], r["error"]) for r in outcome.rows if r.get("error")],
-                         status="interrupted" if outcome.interrupted else "complete")
+                         status="interrupted" if outcome.interrupted else
+                         "failed" if specs and not ok else "complete")

@@ -6,6 +6,7 @@ Thin layer over :func:`spindledx.slide.pipeline.analyze_slide` and :func:`spindl
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,7 @@ def slide(
     tile_um: float = typer.Option(DEFAULT_TILE_UM, "--tile-um", help="Tile core side in µm."),
     margin_um: float = typer.Option(DEFAULT_MARGIN_UM, "--margin-um", help="Tile overlap on each side, µm."),
     backend: opts.Backend = opts.SlideBackend.auto,
+    overwrite: opts.Overwrite = False,
 ) -> None:
     """Find the mitotic hotspot of a whole-slide image: count there and on average over the tissue.
 
@@ -62,27 +64,26 @@ def slide(
         counting.check_mpp(mpp)
     counting.check_mpp(work_mpp)
     opts.check_out_dir(out)
+    opts.check_dask(dask)
     hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
     if not path.exists():
         raise BadInputError(f"slide not found: {path}")
     out_dir = out if out is not None else Path.cwd() / f"{path.stem}_slide"
     from spindledx.detection.detect import detector_caveat
-    from spindledx.slide.pipeline import analyze_slide
+    from spindledx.engine.folder import output_folder
+    from spindledx.slide.pipeline import MANIFEST, TILES_DIR
 
     detector = _load_detector(threshold, threads=1 if (jobs > 1 or dask) else 2)
-    result = analyze_slide(path, mpp=mpp, detector=detector, out_dir=out_dir, work_mpp=work_mpp,
-                           tile_um=tile_um, margin_um=margin_um, area_mm2=area_mm2, hpf_area=hpf_area,
-                           shapes=shape.shapes, min_tissue_fraction=min_tissue_fraction, jobs=jobs, dask=dask,
-                           restart=restart, progress=opts.resolve_progress(progress), backend=backend.value)
-    from spindledx.pages.provenance import detector_provenance
-    from spindledx.slide.outputs import write_outputs, write_slide_summary
-
-    paths = write_outputs(result, out_dir)
-    paths["summary"] = write_slide_summary(
-        result, out_dir, paths.values(), provenance=detector_provenance(detector, threshold=threshold),
-        options={"mpp": mpp, "threshold": threshold, "area_mm2": area_mm2, "shape": shape.value,
-                 "min_tissue_fraction": min_tissue_fraction, "hpf_area_mm2": hpf_area, "work_mpp": work_mpp,
-                 "tile_um": tile_um, "margin_um": margin_um, "backend": backend.value})
+    # the saved detections depend on these; the hotspot settings only re-analyse them
+    settings = {"slide": os.path.realpath(path), "mpp": mpp, "threshold": threshold, "work_mpp": work_mpp,
+                "tile_um": tile_um, "margin_um": margin_um, "backend": backend.value}
+    with output_folder(out_dir, "slide", settings, overwrite=overwrite or restart, state=(TILES_DIR, MANIFEST),
+                       hint=" (or restart=True to discard the saved detections)",
+                       hint_parameters=("restart",)):
+        paths, result = _run_slide(path, out_dir, detector, mpp=mpp, threshold=threshold, work_mpp=work_mpp,
+                                   tile_um=tile_um, margin_um=margin_um, area_mm2=area_mm2, hpf_area=hpf_area,
+                                   shape=shape, min_tissue_fraction=min_tissue_fraction, jobs=jobs, dask=dask,
+                                   restart=restart, progress=progress, backend=backend)
     for hotspot in result.hotspots:
         for warning in hotspot.warnings:
             typer.echo(f"warning: {warning}", err=True)
@@ -96,6 +97,28 @@ def slide(
     if caveat:
         typer.echo(caveat)
     Console(stderr=True).print(f"outputs written to {out_dir}/ ({', '.join(p.name for p in paths.values())})")
+
+
+def _run_slide(path: Path, out_dir: Path, detector: object, *, mpp: float | None, threshold: float | None,
+               work_mpp: float, tile_um: float, margin_um: float, area_mm2: float | None, hpf_area: float,
+               shape: opts.HotspotShape, min_tissue_fraction: float, jobs: int, dask: str | None, restart: bool,
+               progress: bool | None, backend: opts.SlideBackend) -> tuple[dict[str, Path], SlideResult]:
+    """Analyse the slide and write its outputs (the caller holds the output folder)."""
+    from spindledx.pages.provenance import detector_provenance
+    from spindledx.slide.outputs import write_outputs, write_slide_summary
+    from spindledx.slide.pipeline import analyze_slide
+
+    result = analyze_slide(path, mpp=mpp, detector=detector, out_dir=out_dir, work_mpp=work_mpp,
+                           tile_um=tile_um, margin_um=margin_um, area_mm2=area_mm2, hpf_area=hpf_area,
+                           shapes=shape.shapes, min_tissue_fraction=min_tissue_fraction, jobs=jobs, dask=dask,
+                           restart=restart, progress=opts.resolve_progress(progress), backend=backend.value)
+    paths = write_outputs(result, out_dir)
+    paths["summary"] = write_slide_summary(
+        result, out_dir, paths.values(), provenance=detector_provenance(detector, threshold=threshold),
+        options={"mpp": mpp, "threshold": threshold, "area_mm2": area_mm2, "shape": shape.value,
+                 "min_tissue_fraction": min_tissue_fraction, "hpf_area_mm2": hpf_area, "work_mpp": work_mpp,
+                 "tile_um": tile_um, "margin_um": margin_um, "backend": backend.value})
+    return paths, result
 
 
 def _render_table(result: SlideResult) -> None:

@@ -193,8 +193,19 @@ def _manifest(info: SlideInfo, raster: Raster, core_px: int, margin_px: int, nam
             "margin_px": margin_px, "detector": name}
 
 
+def _check_tiles_dir(tiles_dir: Path) -> None:
+    """Refuse a ``tiles`` entry that is a link or not a folder (the tile files would be written through it)."""
+    if tiles_dir.is_symlink():
+        raise BadInputError(f"{tiles_dir}: is a symbolic link; spindledx does not write through links (remove it "
+                            "or choose another out_dir)", parameters="out_dir")
+    if tiles_dir.exists() and not tiles_dir.is_dir():
+        raise BadInputError(f"{tiles_dir}: exists and is not a folder (remove it or choose another out_dir)",
+                            parameters="out_dir")
+
+
 def _prepare_out_dir(out_dir: Path, manifest: dict[str, Any], *, restart: bool) -> Path:
     tiles_dir = out_dir / TILES_DIR
+    _check_tiles_dir(tiles_dir)
     if restart and tiles_dir.exists():
         shutil.rmtree(tiles_dir)
         (out_dir / MANIFEST).unlink(missing_ok=True)

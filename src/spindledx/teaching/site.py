@@ -152,8 +152,9 @@ def build_site(out: str | Path, *, kb: KnowledgeBase | None = None) -> SiteBuild
     total = 0
     for rel, text in files.items():
         target = (out / rel).resolve()
-        if root not in target.parents:  # slugs are [a-z0-9-]; this guards the rule "never leave --out"
-            raise RuntimeError(f"refusing to write outside the site folder: {rel}")
+        if root not in target.parents:  # slugs are [a-z0-9-]: only a link inside --out can lead outside it
+            raise BadInputError(f"out {out}: {rel} leads outside the folder (a symbolic link?); spindledx does not "
+                                "write through links", parameters="out")
         data = text.encode("utf-8")
         total += len(data)
         _write_atomic(target, data)
