@@ -91,7 +91,7 @@ def test_findings_appear_in_the_explanation_and_json():
     assert payload["findings"]["mitoses"]["hpf_area_mm2"] == pytest.approx(0.2376, abs=1e-4)
     assert payload["prior"]["basis"] == "population"
     kinds = {ev["kind"] for ev in payload["differential"][0]["evidence"]}
-    assert kinds == {"prior", "clinical", "stain", "morphology"}
+    assert kinds == {"prior", "clinical", "stain", "morphology", "selection"}
     items = {(ev["kind"], ev["marker"]) for ev in payload["differential"][0]["evidence"]}
     assert {("clinical", "age"), ("clinical", "sex"), ("morphology", "mitoses"), ("morphology", "necrosis"),
             ("morphology", "atypia"), ("morphology", "pattern")} <= items

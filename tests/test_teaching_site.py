@@ -166,7 +166,7 @@ def test_site_in_a_real_browser(built, browser_page, tmp_path):
     page.goto((out / "index.html").as_uri())
     page.click("text=Leiomyosarcoma versus Gastrointestinal stromal tumour")
     page.wait_for_url("**/compare/leiomyosarcoma--gist.html")
-    top = page.locator("table.compare tbody tr td:nth-child(2) a").all_inner_texts()[:5]
+    top = page.locator("table.compare tbody tr td:nth-child(2) a").all_inner_texts()[:6]
     assert {"DOG1", "CD117", "desmin"} <= set(top)
     _screenshot(page, "kb_site_compare.png", tmp_path)
 
