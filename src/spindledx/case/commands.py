@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING
 import typer
 
 from spindledx import counting
-from spindledx.cli_options import FieldNumber, HpfArea, Mpp, Objective, Overwrite, Threshold
+from spindledx.cli_options import (
+    AllowUnusualHpf,
+    FieldNumber,
+    HpfArea,
+    Mpp,
+    Objective,
+    Overwrite,
+    Threshold,
+    UseFlaggedCount,
+)
 from spindledx.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -73,6 +82,8 @@ def case(
     field_number: FieldNumber = None,
     objective: Objective = None,
     ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers with a warning."),
+    allow_unusual_hpf: AllowUnusualHpf = False,
+    use_flagged_count: UseFlaggedCount = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report.
@@ -103,10 +114,10 @@ def case(
         raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
     if not 0.0 <= review_margin <= 1.0:
         raise BadInputError("--review-margin must be between 0 and 1")
-    hpf = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
+    hpf = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective, allow_unusual_hpf=allow_unusual_hpf)
     opts = CaseOptions(panel=panel, site=site, age=age, sex=sex, necrosis=necrosis,
                        atypia=atypia, pattern=patterns, differentiation=differentiation,
-                       ignore_unknown=ignore_unknown, hpf_area_mm2=hpf)
+                       ignore_unknown=ignore_unknown, hpf_area_mm2=hpf, use_flagged_count=use_flagged_count)
     check_options(opts)
     from spindledx.case.workup import differential
 
@@ -120,7 +131,7 @@ def case(
                 "pattern": list(patterns), "differentiation": differentiation, "ignore_unknown": ignore_unknown,
                 "mpp": mpp, "threshold": threshold, "review_margin": review_margin, "hpf_area_mm2": hpf,
                 "evidence": [os.path.realpath(p) for p in images], "slide": slide is not None, "shape": shape,
-                "area_mm2": area_mm2}
+                "area_mm2": area_mm2, "use_flagged_count": use_flagged_count}
     if (out / "case.json").exists() and not overwrite:
         raise BadInputError(f"--out {out}: already holds a case (case.json); choose another folder, or --overwrite "
                             "to replace it")

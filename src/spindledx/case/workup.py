@@ -40,13 +40,14 @@ class CaseOptions:
     differentiation: int | None = None
     ignore_unknown: bool = False
     hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2
+    use_flagged_count: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict of the inputs."""
         return {"panel": self.panel, "site": self.site, "age": self.age, "sex": self.sex,
                 "necrosis": self.necrosis, "atypia": self.atypia, "pattern": list(self.pattern),
                 "differentiation": self.differentiation, "ignore_unknown": self.ignore_unknown,
-                "hpf_area_mm2": self.hpf_area_mm2}
+                "hpf_area_mm2": self.hpf_area_mm2, "use_flagged_count": self.use_flagged_count}
 
 
 def check_options(opts: CaseOptions) -> None:
@@ -105,7 +106,8 @@ def pooled_count(records: Sequence[dict[str, Any]], *, hpf_area_mm2: float, meth
             "mitoses_per_mm2": round(value.per_mm2, 4), "mitoses_per_10hpf": round(value.per_10hpf, 3),
             "mitoses_per_10hpf_ci95": [round(low, 3), round(high, 3)],
             "mitotic_scores_ci95": list(value.fnclcc_scores_in_interval()),
-            "extrapolated": bool(n_hpf < 10.0), "n_images": len(records), "flags": sorted(set(flags))}
+            "extrapolated": bool(n_hpf < counting.MIN_GRADING_HPF * (1 - 1e-6)),
+            "n_images": len(records), "flags": sorted(set(flags))}
 
 
 def _supported_kwargs(func: Callable[..., Any]) -> set[str]:
@@ -125,14 +127,21 @@ def differential(opts: CaseOptions, count: dict[str, Any] | None) -> tuple[dict[
                               "pattern": list(opts.pattern) or None}
     if opts.necrosis is not None:
         wanted["necrosis"] = "no" if opts.necrosis in ("none", "no") else "yes"
-    if count is not None:
+    notes = []
+    flagged = count is not None and bool(count.get("flags"))
+    if count is not None and (not flagged or opts.use_flagged_count):
         wanted["mitoses"] = float(count["mitoses_per_mm2"])
+    elif flagged:
+        notes.append(f"the mitotic count is flagged ({', '.join(f.replace('_', ' ') for f in count['flags'])}): "
+                     "it is not used as evidence in the differential (--use-flagged-count uses it)")
     kwargs = {k: v for k, v in wanted.items() if v is not None and k in supported}
-    notes = [f"the IHC interpreter of this version does not take '{k}': not used in the differential"
-             for k, v in wanted.items() if v is not None and k not in supported]
+    notes += [f"the IHC interpreter of this version does not take '{k}': not used in the differential"
+              for k, v in wanted.items() if v is not None and k not in supported]
     result = interpret_panel(opts.panel, site=opts.site, ignore_unknown=opts.ignore_unknown, **kwargs)
     doc = result.to_json()
     doc["morphology_used"] = sorted(kwargs)
+    if "mitoses" in kwargs and flagged:
+        doc["morphology_used_flagged"] = ["mitoses"]
     return doc, notes
 
 
@@ -177,19 +186,21 @@ def grade(opts: CaseOptions, leading_entity: str, count: dict[str, Any]) -> dict
         out.update(status="incomplete", reason=reason)
         return out
     g = counting.fnclcc_grade(mitoses=count["count"], differentiation_score=diff, necrosis=nec,
-                              area_mm2=count["area_mm2"], hpf_area=count["hpf_area_mm2"])
+                              area_mm2=count["area_mm2"], hpf_area=count["hpf_area_mm2"],
+                              flags=list(count.get("flags") or []), use_flagged_count=opts.use_flagged_count)
     out.update(differentiation_score=g.differentiation_score, mitotic_score=g.mitotic_score,
                necrosis_score=g.necrosis_score, total=g.total, necrosis=nec, area_note=g.area_note,
-               caveats=list(g.caveats), mitoses_per_10hpf=round(g.mitoses_per_10hpf, 3))
+               caveats=list(g.caveats), mitoses_per_10hpf=round(g.mitoses_per_10hpf, 3), flags=list(g.flags))
     out["assumptions"].append(g.area_note)
     out["assumptions"].append(f"mitotic count from the {count['method']} "
                               f"({count['count']} figures in {count['area_mm2']:.3f} mm²)")
-    if count["extrapolated"]:
-        out.update(status="extrapolated", extrapolated_grade=g.grade,
-                   reason=f"only {count['n_hpf']:.2f} HPF ({count['area_mm2']:.3f} mm²) were counted; FNCLCC "
-                          "counts 10 HPF: the mitotic score and grade are extrapolations, not an FNCLCC grade")
-    else:
-        out.update(status="graded", grade=g.grade)
+    out.update(status=g.status, grade=g.grade)
+    if g.status == "extrapolated":
+        out.update(extrapolated_grade=g.extrapolated_grade, reason=g.reason)
+    elif g.status == "flagged":
+        out.update(flagged_grade=g.flagged_grade, reason=g.reason)
+    elif g.flags:
+        out["assumptions"].append("graded from a flagged count, as asked (--use-flagged-count)")
     return out
 
 
@@ -212,7 +223,8 @@ def build_case(opts: CaseOptions, tiles: Sequence[dict[str, Any]], count: dict[s
     doc = {"format": "spindledx-case/1", "inputs": {**opts.to_json(), "evidence": evidence_source},
            "count": count, "tiles": list(tiles), "differential": diff["differential"],
            "next_markers": diff["next_markers"], "panel": diff.get("panel"), "site": diff.get("site"),
-           "prior": diff.get("prior"), "morphology_used": diff.get("morphology_used"), "grade": grade_doc,
+           "prior": diff.get("prior"), "morphology_used": diff.get("morphology_used"),
+           "morphology_used_flagged": diff.get("morphology_used_flagged") or [], "grade": grade_doc,
            "warnings": all_warnings, "image_warnings": list(warnings), "provenance": provenance}
     if review is not None:
         doc["review"] = review

@@ -86,6 +86,7 @@ def score(
     hpf_area_mm2: opts.HpfArea = None,
     field_number: opts.FieldNumber = None,
     objective: opts.Objective = None,
+    allow_unusual_hpf: opts.AllowUnusualHpf = False,
     progress: opts.Progress = None,
     overwrite: opts.Overwrite = False,
 ) -> None:
@@ -97,7 +98,8 @@ def score(
     if mpp is not None:
         counting.check_mpp(mpp)
     opts.check_out_dir(out)
-    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
+    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective,
+                                             allow_unusual_hpf=allow_unusual_hpf)
     images, repeats = collect_images(paths)
     stems = output_stems(images)
     detector = _load_detector(threshold)

@@ -94,6 +94,7 @@ class TileScore:
             "mitoses_per_10hpf": round(self.mitoses_per_10hpf, 4),
             "hpf_area_mm2": round(self.hpf_area_mm2, 6),
             "fnclcc_mitotic_score": self.fnclcc_mitotic_score,
+            **count_extras(self.count, self.area_mm2, self.hpf_area_mm2),
             "warnings": list(self.warnings),
             "atypical_count": self.atypical_count,
             "atypical_fraction": self.atypical_fraction,
@@ -106,6 +107,20 @@ class TileScore:
     def to_json(self, *, indent: int | None = 2) -> str:
         """The :meth:`to_dict` object as a JSON string."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def count_extras(count: int, area_mm2: float, hpf_area_mm2: float) -> dict[str, Any]:
+    """How far a count can be trusted as a score: HPF counted, whether the per-10-HPF figure and the score are
+    extrapolated (less than :data:`spindledx.counting.MIN_GRADING_HPF` counted), the exact Poisson 95 % interval
+    per 10 HPF and the mitotic scores it spans."""
+    if area_mm2 <= 0:
+        return {"n_hpf": 0.0, "extrapolated": True, "mitoses_per_10hpf_ci95": None, "mitotic_scores_ci95": []}
+    value = counting.MitoticDensity.of(count, area_mm2, hpf_area_mm2)
+    n_hpf = area_mm2 / hpf_area_mm2
+    low, high = value.per_10hpf_interval()
+    return {"n_hpf": round(n_hpf, 3), "extrapolated": bool(n_hpf < counting.MIN_GRADING_HPF * (1 - 1e-6)),
+            "mitoses_per_10hpf_ci95": [round(low, 3), round(high, 3)],
+            "mitotic_scores_ci95": list(value.fnclcc_scores_in_interval())}
 
 
 def default_detector(*, threshold: float | None = None) -> Detector:

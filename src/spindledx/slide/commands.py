@@ -43,6 +43,7 @@ def slide(
     hpf_area_mm2: opts.HpfArea = None,
     field_number: opts.FieldNumber = None,
     objective: opts.Objective = None,
+    allow_unusual_hpf: opts.AllowUnusualHpf = False,
     threshold: opts.Threshold = None,
     jobs: opts.Jobs = None,
     dask: opts.Dask = None,
@@ -65,7 +66,8 @@ def slide(
     counting.check_mpp(work_mpp)
     opts.check_out_dir(out)
     opts.check_dask(dask)
-    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
+    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective,
+                                             allow_unusual_hpf=allow_unusual_hpf)
     if not path.exists():
         raise BadInputError(f"slide not found: {path}")
     out_dir = out if out is not None else Path.cwd() / f"{path.stem}_slide"
