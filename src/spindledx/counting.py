@@ -252,6 +252,32 @@ class MitoticDensity:
                 "fnclcc_mitotic_score": self.fnclcc_score}
 
 
+def count_record(count: int, area_mm2: float, hpf_area_mm2: float, *, method: str,
+                 flags: tuple[str, ...] | list[str] = (), flag_messages: tuple[str, ...] | list[str] = ()
+                 ) -> dict[str, object]:
+    """The one description of a count that every route writes (``score``, ``slide``, ``case``, ``review``):
+    count, area, density, per 10 HPF with its exact Poisson 95 % interval and the scores it spans, HPF counted,
+    whether that is an extrapolation (under :data:`MIN_GRADING_HPF`), and the flags, ``implausible_density``
+    added when the density test (:func:`density_is_implausible`) fails."""
+    value = MitoticDensity.of(int(count), area_mm2, hpf_area_mm2)
+    n_hpf = value.area_mm2 / value.hpf_area_mm2
+    low, high = value.per_10hpf_interval()
+    all_flags, messages = list(dict.fromkeys(flags)), list(flag_messages)
+    if density_is_implausible(value.count, value.area_mm2) and "implausible_density" not in all_flags:
+        from spindledx.detection.guard import density_message  # lazy: the guard loads the image stack
+
+        all_flags.append("implausible_density")
+        messages.append(density_message(value.count, value.area_mm2))
+    return {"method": method, "count": value.count, "area_mm2": round(value.area_mm2, 6),
+            "hpf_area_mm2": round(value.hpf_area_mm2, 6), "n_hpf": round(n_hpf, 3),
+            "mitoses_per_mm2": round(value.per_mm2, 4), "mitoses_per_10hpf": round(value.per_10hpf, 3),
+            "mitoses_per_10hpf_ci95": [round(low, 3), round(high, 3)],
+            "mitotic_scores_ci95": list(value.fnclcc_scores_in_interval()),
+            "fnclcc_mitotic_score": value.fnclcc_score,
+            "extrapolated": bool(n_hpf < MIN_GRADING_HPF * (1 - 1e-6)), "flags": sorted(set(all_flags)),
+            "flag_messages": messages}
+
+
 NECROSIS_SCORES = {"none": 0, "<50": 1, ">=50": 2}
 
 @functools.lru_cache(maxsize=1)

@@ -19,6 +19,8 @@ from spindledx.cli_options import (
     Mpp,
     Objective,
     Overwrite,
+    Roi,
+    RoiClass,
     Threshold,
     UseFlaggedCount,
 )
@@ -84,6 +86,8 @@ def case(
     ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers with a warning."),
     allow_unusual_hpf: AllowUnusualHpf = False,
     use_flagged_count: UseFlaggedCount = False,
+    roi: Roi = None,
+    roi_class: RoiClass = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report.
@@ -123,6 +127,9 @@ def case(
 
     differential(opts, None)  # a bad panel or site fails here, before any image is scored
     images = collect_images([str(p) for p in tile_paths])[0] if slide is None else [slide]  # repeats scored once
+    from spindledx.mitosis.commands import load_region
+
+    region = load_region(roi, roi_class, n_images=len(images))
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: exists and is not a folder")
     from spindledx.engine.folder import output_folder
@@ -131,7 +138,8 @@ def case(
                 "pattern": list(patterns), "differentiation": differentiation, "ignore_unknown": ignore_unknown,
                 "mpp": mpp, "threshold": threshold, "review_margin": review_margin, "hpf_area_mm2": hpf,
                 "evidence": [os.path.realpath(p) for p in images], "slide": slide is not None, "shape": shape,
-                "area_mm2": area_mm2, "use_flagged_count": use_flagged_count}
+                "area_mm2": area_mm2, "use_flagged_count": use_flagged_count,
+                "roi": None if roi is None else os.path.realpath(roi), "roi_class": roi_class}
     if (out / "case.json").exists() and not overwrite:
         raise BadInputError(f"--out {out}: already holds a case (case.json); choose another folder, or --overwrite "
                             "to replace it")
@@ -141,13 +149,13 @@ def case(
                                 "--overwrite to replace it")
         _run_case(opts, images, out, slide=slide, shape=shape, area_mm2=area_mm2, mpp=mpp, threshold=threshold,
                   review_margin=review_margin, hpf=hpf, panel=panel, site=site, age=age, necrosis=necrosis,
-                  atypia=atypia, patterns=patterns, differentiation=differentiation)
+                  atypia=atypia, patterns=patterns, differentiation=differentiation, roi=region)
 
 
 def _run_case(opts: CaseOptions, images: list[Path], out: Path, *, slide: Path | None, shape: str,
               area_mm2: float | None, mpp: float | None, threshold: float | None, review_margin: float, hpf: float,
               panel: str, site: str | None, age: float | None, necrosis: str | None, atypia: str | None,
-              patterns: tuple[str, ...], differentiation: int | None) -> None:
+              patterns: tuple[str, ...], differentiation: int | None, roi: object = None) -> None:
     """Score the evidence, build the case and write its files (the caller holds the output folder)."""
     from spindledx.case.evidence import score_tiles
     from spindledx.case.page import render_case_html
@@ -160,21 +168,24 @@ def _run_case(opts: CaseOptions, images: list[Path], out: Path, *, slide: Path |
     detector, thr, floor, model = _load_detector(threshold, review_margin)
     if slide is None:
         scored = score_tiles(images, stems=output_stems(images), detector=detector, threshold=thr,
-                             review_floor=floor, out_dir=out, model=model, mpp=mpp, hpf_area_mm2=hpf)
+                             review_floor=floor, out_dir=out, model=model, mpp=mpp, hpf_area_mm2=hpf, roi=roi)
     else:
         from spindledx.case.evidence import score_slide
 
         scored = score_slide(slide, detector=detector, threshold=thr, review_floor=floor, out_dir=out, model=model,
-                             mpp=mpp, hpf_area_mm2=hpf, shape=shape, area_mm2=area_mm2)
+                             mpp=mpp, hpf_area_mm2=hpf, shape=shape, area_mm2=area_mm2, roi=roi)
     from spindledx.case.workup import pooled_count
 
-    count = pooled_count(scored.records, hpf_area_mm2=hpf, flags=scored.flags)
+    count = pooled_count(scored.records, hpf_area_mm2=hpf, flags=scored.flags,
+                         method="detector" if slide is None else f"detector, {scored.records[0]['method']}")
+    count["counted_area"] = [r.get("counted_area") for r in scored.records]
     base = provenance(include_model=False)
     prov = {"spindledx_version": base["spindledx_version"], **model, "threshold": thr, "review_floor": floor,
             "kb_version": base["kb_version"], "date": base["date"]}
     doc = build_case(opts, scored.records, count, provenance=prov,
                      evidence_source=({"kind": "tiles", "paths": [str(p) for p in images]} if slide is None else
-                                      {"kind": "slide hotspot", "path": str(slide), "shape": shape,
+                                      {"kind": "slide", "path": str(slide), "shape": shape,
+                                       "method": scored.records[0]["method"],
                                        "hotspot": scored.records[0]["hotspot"]}),
                      warnings=scored.warnings)
     written = [*scored.outputs, write_text_atomic(out / "case.json", json.dumps(doc, indent=2, ensure_ascii=False)),
@@ -186,6 +197,7 @@ def _run_case(opts: CaseOptions, images: list[Path], out: Path, *, slide: Path |
                   options={"panel": panel, "site": site, "age": age, "sex": opts.sex, "necrosis": necrosis,
                            "atypia": atypia, "pattern": list(patterns), "differentiation": differentiation,
                            "mpp": mpp, "threshold": thr, "review_margin": review_margin, "hpf_area_mm2": hpf,
+                           "roi": None if roi is None else roi.source,
                            **({"shape": shape, "area_mm2": area_mm2} if slide is not None else {})},
                   counts={"images": len(scored.records), "mitoses": count["count"], "area_mm2": count["area_mm2"],
                           "candidates_below_threshold": sum(r["n_candidates_below_threshold"]

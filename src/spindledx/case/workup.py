@@ -87,27 +87,13 @@ def pooled_count(records: Sequence[dict[str, Any]], *, hpf_area_mm2: float, meth
     """
     if not records:
         raise BadInputError("no image could be counted")
-    value = counting.MitoticDensity.of(int(sum(r["count"] for r in records)),
-                                       float(sum(r["area_mm2"] for r in records)), hpf_area_mm2)
-    n_hpf = value.area_mm2 / value.hpf_area_mm2
-    flags = set(flags)
-    from spindledx.detection.guard import IMPLAUSIBLE_DENSITY, density_is_implausible, density_message
-
-    messages = []
-    if density_is_implausible(value.count, value.area_mm2):
-        flags.add(IMPLAUSIBLE_DENSITY)
-        messages.append(density_message(value.count, value.area_mm2))
-    low, high = value.per_10hpf_interval()
+    record = counting.count_record(int(sum(r["count"] for r in records)),
+                                   float(sum(r["area_mm2"] for r in records)), hpf_area_mm2, method=method,
+                                   flags=sorted(set(flags)))
     atypical = [r.get("atypical_count") for r in records]
-    atypical_count = int(sum(atypical)) if atypical and all(a is not None for a in atypical) else None
-    return {"flag_messages": messages, "atypical_count": atypical_count,
-            "method": method, "count": value.count, "area_mm2": round(value.area_mm2, 6),
-            "hpf_area_mm2": round(value.hpf_area_mm2, 6), "n_hpf": round(n_hpf, 3),
-            "mitoses_per_mm2": round(value.per_mm2, 4), "mitoses_per_10hpf": round(value.per_10hpf, 3),
-            "mitoses_per_10hpf_ci95": [round(low, 3), round(high, 3)],
-            "mitotic_scores_ci95": list(value.fnclcc_scores_in_interval()),
-            "extrapolated": bool(n_hpf < counting.MIN_GRADING_HPF * (1 - 1e-6)),
-            "n_images": len(records), "flags": sorted(set(flags))}
+    record["atypical_count"] = int(sum(atypical)) if atypical and all(a is not None for a in atypical) else None
+    record["n_images"] = len(records)
+    return record
 
 
 def _supported_kwargs(func: Callable[..., Any]) -> set[str]:
