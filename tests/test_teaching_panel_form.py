@@ -154,3 +154,21 @@ def test_site_search_finds_a_marker_result(site, browser_page):
     assert page.locator("#panel-rows tr[data-marker='desmin'] select").input_value() == "neg"
     assert page.locator("#differential tr.entity").count() > 0
     assert page.console_errors == []
+
+
+def test_typed_panels_are_read_as_the_command_line_reads_them(site, browser_page):
+    """The compact grammar: every test panel of the original and hold-out sets, and every marker name and
+    synonym with each result."""
+    from spindledx.ihc.vocabulary import parse_panel
+
+    kb = load_knowledge_base()
+    panels = [c.panel for s in ("original", "holdout") for c in load_cases(case_set=s, kb=kb)]
+    tokens = [f"{name.replace(' ', '_')}{sign}" for m in kb.markers.values() if m.kind in ("ihc", "molecular")
+              for name in (m.name, *m.synonyms) for sign in ("+", "-")]
+    page = browser_page
+    page.goto((site / "panel.html").as_uri())
+    got = page.evaluate("texts => texts.map(t => window.SPX_PANEL.readPanel(t))", panels + tokens)
+    for text, js in zip(panels + tokens, got, strict=True):
+        want = parse_panel(text, kb=kb)
+        assert js["unread"] == [], text
+        assert [(o["marker"], o["event"]) for o in js["obs"]] == [(o.marker, o.event) for o in want.observations], text

@@ -465,6 +465,7 @@ def index_page(kb: KnowledgeBase, links: SiteLinks, *, n_questions: int, provena
 source: {len(kb.entities)} entities, {len(kb.markers)} markers, {len(kb.facts)} facts. A decision aid for teaching;
 the figures come from published series and reviews, estimates are marked.</p>
 <ul class="tiles">
+<li><a href="panel.html"><b>Panel form</b><br>enter stains, see the differential</a></li>
 <li><a href="matrix.html"><b>Matrix</b><br>entity × marker heat map</a></li>
 <li><a href="#compare"><b>A versus B</b><br>{len(links.pairs)} differentials</a></li>
 <li><a href="quiz.html"><b>Quiz</b><br>{n_questions} cases</a></li>

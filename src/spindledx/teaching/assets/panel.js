@@ -364,12 +364,15 @@
 
   function resolveMarker(name) { return nameIndex[normalize(name)] || null; }
 
+  /* a sign at the end of the token, else MARKER:RESULT, else no result (the first whose name is a marker) */
   function splitResult(token) {
-    var colon = token.lastIndexOf(":");
-    if (colon > 0) { return [token.slice(0, colon), token.slice(colon + 1)]; }
+    var splits = [];
     var last = token.slice(-1);
-    if ("+-\u2212\u2013".indexOf(last) >= 0 && token.length > 1) { return [token.slice(0, -1), last]; }
-    return [token, ""];
+    if ("+-\u2212\u2013".indexOf(last) >= 0 && token.length > 1) { splits.push([token.slice(0, -1), last]); }
+    var colon = token.lastIndexOf(":");
+    if (colon > 0) { splits.push([token.slice(0, colon), token.slice(colon + 1)]); }
+    splits.push([token, ""]);
+    return splits.filter(function (s) { return resolveMarker(s[0]); })[0] || splits[splits.length - 1];
   }
 
   /* "actin+ desmin+ CK-pan- CD34-" -> {obs: [{marker, event, result}], unread: [...]} */
