@@ -325,12 +325,8 @@ def matrix_page(kb: KnowledgeBase, links: SiteLinks) -> str:
 gives counts (click for the figure and its source).
 <span class="key c" style="background-color:hsl(212,70%,90%)">10</span> low
 <span class="key c" style="background-color:hsl(212,70%,40%);color:#fff">90</span> high
-<span class="key c est" style="background-color:hsl(212,70%,70%)">40</span> estimate (hatched)
-<span class="key c eli" style="background-color:hsl(212,70%,80%)">25</span> structured expert elicitation, median of
-the elicitors (dotted underline)
-<span class="key c bg" style="background-color:hsl(212,70%,90%)">5</span> marker background, no entity figure
-(dotted) <span class="key c pb" style="background-color:hsl(212,70%,94%)">0</span> entity-specific specificity
-figure (dashed) <span class="key miss">·</span> no data (neutral in the interpreter).</p>
+<span class="key c eli" style="background-color:hsl(212,70%,80%)">25</span> structured expert elicitation,
+median of the elicitors, updated by literature counts where there are some (dotted underline).</p>
 <div class="matrix-wrap"><table class="matrix"><thead><tr><th></th>{head}</tr></thead>
 <tbody>{''.join(rows)}</tbody></table></div>
 """
@@ -469,6 +465,7 @@ def index_page(kb: KnowledgeBase, links: SiteLinks, *, n_questions: int, provena
 source: {len(kb.entities)} entities, {len(kb.markers)} markers, {len(kb.facts)} facts. A decision aid for teaching;
 the figures come from published series and reviews, estimates are marked.</p>
 <ul class="tiles">
+<li><a href="panel.html"><b>Panel form</b><br>enter stains, see the differential</a></li>
 <li><a href="matrix.html"><b>Matrix</b><br>entity × marker heat map</a></li>
 <li><a href="#compare"><b>A versus B</b><br>{len(links.pairs)} differentials</a></li>
 <li><a href="quiz.html"><b>Quiz</b><br>{n_questions} cases</a></li>
