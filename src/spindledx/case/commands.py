@@ -24,6 +24,7 @@ from spindledx.cli_options import (
     Threshold,
     UseFlaggedCount,
 )
+from spindledx.cli_options import Model as ModelCard
 from spindledx.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -51,6 +52,19 @@ def _load_detector(threshold: float | None, review_margin: float):
     thr = model.threshold if threshold is None else float(threshold)
     floor = max(0.0, thr - review_margin)
     return default_detector(threshold=floor), thr, floor, model_provenance(model.description)
+
+
+def _load_card_detector(model: Path, threshold: float | None, review_margin: float):
+    """As :func:`_load_detector`, for a ``--model`` card (the model contract) instead of the shipped model."""
+    from spindledx.detection.detect import ModelDetector
+    from spindledx.detection.model import load_model_file
+    from spindledx.pages.provenance import model_provenance
+
+    loaded = load_model_file(model)
+    thr = loaded.threshold if threshold is None else float(threshold)
+    floor = max(0.0, thr - review_margin)
+    detector = ModelDetector(threshold=floor, model_path=str(model))
+    return detector, thr, floor, {**model_provenance(loaded.description), "model_card": str(model)}
 
 
 def case(
@@ -88,6 +102,7 @@ def case(
     use_flagged_count: UseFlaggedCount = False,
     roi: Roi = None,
     roi_class: RoiClass = None,
+    model: ModelCard = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report.
@@ -139,7 +154,8 @@ def case(
                 "mpp": mpp, "threshold": threshold, "review_margin": review_margin, "hpf_area_mm2": hpf,
                 "evidence": [os.path.realpath(p) for p in images], "slide": slide is not None, "shape": shape,
                 "area_mm2": area_mm2, "use_flagged_count": use_flagged_count,
-                "roi": None if roi is None else os.path.realpath(roi), "roi_class": roi_class}
+                "roi": None if roi is None else os.path.realpath(roi), "roi_class": roi_class,
+                "model": None if model is None else os.path.realpath(model)}
     if (out / "case.json").exists() and not overwrite:
         raise BadInputError(f"--out {out}: already holds a case (case.json); choose another folder, or --overwrite "
                             "to replace it")
@@ -149,13 +165,14 @@ def case(
                                 "--overwrite to replace it")
         _run_case(opts, images, out, slide=slide, shape=shape, area_mm2=area_mm2, mpp=mpp, threshold=threshold,
                   review_margin=review_margin, hpf=hpf, panel=panel, site=site, age=age, necrosis=necrosis,
-                  atypia=atypia, patterns=patterns, differentiation=differentiation, roi=region)
+                  atypia=atypia, patterns=patterns, differentiation=differentiation, roi=region, model=model)
 
 
 def _run_case(opts: CaseOptions, images: list[Path], out: Path, *, slide: Path | None, shape: str,
               area_mm2: float | None, mpp: float | None, threshold: float | None, review_margin: float, hpf: float,
               panel: str, site: str | None, age: float | None, necrosis: str | None, atypia: str | None,
-              patterns: tuple[str, ...], differentiation: int | None, roi: object = None) -> None:
+              patterns: tuple[str, ...], differentiation: int | None, roi: object = None,
+              model: Path | None = None) -> None:
     """Score the evidence, build the case and write its files (the caller holds the output folder)."""
     from spindledx.case.evidence import score_tiles
     from spindledx.case.page import render_case_html
@@ -165,14 +182,17 @@ def _run_case(opts: CaseOptions, images: list[Path], out: Path, *, slide: Path |
     from spindledx.files import output_stems, printable
     from spindledx.pages import provenance
 
-    detector, thr, floor, model = _load_detector(threshold, review_margin)
+    if model is None:
+        detector, thr, floor, model_prov = _load_detector(threshold, review_margin)
+    else:
+        detector, thr, floor, model_prov = _load_card_detector(model, threshold, review_margin)
     if slide is None:
         scored = score_tiles(images, stems=output_stems(images), detector=detector, threshold=thr,
-                             review_floor=floor, out_dir=out, model=model, mpp=mpp, hpf_area_mm2=hpf, roi=roi)
+                             review_floor=floor, out_dir=out, model=model_prov, mpp=mpp, hpf_area_mm2=hpf, roi=roi)
     else:
         from spindledx.case.evidence import score_slide
 
-        scored = score_slide(slide, detector=detector, threshold=thr, review_floor=floor, out_dir=out, model=model,
+        scored = score_slide(slide, detector=detector, threshold=thr, review_floor=floor, out_dir=out, model=model_prov,
                              mpp=mpp, hpf_area_mm2=hpf, shape=shape, area_mm2=area_mm2, roi=roi)
     from spindledx.case.workup import pooled_count
 
@@ -180,7 +200,7 @@ def _run_case(opts: CaseOptions, images: list[Path], out: Path, *, slide: Path |
                          method="detector" if slide is None else f"detector, {scored.records[0]['method']}")
     count["counted_area"] = [r.get("counted_area") for r in scored.records]
     base = provenance(include_model=False)
-    prov = {"spindledx_version": base["spindledx_version"], **model, "threshold": thr, "review_floor": floor,
+    prov = {"spindledx_version": base["spindledx_version"], **model_prov, "threshold": thr, "review_floor": floor,
             "kb_version": base["kb_version"], "date": base["date"]}
     doc = build_case(opts, scored.records, count, provenance=prov,
                      evidence_source=({"kind": "tiles", "paths": [str(p) for p in images]} if slide is None else

@@ -204,8 +204,13 @@ def build_case(opts: CaseOptions, tiles: Sequence[dict[str, Any]], count: dict[s
     for flag in count.get("flags") or []:
         all_warnings.append(f"detector flag on the count: {flag.replace('_', ' ')}")
     all_warnings.extend(count.get("flag_messages") or [])
-    all_warnings.append("the mitotic detector is a screening aid (cross-validated F1 about 0.58 on breast "
-                        "carcinoma fields): confirm the figures with `spindledx review`")
+    if provenance.get("model_card"):
+        all_warnings.append(f"the figures were proposed by the model {provenance.get('model_name')} "
+                            f"{provenance.get('model_version')} given with --model: confirm them with "
+                            "`spindledx review`")
+    else:
+        all_warnings.append("the mitotic detector is a screening aid (cross-validated F1 about 0.58 on breast "
+                            "carcinoma fields): confirm the figures with `spindledx review`")
     doc = {"format": "spindledx-case/1", "inputs": {**opts.to_json(), "evidence": evidence_source},
            "count": count, "tiles": list(tiles), "differential": diff["differential"],
            "next_markers": diff["next_markers"], "panel": diff.get("panel"), "site": diff.get("site"),

@@ -38,6 +38,21 @@ def _load_detector(threshold: float | None):
     return default_detector(threshold=threshold)
 
 
+def model_loader(model: Path | None, fallback):
+    """``load(threshold) -> detector``: the ``--model`` card's detector, or ``fallback`` without one."""
+    if model is None:
+        return fallback
+
+    def load(threshold: float | None, **kw):
+        from spindledx.detection.detect import ModelDetector
+
+        detector = ModelDetector(threshold=threshold, model_path=str(model), threads=kw.get("threads", 2))
+        detector.prepare()
+        return detector
+
+    return load
+
+
 def collect_images(paths: list[str]) -> tuple[list[Path], list[str]]:
     """Expand PATHs: files as given, folders recursively (png/jpg/jpeg/tif/tiff, sorted, hidden files skipped, and
     the images spindledx wrote into an output folder skipped: :func:`spindledx.engine.folder.is_own_output`).
@@ -90,6 +105,7 @@ def score(
     progress: opts.Progress = None,
     roi: opts.Roi = None,
     roi_class: opts.RoiClass = None,
+    model: opts.Model = None,
     overwrite: opts.Overwrite = False,
 ) -> None:
     """Detect mitotic figures and count them per mm² and per 10 HPF (HPF area stated).
@@ -107,19 +123,20 @@ def score(
     images, repeats = collect_images(paths)
     region = load_region(roi, roi_class, n_images=len(images))
     stems = output_stems(images)
-    detector = _load_detector(threshold)
+    load = model_loader(model, _load_detector)
+    detector = load(threshold)
     if out is None:
         _score(images, stems, detector, None, mpp=mpp, fmt=fmt, threshold=threshold, hpf_area=hpf_area,
-               progress=progress, repeats=repeats, roi=region)
+               progress=progress, repeats=repeats, roi=region, load=load)
         return
     from spindledx.engine.folder import output_folder
 
     settings = {"inputs": [os.path.realpath(i) for i in images], "mpp": mpp, "threshold": threshold,
                 "hpf_area_mm2": hpf_area, "roi": None if roi is None else os.path.realpath(roi),
-                "roi_class": roi_class}
+                "roi_class": roi_class, "model": None if model is None else os.path.realpath(model)}
     with output_folder(out, "score", settings, overwrite=overwrite):
         _score(images, stems, detector, out, mpp=mpp, fmt=fmt, threshold=threshold, hpf_area=hpf_area,
-               progress=progress, repeats=repeats, roi=region)
+               progress=progress, repeats=repeats, roi=region, load=load)
 
 
 def load_region(roi: Path | None, roi_class: str | None, *, n_images: int = 1):
@@ -137,7 +154,7 @@ def load_region(roi: Path | None, roi_class: str | None, *, n_images: int = 1):
 
 def _score(images: list[Path], stems: list[str], detector: object, out: Path | None, *, mpp: float | None,
            fmt: str, threshold: float | None, hpf_area: float, progress: bool | None, repeats: list[str],
-           roi: object = None) -> None:
+           roi: object = None, load: object = None) -> None:
     """The body of ``score`` (with ``out``, the caller holds the output folder)."""
     from spindledx.detection.detect import detector_caveat
     from spindledx.imaging.reader import read_image
@@ -147,7 +164,7 @@ def _score(images: list[Path], stems: list[str], detector: object, out: Path | N
     if out is not None:  # candidates down to just below the threshold, for `spindledx review OUT`
         from spindledx.case.candidates import CandidateRecorder
 
-        recorder = CandidateRecorder.around(detector, _load_detector, threshold=threshold)
+        recorder = CandidateRecorder.around(detector, load or _load_detector, threshold=threshold)
     results: list[TileScore] = []
     failures: list[tuple[str, str]] = []
     written: list[Path] = []

@@ -55,6 +55,7 @@ def slide(
     backend: opts.Backend = opts.SlideBackend.auto,
     roi: opts.Roi = None,
     roi_class: opts.RoiClass = None,
+    model: opts.Model = None,
     overwrite: opts.Overwrite = False,
 ) -> None:
     """Find the mitotic hotspot of a whole-slide image: count there and on average over the tissue.
@@ -73,17 +74,18 @@ def slide(
     if not path.exists():
         raise BadInputError(f"slide not found: {path}")
     out_dir = out if out is not None else Path.cwd() / f"{path.stem}_slide"
-    from spindledx.mitosis.commands import load_region
+    from spindledx.mitosis.commands import load_region, model_loader
 
     region = load_region(roi, roi_class)
     from spindledx.detection.detect import detector_caveat
     from spindledx.engine.folder import output_folder
     from spindledx.slide.pipeline import MANIFEST, TILES_DIR
 
-    detector = _load_detector(threshold, threads=1 if (jobs > 1 or dask) else 2)
+    detector = model_loader(model, _load_detector)(threshold, threads=1 if (jobs > 1 or dask) else 2)
     # the saved detections depend on these; the hotspot settings only re-analyse them
     settings = {"slide": os.path.realpath(path), "mpp": mpp, "threshold": threshold, "work_mpp": work_mpp,
-                "tile_um": tile_um, "margin_um": margin_um, "backend": backend.value}
+                "tile_um": tile_um, "margin_um": margin_um, "backend": backend.value,
+                "model": None if model is None else os.path.realpath(model)}
     with output_folder(out_dir, "slide", settings, overwrite=overwrite or restart, state=(TILES_DIR, MANIFEST),
                        hint=" (or restart=True to discard the saved detections)",
                        hint_parameters=("restart",)):
