@@ -159,3 +159,21 @@ def test_outputs_show_the_region(image, tmp_path, monkeypatch, capsys):
     assert len(regions) == 1 and len(regions[0]["geometry"]["coordinates"]) == 2  # the outline and its hole
     assert load_roi(exported).polygons[0].area_px == pytest.approx(load_roi(roi, "Tumor").polygons[0].area_px)
     assert len(load_points(exported).points) == 1  # the exported region is not read as a point
+
+
+def test_batch_takes_a_region_per_row(image, tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    from spindledx.qa.manifest import load_manifest
+    from spindledx.qa.runner import run_and_write
+
+    qupath_roi(tmp_path / "roi.geojson")
+    pd.DataFrame([{"image": image.name, "mpp": MPP, "roi": "roi.geojson", "roi_class": "Tumor"}]).to_csv(
+        tmp_path / "manifest.csv", index=False)
+    specs = load_manifest(tmp_path / "manifest.csv")
+    result = run_and_write(specs, tmp_path / "batch", detector=detector, progress=False)
+    row = result.outcome.rows[0]
+    answers = run_all_routes(image, tmp_path, monkeypatch, capsys, extra=("--roi", str(tmp_path / "roi.geojson"),
+                                                                          "--roi-class", "Tumor"))
+    assert (row["count"], row["area_mm2"]) == (answers["score"]["count"], answers["score"]["area_mm2"]) == (1, row[
+        "area_mm2"])
