@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -112,12 +113,23 @@ def test_reference_panel_typed_into_the_form(site, browser_page, capsys, tmp_pat
     assert shown_next[:3] == [m["marker"] for m in cli["next_markers"][:3]]
     _screenshot(page, "kb_site_panel_form.png", tmp_path)
 
-    # a finding changes the differential; 'not done' takes a stain out
-    before = probability
-    page.fill("#f-mitoses", "25")
+    # findings change the differential, as they do on the command line the page shows
+    page.fill("#f-age", "61")
+    page.select_option("#f-sex", "F")
+    page.fill("#f-mitoses", "4.5")
+    page.select_option("#f-mitoses-unit", "mm2")
     page.select_option("#f-necrosis", "yes")
+    page.check("input[name=pattern][value=fascicular]")
     after = float(page.locator("#differential tr.entity").first.get_attribute("data-probability"))
-    assert after != before
+    assert after != probability
+    command = shlex.split(page.locator("#panel-command").inner_text())
+    assert command[:2] == ["spindledx", "panel"] and "--mitoses" in command and "4.5/mm2" in command
+    assert main([*command[1:], "--format", "json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    first = page.locator("#differential tr.entity").first
+    assert first.get_attribute("data-entity") == cli["differential"][0]["id"]
+    assert abs(after - cli["differential"][0]["probability"]) < TOLERANCE
+    # 'not done' takes a stain out
     page.select_option("#panel-rows tr[data-marker='desmin'] select", "")
     stains = page.locator("#differential tr.detail").first.locator("tbody tr").all_inner_texts()
     assert not [r for r in stains if r.startswith("stain\tdesmin")]
@@ -172,3 +184,23 @@ def test_typed_panels_are_read_as_the_command_line_reads_them(site, browser_page
         want = parse_panel(text, kb=kb)
         assert js["unread"] == [], text
         assert [(o["marker"], o["event"]) for o in js["obs"]] == [(o.marker, o.event) for o in want.observations], text
+
+
+def test_exported_model_is_safe_to_embed():
+    """Knowledge-base text reaches the page as JSON with <, > and & escaped (the script sets it as text only)."""
+    from test_teaching_site import EVIL, _evil_kb
+
+    from spindledx.ihc.model import default_constants
+    from spindledx.teaching.compare import teaching_pairs
+    from spindledx.teaching.html import json_for_script
+    from spindledx.teaching.pages import SiteLinks
+    from spindledx.teaching.panel_form import model_export
+
+    kb = _evil_kb()
+    links = SiteLinks(kb, teaching_pairs(kb))
+    payload = json_for_script(model_export(kb, default_constants(), entity_links=links.entity,
+                                           marker_links=links.marker, fact_anchor=links.fact_anchor,
+                                           elicited_anchor=links.elicited_anchor, pair_anchor=links.pair_anchor))
+    assert "<" not in payload and ">" not in payload
+    gist = next(e for e in json.loads(payload)["entities"] if e["id"] == "gist")
+    assert gist["pitfalls"] == [EVIL]
