@@ -690,6 +690,7 @@
     var msg = document.getElementById("panel-text-msg");
     var text = document.getElementById("panel-text").value;
     var read = readPanel(text);
+    if (read.obs.length) { rowsBody.textContent = ""; }  /* the typed panel replaces the list */
     read.obs.forEach(function (o) { addRow(o.marker, o.event); });
     msg.textContent = read.obs.length ? "Read: " + read.obs.map(function (o) { return o.marker + " " + o.result; })
       .join(", ") + (read.unread.length ? "; not read: " + read.unread.join(" ") : "") :
