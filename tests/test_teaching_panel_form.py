@@ -85,10 +85,11 @@ def test_form_gives_the_differential_of_interpret_panel_on_every_case_set(site, 
     assert page.console_errors == []
 
 
-def _screenshot(page, name: str, tmp_path: Path) -> None:
+def _screenshot(page, name: str, tmp_path: Path, *, full_page: bool = True) -> None:
+    """Save a screenshot (into $SPINDLEDX_SCREENSHOTS when set, e.g. docs/screenshots, else the test's tmp)."""
     folder = Path(os.environ.get("SPINDLEDX_SCREENSHOTS", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / name), full_page=True)
+    page.screenshot(path=str(folder / name), full_page=full_page)
 
 
 def test_reference_panel_typed_into_the_form(site, browser_page, capsys, tmp_path):
@@ -157,11 +158,12 @@ def test_marker_picker_searches_synonyms(site, browser_page):
     assert page.console_errors == []
 
 
-def test_site_search_finds_a_marker_result(site, browser_page):
+def test_site_search_finds_a_marker_result(site, browser_page, tmp_path):
     page = browser_page
     page.goto((site / "index.html").as_uri())
     page.fill("#search", "desmin negative")
     page.wait_for_selector("#search-results li a")
+    _screenshot(page, "kb_site_search_result.png", tmp_path, full_page=False)
     links = page.locator("#search-results li a")
     assert "desmin negative" in links.first.inner_text()
     assert "markers/desmin.html" in links.nth(1).get_attribute("href")  # and the marker's page

@@ -308,11 +308,9 @@
       warnings.push("discordant for " + first.name + ": " + discordant.join(", ") +
         " (see pitfalls; repeat or add controls)");
     }
-    input.obs.forEach(function (o) {
-      if (!M.markers[markerIndex[o.marker]].with_facts) {
-        warnings.unshift("no figure for " + o.marker + " in the knowledge base: it does not change the ranking");
-      }
-    });
+    var noFigure = input.obs.filter(function (o) { return !M.markers[markerIndex[o.marker]].with_facts; })
+      .map(function (o) { return "no figure for " + o.marker + " in the knowledge base: it does not change the ranking"; });
+    warnings = noFigure.concat(warnings);
     return { differential: entries, next_markers: nextMarkers, warnings: warnings, unexplained: unexplained,
       context: context, best_typicality: best };
   }
