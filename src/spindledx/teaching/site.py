@@ -75,10 +75,14 @@ def _quiz_data(kb: KnowledgeBase) -> tuple[list[dict], tuple[tuple[str, str], ..
     for q in questions:
         item = q.to_json(kb=kb)
         answer = item["answer"]
-        answer["case_source_segments"] = source_segments(answer["case_source"])
-        for ev in answer["evidence"]:
-            ev["source_segments"] = source_segments(ev["source"])
-            ev["literature"] = literature_label(ev)
+        answer["case_source_segments"] = source_segments(answer.pop("case_source"))
+        shown = []
+        for ev in answer["evidence"]:  # only what the quiz page shows, to keep the site light
+            shown.append({"kind": ev["kind"], "marker": ev["marker"], "result": ev["result"],
+                          "likelihood": ev["likelihood"], "likelihood_ratio": ev["likelihood_ratio"],
+                          "effect": ev["effect"], "literature": literature_label(ev), "note": ev["note"],
+                          "source_segments": source_segments(ev["source"])})
+        answer["evidence"] = shown
         data.append(item)
     return data, skipped
 
