@@ -12,7 +12,19 @@ from typing import TYPE_CHECKING
 import typer
 
 from spindledx import counting
-from spindledx.cli_options import FieldNumber, HpfArea, Mpp, Objective, Overwrite, Threshold
+from spindledx.cli_options import (
+    AllowUnusualHpf,
+    FieldNumber,
+    HpfArea,
+    Mpp,
+    Objective,
+    Overwrite,
+    Roi,
+    RoiClass,
+    Threshold,
+    UseFlaggedCount,
+)
+from spindledx.cli_options import Model as ModelCard
 from spindledx.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -40,6 +52,19 @@ def _load_detector(threshold: float | None, review_margin: float):
     thr = model.threshold if threshold is None else float(threshold)
     floor = max(0.0, thr - review_margin)
     return default_detector(threshold=floor), thr, floor, model_provenance(model.description)
+
+
+def _load_card_detector(model: Path, threshold: float | None, review_margin: float):
+    """As :func:`_load_detector`, for a ``--model`` card (the model contract) instead of the shipped model."""
+    from spindledx.detection.detect import ModelDetector
+    from spindledx.detection.model import load_model_file
+    from spindledx.pages.provenance import model_provenance
+
+    loaded = load_model_file(model)
+    thr = loaded.threshold if threshold is None else float(threshold)
+    floor = max(0.0, thr - review_margin)
+    detector = ModelDetector(threshold=floor, model_path=str(model))
+    return detector, thr, floor, {**model_provenance(loaded.description), "model_card": str(model)}
 
 
 def case(
@@ -73,6 +98,11 @@ def case(
     field_number: FieldNumber = None,
     objective: Objective = None,
     ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers with a warning."),
+    allow_unusual_hpf: AllowUnusualHpf = False,
+    use_flagged_count: UseFlaggedCount = False,
+    roi: Roi = None,
+    roi_class: RoiClass = None,
+    model: ModelCard = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report.
@@ -103,15 +133,18 @@ def case(
         raise BadInputError(f"--threshold must be between 0 and 1 (got {threshold})")
     if not 0.0 <= review_margin <= 1.0:
         raise BadInputError("--review-margin must be between 0 and 1")
-    hpf = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
+    hpf = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective, allow_unusual_hpf=allow_unusual_hpf)
     opts = CaseOptions(panel=panel, site=site, age=age, sex=sex, necrosis=necrosis,
                        atypia=atypia, pattern=patterns, differentiation=differentiation,
-                       ignore_unknown=ignore_unknown, hpf_area_mm2=hpf)
+                       ignore_unknown=ignore_unknown, hpf_area_mm2=hpf, use_flagged_count=use_flagged_count)
     check_options(opts)
     from spindledx.case.workup import differential
 
     differential(opts, None)  # a bad panel or site fails here, before any image is scored
     images = collect_images([str(p) for p in tile_paths])[0] if slide is None else [slide]  # repeats scored once
+    from spindledx.mitosis.commands import load_region
+
+    region = load_region(roi, roi_class, n_images=len(images))
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: exists and is not a folder")
     from spindledx.engine.folder import output_folder
@@ -120,7 +153,9 @@ def case(
                 "pattern": list(patterns), "differentiation": differentiation, "ignore_unknown": ignore_unknown,
                 "mpp": mpp, "threshold": threshold, "review_margin": review_margin, "hpf_area_mm2": hpf,
                 "evidence": [os.path.realpath(p) for p in images], "slide": slide is not None, "shape": shape,
-                "area_mm2": area_mm2}
+                "area_mm2": area_mm2, "use_flagged_count": use_flagged_count,
+                "roi": None if roi is None else os.path.realpath(roi), "roi_class": roi_class,
+                "model": None if model is None else os.path.realpath(model)}
     if (out / "case.json").exists() and not overwrite:
         raise BadInputError(f"--out {out}: already holds a case (case.json); choose another folder, or --overwrite "
                             "to replace it")
@@ -130,13 +165,14 @@ def case(
                                 "--overwrite to replace it")
         _run_case(opts, images, out, slide=slide, shape=shape, area_mm2=area_mm2, mpp=mpp, threshold=threshold,
                   review_margin=review_margin, hpf=hpf, panel=panel, site=site, age=age, necrosis=necrosis,
-                  atypia=atypia, patterns=patterns, differentiation=differentiation)
+                  atypia=atypia, patterns=patterns, differentiation=differentiation, roi=region, model=model)
 
 
 def _run_case(opts: CaseOptions, images: list[Path], out: Path, *, slide: Path | None, shape: str,
               area_mm2: float | None, mpp: float | None, threshold: float | None, review_margin: float, hpf: float,
               panel: str, site: str | None, age: float | None, necrosis: str | None, atypia: str | None,
-              patterns: tuple[str, ...], differentiation: int | None) -> None:
+              patterns: tuple[str, ...], differentiation: int | None, roi: object = None,
+              model: Path | None = None) -> None:
     """Score the evidence, build the case and write its files (the caller holds the output folder)."""
     from spindledx.case.evidence import score_tiles
     from spindledx.case.page import render_case_html
@@ -146,24 +182,30 @@ def _run_case(opts: CaseOptions, images: list[Path], out: Path, *, slide: Path |
     from spindledx.files import output_stems, printable
     from spindledx.pages import provenance
 
-    detector, thr, floor, model = _load_detector(threshold, review_margin)
+    if model is None:
+        detector, thr, floor, model_prov = _load_detector(threshold, review_margin)
+    else:
+        detector, thr, floor, model_prov = _load_card_detector(model, threshold, review_margin)
     if slide is None:
         scored = score_tiles(images, stems=output_stems(images), detector=detector, threshold=thr,
-                             review_floor=floor, out_dir=out, model=model, mpp=mpp, hpf_area_mm2=hpf)
+                             review_floor=floor, out_dir=out, model=model_prov, mpp=mpp, hpf_area_mm2=hpf, roi=roi)
     else:
         from spindledx.case.evidence import score_slide
 
-        scored = score_slide(slide, detector=detector, threshold=thr, review_floor=floor, out_dir=out, model=model,
-                             mpp=mpp, hpf_area_mm2=hpf, shape=shape, area_mm2=area_mm2)
+        scored = score_slide(slide, detector=detector, threshold=thr, review_floor=floor, out_dir=out, model=model_prov,
+                             mpp=mpp, hpf_area_mm2=hpf, shape=shape, area_mm2=area_mm2, roi=roi)
     from spindledx.case.workup import pooled_count
 
-    count = pooled_count(scored.records, hpf_area_mm2=hpf, flags=scored.flags)
+    count = pooled_count(scored.records, hpf_area_mm2=hpf, flags=scored.flags,
+                         method="detector" if slide is None else f"detector, {scored.records[0]['method']}")
+    count["counted_area"] = [r.get("counted_area") for r in scored.records]
     base = provenance(include_model=False)
-    prov = {"spindledx_version": base["spindledx_version"], **model, "threshold": thr, "review_floor": floor,
+    prov = {"spindledx_version": base["spindledx_version"], **model_prov, "threshold": thr, "review_floor": floor,
             "kb_version": base["kb_version"], "date": base["date"]}
     doc = build_case(opts, scored.records, count, provenance=prov,
                      evidence_source=({"kind": "tiles", "paths": [str(p) for p in images]} if slide is None else
-                                      {"kind": "slide hotspot", "path": str(slide), "shape": shape,
+                                      {"kind": "slide", "path": str(slide), "shape": shape,
+                                       "method": scored.records[0]["method"],
                                        "hotspot": scored.records[0]["hotspot"]}),
                      warnings=scored.warnings)
     written = [*scored.outputs, write_text_atomic(out / "case.json", json.dumps(doc, indent=2, ensure_ascii=False)),
@@ -175,6 +217,7 @@ def _run_case(opts: CaseOptions, images: list[Path], out: Path, *, slide: Path |
                   options={"panel": panel, "site": site, "age": age, "sex": opts.sex, "necrosis": necrosis,
                            "atypia": atypia, "pattern": list(patterns), "differentiation": differentiation,
                            "mpp": mpp, "threshold": thr, "review_margin": review_margin, "hpf_area_mm2": hpf,
+                           "roi": None if roi is None else roi.source,
                            **({"shape": shape, "area_mm2": area_mm2} if slide is not None else {})},
                   counts={"images": len(scored.records), "mitoses": count["count"], "area_mm2": count["area_mm2"],
                           "candidates_below_threshold": sum(r["n_candidates_below_threshold"]

@@ -38,6 +38,21 @@ def _load_detector(threshold: float | None):
     return default_detector(threshold=threshold)
 
 
+def model_loader(model: Path | None, fallback):
+    """``load(threshold) -> detector``: the ``--model`` card's detector, or ``fallback`` without one."""
+    if model is None:
+        return fallback
+
+    def load(threshold: float | None, **kw):
+        from spindledx.detection.detect import ModelDetector
+
+        detector = ModelDetector(threshold=threshold, model_path=str(model), threads=kw.get("threads", 2))
+        detector.prepare()
+        return detector
+
+    return load
+
+
 def collect_images(paths: list[str]) -> tuple[list[Path], list[str]]:
     """Expand PATHs: files as given, folders recursively (png/jpg/jpeg/tif/tiff, sorted, hidden files skipped, and
     the images spindledx wrote into an output folder skipped: :func:`spindledx.engine.folder.is_own_output`).
@@ -86,10 +101,16 @@ def score(
     hpf_area_mm2: opts.HpfArea = None,
     field_number: opts.FieldNumber = None,
     objective: opts.Objective = None,
+    allow_unusual_hpf: opts.AllowUnusualHpf = False,
     progress: opts.Progress = None,
+    roi: opts.Roi = None,
+    roi_class: opts.RoiClass = None,
+    model: opts.Model = None,
     overwrite: opts.Overwrite = False,
 ) -> None:
     """Detect mitotic figures and count them per mm² and per 10 HPF (HPF area stated).
+
+    The counted area is the image's tissue, within the --roi region when one is given.
 
     Example: spindledx score sample_slides --out results
     """
@@ -97,25 +118,43 @@ def score(
     if mpp is not None:
         counting.check_mpp(mpp)
     opts.check_out_dir(out)
-    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
+    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective,
+                                             allow_unusual_hpf=allow_unusual_hpf)
     images, repeats = collect_images(paths)
+    region = load_region(roi, roi_class, n_images=len(images))
     stems = output_stems(images)
-    detector = _load_detector(threshold)
+    load = model_loader(model, _load_detector)
+    detector = load(threshold)
     if out is None:
         _score(images, stems, detector, None, mpp=mpp, fmt=fmt, threshold=threshold, hpf_area=hpf_area,
-               progress=progress, repeats=repeats)
+               progress=progress, repeats=repeats, roi=region, load=load)
         return
     from spindledx.engine.folder import output_folder
 
     settings = {"inputs": [os.path.realpath(i) for i in images], "mpp": mpp, "threshold": threshold,
-                "hpf_area_mm2": hpf_area}
+                "hpf_area_mm2": hpf_area, "roi": None if roi is None else os.path.realpath(roi),
+                "roi_class": roi_class, "model": None if model is None else os.path.realpath(model)}
     with output_folder(out, "score", settings, overwrite=overwrite):
         _score(images, stems, detector, out, mpp=mpp, fmt=fmt, threshold=threshold, hpf_area=hpf_area,
-               progress=progress, repeats=repeats)
+               progress=progress, repeats=repeats, roi=region, load=load)
+
+
+def load_region(roi: Path | None, roi_class: str | None, *, n_images: int = 1):
+    """The ``--roi`` region (None without it); a region belongs to one image."""
+    if roi is None:
+        if roi_class is not None:
+            raise BadInputError("--roi-class picks annotations of a --roi file; give --roi too")
+        return None
+    if n_images != 1:
+        raise BadInputError(f"--roi outlines a region of one image; {n_images} images were given")
+    from spindledx.imaging.roi import load_roi
+
+    return load_roi(roi, roi_class)
 
 
 def _score(images: list[Path], stems: list[str], detector: object, out: Path | None, *, mpp: float | None,
-           fmt: str, threshold: float | None, hpf_area: float, progress: bool | None, repeats: list[str]) -> None:
+           fmt: str, threshold: float | None, hpf_area: float, progress: bool | None, repeats: list[str],
+           roi: object = None, load: object = None) -> None:
     """The body of ``score`` (with ``out``, the caller holds the output folder)."""
     from spindledx.detection.detect import detector_caveat
     from spindledx.imaging.reader import read_image
@@ -125,7 +164,7 @@ def _score(images: list[Path], stems: list[str], detector: object, out: Path | N
     if out is not None:  # candidates down to just below the threshold, for `spindledx review OUT`
         from spindledx.case.candidates import CandidateRecorder
 
-        recorder = CandidateRecorder.around(detector, _load_detector, threshold=threshold)
+        recorder = CandidateRecorder.around(detector, load or _load_detector, threshold=threshold)
     results: list[TileScore] = []
     failures: list[tuple[str, str]] = []
     written: list[Path] = []
@@ -136,9 +175,9 @@ def _score(images: list[Path], stems: list[str], detector: object, out: Path | N
                 tile = read_image(image, mpp=mpp)
                 if recorder is not None:
                     result = score_image(tile, detector=recorder, hpf_area_mm2=hpf_area,
-                                         threshold=recorder.threshold)
+                                         threshold=recorder.threshold, roi=roi)
                 else:
-                    result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area)
+                    result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area, roi=roi)
             except BadInputError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 failures.append((printable(image), str(exc)))
@@ -164,7 +203,8 @@ def _score(images: list[Path], stems: list[str], detector: object, out: Path | N
         written.append(write_detections_csv(results, out / "mitoses.csv"))
         write_summary_json(results, out, provenance=detector_provenance(detector, threshold=threshold),
                            inputs=[printable(i) for i in images], outputs=written, failed=failures,
-                           options={"mpp": mpp, "threshold": threshold, "hpf_area_mm2": hpf_area},
+                           options={"mpp": mpp, "threshold": threshold, "hpf_area_mm2": hpf_area,
+                                    "roi": None if roi is None else roi.source},
                            warnings=repeats + [w for r in results for w in r.warnings])
     _print_warnings(repeats + [w for r in results for w in r.warnings])
     _render(results, fmt, hpf_area)
@@ -382,7 +422,85 @@ def _by_name(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return merged
 
 
+def count_points(
+    points: Path = typer.Argument(..., metavar="POINTS", help="QuPath GeoJSON (points, detections) or CSV x,y[,class]"
+                                                           " in pixels of the image."),
+    image: Path = typer.Option(..., "--image", help="The image the points were marked on (for µm/px and tissue)."),
+    point_class: str | None = typer.Option(None, "--class", help="Count only points of this class (e.g. Mitosis)."),
+    mpp: opts.Mpp = None,
+    fmt: opts.Format = opts.OutputFormat.table,
+    out: Path | None = opts.out_option("Folder for the CSV, GeoJSON, overlay PNG + summary, as `score` writes."),
+    hpf_area_mm2: opts.HpfArea = None,
+    field_number: opts.FieldNumber = None,
+    objective: opts.Objective = None,
+    allow_unusual_hpf: opts.AllowUnusualHpf = False,
+    roi: opts.Roi = None,
+    roi_class: opts.RoiClass = None,
+    overwrite: opts.Overwrite = False,
+) -> None:
+    """Count figures marked elsewhere (QuPath points, another detector) on their image, as `score` counts.
+
+    Example: spindledx count-points corrected.geojson --image tile.png --class Mitosis
+    """
+    from spindledx.mitosis.points import PointsDetector, load_points
+
+    fmt = fmt.value
+    if mpp is not None:
+        counting.check_mpp(mpp)
+    opts.check_out_dir(out)
+    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective,
+                                             allow_unusual_hpf=allow_unusual_hpf)
+    if not image.is_file():
+        raise BadInputError(f"{image}: no such file")
+    region = load_region(roi, roi_class)
+    point_set = load_points(points, point_class=point_class)
+    detector = PointsDetector(point_set)
+    if out is None:
+        _count_points(image, detector, None, mpp=mpp, fmt=fmt, hpf_area=hpf_area, roi=region)
+        return
+    from spindledx.engine.folder import output_folder
+
+    settings = {"points": os.path.realpath(points), "image": os.path.realpath(image), "class": point_class,
+                "mpp": mpp, "hpf_area_mm2": hpf_area, "roi": None if roi is None else os.path.realpath(roi),
+                "roi_class": roi_class}
+    with output_folder(out, "count-points", settings, overwrite=overwrite):
+        _count_points(image, detector, out, mpp=mpp, fmt=fmt, hpf_area=hpf_area, roi=region)
+
+
+def _count_points(image: Path, detector: object, out: Path | None, *, mpp: float | None, fmt: str,
+                  hpf_area: float, roi: object) -> None:
+    from spindledx.imaging.reader import read_image
+    from spindledx.mitosis.score import score_image
+
+    tile = read_image(image, mpp=mpp)
+    result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area, roi=roi)
+    notes = list(result.warnings)
+    point_set = detector.points
+    n_given = len(point_set.points)
+    if n_given != result.count:
+        notes.append(f"{n_given} points given, {result.count} counted: {result.n_outside_counted_area} outside the "
+                     "counted area (image ∩ tissue ∩ region of interest), the others within 7.5 µm of another "
+                     "point (one figure)")
+    if point_set.skipped:
+        notes.append(f"{point_set.skipped} features of {Path(point_set.source).name} are not points of the class "
+                     "asked for and were not counted")
+    if out is not None:
+        from spindledx.mitosis.outputs import write_detections_csv, write_summary_json, write_tile_outputs
+        from spindledx.pages.provenance import detector_provenance
+
+        stem = output_stems([image])[0]
+        written = list(write_tile_outputs(tile.rgb, result, out, stem=stem).values())
+        written.append(write_detections_csv([result], out / "mitoses.csv"))
+        write_summary_json([result], out, provenance=detector_provenance(detector), inputs=[printable(image)],
+                           outputs=written, failed=[], options={"mpp": mpp, "hpf_area_mm2": hpf_area,
+                                                                "points": point_set.source},
+                           warnings=notes)
+    _print_warnings(notes)
+    _render([result], fmt, hpf_area)
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the spindledx app."""
     app.command("score")(score)
     app.command("evaluate")(evaluate)
+    app.command("count-points")(count_points)

@@ -43,6 +43,7 @@ def slide(
     hpf_area_mm2: opts.HpfArea = None,
     field_number: opts.FieldNumber = None,
     objective: opts.Objective = None,
+    allow_unusual_hpf: opts.AllowUnusualHpf = False,
     threshold: opts.Threshold = None,
     jobs: opts.Jobs = None,
     dask: opts.Dask = None,
@@ -52,6 +53,9 @@ def slide(
     tile_um: float = typer.Option(DEFAULT_TILE_UM, "--tile-um", help="Tile core side in µm."),
     margin_um: float = typer.Option(DEFAULT_MARGIN_UM, "--margin-um", help="Tile overlap on each side, µm."),
     backend: opts.Backend = opts.SlideBackend.auto,
+    roi: opts.Roi = None,
+    roi_class: opts.RoiClass = None,
+    model: opts.Model = None,
     overwrite: opts.Overwrite = False,
 ) -> None:
     """Find the mitotic hotspot of a whole-slide image: count there and on average over the tissue.
@@ -65,25 +69,30 @@ def slide(
     counting.check_mpp(work_mpp)
     opts.check_out_dir(out)
     opts.check_dask(dask)
-    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
+    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective,
+                                             allow_unusual_hpf=allow_unusual_hpf)
     if not path.exists():
         raise BadInputError(f"slide not found: {path}")
     out_dir = out if out is not None else Path.cwd() / f"{path.stem}_slide"
+    from spindledx.mitosis.commands import load_region, model_loader
+
+    region = load_region(roi, roi_class)
     from spindledx.detection.detect import detector_caveat
     from spindledx.engine.folder import output_folder
     from spindledx.slide.pipeline import MANIFEST, TILES_DIR
 
-    detector = _load_detector(threshold, threads=1 if (jobs > 1 or dask) else 2)
+    detector = model_loader(model, _load_detector)(threshold, threads=1 if (jobs > 1 or dask) else 2)
     # the saved detections depend on these; the hotspot settings only re-analyse them
     settings = {"slide": os.path.realpath(path), "mpp": mpp, "threshold": threshold, "work_mpp": work_mpp,
-                "tile_um": tile_um, "margin_um": margin_um, "backend": backend.value}
+                "tile_um": tile_um, "margin_um": margin_um, "backend": backend.value,
+                "model": None if model is None else os.path.realpath(model)}
     with output_folder(out_dir, "slide", settings, overwrite=overwrite or restart, state=(TILES_DIR, MANIFEST),
                        hint=" (or restart=True to discard the saved detections)",
                        hint_parameters=("restart",)):
         paths, result = _run_slide(path, out_dir, detector, mpp=mpp, threshold=threshold, work_mpp=work_mpp,
                                    tile_um=tile_um, margin_um=margin_um, area_mm2=area_mm2, hpf_area=hpf_area,
                                    shape=shape, min_tissue_fraction=min_tissue_fraction, jobs=jobs, dask=dask,
-                                   restart=restart, progress=progress, backend=backend)
+                                   restart=restart, progress=progress, backend=backend, roi=region)
     for hotspot in result.hotspots:
         for warning in hotspot.warnings:
             typer.echo(f"warning: {warning}", err=True)
@@ -102,7 +111,8 @@ def slide(
 def _run_slide(path: Path, out_dir: Path, detector: object, *, mpp: float | None, threshold: float | None,
                work_mpp: float, tile_um: float, margin_um: float, area_mm2: float | None, hpf_area: float,
                shape: opts.HotspotShape, min_tissue_fraction: float, jobs: int, dask: str | None, restart: bool,
-               progress: bool | None, backend: opts.SlideBackend) -> tuple[dict[str, Path], SlideResult]:
+               progress: bool | None, backend: opts.SlideBackend, roi: object = None
+               ) -> tuple[dict[str, Path], SlideResult]:
     """Analyse the slide and write its outputs (the caller holds the output folder)."""
     from spindledx.pages.provenance import detector_provenance
     from spindledx.slide.outputs import write_outputs, write_slide_summary
@@ -111,13 +121,15 @@ def _run_slide(path: Path, out_dir: Path, detector: object, *, mpp: float | None
     result = analyze_slide(path, mpp=mpp, detector=detector, out_dir=out_dir, work_mpp=work_mpp,
                            tile_um=tile_um, margin_um=margin_um, area_mm2=area_mm2, hpf_area=hpf_area,
                            shapes=shape.shapes, min_tissue_fraction=min_tissue_fraction, jobs=jobs, dask=dask,
-                           restart=restart, progress=opts.resolve_progress(progress), backend=backend.value)
+                           restart=restart, progress=opts.resolve_progress(progress), backend=backend.value,
+                           roi=roi)
     paths = write_outputs(result, out_dir)
     paths["summary"] = write_slide_summary(
         result, out_dir, paths.values(), provenance=detector_provenance(detector, threshold=threshold),
         options={"mpp": mpp, "threshold": threshold, "area_mm2": area_mm2, "shape": shape.value,
                  "min_tissue_fraction": min_tissue_fraction, "hpf_area_mm2": hpf_area, "work_mpp": work_mpp,
-                 "tile_um": tile_um, "margin_um": margin_um, "backend": backend.value})
+                 "tile_um": tile_um, "margin_um": margin_um, "backend": backend.value,
+                 "roi": None if roi is None else roi.source})
     return paths, result
 
 
@@ -138,9 +150,16 @@ def _render_table(result: SlideResult) -> None:
                       f"{h.mitoses_per_mm2:.2f}", f"{h.mitoses_per_10hpf:.1f}",
                       f"{h.mitotic_score} (flagged)" if flags else str(h.mitotic_score))
     a = result.average
-    table.add_row("average over all tissue", f"{a.area_mm2:.3f}", str(a.count), f"{a.mitoses_per_mm2:.2f}",
+    table.add_row("average over the counted area", f"{a.area_mm2:.3f}", str(a.count), f"{a.mitoses_per_mm2:.2f}",
                   f"{a.mitoses_per_10hpf:.1f}", f"{a.mitotic_score} (flagged)" if flags else str(a.mitotic_score))
     console.print(table)
+    if result.answer is not None:
+        c = result.answer
+        console.print(f"Count: {c['count']} mitoses in {c['area_mm2']:.3f} mm² ({c['method']}) = "
+                      f"{c['mitoses_per_mm2']:.2f}/mm² = {c['mitoses_per_10hpf']:.1f}/10 HPF (95 % "
+                      f"{c['mitoses_per_10hpf_ci95'][0]:.1f}-{c['mitoses_per_10hpf_ci95'][1]:.1f}; {c['n_hpf']:.2f} HPF"
+                      + (", extrapolated" if c["extrapolated"] else "") + ")"
+                      + (f"; flagged: {', '.join(c['flags'])}" if c["flags"] else ""), highlight=False)
     if result.checks is not None:
         checks = result.checks.to_json(len(result.detections))
         if checks["atypical_count"] is not None:
