@@ -426,7 +426,10 @@ def _by_name(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def count_points(
     points: Path = typer.Argument(..., metavar="POINTS", help="QuPath GeoJSON (points, detections) or CSV x,y[,class]"
                                                            " in pixels of the image."),
-    image: Path = typer.Option(..., "--image", help="The image the points were marked on (for µm/px and tissue)."),
+    image: Path | None = typer.Option(None, "--image", help="The image the points were marked on (for µm/px and "
+                                                           "tissue)."),
+    slide: Path | None = typer.Option(None, "--slide", help="Or the whole-slide image they were marked on: the count "
+                                                           "is then the hotspot's, as in `slide`."),
     point_class: str | None = typer.Option(None, "--class", help="Count only points of this class (e.g. Mitosis)."),
     mpp: opts.Mpp = None,
     fmt: opts.Format = opts.OutputFormat.table,
@@ -451,10 +454,16 @@ def count_points(
     opts.check_out_dir(out)
     hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective,
                                              allow_unusual_hpf=allow_unusual_hpf)
-    if not image.is_file():
-        raise BadInputError(f"{image}: no such file")
+    if (image is None) == (slide is None):
+        raise BadInputError("give the image the points belong to with --image, or a whole slide with --slide")
+    if not (image or slide).is_file():
+        raise BadInputError(f"{image or slide}: no such file")
     region = load_region(roi, roi_class)
     point_set = load_points(points, point_class=point_class)
+    if slide is not None:
+        _count_points_on_slide(point_set, slide, out, mpp=mpp, fmt=fmt, hpf_area=hpf_area, roi=region,
+                               overwrite=overwrite)
+        return
     detector = PointsDetector(point_set)
     if out is None:
         _count_points(image, detector, None, mpp=mpp, fmt=fmt, hpf_area=hpf_area, roi=region)
@@ -466,6 +475,39 @@ def count_points(
                 "roi_class": roi_class}
     with output_folder(out, "count-points", settings, overwrite=overwrite):
         _count_points(image, detector, out, mpp=mpp, fmt=fmt, hpf_area=hpf_area, roi=region)
+
+
+def _count_points_on_slide(point_set: object, slide: Path, out: Path | None, *, mpp: float | None, fmt: str,
+                           hpf_area: float, roi: object, overwrite: bool) -> None:
+    from spindledx.mitosis.points import count_points_on_slide
+
+    doc = count_points_on_slide(point_set, slide, mpp=mpp, roi=roi, hpf_area_mm2=hpf_area)
+    if out is not None:
+        from spindledx.engine.folder import output_folder
+        from spindledx.summary import write_summary
+
+        settings = {"points": point_set.source, "slide": os.path.realpath(slide), "mpp": mpp,
+                    "hpf_area_mm2": hpf_area}
+        with output_folder(out, "count-points", settings, overwrite=overwrite):
+            from spindledx.mitosis.points import PointsDetector
+            from spindledx.pages.provenance import detector_provenance
+
+            write_summary(out, "count-points", provenance=detector_provenance(PointsDetector(point_set)),
+                          inputs=[printable(slide), point_set.source], outputs=[],
+                          options={"mpp": mpp, "hpf_area_mm2": hpf_area}, counts={"points": doc["n_points"],
+                                                                                   "mitoses": doc["answer"]["count"]},
+                          results=doc, flags=doc["answer"]["flags"], warnings=doc["answer"]["flag_messages"])
+    if fmt == "json":
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    c = doc["answer"]
+    typer.echo(f"{Path(slide).name}: {doc['n_points']} points, {c['count']} counted ({c['method']}) in "
+               f"{c['area_mm2']:.3f} mm² = {c['mitoses_per_mm2']:.2f}/mm² = {c['mitoses_per_10hpf']:.1f}/10 HPF "
+               f"(95 % {c['mitoses_per_10hpf_ci95'][0]:.1f}-{c['mitoses_per_10hpf_ci95'][1]:.1f}; {c['n_hpf']:.2f} "
+               f"HPF{', extrapolated' if c['extrapolated'] else ''})"
+               + (f"; flagged: {', '.join(c['flags'])}" if c["flags"] else ""))
+    for message in c["flag_messages"]:
+        typer.echo(f"flag: {message}")
 
 
 def _count_points(image: Path, detector: object, out: Path | None, *, mpp: float | None, fmt: str,
