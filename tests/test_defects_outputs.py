@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from spindledx.cli import main
+from spindledx.detection import shipped
 from spindledx.detection.types import Detection
 from spindledx.files import output_stems
-from spindledx.mitosis import commands
 from spindledx.qa.manifest import load_manifest
 
 
@@ -27,7 +27,7 @@ def one_spot_detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
 
 @pytest.fixture(autouse=True)
 def fake_detector(monkeypatch):
-    monkeypatch.setattr(commands, "_load_detector", lambda threshold: one_spot_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: one_spot_detector)
 
 
 def _tile(path: Path, seed: int = 0) -> Path:

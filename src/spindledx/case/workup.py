@@ -1,6 +1,6 @@
 """The case workup: H&E count + IHC panel + FNCLCC grade joined into one record (``case.json``).
 
-Data flow (one way, DESIGN.md): tiles -> detector candidates (:mod:`spindledx.case.candidates`) -> counted
+Data flow (one way, DESIGN.md): tiles -> detector candidates (:mod:`spindledx.review.candidates`) -> counted
 figures per tile (:func:`spindledx.mitosis.score.summarize`) -> pooled count over the area counted
 (:mod:`spindledx.counting`: density = count / area, per 10 HPF = density x 10 x HPF area; Cree et al. 2021)
 -> morphology evidence of the differential (``interpret_panel(..., mitoses=<per mm²>)``) -> FNCLCC grade of

@@ -3,7 +3,7 @@
 The arithmetic is that of :mod:`spindledx.counting` (area in mm² from the size and µm/px, density = count / area,
 per 10 HPF = density x 10 x HPF area, FNCLCC mitotic score). Detections closer than
 :data:`DEDUP_RADIUS_UM` (7.5 µm, the MIDOG hit radius) are merged, keeping the higher score, so that one figure
-is never counted twice. The JSON form is the ``score`` contract of DESIGN.md.
+is never counted twice. The JSON form is the ``score`` contract of docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ DEDUP_RADIUS_UM = MIDOG_RADIUS_UM
 
 @dataclass(frozen=True)
 class TileScore:
-    """Mitotic count of one tile (the DESIGN.md ``score`` JSON object, plus provenance).
+    """Mitotic count of one tile (the ``score`` JSON object of docs/architecture.md, plus provenance).
 
     Attributes
     ----------
@@ -77,7 +77,7 @@ class TileScore:
     atypical_fraction: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with the DESIGN.md ``score`` keys (coordinates to 0.1 px, scores to 1e-4)."""
+        """JSON-ready dict with the ``score`` keys (coordinates to 0.1 px, scores to 1e-4)."""
         return {
             "image": self.image,
             "width": self.width,
@@ -109,12 +109,10 @@ class TileScore:
 
 
 def default_detector(*, threshold: float | None = None) -> Detector:
-    """The shipped detector (:class:`spindledx.detection.ModelDetector`), model loaded once per process."""
-    from spindledx.detection.detect import ModelDetector
+    """The shipped detector (:func:`spindledx.detection.shipped.shipped_detector`), model loaded once per process."""
+    from spindledx.detection import shipped
 
-    detector = ModelDetector(threshold=threshold)
-    detector.prepare()
-    return detector
+    return shipped.shipped_detector(threshold, prepare=True)
 
 
 def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector: Detector | None = None,

@@ -74,9 +74,9 @@ def _default_reader(path: str, mpp: float | None = None) -> Any:
 
 def _shipped_detector(threshold: float | None, threads: int) -> Detector:
     """The shipped detector; its model is loaded once per worker process (:func:`load_shipped_model`)."""
-    from spindledx.detection.detect import ModelDetector
+    from spindledx.detection import shipped
 
-    return ModelDetector(threshold=threshold, threads=threads)
+    return shipped.shipped_detector(threshold, threads=threads)
 
 
 def _score(tile: Any, detector: Detector | None, scorer: Scorer | None, options: RunOptions,
@@ -298,7 +298,7 @@ class BatchReport:
 
 def _provenance(options: RunOptions, *, injected: bool) -> dict:
     """Versions, threshold and date for the batch outputs (an injected detector is named as such)."""
-    from spindledx.pages import provenance
+    from spindledx.provenance import provenance
 
     if injected:
         prov = provenance(include_model=False)

@@ -1,6 +1,6 @@
 """Candidate files: every figure the detector proposed on an image, including those just below its threshold.
 
-The review page (:mod:`spindledx.case.review`) shows candidates ordered by score so that a pathologist confirms
+The review page (:mod:`spindledx.review.page`) shows candidates ordered by score so that a pathologist confirms
 the detections and can rescue figures the detector scored just below its threshold. A candidates file
 ``<stem>_candidates.json`` is written next to a stage's other per-image outputs::
 
@@ -365,7 +365,7 @@ class CandidateRecorder:
                margin: float = DEFAULT_REVIEW_MARGIN) -> CandidateRecorder:
         """Wrap a stage's detector: ``load(t)`` makes the same detector at threshold ``t``. A detector without a
         model description (a test's fake) is recorded as it is, every output counted."""
-        from spindledx.pages.provenance import model_provenance
+        from spindledx.provenance import model_provenance
 
         description = getattr(detector, "model_description", None)
         if description is None:

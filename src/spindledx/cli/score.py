@@ -1,17 +1,11 @@
-"""CLI commands of the `mitosis` stage (registered by :mod:`spindledx.cli`): ``score`` and ``evaluate``.
-
-Thin layer over :mod:`spindledx.mitosis.score`, :mod:`spindledx.mitosis.outputs` and
-:mod:`spindledx.mitosis.evaluate`: collect images, call the library, render a rich table, JSON or CSV. The image
-stack (numpy, the reader, the detector) is imported inside the commands, so ``spindledx --help`` does not load it.
-"""
+"""``score`` and ``evaluate``: options over :func:`spindledx.mitosis.run.score_images` and
+:func:`spindledx.mitosis.evaluate.evaluate_images`, rendered as a rich table, JSON or CSV."""
 
 from __future__ import annotations
 
 import csv
 import io as _stdio
 import json
-import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,62 +13,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from spindledx import cli_options as opts
 from spindledx import counting
-from spindledx.engine.progress import ProgressBar
+from spindledx.cli import options as opts
 from spindledx.errors import BadInputError
-from spindledx.files import output_stems, printable
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from spindledx.mitosis.score import TileScore
-
-
-def _load_detector(threshold: float | None):
-    """The detector used by the commands (a seam for tests, which inject a fake one)."""
-    from spindledx.mitosis.score import default_detector
-
-    return default_detector(threshold=threshold)
-
-
-def collect_images(paths: list[str]) -> tuple[list[Path], list[str]]:
-    """Expand PATHs: files as given, folders recursively (png/jpg/jpeg/tif/tiff, sorted, hidden files skipped, and
-    the images spindledx wrote into an output folder skipped: :func:`spindledx.engine.folder.is_own_output`).
-
-    The same file given twice (``./t1.png`` and ``t1.png``, or a file and its folder) is kept once, so its area is
-    not counted twice. Returns the images and one note per dropped repeat.
-
-    Raises BadInputError for a missing path or a folder without images.
-    """
-    from spindledx.engine.folder import is_own_output
-    from spindledx.imaging.reader import IMAGE_SUFFIXES
-
-    images: list[Path] = []
-    notes: list[str] = []
-    seen: dict[str, Path] = {}
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                           and not is_own_output(p, path))
-            if not found:
-                raise BadInputError(f"{path}: no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in this folder")
-        elif path.exists():
-            found = [path]
-        else:
-            raise BadInputError(f"{path}: no such file or folder")
-        for image in found:
-            key = os.path.realpath(image)
-            if key in seen:
-                notes.append(f"{image}: the same file as {seen[key]}; scored once")
-                continue
-            seen[key] = image
-            images.append(image)
-    if not images:
-        raise BadInputError("no images given")
-    return images, notes
 
 
 def score(
@@ -93,90 +37,29 @@ def score(
 
     Example: spindledx score sample_slides --out results
     """
+    from spindledx.detection.detect import detector_caveat
+    from spindledx.mitosis.run import score_images
+
     fmt = fmt.value
     if mpp is not None:
         counting.check_mpp(mpp)
     opts.check_out_dir(out)
     hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
-    images, repeats = collect_images(paths)
-    stems = output_stems(images)
-    detector = _load_detector(threshold)
-    if out is None:
-        _score(images, stems, detector, None, mpp=mpp, fmt=fmt, threshold=threshold, hpf_area=hpf_area,
-               progress=progress, repeats=repeats)
-        return
-    from spindledx.engine.folder import output_folder
-
-    settings = {"inputs": [os.path.realpath(i) for i in images], "mpp": mpp, "threshold": threshold,
-                "hpf_area_mm2": hpf_area}
-    with output_folder(out, "score", settings, overwrite=overwrite):
-        _score(images, stems, detector, out, mpp=mpp, fmt=fmt, threshold=threshold, hpf_area=hpf_area,
-               progress=progress, repeats=repeats)
-
-
-def _score(images: list[Path], stems: list[str], detector: object, out: Path | None, *, mpp: float | None,
-           fmt: str, threshold: float | None, hpf_area: float, progress: bool | None, repeats: list[str]) -> None:
-    """The body of ``score`` (with ``out``, the caller holds the output folder)."""
-    from spindledx.detection.detect import detector_caveat
-    from spindledx.imaging.reader import read_image
-    from spindledx.mitosis.score import score_image
-
-    recorder = None
-    if out is not None:  # candidates down to just below the threshold, for `spindledx review OUT`
-        from spindledx.case.candidates import CandidateRecorder
-
-        recorder = CandidateRecorder.around(detector, _load_detector, threshold=threshold)
-    results: list[TileScore] = []
-    failures: list[tuple[str, str]] = []
-    written: list[Path] = []
-    show = opts.resolve_progress(progress) and len(images) > 1
-    with ProgressBar(show, len(images), unit="images") as advance:
-        for image, stem in zip(images, stems, strict=True):
-            try:
-                tile = read_image(image, mpp=mpp)
-                if recorder is not None:
-                    result = score_image(tile, detector=recorder, hpf_area_mm2=hpf_area,
-                                         threshold=recorder.threshold)
-                else:
-                    result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area)
-            except BadInputError as exc:
-                typer.echo(f"error: {exc}", err=True)
-                failures.append((printable(image), str(exc)))
-                advance()
-                continue
-            results.append(result)
-            if out is not None:
-                from spindledx.mitosis.outputs import write_tile_outputs
-
-                written.extend(write_tile_outputs(tile.rgb, result, out, stem=stem).values())
-                if recorder is not None:
-                    from spindledx.case.candidates import write_candidates
-
-                    doc = recorder.document(image=image, stem=stem, width=tile.width, height=tile.height,
-                                            mpp=tile.mpp)
-                    doc["flags"] = list(getattr(result, "flags", ()) or ())
-                    written.append(write_candidates(doc, out))
-            advance()
-    if out is not None:
-        from spindledx.mitosis.outputs import write_detections_csv, write_summary_json
-        from spindledx.pages.provenance import detector_provenance
-
-        written.append(write_detections_csv(results, out / "mitoses.csv"))
-        write_summary_json(results, out, provenance=detector_provenance(detector, threshold=threshold),
-                           inputs=[printable(i) for i in images], outputs=written, failed=failures,
-                           options={"mpp": mpp, "threshold": threshold, "hpf_area_mm2": hpf_area},
-                           warnings=repeats + [w for r in results for w in r.warnings])
-    _print_warnings(repeats + [w for r in results for w in r.warnings])
+    run = score_images(paths, out_dir=out, mpp=mpp, threshold=threshold, hpf_area_mm2=hpf_area,
+                       overwrite=overwrite, progress=opts.resolve_progress(progress),
+                       on_error=lambda message: typer.echo(f"error: {message}", err=True))
+    results = run.results
+    _print_warnings(run.warnings)
     _render(results, fmt, hpf_area)
-    caveat = detector_caveat(detector)
+    caveat = detector_caveat(run.detector)
     if fmt == "table" and results and caveat:
         typer.echo(caveat)
     if out is not None and fmt == "table":
         Console(stderr=True).print(f"outputs written to {out}/ (per image: *_mitoses.csv, *_mitoses.geojson, "
                                    "*_overlay.png, *_candidates.json; summary.json, mitoses.csv; "
                                    "review with `spindledx review`)")
-    if failures:
-        raise BadInputError(f"{len(failures)} of {len(images)} images could not be scored"
+    if run.failures:
+        raise BadInputError(f"{len(run.failures)} of {run.n_images} images could not be scored"
                             + (f" (the other {len(results)} were)" if results else ""))
 
 
@@ -279,8 +162,13 @@ def evaluate(
 
     Example: spindledx evaluate sample_slides --truth sample_slides/ground_truth.csv
     """
+    import math
+
     import numpy as np
 
+    from spindledx.detection import shipped
+    from spindledx.engine.folder import collect_images
+    from spindledx.files import printable
     from spindledx.imaging.reader import read_image
     from spindledx.mitosis.evaluate import detection_scores, load_points_csv, match_points
     from spindledx.mitosis.score import score_image
@@ -306,7 +194,7 @@ def evaluate(
             raise BadInputError("give IMAGES to run the detector on, or --pred with a detections CSV")
         images, repeats = collect_images(paths)
         notes.extend(repeats)
-        detector = _load_detector(threshold)
+        detector = shipped.shipped_detector(threshold, prepare=True)
         evaluated = []
         for image in images:
             try:
@@ -371,7 +259,7 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def _by_name(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _by_name(points: dict) -> dict:
     """Key points by file name (``dir/P0_00.png`` -> ``P0_00.png``), merging rows of the same name."""
     import numpy as np
 
@@ -383,6 +271,6 @@ def _by_name(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the spindledx app."""
+    """Add ``score`` and ``evaluate`` to the spindledx app."""
     app.command("score")(score)
     app.command("evaluate")(evaluate)
