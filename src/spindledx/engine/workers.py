@@ -8,6 +8,7 @@ handles it), so killing a run never leaves workers behind.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
@@ -121,7 +122,9 @@ def run_dask(func: Callable[..., R], items: Iterable[T], *, address: str, jobs: 
     kwargs = kwargs or {}
     cluster = None
     if address == "local":
-        cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True, dashboard_address=None)
+        quiet = ["spindledx.engine.quiet_worker"]  # Ctrl-C stops this process only, which closes the cluster
+        cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True, dashboard_address=None,
+                               preload=quiet, preload_nanny=quiet, silence_logs=logging.ERROR)
         client = Client(cluster)
     else:
         client = Client(address)

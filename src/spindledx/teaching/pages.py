@@ -325,12 +325,8 @@ def matrix_page(kb: KnowledgeBase, links: SiteLinks) -> str:
 gives counts (click for the figure and its source).
 <span class="key c" style="background-color:hsl(212,70%,90%)">10</span> low
 <span class="key c" style="background-color:hsl(212,70%,40%);color:#fff">90</span> high
-<span class="key c est" style="background-color:hsl(212,70%,70%)">40</span> estimate (hatched)
-<span class="key c eli" style="background-color:hsl(212,70%,80%)">25</span> structured expert elicitation, median of
-the elicitors (dotted underline)
-<span class="key c bg" style="background-color:hsl(212,70%,90%)">5</span> marker background, no entity figure
-(dotted) <span class="key c pb" style="background-color:hsl(212,70%,94%)">0</span> entity-specific specificity
-figure (dashed) <span class="key miss">·</span> no data (neutral in the interpreter).</p>
+<span class="key c eli" style="background-color:hsl(212,70%,80%)">25</span> structured expert elicitation,
+median of the elicitors, updated by literature counts where there are some (dotted underline).</p>
 <div class="matrix-wrap"><table class="matrix"><thead><tr><th></th>{head}</tr></thead>
 <tbody>{''.join(rows)}</tbody></table></div>
 """
