@@ -25,8 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from spindledx.detection.candidates import WORKING_MPP
 from spindledx.detection.model import TTA_SCHEMES, MitosisModel, load_model, sha256_file
-from spindledx.mitosis.candidates import WORKING_MPP
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
