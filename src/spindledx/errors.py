@@ -1,6 +1,6 @@
 """Exceptions shared by every stage.
 
-The CLI turns :class:`BadInputError` into one line on stderr and exit code 2 (DESIGN.md, "Exit codes");
+The CLI turns :class:`BadInputError` into one line on stderr and exit code 2 (docs/architecture.md, "Contracts");
 anything else is an unexpected failure (exit code 1).
 
 Library messages speak of the library's parameters (``restart=True``, ``hpf_area``, ``dask``), never of command

@@ -26,7 +26,7 @@ warnings      one-line messages
 errors        one ``{"input", "error"}`` per input that could not be used
 ============  ================================================================================================
 
-The standard output contracts of ``../shared/DESIGN.md`` (e.g. the ``score --format json`` list) are separate and
+The output contracts of docs/architecture.md (e.g. the ``score --format json`` list) are separate and
 unchanged: ``results`` carries them inside the summary.
 """
 

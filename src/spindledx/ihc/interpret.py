@@ -149,7 +149,7 @@ class PanelResult:
         return self.differential[0]
 
     def to_json(self, top: int | None = None) -> dict:
-        """The DESIGN.md / IHC_SCHEMA.md JSON contract as a JSON-serialisable dict (use ``json.dumps`` on it).
+        """The ``panel --format json`` contract (docs/architecture.md) as a JSON-serialisable dict.
 
         ``{"differential": [{"id", "name", "probability", "evidence": [{"kind", ...}]}...], "next_markers":
         [{"marker", "expected_information_gain", ...}], "warnings": [...], "prior": {"basis": "population" |

@@ -32,7 +32,8 @@ RUN_NAME = "run.json"
 
 #: ``reader(path, mpp=None) -> Tile`` (default :func:`spindledx.imaging.reader.read_image`).
 Reader = Callable[..., Any]
-#: ``scorer(tile) -> dict`` with the DESIGN.md ``score`` fields (default :func:`spindledx.mitosis.score.score_image`).
+#: ``scorer(tile) -> dict`` with the ``score`` fields of docs/architecture.md (default
+#: :func:`spindledx.mitosis.score.score_image`).
 Scorer = Callable[[Any], Any]
 
 

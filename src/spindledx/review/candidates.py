@@ -82,18 +82,6 @@ def candidates_document(*, image: str | Path, stem: str, width: int, height: int
             "candidates": [c.to_json() for c in candidates]}
 
 
-def safe_stem(key: str) -> str:
-    """A file-name stem for an image key (``sub/dir/tile 1.tif`` -> ``sub_dir_tile_1``)."""
-    import hashlib
-    import re
-
-    stem = str(Path(key).with_suffix("")) if Path(key).suffix else str(key)
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "image"
-    if len(stem) > 100:  # a 250-character image name must not make file names longer than the file system allows
-        stem = stem[:91] + "-" + hashlib.sha256(stem.encode()).hexdigest()[:8]
-    return stem
-
-
 def candidates_from_detections(*, image: str | Path, stem: str, width: int, height: int, mpp: float,
                                detections: Sequence[dict[str, Any]], threshold: float | None,
                                model: dict[str, Any]) -> dict[str, Any]:

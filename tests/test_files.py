@@ -1,5 +1,6 @@
-"""Issue 11 defects on outputs and inputs of `score` and `batch`: names outside --out (1), outputs that overwrite
-each other (2), one bad file stopping a folder run (6), spreadsheet formulas in tiles.csv (9), duplicates (10)."""
+"""Output names and cells (spindledx.files) as `score` and `batch` use them: names stay inside --out, outputs of
+different images never overwrite each other, one bad file does not stop a folder run, no spreadsheet formulas in
+tiles.csv, duplicates counted once."""
 
 from __future__ import annotations
 
