@@ -162,77 +162,16 @@ def evaluate(
 
     Example: spindledx evaluate sample_slides --truth sample_slides/ground_truth.csv
     """
-    import math
-
-    import numpy as np
-
-    from spindledx.detection import shipped
-    from spindledx.engine.folder import collect_images
-    from spindledx.files import printable
-    from spindledx.imaging.reader import read_image
-    from spindledx.mitosis.evaluate import detection_scores, load_points_csv, match_points
-    from spindledx.mitosis.score import score_image
+    from spindledx.mitosis.evaluate import detection_scores
+    from spindledx.mitosis.run import evaluate_images
 
     fmt = fmt.value
-    if not (math.isfinite(radius_um) and radius_um > 0):
-        raise BadInputError(f"--radius-um must be a positive number of µm (got {radius_um!r})")
-    if mpp is not None:
-        counting.check_mpp(mpp)
-    truth_points = _by_name(load_points_csv(truth))
-    notes: list[str] = []
-    failures: list[str] = []
-    if pred is not None:
-        if threshold is not None:
-            raise BadInputError("--threshold applies when the detector runs on IMAGES; with --pred, filter the CSV")
-        pred_points = _by_name(load_points_csv(pred))
-        names = [Path(p).name for p in paths] if paths else sorted(set(truth_points) | set(pred_points))
-        if mpp is None:
-            notes.append("--pred without --mpp: assuming 0.25 µm/px for the 7.5 µm hit radius")
-        evaluated = [(name, pred_points.get(name, np.zeros((0, 2))), mpp or 0.25) for name in names]
-    else:
-        if not paths:
-            raise BadInputError("give IMAGES to run the detector on, or --pred with a detections CSV")
-        images, repeats = collect_images(paths)
-        notes.extend(repeats)
-        detector = shipped.shipped_detector(threshold, prepare=True)
-        evaluated = []
-        for image in images:
-            try:
-                result = score_image(read_image(image, mpp=mpp), detector=detector)
-            except BadInputError as exc:
-                typer.echo(f"error: {exc}", err=True)
-                failures.append(printable(image))
-                continue
-            notes.extend(result.warnings)
-            xy = np.array([[d.x, d.y] for d in result.mitoses], dtype=float).reshape(-1, 2)
-            evaluated.append((image.name, xy, result.mpp))
-        if not evaluated:
-            raise BadInputError("no image could be scored")
-        unused = sorted(set(truth_points) - {name for name, _, _ in evaluated})
-        if unused:
-            notes.append(f"{len(unused)} images in {truth} were not given and are not evaluated")
-    missing = [name for name, _, _ in evaluated if name not in truth_points]
-    if missing:
-        notes.append(f"no ground truth rows for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}: "
-                     "counted as having no mitoses (check the image names)")
-    rows = []
-    tp = fp = fn = 0
-    for name, xy, image_mpp in evaluated:
-        gt = truth_points.get(name, np.zeros((0, 2)))
-        match = match_points(xy, gt, radius_um / image_mpp)
-        tp, fp, fn = tp + match.tp, fp + match.fp, fn + match.fn
-        rows.append({"image": name, "mpp": image_mpp, "n_truth": len(gt), "n_pred": len(xy), "tp": match.tp,
-                     "fp": match.fp, "fn": match.fn, "count_error": len(xy) - len(gt)})
+    evaluation = evaluate_images(truth, paths, pred=pred, mpp=mpp, threshold=threshold, radius_um=radius_um,
+                                 on_error=lambda message: typer.echo(f"error: {message}", err=True))
+    summary, failures = evaluation.document, evaluation.failures
+    rows, notes = summary["images"], summary["warnings"]
+    tp, fp, fn = summary["tp"], summary["fp"], summary["fn"]
     precision, recall, f1 = detection_scores(tp, fp, fn)
-    if tp + fn == 0:
-        notes.append("no ground-truth figures in the evaluated images: recall and F1 are undefined")
-    if tp + fp == 0:
-        notes.append("no detections in the evaluated images: precision is undefined")
-    summary = {"images": rows, "n_images": len(rows), "tp": tp, "fp": fp, "fn": fn,
-               "precision": _rounded(precision), "recall": _rounded(recall), "f1": _rounded(f1),
-               "mean_abs_count_error": _rounded(float(np.mean([abs(r["count_error"]) for r in rows]))
-                                                if rows else None),
-               "radius_um": radius_um, "threshold": threshold, "warnings": notes}
     _print_warnings(notes)
     if fmt == "json":
         typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -253,21 +192,6 @@ def evaluate(
         console.print(f"precision {shown[0]}  recall {shown[1]}  F1 {shown[2]}  (TP/FP/FN summed over images)")
     if failures:
         raise BadInputError(f"{len(failures)} images could not be scored (the other {len(rows)} were evaluated)")
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
-def _by_name(points: dict) -> dict:
-    """Key points by file name (``dir/P0_00.png`` -> ``P0_00.png``), merging rows of the same name."""
-    import numpy as np
-
-    merged: dict[str, np.ndarray] = {}
-    for key, xy in points.items():
-        name = Path(key).name
-        merged[name] = np.vstack([merged[name], xy]) if name in merged else np.asarray(xy, dtype=float)
-    return merged
 
 
 def register(app: typer.Typer) -> None:
