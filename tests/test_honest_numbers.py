@@ -92,9 +92,8 @@ def test_summary_is_failed_when_nothing_was_scored(tmp_path, monkeypatch, capsys
 
 def test_batch_summary_is_failed_when_nothing_was_scored(tmp_path, monkeypatch, capsys):
     import spindledx.detection.model as model_module
-    import spindledx.qa.runner as runner_module
 
-    monkeypatch.setattr(runner_module, "_shipped_detector", lambda threshold, threads: fixed_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: fixed_detector)
     monkeypatch.setattr(model_module, "load_shipped_model", lambda *a, **k: None)
     folder = tmp_path / "bad"
     folder.mkdir()

@@ -31,10 +31,8 @@ def spot_detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
 def fakes(monkeypatch):
     """Fake detectors for `score`, `batch` and `case` (no model, no CPU cost)."""
     import spindledx.detection.model as model_module
-    import spindledx.qa.runner as runner_module
 
     monkeypatch.setattr(shipped, "factory", lambda threshold: spot_detector)
-    monkeypatch.setattr(runner_module, "_shipped_detector", lambda threshold, threads: spot_detector)
     monkeypatch.setattr(model_module, "load_shipped_model", lambda *a, **k: None)
     use_detector(monkeypatch, fixed_detector)
 

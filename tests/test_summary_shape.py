@@ -34,9 +34,9 @@ def _run_score(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
 
 def _run_batch(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
     import spindledx.detection.model as model_module
-    import spindledx.qa.runner as runner_module
+    from spindledx.detection import shipped
 
-    monkeypatch.setattr(runner_module, "_shipped_detector", lambda threshold, threads: _one_spot)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: _one_spot)
     monkeypatch.setattr(model_module, "load_shipped_model", lambda *a, **k: None)
     write_tiles(tmp_path / "tiles", n=2, size_px=128)
     out = tmp_path / "out"

@@ -73,13 +73,6 @@ def _default_reader(path: str, mpp: float | None = None) -> Any:
     return read_image(path, mpp=mpp)
 
 
-def _shipped_detector(threshold: float | None, threads: int) -> Detector:
-    """The shipped detector; its model is loaded once per worker process (:func:`load_shipped_model`)."""
-    from spindledx.detection import shipped
-
-    return shipped.shipped_detector(threshold, threads=threads)
-
-
 def _score(tile: Any, detector: Detector | None, scorer: Scorer | None, options: RunOptions,
            model_threads: int) -> dict:
     if scorer is not None:
@@ -88,7 +81,9 @@ def _score(tile: Any, detector: Detector | None, scorer: Scorer | None, options:
         from spindledx.mitosis.score import score_image
 
         if detector is None:
-            detector = _shipped_detector(options.threshold, model_threads)
+            from spindledx.detection import shipped
+
+            detector = shipped.shipped_detector(options.threshold, threads=model_threads)
         result = score_image(tile, detector=detector, hpf_area_mm2=options.hpf_area_mm2,
                              threshold=options.threshold)
     return result.to_dict() if hasattr(result, "to_dict") else dict(result)
