@@ -31,6 +31,8 @@ def test_batch_f1_equals_evaluate_on_real_fields(shared_data: Path, tmp_path: Pa
     report = run_and_write(specs, tmp_path / "out", progress=False)
     assert report.summary["n_done"] == len(FIELDS)
     assert report.summary["quality"]["n_flagged"] == 0
+    # a light report: thumbnails of about 50 KB each, the full overlays stay files beside it
+    assert (tmp_path / "out" / "report.html").stat().st_size <= 200_000 + 60_000 * len(FIELDS)
     capsys.readouterr()
     code = main(["evaluate", *[str(folder / n) for n in FIELDS], "--truth", str(src / "mitoses.csv"), "--mpp",
                  "0.25", "--format", "json"])

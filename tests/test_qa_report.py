@@ -60,13 +60,15 @@ def test_report_is_self_contained_without_script(report_dir: Path) -> None:
     page = (report_dir / "report.html").read_text(encoding="utf-8")
     for sid in SECTION_IDS + OPTIONAL_SECTION_IDS:
         assert f"id='{sid}'" in page, sid
-    assert "<script" not in page  # no test-only script in the production page
+    assert page.count("<script") == 1 and "table.sortable" in page  # only the table sorter, inline
     sources = _img_sources(page)
     assert len(sources) >= 5  # count plot, Bland-Altman, QA flags, density, 3 tile thumbnails
+    jpegs = [src for src in sources if src.startswith("data:image/jpeg;base64,")]
+    assert len(jpegs) == 3  # the tile thumbnails: JPEG, so that a report of many fields stays light
     for src in sources:
-        assert src.startswith("data:image/png;base64,")
-        png = base64.b64decode(src.split(",", 1)[1])
-        img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+        assert src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,"))
+        data = base64.b64decode(src.split(",", 1)[1])
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         assert img is not None and img.shape[0] > 10
     assert "http://" not in page and "https://" not in page
     for field in ("loa_low", "spearman_p", "ihc_top", "area_below_10hpf", "top1_agrees"):
@@ -87,6 +89,12 @@ def test_report_opens_in_chromium_with_tiles_linked_to_review(report_dir: Path, 
     assert rows.count() == 4  # every tile, the failed one included
     links = page.locator("section#tiles a")
     assert links.count() == 3  # one thumbnail per scored tile, each linking to the review page
+    header = page.locator("section#tiles table.sortable thead th").nth(1)  # "tile"
+    header.click()
+    keys = page.locator("section#tiles tbody tr td:nth-child(2)").all_inner_texts()
+    header.click()
+    assert page.locator("section#tiles tbody tr td:nth-child(2)").all_inner_texts() == keys[::-1] != keys
+    assert header.get_attribute("aria-sort") == "descending"
     links.first.click()
     page.wait_for_load_state()
     assert "review.html#img-" in page.url and page.locator(".card.cur").count() == 1

@@ -34,6 +34,8 @@ table.kv td:first-child{font-weight:600;white-space:nowrap;background:#fafafa}
 .answer .big{font-size:1.35em;font-weight:700}
 .grid{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}figcaption{font-size:.82em;color:var(--muted);
 max-width:380px}img{max-width:100%}img.thumb{border:1px solid var(--line)}
+table.sortable img.thumb{max-width:none}table.sortable th{cursor:pointer}th[aria-sort=ascending]::after{content:" ▲"}
+th[aria-sort=descending]::after{content:" ▼"}
 .prov{font-size:.82em;color:var(--muted)}.prov table{font-size:1em}
 .bar{display:inline-block;height:.7em;background:var(--accent);vertical-align:middle;margin-right:.4em}
 code{background:#f4f4f4;padding:0 .25em;border-radius:3px}
@@ -64,8 +66,9 @@ def esc(value: Any, *, digits: int = 3) -> str:
 
 
 def png_data_uri(png: bytes) -> str:
-    """``data:image/png;base64,...`` URI of PNG bytes."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    """``data:image/png;base64,...`` URI of PNG bytes (``image/jpeg`` when the bytes are a JPEG)."""
+    mime = "image/jpeg" if png[:3] == b"\xff\xd8\xff" else "image/png"
+    return f"data:{mime};base64," + base64.b64encode(png).decode("ascii")
 
 
 def png_img(png: bytes, alt: str, *, css_class: str = "", width_px: int | None = None) -> str:
@@ -97,6 +100,30 @@ def notice(text: str, *, kind: str = "warn", html_text: bool = False) -> str:
 
 
 Column = tuple[str, str] | tuple[str, str, str]
+
+
+SORTABLE_SCRIPT = """<script>
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  table.querySelectorAll('th').forEach(function (th, col) {
+    th.tabIndex = 0; th.title = 'sort by this column';
+    function sort() {
+      var body = table.tBodies[0], rows = Array.from(body.rows);
+      var up = th.getAttribute('aria-sort') !== 'ascending';
+      table.querySelectorAll('th').forEach(function (h) { h.removeAttribute('aria-sort'); });
+      th.setAttribute('aria-sort', up ? 'ascending' : 'descending');
+      function key(r) { var c = r.cells[col]; var v = c.getAttribute('data-sort') || c.textContent.trim();
+                        var n = parseFloat(v); return isNaN(n) ? v.toLowerCase() : n; }
+      rows.sort(function (a, b) { var x = key(a), y = key(b);
+        if (typeof x !== typeof y) { x = String(x); y = String(y); }
+        return (x < y ? -1 : x > y ? 1 : 0) * (up ? 1 : -1); });
+      rows.forEach(function (r) { body.appendChild(r); });
+    }
+    th.addEventListener('click', sort);
+    th.addEventListener('keydown', function (e) { if (e.key === 'Enter') sort(); });
+  });
+});
+</script>"""
+"""Sorts every ``table.sortable`` by the clicked column (numbers numerically); add it once to a page."""
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], *, empty: str = "none",

@@ -21,8 +21,9 @@ from spindledx.files import atomic_write_text, atomic_write_with, csv_safe, outp
 #: Sections always present; "detection", "counts", "cases", "ihc", "outliers" and "failures" appear when they have data.
 SECTION_IDS = ("summary", "quality", "tiles", "provenance")
 OPTIONAL_SECTION_IDS = ("detection", "counts", "cases", "ihc", "outliers", "failures")
-THUMBNAIL_PX = 360
-TABLE_THUMBNAIL_PX = 150
+THUMBNAIL_PX = 320
+TABLE_THUMBNAIL_PX = 220
+THUMBNAIL_JPEG_QUALITY = 78  # thumbnails only: the full-resolution overlays stay PNG files beside the report
 MAX_TILE_THUMBNAILS = 300
 #: The batch writes review.html (and candidates files) when it found at most this many figures.
 MAX_REVIEW_DETECTIONS = 600
@@ -202,7 +203,7 @@ def _stacked(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 
 def _thumbnail(row: dict) -> bytes | None:
     """Overlay of a tile (detections by :func:`spindledx.mitosis.outputs.draw_overlay`, reference points as
-    cyan crosses), downscaled to :data:`THUMBNAIL_PX`."""
+    cyan crosses), downscaled to :data:`THUMBNAIL_PX`, as JPEG bytes (a PNG of an H&E field barely compresses)."""
     import cv2
 
     from spindledx.detection.types import Detection
@@ -227,8 +228,9 @@ def _thumbnail(row: dict) -> bytes | None:
     scale = THUMBNAIL_PX / max(canvas.shape[:2])
     if scale < 1:
         canvas = cv2.resize(canvas, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
-    return png.tobytes() if ok else None
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_JPEG_QUALITY])
+    return jpeg.tobytes() if ok else None
 
 
 # --------------------------------------------------------------------------------------------------- html
@@ -402,6 +404,7 @@ def _guard_html(rows: Sequence[dict], summary: dict) -> str:
 
 def _tile_table(rows: Sequence[dict], specs_by_key: dict, review_href: str | None, max_thumbnails: int) -> str:
     from spindledx.pages import png_img, table
+    from spindledx.pages.components import SORTABLE_SCRIPT
 
     recs = []
     stems = _tile_stems(rows)
@@ -434,4 +437,4 @@ def _tile_table(rows: Sequence[dict], specs_by_key: dict, review_href: str | Non
     messages = sorted({m for r in rows for m in r.get("flag_messages") or []})
     if messages:
         note += "<ul class='small'>" + "".join(f"<li>{html.escape(m)}</li>" for m in messages) + "</ul>"
-    return note + table(recs, columns, raw=("thumb",))
+    return note + table(recs, columns, raw=("thumb",), css_class="sortable") + SORTABLE_SCRIPT

@@ -132,7 +132,7 @@ def page(title: str, body: str, *, root: str, footer: str, scripts: tuple[str, .
 <a class="brand" href="{esc(root)}index.html">spindledx KB</a>
 <nav><a href="{esc(root)}index.html#entities">Entities</a><a href="{esc(root)}index.html#markers">Markers</a>\
 <a href="{esc(root)}matrix.html">Matrix</a><a href="{esc(root)}index.html#compare">A vs B</a>\
-<a href="{esc(root)}quiz.html">Quiz</a></nav>
+<a href="{esc(root)}panel.html">Panel form</a><a href="{esc(root)}quiz.html">Quiz</a></nav>
 <div class="search"><input id="search" type="search" placeholder="Search entity, marker, synonym…" \
 autocomplete="off" aria-label="Search the knowledge base"><ul id="search-results" hidden></ul></div>
 </header>

@@ -154,7 +154,7 @@ def _elicited_rows(kb: KnowledgeBase, links: SiteLinks, entity: str, root: str =
                     f"{esc(m)}</a></td><td>{_bar(fig.p_median)}</td><td>{esc(pct(fig.p_min))}–{esc(pct(fig.p_max))}"
                     f"</td><td>{fig.n_elicitors}</td><td>{esc(pct(fig.focal_median))}</td>"
                     f"<td>{esc(pct(ml.p_positive))}</td><td>{esc(fig.rationale + updated)}</td>"
-                    f"<td class='src'>{esc(fig.reference)}</td></tr>")
+                    f"<td class='src'>{esc(fig.reference.split(' | ')[0])}</td></tr>")
     if not rows:
         return ""
     return ("<h3 id='elicited'>Elicited figures</h3><p class='muted'>Where no series gives counts, the figure is the "
@@ -288,8 +288,8 @@ def matrix_page(kb: KnowledgeBase, links: SiteLinks) -> str:
                 f = ml.p_positive
                 light = 96 - 62 * f
                 ink = "#fff" if f > 0.55 else "#111"
-                title = (f"{entity.name} × {m}: elicited {pct(fig.p_median)} (range {pct(fig.p_min)}-"
-                         f"{pct(fig.p_max)}, {fig.n_elicitors} elicitors)" + (", updated by data" if ml.fact else ""))
+                title = f"elicited {pct(fig.p_median)} ({pct(fig.p_min)}-{pct(fig.p_max)})" + (
+                    ", updated by data" if ml.fact else "")
                 href = f"{links.entity[e]}#{links.elicited_anchor(m)}"
                 cells.append(f"<td class='c eli' style='background-color:hsl(212,70%,{light:.0f}%);color:{ink}'>"
                              f"<a href='{esc(href)}' title='{esc(title)}'>{round(f * 100):d}</a></td>")
@@ -465,6 +465,7 @@ def index_page(kb: KnowledgeBase, links: SiteLinks, *, n_questions: int, provena
 source: {len(kb.entities)} entities, {len(kb.markers)} markers, {len(kb.facts)} facts. A decision aid for teaching;
 the figures come from published series and reviews, estimates are marked.</p>
 <ul class="tiles">
+<li><a href="panel.html"><b>Panel form</b><br>enter stains, see the differential</a></li>
 <li><a href="matrix.html"><b>Matrix</b><br>entity × marker heat map</a></li>
 <li><a href="#compare"><b>A versus B</b><br>{len(links.pairs)} differentials</a></li>
 <li><a href="quiz.html"><b>Quiz</b><br>{n_questions} cases</a></li>

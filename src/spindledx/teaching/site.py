@@ -1,9 +1,10 @@
 """``spindledx kb site --out DIR``: the knowledge base as a static, self-contained site.
 
-Pages: ``index.html``, ``matrix.html`` (entity × marker heat map), ``quiz.html``, ``entities/<id>.html``,
+Pages: ``index.html``, ``matrix.html`` (entity × marker heat map), ``panel.html`` (the panel form,
+:mod:`spindledx.teaching.panel_form`), ``quiz.html``, ``entities/<id>.html``,
 ``markers/<marker>.html`` and ``compare/<a>--<b>.html`` (A versus B for :data:`~spindledx.teaching.compare.
-TEACHING_PAIRS`).  Local assets only (``assets/site.css``, ``assets/site.js``, the search index and the quiz data
-as ``<script>`` files, which browsers load from ``file://``): no server, no network, no external fonts.
+TEACHING_PAIRS`).  Local assets only (``assets/site.css``, ``assets/site.js``, the search index, the quiz data and the
+panel model as ``<script>`` files, which browsers load from ``file://``): no server, no network, no external fonts.
 
 Writing follows the project's output rules: every file is written to a temporary name in its folder and moved
 into place (atomic), nothing is written outside ``--out``, and ``--out`` must be new, empty, or a previous site
@@ -23,15 +24,17 @@ from pathlib import Path
 from spindledx.errors import BadInputError
 from spindledx.files import atomic_write_bytes
 from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base, normalize_name
+from spindledx.ihc.model import default_constants
 from spindledx.provenance import provenance
 from spindledx.summary import write_summary
 from spindledx.teaching import pages
 from spindledx.teaching.compare import compare_entities, teaching_pairs
 from spindledx.teaching.html import esc, json_for_script, page, source_segments
+from spindledx.teaching.panel_form import model_export, panel_page
 from spindledx.teaching.quiz import build_questions, literature_label, load_quiz_cases
 
 MANIFEST = "site.json"
-ASSETS = ("site.css", "site.js")
+ASSETS = ("site.css", "site.js", "panel.js")
 QUIZ_SEED = 14  # fixed order of the quiz questions on the page (reproducible site)
 
 
@@ -72,10 +75,14 @@ def _quiz_data(kb: KnowledgeBase) -> tuple[list[dict], tuple[tuple[str, str], ..
     for q in questions:
         item = q.to_json(kb=kb)
         answer = item["answer"]
-        answer["case_source_segments"] = source_segments(answer["case_source"])
-        for ev in answer["evidence"]:
-            ev["source_segments"] = source_segments(ev["source"])
-            ev["literature"] = literature_label(ev)
+        answer["case_source_segments"] = source_segments(answer.pop("case_source"))
+        shown = []
+        for ev in answer["evidence"]:  # only what the quiz page shows, to keep the site light
+            shown.append({"kind": ev["kind"], "marker": ev["marker"], "result": ev["result"],
+                          "likelihood": ev["likelihood"], "likelihood_ratio": ev["likelihood_ratio"],
+                          "effect": ev["effect"], "literature": literature_label(ev), "note": ev["note"],
+                          "source_segments": source_segments(ev["source"])})
+        answer["evidence"] = shown
         data.append(item)
     return data, skipped
 
@@ -98,6 +105,12 @@ def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
     sets = {name: sum(1 for q in quiz if q["set"] == name) for name in ("original", "holdout", "reports", "reports-b")}
     files["index.html"] = page("Home", pages.index_page(kb, links, n_questions=len(quiz), provenance=labels),
                                root="", footer=footer)
+    model = model_export(kb, default_constants(), entity_links=links.entity, marker_links=links.marker,
+                         fact_anchor=links.fact_anchor, elicited_anchor=links.elicited_anchor,
+                         pair_anchor=links.pair_anchor)
+    files["assets/panel-model.js"] = f"window.SPX_MODEL = {json_for_script(model)};\n"
+    files["panel.html"] = page("Panel form", panel_page(kb), root="", footer=footer,
+                               scripts=("assets/panel-model.js", "assets/panel.js"))
     files["matrix.html"] = page("Entity × marker matrix", pages.matrix_page(kb, links), root="", footer=footer)
     files["quiz.html"] = page("Quiz", pages.quiz_page(sets, skipped), root="", footer=footer,
                               scripts=("assets/quiz-data.js",))

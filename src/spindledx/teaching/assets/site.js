@@ -27,17 +27,38 @@
     return s.replace(/[\s\-_.\/\u2010-\u2015\u2212]+/g, "");
   }
 
+  /* "desmin negative", "CD34-", "SMA focal": a marker with a result opens the panel form with that result */
+  var RESULT_WORD = /^(.*?)[\s:]*(\+|-|\u2212|\u2013|positive|negative|pos|neg|focal|diffuse|patchy|weak|strong|lost|loss|retained|high|low)$/i;
+  function resultHits(query) {
+    var m = RESULT_WORD.exec(String(query).trim());
+    if (!m || !m[1]) { return []; }
+    var key = normalize(m[1]);
+    var item = (window.SPX_INDEX || []).filter(function (it) {
+      return it.kind === "marker" && it.keys.indexOf(key) >= 0;
+    })[0];
+    if (!item) { return []; }
+    var word = m[2].toLowerCase();
+    var sign = { "+": "+", "positive": "+", "pos": "+", "-": "-", "\u2212": "-", "\u2013": "-", "negative": "-",
+      "neg": "-" }[word];
+    var token = item.label.replace(/ /g, "_") + (sign || ":" + word);
+    var label = item.label + " " + (sign === "+" ? "positive" : sign === "-" ? "negative" : word);
+    return [{ item: { label: label, kind: "panel form", href: "panel.html#panel=" + encodeURIComponent(token) },
+              score: -1, via: label },
+            { item: item, score: 0, via: item.label }];
+  }
+
   function search(query) {
     var q = normalize(query);
     if (!q) { return []; }
-    var hits = [];
+    var hits = resultHits(query);
+    var seen = hits.map(function (h) { return h.item.href; });
     (window.SPX_INDEX || []).forEach(function (item) {
       var best = null;
       item.keys.forEach(function (key, i) {
         var score = key === q ? 0 : key.indexOf(q) === 0 ? 1 : key.indexOf(q) > 0 ? 2 : null;
         if (score !== null && (best === null || score < best.score)) { best = { score: score, name: item.names[i] }; }
       });
-      if (best !== null) { hits.push({ item: item, score: best.score, via: best.name }); }
+      if (best !== null && seen.indexOf(item.href) < 0) { hits.push({ item: item, score: best.score, via: best.name }); }
     });
     hits.sort(function (a, b) {
       return a.score - b.score || a.item.label.length - b.item.label.length ||
