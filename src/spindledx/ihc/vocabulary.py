@@ -1,4 +1,4 @@
-"""Marker vocabulary and the panel result grammar (docs/architecture.md, "Panel grammar").
+"""Marker vocabulary and the panel result grammar of DESIGN.md.
 
 Grammar: tokens are split on whitespace, commas or semicolons; each token is ``MARKER+``, ``MARKER-``,
 ``MARKER−`` (Unicode minus) or ``MARKER:RESULT`` with RESULT one of ``+ - pos neg positive negative focal focal+
@@ -35,6 +35,7 @@ EVENTS = ("pos", "neg", "focal", "diffuse")
 KI67_HIGH_CUTOFF_PERCENT = 10.0  # the "Ki-67 >10%" threshold of the uterine smooth-muscle series in facts.csv
 DIFFUSE_CUTOFF_PERCENT = 50.0
 
+_SIGNS = {"+": "pos", "-": "neg", "\u2212": "neg", "\u2013": "neg"}
 _WORDS = {
     "+": "pos", "pos": "pos", "positive": "pos",
     "-": "neg", "\u2212": "neg", "\u2013": "neg", "neg": "neg", "negative": "neg",
