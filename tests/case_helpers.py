@@ -18,12 +18,21 @@ FAKE_MODEL = {"model_name": "fake-test-detector", "model_version": "test-1", "mo
 PANEL = "actin+ desmin+ CK-pan- CD34- CD117- S-100-"
 
 
-def write_tiles(folder: Path, n: int = 2, size_px: int = 256) -> list[Path]:
-    """``n`` synthetic H&E tiles (PNG) in ``folder``."""
+def fill_glass(rgb: np.ndarray) -> np.ndarray:
+    """The tile with its near-white background painted as pale stroma, so that all of it is tissue."""
+    out = rgb.copy()
+    out[rgb.astype(int).sum(axis=2) > 690] = (226, 160, 196)
+    return out
+
+
+def write_tiles(folder: Path, n: int = 2, size_px: int = 256, *, filled: bool = False) -> list[Path]:
+    """``n`` synthetic H&E tiles (PNG) in ``folder`` (``filled``: no glass, all of each tile is tissue)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):
         rgb, _ = make_tile(size_px=size_px, n_mitoses=1, seed=70 + i, mpp=MPP)
+        if filled:
+            rgb = fill_glass(rgb)
         path = folder / f"tile{i}.png"
         cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         paths.append(path)

@@ -57,7 +57,7 @@ def test_case_count_over_10_hpf_is_graded(tmp_path, monkeypatch, capsys):
     out = tmp_path / "case"
     # a tiny HPF makes the 0.004 mm² tile more than 10 HPF: the grade is then an FNCLCC grade
     code = main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(out), "--necrosis", "none",
-                 "--hpf-area-mm2", "0.0003"])
+                 "--hpf-area-mm2", "0.0003", "--allow-unusual-hpf"])
     assert code == 0, capsys.readouterr().err
     doc = json.loads((out / "case.json").read_text())
     assert doc["count"]["extrapolated"] is False
@@ -108,11 +108,19 @@ def test_a_flagged_count_shows_its_flag_next_to_the_grade(tmp_path, monkeypatch,
     tiles = write_tiles(tmp_path / "t", n=1)
     out = tmp_path / "case"
     assert main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(out), "--necrosis", "none",
-                 "--hpf-area-mm2", "0.0003"]) == 0, capsys.readouterr().err
+                 "--hpf-area-mm2", "0.0003", "--allow-unusual-hpf"]) == 0, capsys.readouterr().err
     doc = json.loads((out / "case.json").read_text())
     assert "implausible_density" in doc["count"]["flags"]
-    assert doc["grade"]["status"] == "graded" and "implausible_density" in doc["grade"]["flags"]
+    assert doc["grade"]["status"] == "flagged" and doc["grade"]["grade"] is None
+    assert doc["grade"]["flagged_grade"] in (1, 2, 3) and "implausible_density" in doc["grade"]["flags"]
     assert any("do not grade from this count" in w for w in doc["warnings"])
+    assert "mitoses" not in doc["morphology_used"]  # a flagged count is not evidence in the differential
+    assert any("not used as evidence in the differential" in w for w in doc["warnings"])
+    assert main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(out), "--necrosis", "none", "--overwrite",
+                 "--hpf-area-mm2", "0.0003", "--allow-unusual-hpf", "--use-flagged-count"]) == 0
+    doc = json.loads((out / "case.json").read_text())
+    assert doc["grade"]["status"] == "graded" and "implausible_density" in doc["grade"]["flags"]
+    assert "mitoses" in doc["morphology_used"] and doc.get("morphology_used_flagged") == ["mitoses"]
     page = (out / "case.html").read_text()
     grade_html = page.split("<section id='grade'>")[1].split("</section>")[0]
     assert "flagged count" in grade_html and "implausible_density" in grade_html
@@ -121,7 +129,7 @@ def test_a_flagged_count_shows_its_flag_next_to_the_grade(tmp_path, monkeypatch,
 def test_case_page_shows_atypical_figures_and_flag_sentences_when_the_score_has_them(tiles, tmp_path, capsys,
                                                                                       monkeypatch):
     from spindledx.case.page import render_case_html
-    from spindledx.mitosis import atypical
+    from spindledx.detection import atypical
 
     monkeypatch.setattr(atypical, "load_atypical_model", lambda threads=2: None)  # as without a shipped head
 

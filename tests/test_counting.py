@@ -44,7 +44,8 @@ def test_grade_by_area_converts_to_the_reference_hpf():
     # 5 mitoses in 1 mm² = 5/mm² = 11.9 per 10 HPF of 0.238 mm² -> mitotic score 2
     g = counting.fnclcc_grade(mitoses=5, differentiation_score=3, necrosis=">=50", area_mm2=1.0)
     assert g.mitoses_per_10hpf == pytest.approx(5 * 2.376, rel=1e-3)
-    assert (g.mitotic_score, g.grade) == (2, 3)
+    assert (g.mitotic_score, g.extrapolated_grade) == (2, 3)
+    assert g.grade is None and g.status == "extrapolated"  # 1 mm² is 4.2 HPF: no FNCLCC grade
 
 
 def test_grade_rejects_bad_necrosis_and_ungraded_entities():

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from spindledx.cli import main
+from spindledx.detection import atypical as atypical_mod
 from spindledx.detection import shipped
 from spindledx.detection.types import Detection
-from spindledx.mitosis import atypical as atypical_mod
 from spindledx.mitosis.synthetic import make_tile
 
 MPP = 0.25

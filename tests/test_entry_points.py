@@ -10,7 +10,7 @@ import pytest
 
 import spindledx
 
-ENTRY_POINTS = ("score_images", "evaluate_images", "analyze_slide", "run_batch", "run_case", "import_decisions",
+ENTRY_POINTS = ("score_images", "count_points", "evaluate_images", "analyze_slide", "run_batch", "run_case", "import_decisions",
                 "interpret_panel", "build_site")
 
 

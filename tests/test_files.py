@@ -32,7 +32,8 @@ def fake_detector(monkeypatch):
 
 
 def _tile(path: Path, seed: int = 0) -> Path:
-    rgb = np.random.default_rng(seed).integers(60, 230, (64, 80, 3), dtype=np.uint8)
+    noise = np.random.default_rng(seed).integers(0, 40, (64, 80, 3))
+    rgb = (noise + np.array([170, 90, 140])).astype(np.uint8)  # H&E-pink: all of it is tissue
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb).save(path, dpi=(25400 / 0.25, 25400 / 0.25))
     return path
@@ -57,7 +58,7 @@ def test_outputs_of_different_images_never_overwrite_each_other(tmp_path):
     """Defect 2: a.png + a.jpg, and sub/b.png + sub__b.png, wrote to the same output files."""
     folder = tmp_path / "in"
     _tile(folder / "a.png", 1)
-    Image.fromarray(np.random.default_rng(2).integers(60, 230, (64, 80, 3), dtype=np.uint8)).save(folder / "a.jpg")
+    Image.open(_tile(tmp_path / "other.png", 2)).save(folder / "a.jpg")
     _tile(folder / "sub" / "b.png", 3)
     _tile(folder / "sub__b.png", 4)
     out = tmp_path / "O"

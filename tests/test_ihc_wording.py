@@ -57,3 +57,10 @@ def test_unread_words_are_named_and_listed_as_ignored():
 def test_molecular_word_on_a_gene_without_that_test_is_an_error():
     with pytest.raises(BadInputError, match="no amplified test of desmin"):
         parse_panel("desmin amplified")
+
+
+def test_a_stain_not_done_is_named_and_not_counted():
+    panel = parse_panel("CD34+ HHV8 not done; SS18 FISH pending")
+    assert panel.markers == ("CD34",)
+    assert any("HHV8: not done" in w for w in panel.warnings)
+    assert any("SS18 FISH: not done" in w for w in panel.warnings)

@@ -22,7 +22,7 @@ from spindledx.mitosis.score import score_image
 
 
 def _result(points=((50.0, 60.0, 0.9), (150.0, 120.0, 0.6))):
-    tile = tile_from_array(np.full((200, 240, 3), 220, np.uint8), 0.25, name="dir/case_1.png")
+    tile = tile_from_array(np.full((200, 240, 3), (200, 120, 170), np.uint8), 0.25, name="dir/case_1.png")
     return tile, score_image(tile, detector=lambda rgb, mpp: [Detection(*p) for p in points])
 
 

@@ -27,7 +27,7 @@ def fixed_detector(points):
 
 
 def test_counts_use_the_tile_area():
-    tile = tile_from_array(np.full((1000, 800, 3), 200, np.uint8), 0.25)
+    tile = tile_from_array(np.full((1000, 800, 3), (200, 120, 170), np.uint8), 0.25)
     result = score_image(tile, detector=fixed_detector([(10, 10, 0.9), (500, 500, 0.8), (700, 900, 0.7)]))
     area = 1000 * 0.25 * 800 * 0.25 / 1e6  # 0.05 mm²
     assert result.area_mm2 == pytest.approx(area)
@@ -39,7 +39,7 @@ def test_counts_use_the_tile_area():
 
 
 def test_hpf_area_changes_only_the_per_10hpf_figure():
-    tile = tile_from_array(np.full((400, 400, 3), 200, np.uint8), 0.5)
+    tile = tile_from_array(np.full((400, 400, 3), (200, 120, 170), np.uint8), 0.5)
     det = fixed_detector([(100, 100, 0.9)])
     small = score_image(tile, detector=det, hpf_area_mm2=0.15)
     large = score_image(tile, detector=det, hpf_area_mm2=0.30)
@@ -57,7 +57,7 @@ def test_duplicates_within_7_5_um_are_merged():
 
 
 def test_threshold_filters_injected_detector_and_out_of_bounds_dropped():
-    tile = tile_from_array(np.full((200, 200, 3), 200, np.uint8), 0.25)
+    tile = tile_from_array(np.full((200, 200, 3), (200, 120, 170), np.uint8), 0.25)
     det = fixed_detector([(20, 20, 0.3), (150, 150, 0.7), (250, 10, 0.99)])
     assert score_image(tile, detector=det).count == 2
     assert score_image(tile, detector=det, threshold=0.5).count == 1
@@ -84,7 +84,7 @@ def test_json_contract(tmp_path):
 
 
 def test_mpp_override_on_tile_and_path(tmp_path):
-    tile = tile_from_array(np.full((100, 100, 3), 200, np.uint8), 0.25)
+    tile = tile_from_array(np.full((100, 100, 3), (200, 120, 170), np.uint8), 0.25)
     result = score_image(tile, mpp=0.5, detector=fixed_detector([]))
     assert result.mpp == 0.5 and result.count == 0 and result.fnclcc_mitotic_score == 1
     with pytest.raises(BadInputError):

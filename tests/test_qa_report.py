@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from case_helpers import fill_glass
 
 from spindledx.detection.types import Detection
 from spindledx.mitosis.synthetic import make_tile
@@ -33,6 +34,7 @@ def report_dir(tmp_path_factory) -> Path:
     manifest = []
     for i in range(4):
         rgb, figures = make_tile(size_px=256, n_mitoses=1 + i % 2, seed=40 + i, mpp=MPP)
+        rgb = fill_glass(rgb)  # all tissue: every point of the tile is counted
         if i == 3:
             rgb = cv2.GaussianBlur(rgb, (0, 0), 8)
         name = f"tile{i}.png"

@@ -12,7 +12,7 @@ from spindledx.cli import main
 
 def _case(tmp_path, monkeypatch, detector, *, n_tiles=2, size_px=256):
     use_detector(monkeypatch, detector)
-    tiles = write_tiles(tmp_path / "tiles", n=n_tiles, size_px=size_px)
+    tiles = write_tiles(tmp_path / "tiles", n=n_tiles, size_px=size_px, filled=True)
     out = tmp_path / "case"
     assert main(["case", PANEL, "--site", "lung", "--tiles", *map(str, tiles), "--out", str(out),
                  "--necrosis", "<50"]) == 0

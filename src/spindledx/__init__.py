@@ -3,9 +3,10 @@
 Library entry points, one per command, each returning what the command prints or writes (imported on first use,
 so ``import spindledx`` stays light):
 
-- :func:`score_images` (``score``), :func:`evaluate_images` (``evaluate``), :func:`analyze_slide` (``slide``),
-  :func:`run_batch` (``batch``), :func:`run_case` (``case``), :func:`import_decisions` (``review --import``),
-  :func:`interpret_panel` (``panel``), :func:`build_site` (``kb site``).
+- :func:`score_images` (``score``), :func:`count_points` (``count-points``), :func:`evaluate_images`
+  (``evaluate``), :func:`analyze_slide` (``slide``), :func:`run_batch` (``batch``), :func:`run_case` (``case``),
+  :func:`import_decisions` (``review --import``), :func:`interpret_panel` (``panel``), :func:`build_site`
+  (``kb site``).
 """
 
 from spindledx.lazy import lazy_getattr
@@ -13,7 +14,7 @@ from spindledx.lazy import lazy_getattr
 __version__ = "0.1.0"
 
 _MODULES = {
-    "spindledx.mitosis.run": ("score_images", "evaluate_images"),
+    "spindledx.mitosis.run": ("score_images", "count_points", "evaluate_images"),
     "spindledx.slide.run": ("analyze_slide",),
     "spindledx.qa.batch": ("run_batch",),
     "spindledx.case.run": ("run_case",),

@@ -60,19 +60,68 @@ def hpf_area_mm2(field_number_mm: float = DEFAULT_FIELD_NUMBER_MM,
 DEFAULT_HPF_AREA_MM2 = hpf_area_mm2()
 
 
+PLAUSIBLE_HPF_AREA_MM2 = (0.15, 0.35)
+"""Areas of a 40x high-power field on the microscopes in use (mm²): field numbers 18-26.5 with a 40x objective
+(Cree et al. 2021 list 0.152-0.312 mm²). Another area is refused unless the caller says it is intended."""
+
+
 def resolve_hpf_area_mm2(hpf_area: float | None = None, field_number_mm: float | None = None,
-                         objective_magnification: float | None = None) -> float:
+                         objective_magnification: float | None = None, *,
+                         allow_unusual_hpf: bool = False) -> float:
     """HPF area in mm² from the CLI's options: an explicit area, or field number and objective (defaults 22, 40x).
 
-    Giving both an area and a field number/objective is ambiguous and is refused.
+    Giving both an area and a field number/objective is ambiguous and is refused. An area outside
+    :data:`PLAUSIBLE_HPF_AREA_MM2` (0.15-0.35 mm², a 40x field) is refused unless ``allow_unusual_hpf``.
     """
     if hpf_area is not None:
         if field_number_mm is not None or objective_magnification is not None:
             raise BadInputError("give either hpf_area or field_number_mm/objective_magnification, not both",
                                 parameters=("hpf_area", "field_number_mm", "objective_magnification"))
-        return check_hpf_area_mm2(hpf_area, parameter="hpf_area")
-    return hpf_area_mm2(DEFAULT_FIELD_NUMBER_MM if field_number_mm is None else field_number_mm,
-                        DEFAULT_OBJECTIVE_MAGNIFICATION if objective_magnification is None else objective_magnification)
+        area = check_hpf_area_mm2(hpf_area, parameter="hpf_area")
+    else:
+        area = hpf_area_mm2(DEFAULT_FIELD_NUMBER_MM if field_number_mm is None else field_number_mm,
+                            DEFAULT_OBJECTIVE_MAGNIFICATION if objective_magnification is None
+                            else objective_magnification)
+    low, high = PLAUSIBLE_HPF_AREA_MM2
+    if not allow_unusual_hpf and not low <= area <= high:
+        raise BadInputError(f"an HPF of {area:.4g} mm² is not a 40x high-power field ({low:g}-{high:g} mm²); "
+                            "check the field number, objective or area, or use allow_unusual_hpf=True if the "
+                            "field really is that size", parameters=("allow_unusual_hpf",))
+    return area
+
+
+MIN_GRADING_HPF = 10.0
+"""FNCLCC counts 10 HPF: a count over less area gives an extrapolated score, not a grade."""
+
+DENSITY_BOUND_PER_MM2 = 100.0
+"""Upper bound of a plausible mitotic density (mitoses per mm²); its basis is in :mod:`spindledx.detection.guard`."""
+DENSITY_FALSE_ALARM = 1e-3
+"""One-sided false-alarm probability of the density test at the bound."""
+DENSITY_BOUND_SOURCE = (
+    "small-cell lung carcinoma averages 60-80 mitoses per 2 mm² (WHO Lung 2015; Nicholson 2002, PMID 12218575); "
+    "100/mm² allows 2.5-3x for hotspots (estimate)"
+)
+"""Where the bound comes from (printed with the flag)."""
+
+
+def density_message(count: int, area_mm2: float) -> str:
+    """The ``implausible_density`` flag in a sentence."""
+    return (f"{count} detections in {area_mm2:.3g} mm² ({count / area_mm2:.0f}/mm²) is beyond what any tumour shows "
+            f"(bound {DENSITY_BOUND_PER_MM2:.0f}/mm²: {DENSITY_BOUND_SOURCE}); the detector is probably firing on "
+            "non-mitotic nuclei: check the overlay, do not grade from this count")
+
+
+def density_is_implausible(count: int | float, area_mm2: float, *, bound_per_mm2: float = DENSITY_BOUND_PER_MM2,
+                           false_alarm: float = DENSITY_FALSE_ALARM) -> bool:
+    """True when ``count`` figures in ``area_mm2`` are implausible even at ``bound_per_mm2``.
+
+    One-sided Poisson test: P(N ≥ count | mean = bound × area) < ``false_alarm``.
+    """
+    if count <= 0 or area_mm2 <= 0:
+        return False
+    from scipy.stats import poisson
+
+    return bool(poisson.sf(math.ceil(count) - 1, bound_per_mm2 * area_mm2) < false_alarm)
 
 
 MAX_PLAUSIBLE_HPF_AREA_MM2 = 1.0
@@ -215,6 +264,30 @@ class MitoticDensity:
                 "fnclcc_mitotic_score": self.fnclcc_score}
 
 
+def count_record(count: int, area_mm2: float, hpf_area_mm2: float, *, method: str,
+                 flags: tuple[str, ...] | list[str] = (), flag_messages: tuple[str, ...] | list[str] = ()
+                 ) -> dict[str, object]:
+    """The one description of a count that every route writes (``score``, ``slide``, ``case``, ``review``):
+    count, area, density, per 10 HPF with its exact Poisson 95 % interval and the scores it spans, HPF counted,
+    whether that is an extrapolation (under :data:`MIN_GRADING_HPF`), and the flags, ``implausible_density``
+    added when the density test (:func:`density_is_implausible`) fails."""
+    value = MitoticDensity.of(int(count), area_mm2, hpf_area_mm2)
+    n_hpf = value.area_mm2 / value.hpf_area_mm2
+    low, high = value.per_10hpf_interval()
+    all_flags, messages = list(dict.fromkeys(flags)), list(flag_messages)
+    if density_is_implausible(value.count, value.area_mm2) and "implausible_density" not in all_flags:
+        all_flags.append("implausible_density")
+        messages.append(density_message(value.count, value.area_mm2))
+    return {"method": method, "count": value.count, "area_mm2": round(value.area_mm2, 6),
+            "hpf_area_mm2": round(value.hpf_area_mm2, 6), "n_hpf": round(n_hpf, 3),
+            "mitoses_per_mm2": round(value.per_mm2, 4), "mitoses_per_10hpf": round(value.per_10hpf, 3),
+            "mitoses_per_10hpf_ci95": [round(low, 3), round(high, 3)],
+            "mitotic_scores_ci95": list(value.fnclcc_scores_in_interval()),
+            "fnclcc_mitotic_score": value.fnclcc_score,
+            "extrapolated": bool(n_hpf < MIN_GRADING_HPF * (1 - 1e-6)), "flags": sorted(set(all_flags)),
+            "flag_messages": messages}
+
+
 NECROSIS_SCORES = {"none": 0, "<50": 1, ">=50": 2}
 
 @functools.lru_cache(maxsize=1)
@@ -238,13 +311,19 @@ def differentiation_table() -> tuple[dict[str, dict[str, int]], frozenset[str]]:
 
 @dataclass(frozen=True)
 class FnclccGrade:
-    """FNCLCC scores and grade, with the counting-area assumption that produced the mitotic score."""
+    """FNCLCC scores and grade, with the counting-area assumption that produced the mitotic score.
+
+    ``status`` is ``graded`` (``grade`` set), ``extrapolated`` (less than :data:`MIN_GRADING_HPF` counted: ``grade``
+    is None and the grade the extrapolation would give is ``extrapolated_grade``) or ``flagged`` (the count
+    carries a flag such as ``implausible_density``: ``grade`` is None and ``flagged_grade`` is what it would give).
+    ``reason`` says why there is no grade.
+    """
 
     differentiation_score: int
     mitotic_score: int
     necrosis_score: int
     total: int
-    grade: int
+    grade: int | None
     mitoses: float
     area_mm2: float
     mitoses_per_mm2: float
@@ -254,6 +333,13 @@ class FnclccGrade:
     caveats: tuple[str, ...] = ()
     mitoses_per_10hpf_ci95: tuple[float, float] | None = None
     mitotic_scores_ci95: tuple[int, ...] = ()
+    status: str = "graded"
+    reason: str | None = None
+    n_hpf: float = 0.0
+    extrapolated: bool = False
+    extrapolated_grade: int | None = None
+    flagged_grade: int | None = None
+    flags: tuple[str, ...] = ()
 
 
 def differentiation_score_for(entity: str, pattern: str = "conventional") -> int:
@@ -277,7 +363,8 @@ def differentiation_score_for(entity: str, pattern: str = "conventional") -> int
 
 def fnclcc_grade(*, mitoses: float, differentiation_score: int, necrosis: str,
                  area_mm2: float | None = None, n_hpf: float = 10.0,
-                 hpf_area: float = DEFAULT_HPF_AREA_MM2) -> FnclccGrade:
+                 hpf_area: float = DEFAULT_HPF_AREA_MM2, flags: tuple[str, ...] | list[str] = (),
+                 use_flagged_count: bool = False) -> FnclccGrade:
     """FNCLCC grade from a mitotic count, necrosis extent and differentiation score.
 
     Parameters
@@ -294,6 +381,14 @@ def fnclcc_grade(*, mitoses: float, differentiation_score: int, necrosis: str,
     n_hpf, hpf_area
         Number and area (mm^2) of the high-power fields counted, and the reference field for the per-10-HPF
         figure.
+    flags
+        Flags the count already carries (``out_of_distribution``, ...); ``implausible_density`` is added when the
+        count over the area is beyond :data:`DENSITY_BOUND_PER_MM2` (:func:`density_is_implausible`).
+    use_flagged_count
+        Grade a flagged count anyway (the grade then keeps its flags).
+
+    The rules are those of every count in spindledx: less than 10 HPF of area gives no grade (``extrapolated``);
+    a flagged count gives no grade unless ``use_flagged_count`` (``flagged``).
 
     Returns
     -------
@@ -319,7 +414,7 @@ def fnclcc_grade(*, mitoses: float, differentiation_score: int, necrosis: str,
         area_note = (f"{mitoses:g} mitoses in {n_hpf:g} HPF of {hpf_area:.3f} mm² each "
                      f"({area_mm2:.3f} mm² counted)")
     else:
-        area_note = f"{mitoses:g} mitoses in {area_mm2:.3f} mm² counted"
+        area_note = f"{mitoses:g} mitoses in {area_mm2:.4g} mm² counted"
     density = density_per_mm2(mitoses, area_mm2)
     p10 = per_10_hpf(density, hpf_area)
     area_note += f"; per 10 HPF means per {10 * hpf_area:.2f} mm² (10 fields of {hpf_area:.3f} mm²)"
@@ -327,6 +422,20 @@ def fnclcc_grade(*, mitoses: float, differentiation_score: int, necrosis: str,
     n_score = NECROSIS_SCORES[nec]
     total = differentiation_score + m_score + n_score
     grade = 1 if total <= 3 else 2 if total <= 5 else 3
+    counted_hpf = area_mm2 / hpf_area
+    all_flags = list(dict.fromkeys(flags))
+    if density_is_implausible(mitoses, area_mm2) and "implausible_density" not in all_flags:
+        all_flags.append("implausible_density")
+    status, reason, extrapolated_grade, flagged_grade, final = "graded", None, None, None, grade
+    if all_flags and not use_flagged_count:
+        status, final, flagged_grade = "flagged", None, grade
+        reason = (f"the count is flagged ({', '.join(f.replace('_', ' ') for f in all_flags)}): "
+                  f"{mitoses:g} figures in {area_mm2:.4g} mm² ({density:.0f}/mm²) are not graded; check the figures, "
+                  "or grade them anyway with --use-flagged-count")
+    elif counted_hpf < MIN_GRADING_HPF * (1 - 1e-6):
+        status, final, extrapolated_grade = "extrapolated", None, grade
+        reason = (f"only {counted_hpf:.3g} HPF ({area_mm2:.4g} mm²) were counted; FNCLCC counts 10 HPF: the "
+                  "mitotic score and grade are extrapolations, not an FNCLCC grade")
     caveats = []
     caveats.append("per-10-HPF cut-offs depend on the field area: the area of the original FNCLCC fields is not "
                    "verified here, so state the area (Cree et al. 2021)")
@@ -342,5 +451,7 @@ def fnclcc_grade(*, mitoses: float, differentiation_score: int, necrosis: str,
     elif 8.0 <= p10 < 10.0 or 18.0 <= p10 < 20.0:
         caveats.append("the count lies just below a score cut-off: recount or count a larger area")
     caveats.append("FNCLCC grading is not suitable for core needle biopsies (Coindre 2006)")
-    return FnclccGrade(differentiation_score, m_score, n_score, total, grade, float(mitoses), area_mm2, density,
-                       p10, hpf_area, area_note, tuple(caveats), interval, tuple(scores))
+    return FnclccGrade(differentiation_score, m_score, n_score, total, final, float(mitoses), area_mm2, density,
+                       p10, hpf_area, area_note, tuple(caveats), interval, tuple(scores), status=status,
+                       reason=reason, n_hpf=counted_hpf, extrapolated=counted_hpf < MIN_GRADING_HPF * (1 - 1e-6),
+                       extrapolated_grade=extrapolated_grade, flagged_grade=flagged_grade, flags=tuple(all_flags))

@@ -55,8 +55,11 @@ def tile_guard(result: Any, rgb: np.ndarray) -> tuple[list[str], list[str]]:
 
 def score_tiles(images: Sequence[Path], *, stems: Sequence[str], detector: Callable, threshold: float,
                 review_floor: float, out_dir: Path, model: dict[str, Any], mpp: float | None = None,
-                hpf_area_mm2: float) -> ScoredImages:
+                hpf_area_mm2: float, roi: Any = None) -> ScoredImages:
     """Score every image, writing its outputs into ``out_dir``.
+
+    Each image is counted over its counted area (image ∩ tissue ∩ ``roi``, :func:`spindledx.mitosis.score.
+    tile_area`), as ``score`` counts it.
 
     ``detector`` must return every figure down to ``review_floor`` (a run of the shipped detector at that
     threshold); figures at or above ``threshold`` are counted, the others only go to the review page.
@@ -65,7 +68,7 @@ def score_tiles(images: Sequence[Path], *, stems: Sequence[str], detector: Calla
     from spindledx.detection.suppress import suppress_detections
     from spindledx.imaging.reader import read_image
     from spindledx.mitosis.outputs import draw_overlay, write_tile_outputs
-    from spindledx.mitosis.score import summarize
+    from spindledx.mitosis.score import summarize, tile_area
 
     records, docs, warnings, flags, written = [], [], [], [], []
     thumbs: dict[str, bytes] = {}
@@ -73,9 +76,13 @@ def score_tiles(images: Sequence[Path], *, stems: Sequence[str], detector: Calla
         tile = read_image(image, mpp=mpp)
         found = [d for d in detector(tile.rgb, tile.mpp) if 0 <= d.x < tile.width and 0 <= d.y < tile.height]
         found = suppress_detections(found, mpp=tile.mpp)
+        area = tile_area(tile, roi)
+        if found:
+            inside = area.contains(np.array([d.x for d in found]), np.array([d.y for d in found]))
+            found = [d for d, k in zip(found, inside, strict=True) if k]
         cands = split_candidates(found, stem=stem, threshold=threshold, review_floor=review_floor)
         counted = [d for d in found if d.score >= threshold]
-        result = summarize(tile, counted, hpf_area_mm2=hpf_area_mm2)
+        result = summarize(tile, counted, hpf_area_mm2=hpf_area_mm2, area=area)
         record = result.to_dict()
         tile_flags, messages = tile_guard(result, tile.rgb)
         record["stem"] = stem
@@ -100,74 +107,66 @@ def score_tiles(images: Sequence[Path], *, stems: Sequence[str], detector: Calla
 
 def score_slide(path: Path, *, detector: Callable, threshold: float, review_floor: float, out_dir: Path,
                 model: dict[str, Any], mpp: float | None = None, hpf_area_mm2: float, shape: str = "circle",
-                area_mm2: float | None = None) -> ScoredImages:
-    """Score a whole slide and count its hotspot (the ``slide`` stage), keeping the hotspot's candidates.
+                area_mm2: float | None = None, roi: Any = None) -> ScoredImages:
+    """Score a whole slide and count it as ``slide`` does, keeping the counted figures' candidates.
 
-    The detector runs once over the tissue at ``review_floor`` (:func:`spindledx.slide.pipeline.analyze_slide`,
-    per-tile files under ``out_dir/slide_run``); the detections at or above ``threshold`` are the counted ones
-    and the hotspot is searched on them (:func:`spindledx.slide.hotspot.find_hotspot`, default 10 HPF). The
-    count is the hotspot's: its figures over its area inside the slide (clipped to the image). Candidates for the
-    review page are the hotspot's, both counted and just below the threshold. The slide outputs (GeoJSON,
-    thumbnail, heat map, summaries) go into ``out_dir``.
+    The detector runs once over the counted area (image ∩ tissue ∩ ``roi``) at ``review_floor``
+    (:func:`spindledx.slide.pipeline.analyze_slide`, per-tile files under ``out_dir/slide_run``); the detections
+    at or above ``threshold`` are the counted ones. The count is :func:`spindledx.slide.pipeline.slide_answer`:
+    the whole counted area when it is no larger than the hotspot window (default 10 HPF), else the hotspot's
+    figures over the counted area inside the window. Candidates for the review page are those of the counted
+    region, both counted and just below the threshold. The slide outputs (GeoJSON, thumbnail, heat map,
+    summaries) go into ``out_dir``.
     """
     import dataclasses
 
-    from spindledx.slide.hotspot import find_hotspot, hotspot_regions_level0
+    from spindledx.slide.hotspot import find_hotspot
     from spindledx.slide.outputs import write_outputs
-    from spindledx.slide.pipeline import MANIFEST, analyze_slide, whole_tissue_average
+    from spindledx.slide.pipeline import MANIFEST, analyze_slide, in_hotspot, slide_answer, whole_tissue_average
 
     result = analyze_slide(path, mpp=mpp, detector=detector, out_dir=out_dir / "slide_run", hpf_area=hpf_area_mm2,
-                           area_mm2=area_mm2, shapes=(shape,))
-    info = result.info
+                           area_mm2=area_mm2, shapes=(shape,), roi=roi)
+    info, area = result.info, result.area
     dets = result.detections
     keep = dets[:, 2] >= threshold if len(dets) else np.zeros(0, bool)
     counted = dets[keep] if len(dets) else dets
-    cell_um = result.tissue.raster.level0_per_px * info.mpp
     hotspot = find_hotspot((counted[:, :2] + 0.5) * info.mpp if len(counted) else np.zeros((0, 2)),
-                           result.tissue.mask, cell_um, area_mm2=area_mm2, shape=shape, hpf_area=hpf_area_mm2)
+                           area.coverage, area.cell_um, area_mm2=area_mm2, shape=shape, hpf_area=hpf_area_mm2)
+    checks = None if result.checks is None else result.checks.subset(keep, area.area_mm2)
+    answer = slide_answer(area, hotspot, counted, hpf_area_mm2, flags=() if checks is None else checks.flags,
+                          flag_messages=() if checks is None else checks.flag_messages)
     final = dataclasses.replace(result, detections=counted, hotspots=(hotspot,),
-                                average=whole_tissue_average(len(counted), result.tissue.area_mm2, hpf_area_mm2),
-                                checks=None if result.checks is None
-                                else result.checks.subset(keep, result.tissue.area_mm2))
+                                average=whole_tissue_average(len(counted), area.area_mm2, hpf_area_mm2),
+                                checks=checks, answer=answer)
     written = [*write_outputs(final, out_dir).values(), out_dir / "slide_run" / MANIFEST]
-    regions = hotspot_regions_level0(hotspot, mpp=info.mpp, width_px=info.width, height_px=info.height)
-    clipped = any(r["clipped"] for r in regions)  # the window's own area unless the slide edge cuts it
-    inside_area = float(sum(r["area_mm2"] for r in regions)) if clipped else float(hotspot.area_mm2)
-    # membership as the hotspot counts it (boundary included): disk for a circle, rectangle otherwise
-    pts_um = (dets[:, :2] + 0.5) * info.mpp if len(dets) else np.zeros((0, 2))
-    dx, dy = pts_um[:, 0] - hotspot.centre_x_um, pts_um[:, 1] - hotspot.centre_y_um
-    if hotspot.shape == "circle":
-        in_hotspot = np.hypot(dx, dy) <= hotspot.radius_um
-    else:
-        in_hotspot = (np.abs(dx) <= hotspot.width_um / 2) & (np.abs(dy) <= hotspot.height_um / 2)
+    whole = answer["method"] == "whole counted area"
+    members = (np.ones(len(dets), bool) if whole or not len(dets)
+               else in_hotspot(hotspot, dets[:, 0], dets[:, 1], info.mpp))
     from spindledx.files import output_stems
 
     stem = output_stems([Path(path)])[0]
-    points = [_Point(float(x), float(y), float(s)) for x, y, s in dets[in_hotspot]]
+    points = [_Point(float(x), float(y), float(s)) for x, y, s in dets[members]]
     cands = split_candidates(points, stem=stem, threshold=threshold, review_floor=review_floor)
-    count = int(sum(1 for c in cands if c.detected))
     doc = candidates_document(image=path, stem=stem, width=info.width, height=info.height, mpp=info.mpp,
                               threshold=threshold, review_floor=review_floor, model=model, candidates=cands,
                               kind="slide")
-    doc["area_mm2"] = inside_area
+    doc["area_mm2"] = answer["area_mm2"]
+    doc["flags"] = list(answer["flags"])
     written.append(write_candidates(doc, out_dir))
-    from spindledx.counting import MitoticDensity
-
-    value = MitoticDensity.of(count, inside_area, hpf_area_mm2)
-    warnings = list(hotspot.warnings)
-    if clipped:
-        warnings.append(f"the {hotspot.area_mm2:.3g} mm² hotspot window reaches past the slide edge: "
-                        f"{inside_area:.3g} mm² of it lie on the slide and were counted")
+    warnings = list(hotspot.warnings) if not whole else []
     record = {"image": str(path), "stem": stem, "width": info.width, "height": info.height, "mpp": info.mpp,
-              "mpp_source": info.mpp_source, "area_mm2": round(inside_area, 6), "count": count,
-              "mitoses_per_mm2": round(value.per_mm2, 4), "mitoses_per_10hpf": round(value.per_10hpf, 4),
-              "hpf_area_mm2": hpf_area_mm2, "hotspot": hotspot.to_json(),
-              "slide_count": int(len(counted)), "tissue_area_mm2": round(result.tissue.area_mm2, 6),
-              "n_candidates_below_threshold": sum(1 for c in cands if not c.detected), "flags": [],
-              "flag_messages": []}
+              "mpp_source": info.mpp_source, "area_mm2": answer["area_mm2"], "count": answer["count"],
+              "mitoses_per_mm2": answer["mitoses_per_mm2"], "mitoses_per_10hpf": answer["mitoses_per_10hpf"],
+              "hpf_area_mm2": hpf_area_mm2, "method": answer["method"], "hotspot": hotspot.to_json(),
+              "counted_area": area.to_json(), "slide_count": int(len(counted)),
+              "tissue_area_mm2": round(area.area_mm2, 6),
+              "n_candidates_below_threshold": sum(1 for c in cands if not c.detected),
+              "flags": list(answer["flags"]), "flag_messages": list(answer["flag_messages"]),
+              "atypical_count": None if checks is None or not whole else checks.atypical_count}
     thumb_path = out_dir / f"{stem}_thumbnail.png"
     thumbs = {stem: thumb_path.read_bytes()} if thumb_path.is_file() else {}
-    return ScoredImages([record], [doc], thumbs, warnings, [], written)
+    warnings.extend(f"{stem}: {m}" for m in answer["flag_messages"])
+    return ScoredImages([record], [doc], thumbs, warnings, list(answer["flags"]), written)
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,9 @@ def _grade_phrase(g: Mapping[str, Any]) -> str:
     if status == "extrapolated":
         return (f"not an FNCLCC grade: less than 10 HPF counted (the extrapolation would give grade "
                 f"{g['extrapolated_grade']}, mitotic score {g['mitotic_score']})" + flag)
+    if status == "flagged":
+        return (f"not graded: the count is flagged (it would give grade {g['flagged_grade']}, mitotic score "
+                f"{g['mitotic_score']})" + flag)
     return esc(g.get("reason") or "not graded") + flag
 
 
@@ -147,7 +150,9 @@ def render_case_html(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] 
     inputs_pairs = [("IHC panel", inputs["panel"]), ("site", inputs.get("site") or "not given"),
                     ("age", inputs.get("age")), ("sex", inputs.get("sex")), ("necrosis", inputs.get("necrosis")),
                     ("atypia", inputs.get("atypia")), ("pattern", inputs.get("pattern") or None),
-                    ("evidence used besides stains", doc.get("morphology_used") or "none")]
+                    ("evidence used besides stains",
+                     ", ".join(m + (" (flagged count, used as asked)" if m in (doc.get("morphology_used_flagged") or [])
+                                    else "") for m in doc.get("morphology_used") or []) or "none")]
     parts.append(section("differential", "Differential",
                          table(diff_rows, [("rank", "#", "num"), ("name", "entity"), ("p", "probability"),
                                            ("fit", "fit of the stains", "num")], raw=("p",)),
@@ -242,11 +247,13 @@ def _count_section(doc: Mapping[str, Any], thumbnails: Mapping[str, bytes], revi
 
 
 def _grade_section(g: Mapping[str, Any]) -> str:
-    graded = g.get("status") in ("graded", "extrapolated")
+    graded = g.get("status") in ("graded", "extrapolated", "flagged")
     parts = [f"<p>{_grade_phrase(g)}</p>"] if graded or g.get("flags") else []
     if graded:
-        label = "grade" if g["status"] == "graded" else "extrapolated grade (not an FNCLCC grade)"
-        value = g["grade"] if g["status"] == "graded" else g["extrapolated_grade"]
+        label = {"graded": "grade", "extrapolated": "extrapolated grade (not an FNCLCC grade)",
+                 "flagged": "grade of the flagged count (not given)"}[g["status"]]
+        value = {"graded": g.get("grade"), "extrapolated": g.get("extrapolated_grade"),
+                 "flagged": g.get("flagged_grade")}[g["status"]]
         parts.append(kv_table([("entity graded", str(g["entity"]).replace("_", " ")),
                                ("differentiation score", g["differentiation_score"]),
                                ("mitotic score", g["mitotic_score"]), ("necrosis score", g["necrosis_score"]),

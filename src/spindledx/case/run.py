@@ -44,17 +44,27 @@ class CaseRun:
     warnings: list[str] = field(default_factory=list)
 
 
-def case_detector(threshold: float | None, review_margin: float) -> tuple[Any, float, float, dict[str, Any]]:
-    """(the shipped detector returning candidates down to the review floor, threshold, review floor, model
-    provenance)."""
+def case_detector(threshold: float | None, review_margin: float,
+                  model: str | Path | None = None) -> tuple[Any, float, float, dict[str, Any]]:
+    """(the shipped detector, or the ``model`` card's, returning candidates down to the review floor, threshold,
+    review floor, model provenance)."""
     from spindledx.detection import shipped
-    from spindledx.detection.model import load_shipped_model
     from spindledx.provenance import model_provenance
 
-    model = load_shipped_model()
-    thr = model.threshold if threshold is None else float(threshold)
+    if model is None:
+        from spindledx.detection.model import load_shipped_model
+
+        loaded = load_shipped_model()
+        card: dict[str, Any] = {}
+    else:
+        from spindledx.detection.model import load_model_file
+
+        loaded = load_model_file(model)
+        card = {"model_card": str(model)}
+    thr = loaded.threshold if threshold is None else float(threshold)
     floor = max(0.0, thr - review_margin)
-    return shipped.shipped_detector(floor, prepare=True), thr, floor, model_provenance(model.description)
+    detector = shipped.shipped_detector(floor, prepare=True, model=model)
+    return detector, thr, floor, {**model_provenance(loaded.description), **card}
 
 
 def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (), slide: str | Path | None = None,
@@ -63,7 +73,9 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
              atypia: str | None = None, pattern: str | Sequence[str] = (), differentiation: int | None = None,
              mpp: float | None = None, threshold: float | None = None, review_margin: float = 0.2,
              hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2, ignore_unknown: bool = False,
-             overwrite: bool = False, detector: tuple[Any, float, float, dict[str, Any]] | None = None) -> CaseRun:
+             use_flagged_count: bool = False, roi: str | Path | None = None, roi_class: str | None = None,
+             model: str | Path | None = None, overwrite: bool = False,
+             detector: tuple[Any, float, float, dict[str, Any]] | None = None) -> CaseRun:
     """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report
     (what ``spindledx case`` does).
 
@@ -88,11 +100,18 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
         Area of one HPF.
     ignore_unknown
         Skip unknown markers with a warning.
+    use_flagged_count
+        Use a flagged count (implausible density, out of distribution) for the differential and the grade.
+    roi, roi_class
+        Region(s) of interest of the one tile or slide (GeoJSON as QuPath exports annotations) and the class of
+        the annotations to use.
+    model
+        A model card (the model contract) instead of the shipped model.
     overwrite
         Replace a case already in ``out_dir``.
     detector
         ``(detector, threshold, review floor, model provenance)`` instead of the shipped model
-        (:func:`case_detector`).
+        (:func:`case_detector`), e.g. a test double.
 
     Example: ``run = run_case("actin+ desmin+ CK-pan- CD34-", site="lung", tiles=["sample_slides"],
     out_dir="case_1"); print(run.case["differential"][0]["name"])``
@@ -123,7 +142,7 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
     hpf = hpf_area_mm2
     opts = CaseOptions(panel=panel, site=site, age=age, sex=sex, necrosis=necrosis,
                        atypia=atypia, pattern=patterns, differentiation=differentiation,
-                       ignore_unknown=ignore_unknown, hpf_area_mm2=hpf)
+                       ignore_unknown=ignore_unknown, hpf_area_mm2=hpf, use_flagged_count=use_flagged_count)
     check_options(opts)
     differential(opts, None)  # a bad panel or site fails here, before any image is scored
     if slide_path is None:
@@ -132,6 +151,9 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
         images = collect_images(tile_paths)[0]  # repeats scored once
     else:
         images = [slide_path]
+    from spindledx.slide.area import load_region
+
+    region = load_region(roi, roi_class, n_images=len(images))
     if out.exists() and not out.is_dir():
         raise BadInputError(f"out_dir {out}: exists and is not a folder", parameters="out_dir")
     from spindledx.engine.folder import output_folder
@@ -140,7 +162,9 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
                 "pattern": list(patterns), "differentiation": differentiation, "ignore_unknown": ignore_unknown,
                 "mpp": mpp, "threshold": threshold, "review_margin": review_margin, "hpf_area_mm2": hpf,
                 "evidence": [os.path.realpath(p) for p in images], "slide": slide_path is not None, "shape": shape,
-                "area_mm2": area_mm2}
+                "area_mm2": area_mm2, "use_flagged_count": use_flagged_count,
+                "roi": None if roi is None else os.path.realpath(roi), "roi_class": roi_class,
+                "model": None if model is None else os.path.realpath(model)}
     taken = (f"out_dir {out}: already holds a case (case.json); choose another folder, or overwrite=True to "
              "replace it")
     if (out / "case.json").exists() and not overwrite:
@@ -151,14 +175,15 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
         return _run_case(opts, images, out, slide=slide_path, shape=shape, area_mm2=area_mm2, mpp=mpp,
                          threshold=threshold, review_margin=review_margin, hpf=hpf, panel=panel, site=site, age=age,
                          necrosis=necrosis, atypia=atypia, patterns=patterns, differentiation=differentiation,
-                         detector=detector)
+                         detector=detector, roi=region, model=model)
 
 
 def _run_case(opts: Any, images: list[Path], out: Path, *, slide: Path | None, shape: str,
               area_mm2: float | None, mpp: float | None, threshold: float | None, review_margin: float, hpf: float,
               panel: str, site: str | None, age: float | None, necrosis: str | None, atypia: str | None,
               patterns: tuple[str, ...], differentiation: int | None,
-              detector: tuple[Any, float, float, dict[str, Any]] | None) -> CaseRun:
+              detector: tuple[Any, float, float, dict[str, Any]] | None, roi: Any = None,
+              model: str | Path | None = None) -> CaseRun:
     """Score the evidence, build the case and write its files (the caller holds the output folder)."""
     from spindledx.case.evidence import score_tiles
     from spindledx.case.page import render_case_html
@@ -168,22 +193,26 @@ def _run_case(opts: Any, images: list[Path], out: Path, *, slide: Path | None, s
     from spindledx.review.page import write_review_page
     from spindledx.summary import write_summary
 
-    run_detector, thr, floor, model = case_detector(threshold, review_margin) if detector is None else detector
+    run_detector, thr, floor, model_prov = (case_detector(threshold, review_margin, model) if detector is None
+                                            else detector)
     if slide is None:
         scored = score_tiles(images, stems=output_stems(images), detector=run_detector, threshold=thr,
-                             review_floor=floor, out_dir=out, model=model, mpp=mpp, hpf_area_mm2=hpf)
+                             review_floor=floor, out_dir=out, model=model_prov, mpp=mpp, hpf_area_mm2=hpf, roi=roi)
     else:
         from spindledx.case.evidence import score_slide
 
         scored = score_slide(slide, detector=run_detector, threshold=thr, review_floor=floor, out_dir=out,
-                             model=model, mpp=mpp, hpf_area_mm2=hpf, shape=shape, area_mm2=area_mm2)
-    count = pooled_count(scored.records, hpf_area_mm2=hpf, flags=scored.flags)
+                             model=model_prov, mpp=mpp, hpf_area_mm2=hpf, shape=shape, area_mm2=area_mm2, roi=roi)
+    count = pooled_count(scored.records, hpf_area_mm2=hpf, flags=scored.flags,
+                         method="detector" if slide is None else f"detector, {scored.records[0]['method']}")
+    count["counted_area"] = [r.get("counted_area") for r in scored.records]
     base = provenance(include_model=False)
-    prov = {"spindledx_version": base["spindledx_version"], **model, "threshold": thr, "review_floor": floor,
+    prov = {"spindledx_version": base["spindledx_version"], **model_prov, "threshold": thr, "review_floor": floor,
             "kb_version": base["kb_version"], "date": base["date"]}
     doc = build_case(opts, scored.records, count, provenance=prov,
                      evidence_source=({"kind": "tiles", "paths": [str(p) for p in images]} if slide is None else
-                                      {"kind": "slide hotspot", "path": str(slide), "shape": shape,
+                                      {"kind": "slide", "path": str(slide), "shape": shape,
+                                       "method": scored.records[0]["method"],
                                        "hotspot": scored.records[0]["hotspot"]}),
                      warnings=scored.warnings)
     written = [*scored.outputs, atomic_write_text(out / "case.json", json.dumps(doc, indent=2, ensure_ascii=False)),
@@ -194,6 +223,7 @@ def _run_case(opts: Any, images: list[Path], out: Path, *, slide: Path | None, s
         options={"panel": panel, "site": site, "age": age, "sex": opts.sex, "necrosis": necrosis,
                  "atypia": atypia, "pattern": list(patterns), "differentiation": differentiation,
                  "mpp": mpp, "threshold": thr, "review_margin": review_margin, "hpf_area_mm2": hpf,
+                 "roi": None if roi is None else roi.source,
                  **({"shape": shape, "area_mm2": area_mm2} if slide is not None else {})},
         counts={"images": len(scored.records), "mitoses": count["count"], "area_mm2": count["area_mm2"],
                 "candidates_below_threshold": sum(r["n_candidates_below_threshold"] for r in scored.records)},

@@ -39,13 +39,14 @@ class CaseOptions:
     differentiation: int | None = None
     ignore_unknown: bool = False
     hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2
+    use_flagged_count: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict of the inputs."""
         return {"panel": self.panel, "site": self.site, "age": self.age, "sex": self.sex,
                 "necrosis": self.necrosis, "atypia": self.atypia, "pattern": list(self.pattern),
                 "differentiation": self.differentiation, "ignore_unknown": self.ignore_unknown,
-                "hpf_area_mm2": self.hpf_area_mm2}
+                "hpf_area_mm2": self.hpf_area_mm2, "use_flagged_count": self.use_flagged_count}
 
 
 def check_options(opts: CaseOptions) -> None:
@@ -77,26 +78,13 @@ def pooled_count(records: Sequence[dict[str, Any]], *, hpf_area_mm2: float, meth
     """
     if not records:
         raise BadInputError("no image could be counted")
-    value = counting.MitoticDensity.of(int(sum(r["count"] for r in records)),
-                                       float(sum(r["area_mm2"] for r in records)), hpf_area_mm2)
-    n_hpf = value.area_mm2 / value.hpf_area_mm2
-    flags = set(flags)
-    from spindledx.detection.guard import IMPLAUSIBLE_DENSITY, density_is_implausible, density_message
-
-    messages = []
-    if density_is_implausible(value.count, value.area_mm2):
-        flags.add(IMPLAUSIBLE_DENSITY)
-        messages.append(density_message(value.count, value.area_mm2))
-    low, high = value.per_10hpf_interval()
+    record = counting.count_record(int(sum(r["count"] for r in records)),
+                                   float(sum(r["area_mm2"] for r in records)), hpf_area_mm2, method=method,
+                                   flags=sorted(set(flags)))
     atypical = [r.get("atypical_count") for r in records]
-    atypical_count = int(sum(atypical)) if atypical and all(a is not None for a in atypical) else None
-    return {"flag_messages": messages, "atypical_count": atypical_count,
-            "method": method, "count": value.count, "area_mm2": round(value.area_mm2, 6),
-            "hpf_area_mm2": round(value.hpf_area_mm2, 6), "n_hpf": round(n_hpf, 3),
-            "mitoses_per_mm2": round(value.per_mm2, 4), "mitoses_per_10hpf": round(value.per_10hpf, 3),
-            "mitoses_per_10hpf_ci95": [round(low, 3), round(high, 3)],
-            "mitotic_scores_ci95": list(value.fnclcc_scores_in_interval()),
-            "extrapolated": bool(n_hpf < 10.0), "n_images": len(records), "flags": sorted(set(flags))}
+    record["atypical_count"] = int(sum(atypical)) if atypical and all(a is not None for a in atypical) else None
+    record["n_images"] = len(records)
+    return record
 
 
 def _supported_kwargs(func: Callable[..., Any]) -> set[str]:
@@ -116,14 +104,21 @@ def differential(opts: CaseOptions, count: dict[str, Any] | None) -> tuple[dict[
                               "pattern": list(opts.pattern) or None}
     if opts.necrosis is not None:
         wanted["necrosis"] = "no" if opts.necrosis in ("none", "no") else "yes"
-    if count is not None:
+    notes = []
+    flagged = count is not None and bool(count.get("flags"))
+    if count is not None and (not flagged or opts.use_flagged_count):
         wanted["mitoses"] = float(count["mitoses_per_mm2"])
+    elif flagged:
+        notes.append(f"the mitotic count is flagged ({', '.join(f.replace('_', ' ') for f in count['flags'])}): "
+                     "it is not used as evidence in the differential (--use-flagged-count uses it)")
     kwargs = {k: v for k, v in wanted.items() if v is not None and k in supported}
-    notes = [f"the IHC interpreter of this version does not take '{k}': not used in the differential"
-             for k, v in wanted.items() if v is not None and k not in supported]
+    notes += [f"the IHC interpreter of this version does not take '{k}': not used in the differential"
+              for k, v in wanted.items() if v is not None and k not in supported]
     result = interpret_panel(opts.panel, site=opts.site, ignore_unknown=opts.ignore_unknown, **kwargs)
     doc = result.to_json()
     doc["morphology_used"] = sorted(kwargs)
+    if "mitoses" in kwargs and flagged:
+        doc["morphology_used_flagged"] = ["mitoses"]
     return doc, notes
 
 
@@ -168,19 +163,21 @@ def grade(opts: CaseOptions, leading_entity: str, count: dict[str, Any]) -> dict
         out.update(status="incomplete", reason=reason)
         return out
     g = counting.fnclcc_grade(mitoses=count["count"], differentiation_score=diff, necrosis=nec,
-                              area_mm2=count["area_mm2"], hpf_area=count["hpf_area_mm2"])
+                              area_mm2=count["area_mm2"], hpf_area=count["hpf_area_mm2"],
+                              flags=list(count.get("flags") or []), use_flagged_count=opts.use_flagged_count)
     out.update(differentiation_score=g.differentiation_score, mitotic_score=g.mitotic_score,
                necrosis_score=g.necrosis_score, total=g.total, necrosis=nec, area_note=g.area_note,
-               caveats=list(g.caveats), mitoses_per_10hpf=round(g.mitoses_per_10hpf, 3))
+               caveats=list(g.caveats), mitoses_per_10hpf=round(g.mitoses_per_10hpf, 3), flags=list(g.flags))
     out["assumptions"].append(g.area_note)
     out["assumptions"].append(f"mitotic count from the {count['method']} "
                               f"({count['count']} figures in {count['area_mm2']:.3f} mm²)")
-    if count["extrapolated"]:
-        out.update(status="extrapolated", extrapolated_grade=g.grade,
-                   reason=f"only {count['n_hpf']:.2f} HPF ({count['area_mm2']:.3f} mm²) were counted; FNCLCC "
-                          "counts 10 HPF: the mitotic score and grade are extrapolations, not an FNCLCC grade")
-    else:
-        out.update(status="graded", grade=g.grade)
+    out.update(status=g.status, grade=g.grade)
+    if g.status == "extrapolated":
+        out.update(extrapolated_grade=g.extrapolated_grade, reason=g.reason)
+    elif g.status == "flagged":
+        out.update(flagged_grade=g.flagged_grade, reason=g.reason)
+    elif g.flags:
+        out["assumptions"].append("graded from a flagged count, as asked (--use-flagged-count)")
     return out
 
 
@@ -198,12 +195,18 @@ def build_case(opts: CaseOptions, tiles: Sequence[dict[str, Any]], count: dict[s
     for flag in count.get("flags") or []:
         all_warnings.append(f"detector flag on the count: {flag.replace('_', ' ')}")
     all_warnings.extend(count.get("flag_messages") or [])
-    all_warnings.append("the mitotic detector is a screening aid (cross-validated F1 about 0.58 on breast "
-                        "carcinoma fields): confirm the figures with `spindledx review`")
+    if provenance.get("model_card"):
+        all_warnings.append(f"the figures were proposed by the model {provenance.get('model_name')} "
+                            f"{provenance.get('model_version')} given with --model: confirm them with "
+                            "`spindledx review`")
+    else:
+        all_warnings.append("the mitotic detector is a screening aid (cross-validated F1 about 0.58 on breast "
+                            "carcinoma fields): confirm the figures with `spindledx review`")
     doc = {"format": "spindledx-case/1", "inputs": {**opts.to_json(), "evidence": evidence_source},
            "count": count, "tiles": list(tiles), "differential": diff["differential"],
            "next_markers": diff["next_markers"], "panel": diff.get("panel"), "site": diff.get("site"),
-           "prior": diff.get("prior"), "morphology_used": diff.get("morphology_used"), "grade": grade_doc,
+           "prior": diff.get("prior"), "morphology_used": diff.get("morphology_used"),
+           "morphology_used_flagged": diff.get("morphology_used_flagged") or [], "grade": grade_doc,
            "warnings": all_warnings, "image_warnings": list(warnings), "provenance": provenance}
     if review is not None:
         doc["review"] = review

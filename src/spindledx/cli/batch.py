@@ -26,6 +26,7 @@ def batch(
     hpf_area_mm2: opts.HpfArea = None,
     field_number: opts.FieldNumber = None,
     objective: opts.Objective = None,
+    allow_unusual_hpf: opts.AllowUnusualHpf = False,
     progress: opts.Progress = None,
     overwrite: opts.Overwrite = False,
 ) -> None:
@@ -38,7 +39,8 @@ def batch(
 
     if mpp is not None:
         counting.check_mpp(mpp)
-    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
+    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective,
+                                             allow_unusual_hpf=allow_unusual_hpf)
     opts.check_out_dir(out)
     opts.check_dask(dask)
     report = run_batch(source, out_dir=out, jobs=opts.resolve_jobs(jobs), dask=dask, mpp=mpp,

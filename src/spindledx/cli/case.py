@@ -8,7 +8,20 @@ from pathlib import Path
 import typer
 
 from spindledx import counting
-from spindledx.cli.options import CaseShape, FieldNumber, HpfArea, Mpp, Objective, Overwrite, Threshold
+from spindledx.cli.options import (
+    AllowUnusualHpf,
+    CaseShape,
+    FieldNumber,
+    HpfArea,
+    Mpp,
+    Objective,
+    Overwrite,
+    Roi,
+    RoiClass,
+    Threshold,
+    UseFlaggedCount,
+)
+from spindledx.cli.options import Model as ModelCard
 from spindledx.errors import BadInputError
 
 
@@ -43,6 +56,11 @@ def case(
     field_number: FieldNumber = None,
     objective: Objective = None,
     ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers with a warning."),
+    allow_unusual_hpf: AllowUnusualHpf = False,
+    use_flagged_count: UseFlaggedCount = False,
+    roi: Roi = None,
+    roi_class: RoiClass = None,
+    model: ModelCard = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report.
@@ -54,12 +72,13 @@ def case(
     extra = list(ctx.args)
     if extra and not tiles:
         raise BadInputError(f"unexpected argument '{extra[0]}' (tiles go after --tiles)")
-    hpf = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
+    hpf = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective, allow_unusual_hpf=allow_unusual_hpf)
     run = run_case(panel, out_dir=out, tiles=[*(tiles or []), *(Path(a) for a in extra)], slide=slide,
                    shape=CaseShape(shape).value, area_mm2=area_mm2, site=site, age=age, sex=sex, necrosis=necrosis,
                    atypia=atypia, pattern=pattern or [], differentiation=differentiation, mpp=mpp,
                    threshold=threshold, review_margin=review_margin, hpf_area_mm2=hpf,
-                   ignore_unknown=ignore_unknown, overwrite=overwrite)
+                   ignore_unknown=ignore_unknown, use_flagged_count=use_flagged_count, roi=roi, roi_class=roi_class,
+                   model=model, overwrite=overwrite)
     for w in run.warnings:
         typer.echo(f"warning: {w}", err=True)
     doc, count = run.case, run.count

@@ -28,9 +28,14 @@ def grade(
     entity: str | None = typer.Option(None, "--entity", help="Entity (id, name or alias, as in `panel`), to look "
                                       "up the differentiation score."),
     pattern: str = typer.Option("conventional", "--pattern", help="Histological pattern for --entity."),
+    allow_unusual_hpf: opts.AllowUnusualHpf = False,
+    use_flagged_count: opts.UseFlaggedCount = False,
     fmt: opts.Report = opts.ReportFormat.table,
 ) -> None:
     """FNCLCC grade: differentiation + mitotic score + necrosis, stating the area the count refers to.
+
+    A count over less than 10 HPF of area, or beyond any tumour's density, gives no grade (exit 0, with the
+    reason and the grade the count would give).
 
     Example: spindledx grade --mitoses 12 --necrosis "<50" --entity leiomyosarcoma
     """
@@ -42,13 +47,21 @@ def grade(
         entity = resolve_entity(entity)
         differentiation = counting.differentiation_score_for(entity, pattern)
     fmt = fmt.value
-    field_area = counting.resolve_hpf_area_mm2(hpf_area, field_number, objective)
+    field_area = counting.resolve_hpf_area_mm2(hpf_area, field_number, objective,
+                                               allow_unusual_hpf=allow_unusual_hpf)
     result = counting.fnclcc_grade(mitoses=mitoses, differentiation_score=differentiation, necrosis=necrosis,
-                                   area_mm2=area_mm2, n_hpf=hpf, hpf_area=field_area)
+                                   area_mm2=area_mm2, n_hpf=hpf, hpf_area=field_area,
+                                   use_flagged_count=use_flagged_count)
     if fmt == "json":
-        typer.echo(json.dumps(dataclasses.asdict(result), indent=2, ensure_ascii=False))
+        doc = dataclasses.asdict(result)
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
-    table = Table(title=f"FNCLCC grade {result.grade}", show_header=True)
+    if result.grade is not None:
+        title = f"FNCLCC grade {result.grade}" + (" (from a flagged count)" if result.flags else "")
+    else:
+        would = result.extrapolated_grade if result.status == "extrapolated" else result.flagged_grade
+        title = f"No FNCLCC grade ({result.status}; the count would give {would})"
+    table = Table(title=title, show_header=True)
     table.add_column("parameter")
     table.add_column("score", justify="right")
     table.add_column("basis")
@@ -60,6 +73,10 @@ def grade(
     console = Console()
     console.print(table)
     console.print(f"Area: {result.area_note}")
+    if result.reason:
+        from rich.text import Text
+
+        console.print(Text.assemble(("no grade: ", "bold"), result.reason))
     for caveat in result.caveats:
         console.print(f"[yellow]caveat:[/yellow] {caveat}")
 

@@ -97,6 +97,18 @@ HpfArea = Annotated[float | None, typer.Option("--hpf-area-mm2", help="Area of o
                                                "field number and objective, 22 / 40x = 0.238 mm²).")]
 FieldNumber = Annotated[float | None, typer.Option("--field-number", help="Eyepiece field number in mm (default 22).")]
 Objective = Annotated[float | None, typer.Option("--objective", help="Objective magnification (default 40).")]
+AllowUnusualHpf = Annotated[bool, typer.Option("--allow-unusual-hpf", help="Accept an HPF area outside 0.15-0.35 mm² "
+                                              "(the 40x fields in use).")]
+UseFlaggedCount = Annotated[bool, typer.Option("--use-flagged-count", help="Use a flagged count (implausible "
+                                               "density, out-of-distribution, ...) for the grade and the "
+                                               "differential anyway; it stays marked as flagged.")]
+Roi = Annotated[Path | None, typer.Option("--roi", help="Region(s) of interest: GeoJSON as QuPath exports "
+                                          "annotations (Polygon/MultiPolygon, holes kept); only this region is "
+                                          "counted.")]
+RoiClass = Annotated[str | None, typer.Option("--roi-class", help="With --roi: use only the annotations of this "
+                                              "QuPath classification (e.g. Tumor).")]
+Model = Annotated[Path | None, typer.Option("--model", help="Detector to use instead of the shipped one: a model "
+                                            "card (JSON) next to its ONNX file, following the model contract.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Write into an --out folder that holds other files or "
                                         "another run (the files that run listed as its outputs are replaced).")]
 Dask = Annotated[str | None, typer.Option("--dask", help="Run on Dask: 'local' (a local cluster) or a scheduler "

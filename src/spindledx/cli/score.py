@@ -30,10 +30,16 @@ def score(
     hpf_area_mm2: opts.HpfArea = None,
     field_number: opts.FieldNumber = None,
     objective: opts.Objective = None,
+    allow_unusual_hpf: opts.AllowUnusualHpf = False,
     progress: opts.Progress = None,
+    roi: opts.Roi = None,
+    roi_class: opts.RoiClass = None,
+    model: opts.Model = None,
     overwrite: opts.Overwrite = False,
 ) -> None:
     """Detect mitotic figures and count them per mm² and per 10 HPF (HPF area stated).
+
+    The counted area is the image's tissue, within the --roi region when one is given.
 
     Example: spindledx score sample_slides --out results
     """
@@ -44,9 +50,10 @@ def score(
     if mpp is not None:
         counting.check_mpp(mpp)
     opts.check_out_dir(out)
-    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
-    run = score_images(paths, out_dir=out, mpp=mpp, threshold=threshold, hpf_area_mm2=hpf_area,
-                       overwrite=overwrite, progress=opts.resolve_progress(progress),
+    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective,
+                                             allow_unusual_hpf=allow_unusual_hpf)
+    run = score_images(paths, out_dir=out, mpp=mpp, threshold=threshold, hpf_area_mm2=hpf_area, roi=roi,
+                       roi_class=roi_class, model=model, overwrite=overwrite, progress=opts.resolve_progress(progress),
                        on_error=lambda message: typer.echo(f"error: {message}", err=True))
     results = run.results
     _print_warnings(run.warnings)
@@ -194,7 +201,42 @@ def evaluate(
         raise BadInputError(f"{len(failures)} images could not be scored (the other {len(rows)} were evaluated)")
 
 
+def count_points(
+    points: Path = typer.Argument(..., metavar="POINTS", help="QuPath GeoJSON (points, detections) or CSV x,y[,class]"
+                                                           " in pixels of the image."),
+    image: Path = typer.Option(..., "--image", help="The image the points were marked on (for µm/px and tissue)."),
+    point_class: str | None = typer.Option(None, "--class", help="Count only points of this class (e.g. Mitosis)."),
+    mpp: opts.Mpp = None,
+    fmt: opts.Format = opts.OutputFormat.table,
+    out: Path | None = opts.out_option("Folder for the CSV, GeoJSON, overlay PNG + summary, as `score` writes."),
+    hpf_area_mm2: opts.HpfArea = None,
+    field_number: opts.FieldNumber = None,
+    objective: opts.Objective = None,
+    allow_unusual_hpf: opts.AllowUnusualHpf = False,
+    roi: opts.Roi = None,
+    roi_class: opts.RoiClass = None,
+    overwrite: opts.Overwrite = False,
+) -> None:
+    """Count figures marked elsewhere (QuPath points, another detector) on their image, as `score` counts.
+
+    Example: spindledx count-points corrected.geojson --image tile.png --class Mitosis
+    """
+    from spindledx.mitosis.run import count_points as count
+
+    fmt = fmt.value
+    if mpp is not None:
+        counting.check_mpp(mpp)
+    opts.check_out_dir(out)
+    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective,
+                                             allow_unusual_hpf=allow_unusual_hpf)
+    counted = count(points, image, point_class=point_class, mpp=mpp, out_dir=out, hpf_area_mm2=hpf_area, roi=roi,
+                    roi_class=roi_class, overwrite=overwrite)
+    _print_warnings(counted.warnings)
+    _render([counted.result], fmt, hpf_area)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``score`` and ``evaluate`` to the spindledx app."""
+    """Add ``score``, ``evaluate`` and ``count-points`` to the spindledx app."""
     app.command("score")(score)
     app.command("evaluate")(evaluate)
+    app.command("count-points")(count_points)

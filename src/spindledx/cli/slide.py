@@ -31,6 +31,7 @@ def slide(
     hpf_area_mm2: opts.HpfArea = None,
     field_number: opts.FieldNumber = None,
     objective: opts.Objective = None,
+    allow_unusual_hpf: opts.AllowUnusualHpf = False,
     threshold: opts.Threshold = None,
     jobs: opts.Jobs = None,
     dask: opts.Dask = None,
@@ -40,6 +41,9 @@ def slide(
     tile_um: float = typer.Option(DEFAULT_TILE_UM, "--tile-um", help="Tile core side in µm."),
     margin_um: float = typer.Option(DEFAULT_MARGIN_UM, "--margin-um", help="Tile overlap on each side, µm."),
     backend: opts.Backend = opts.SlideBackend.auto,
+    roi: opts.Roi = None,
+    roi_class: opts.RoiClass = None,
+    model: opts.Model = None,
     overwrite: opts.Overwrite = False,
 ) -> None:
     """Find the mitotic hotspot of a whole-slide image: count there and on average over the tissue.
@@ -56,12 +60,13 @@ def slide(
     counting.check_mpp(work_mpp)
     opts.check_out_dir(out)
     opts.check_dask(dask)
-    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective)
+    hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective,
+                                             allow_unusual_hpf=allow_unusual_hpf)
     run = analyze_slide(path, out_dir=out, mpp=mpp, area_mm2=area_mm2, shapes=shape.shapes,
                         min_tissue_fraction=min_tissue_fraction, hpf_area_mm2=hpf_area, threshold=threshold,
                         jobs=jobs, dask=dask, restart=restart, progress=opts.resolve_progress(progress),
                         work_mpp=work_mpp, tile_um=tile_um, margin_um=margin_um, backend=backend.value,
-                        overwrite=overwrite, shape_label=shape.value)
+                        roi=roi, roi_class=roi_class, model=model, overwrite=overwrite, shape_label=shape.value)
     result, paths = run.result, run.paths
     for hotspot in result.hotspots:
         for warning in hotspot.warnings:
@@ -93,9 +98,16 @@ def _render_table(result: SlideResult) -> None:
                       f"{h.mitoses_per_mm2:.2f}", f"{h.mitoses_per_10hpf:.1f}",
                       f"{h.mitotic_score} (flagged)" if flags else str(h.mitotic_score))
     a = result.average
-    table.add_row("average over all tissue", f"{a.area_mm2:.3f}", str(a.count), f"{a.mitoses_per_mm2:.2f}",
+    table.add_row("average over the counted area", f"{a.area_mm2:.3f}", str(a.count), f"{a.mitoses_per_mm2:.2f}",
                   f"{a.mitoses_per_10hpf:.1f}", f"{a.mitotic_score} (flagged)" if flags else str(a.mitotic_score))
     console.print(table)
+    if result.answer is not None:
+        c = result.answer
+        console.print(f"Count: {c['count']} mitoses in {c['area_mm2']:.3f} mm² ({c['method']}) = "
+                      f"{c['mitoses_per_mm2']:.2f}/mm² = {c['mitoses_per_10hpf']:.1f}/10 HPF (95 % "
+                      f"{c['mitoses_per_10hpf_ci95'][0]:.1f}-{c['mitoses_per_10hpf_ci95'][1]:.1f}; {c['n_hpf']:.2f} HPF"
+                      + (", extrapolated" if c["extrapolated"] else "") + ")"
+                      + (f"; flagged: {', '.join(c['flags'])}" if c["flags"] else ""), highlight=False)
     if result.checks is not None:
         checks = result.checks.to_json(len(result.detections))
         if checks["atypical_count"] is not None:

@@ -102,36 +102,47 @@ class ModelDetector:
         Decision threshold; None for the model's cross-validated one.
     threads
         onnxruntime threads (1 in worker processes).
+    model_path
+        A model card (JSON) with its ONNX file that follows the model contract (``docs/guide/models.md``), used
+        instead of the shipped model.
     """
 
-    def __init__(self, *, threshold: float | None = None, threads: int = 2) -> None:
+    model_path: str | None = None  # also the value of an object pickled before the field existed
+
+    def __init__(self, *, threshold: float | None = None, threads: int = 2,
+                 model_path: str | None = None) -> None:
         self.threshold = threshold
         self.threads = threads
+        self.model_path = None if model_path is None else str(model_path)
 
     @property
     def model_description(self) -> ModelDescription:
-        """The shipped model's description (read without loading the ONNX file)."""
-        from spindledx.detection.model import shipped_description
+        """The model's description (read without loading the ONNX file)."""
+        from spindledx.detection.model import read_description, shipped_description
 
-        return shipped_description()
+        return shipped_description() if self.model_path is None else read_description(self.model_path)
+
+    def _model(self):
+        from spindledx.detection.model import load_model_file, load_shipped_model
+
+        if self.model_path is None:
+            return load_shipped_model(self.threads)
+        return load_model_file(self.model_path, threads=self.threads)
 
     @property
     def name(self) -> str:
         """``spindledx.detection.detect_mitoses(threshold=..., model=VERSION sha256:...)``."""
         desc = self.model_description
+        named = "" if self.model_path is None else f"{desc.extra.get('name') or 'model'} "
         return (f"spindledx.detection.detect_mitoses(threshold={self.threshold!r}, "
-                f"model={desc.version} sha256:{desc.sha256[:12]})")
+                f"model={named}{desc.version} sha256:{desc.sha256[:12]})")
 
     def prepare(self) -> None:
         """Load and verify the model now, so a missing or corrupt model fails before any tile is read."""
-        from spindledx.detection.model import load_shipped_model
-
-        load_shipped_model(self.threads)
+        self._model()
 
     def __call__(self, rgb: np.ndarray, mpp: float) -> list[Detection]:
-        from spindledx.detection.model import load_shipped_model
-
-        return detect_mitoses(rgb, mpp, threshold=self.threshold, model=load_shipped_model(self.threads))
+        return detect_mitoses(rgb, mpp, threshold=self.threshold, model=self._model())
 
 
 def detector_caveat(detector: object) -> str | None:
@@ -147,6 +158,11 @@ def detector_caveat(detector: object) -> str | None:
     if description is None:
         return None
     f1 = description.extra.get("cv", {}).get("mean_f1")
+    if getattr(as_detector(detector), "model_path", None) is not None:
+        name = description.extra.get("name") or "model"
+        return (f"Detector model {name} {description.version} (sha256 {description.sha256[:12]}), given with "
+                "--model: its accuracy is its card's; check the detections on the overlay (--out) before "
+                "reporting a count.")
     accuracy = f"cross-validated F1 {f1:.2f} on breast-carcinoma fields" if f1 is not None else "accuracy unmeasured"
     return (f"Detector model {description.version}: {accuracy} (docs/model-card.md). A screening aid: check "
             "the detections on the overlay (--out) before reporting a count.")

@@ -38,17 +38,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from spindledx.imaging.stain import REFERENCE_STAIN_MATRIX, rgb_to_od
-
-#: Upper bound of a plausible mitotic density (mitoses per mm²); see the module docstring for its basis.
-DENSITY_BOUND_PER_MM2 = 100.0
-#: Where the bound comes from (printed with the flag).
-DENSITY_BOUND_SOURCE = (
-    "small-cell lung carcinoma averages 60-80 mitoses per 2 mm² (WHO Lung 2015; Nicholson 2002, PMID 12218575); "
-    "100/mm² allows 2.5-3x for hotspots (estimate)"
+from spindledx.counting import (  # noqa: F401 (re-exported: the density test and its wording live in counting)
+    DENSITY_BOUND_PER_MM2,
+    DENSITY_BOUND_SOURCE,
+    DENSITY_FALSE_ALARM,
+    density_is_implausible,
+    density_message,
 )
-#: One-sided false-alarm probability of the density test at the bound.
-DENSITY_FALSE_ALARM = 1e-3
+from spindledx.imaging.stain import REFERENCE_STAIN_MATRIX, rgb_to_od
 
 #: Flag names (stable: other commands and tools read them).
 IMPLAUSIBLE_DENSITY = "implausible_density"
@@ -171,19 +168,6 @@ def ood_score(rgb: np.ndarray, mpp: float, reference: GuardReference | None = No
     return ref.distance2(feats)
 
 
-def density_is_implausible(count: int, area_mm2: float, *, bound_per_mm2: float = DENSITY_BOUND_PER_MM2,
-                           false_alarm: float = DENSITY_FALSE_ALARM) -> bool:
-    """True when ``count`` figures in ``area_mm2`` are implausible even at ``bound_per_mm2``.
-
-    One-sided Poisson test: P(N ≥ count | mean = bound × area) < ``false_alarm``.
-    """
-    if count <= 0 or area_mm2 <= 0:
-        return False
-    from scipy.stats import poisson
-
-    return bool(poisson.sf(count - 1, bound_per_mm2 * area_mm2) < false_alarm)
-
-
 def min_implausible_count(area_mm2: float, *, bound_per_mm2: float = DENSITY_BOUND_PER_MM2,
                           false_alarm: float = DENSITY_FALSE_ALARM) -> int:
     """Smallest count that :func:`density_is_implausible` flags in ``area_mm2``."""
@@ -210,12 +194,6 @@ class GuardResult:
             "density_bound_per_mm2": self.density_bound_per_mm2,
             "flag_messages": list(self.messages),
         }
-
-
-def density_message(count: int, area_mm2: float) -> str:
-    return (f"{count} detections in {area_mm2:.3g} mm² ({count / area_mm2:.0f}/mm²) is beyond what any tumour shows "
-            f"(bound {DENSITY_BOUND_PER_MM2:.0f}/mm²: {DENSITY_BOUND_SOURCE}); the detector is probably firing on "
-            "non-mitotic nuclei: check the overlay, do not grade from this count")
 
 
 def ood_message(score: float, threshold: float) -> str:

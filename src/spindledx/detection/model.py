@@ -192,6 +192,19 @@ class MitosisModel:
         self._session = ort.InferenceSession(_as_resource(onnx_path).read_bytes(), opts,
                                              providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
+        self._check_contract()
+
+    def _check_contract(self) -> None:
+        """Refuse an ONNX file whose input is not ``(N, 3, S, S)`` float with ``S`` the card's patch size."""
+        inputs = self._session.get_inputs()
+        shape = list(inputs[0].shape)
+        size = self.description.patch_size
+        ok = (len(inputs) == 1 and len(shape) == 4 and "float" in str(inputs[0].type)
+              and all(d == want for d, want in zip(shape[1:], (3, size, size), strict=True) if isinstance(d, int)))
+        if not ok or len(self._session.get_outputs()) < 1:
+            raise BadInputError(f"model {getattr(self.onnx_path, 'name', self.onnx_path)}: input {shape} "
+                                f"({inputs[0].type}) does not follow the model contract: one float input "
+                                f"(N, 3, {size}, {size}) RGB in [0, 1], as the card's patch_size says")
 
     @classmethod
     def from_description(cls, desc: dict[str, Any] | ModelDescription, onnx_path: str | Path) -> MitosisModel:
@@ -277,6 +290,22 @@ def load_model(description_path: str | Path | Traversable | None = None, *, thre
     onnx_path = folder / desc.onnx_file
     verify_checksum(onnx_path, desc.sha256)
     return MitosisModel(desc, onnx_path, threads=threads)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_model_file(path: str, mtime_ns: int, threads: int) -> MitosisModel:
+    return load_model(path, threads=threads)
+
+
+def load_model_file(path: str | Path, *, threads: int = 2) -> MitosisModel:
+    """A model card (JSON) and its ONNX file from disk (the model contract, ``docs/guide/models.md``), checksum
+    verified and loaded once per process, file version and thread setting."""
+    import os
+
+    real = os.path.realpath(path)
+    if not os.path.isfile(real):
+        raise BadInputError(f"{path}: no such model card (a JSON file naming its ONNX file)")
+    return _load_model_file(real, os.stat(real).st_mtime_ns, threads)
 
 
 @functools.lru_cache(maxsize=4)

@@ -226,6 +226,9 @@ def parse_panel(text: str, ignore_unknown: bool = False, *, kb: KnowledgeBase | 
                     ignored.append(token)
                     continue
                 raise BadInputError(f"'{token}' has no result: write e.g. {name}+, {name}- or {name}:focal")
+            if word == "not-done":  # "HHV8 not done", "SS18 FISH pending": no result to count
+                warnings.append(f"{name}: not done ('{token}'), not counted")
+                continue
             try:
                 moved = wording.molecular_test(name, word)
             except KeyError:

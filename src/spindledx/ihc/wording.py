@@ -34,6 +34,8 @@ _PHRASES: dict[tuple[str, ...], str] = {
     ("translocation",): "rearranged", ("translocated",): "rearranged",
     ("not", "mutated"): "not-mutated", ("no", "mutation"): "not-mutated", ("wild-type",): "not-mutated",
     ("wild", "type"): "not-mutated", ("wildtype",): "not-mutated", ("mutated",): "mutated", ("mutation",): "mutated",
+    ("not", "done"): "not-done", ("not", "performed"): "not-done", ("not", "tested"): "not-done",
+    ("pending",): "not-done", ("n/a",): "not-done", ("nd",): "not-done",
     ("not", "detected"): "negative", ("detected",): "positive", ("absent",): "negative", ("present",): "positive",
     ("positive",): "positive", ("negative",): "negative", ("pos",): "positive", ("neg",): "negative",
     ("focally", "positive"): "focal", ("weakly", "positive"): "focal", ("patchy", "positive"): "focal",

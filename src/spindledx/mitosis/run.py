@@ -1,5 +1,7 @@
-"""``score_images``: the ``score`` command as a library call (images or folders -> counts, optionally an output
-folder with per-image CSV, GeoJSON, overlay, review candidates and ``summary.json``)."""
+"""The tile commands as library calls: :func:`score_images` (``score``: images or folders -> counts, optionally an
+output folder with per-image CSV, GeoJSON, overlay, review candidates and ``summary.json``),
+:func:`count_points` (``count-points``: figures marked elsewhere, counted as ``score`` counts) and
+:func:`evaluate_images` (``evaluate``)."""
 
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ class ScoreRun:
 
 def score_images(paths: Iterable[str | Path], *, out_dir: str | Path | None = None, mpp: float | None = None,
                  threshold: float | None = None, hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2,
+                 roi: str | Path | None = None, roi_class: str | None = None, model: str | Path | None = None,
                  detector: Any | None = None, overwrite: bool = False, progress: bool = False,
                  on_error: Callable[[str], None] | None = None) -> ScoreRun:
     """Detect mitotic figures in images (files or folders of png/jpg/tif) and count them per mm² and per 10 HPF:
@@ -71,6 +74,11 @@ def score_images(paths: Iterable[str | Path], *, out_dir: str | Path | None = No
         Minimum detection score (default: the model's).
     hpf_area_mm2
         Area of one HPF in mm².
+    roi, roi_class
+        Region(s) of interest of a single image (GeoJSON as QuPath exports annotations), and the class of the
+        annotations to use; the counted area is the image's tissue within the region.
+    model
+        A model card (JSON beside its ONNX file, the model contract) to use instead of the shipped model.
     detector
         A :class:`spindledx.detection.Detector` or ``(rgb, mpp) -> detections`` callable (default: the shipped
         model, :func:`spindledx.detection.shipped.shipped_detector`).
@@ -96,36 +104,41 @@ def score_images(paths: Iterable[str | Path], *, out_dir: str | Path | None = No
     from spindledx.engine.folder import collect_images
 
     images, repeats = collect_images(paths)
-    if detector is None:
-        from spindledx.detection import shipped
+    from spindledx.slide.area import load_region
 
-        detector = shipped.shipped_detector(threshold, prepare=True)
+    region = load_region(roi, roi_class, n_images=len(images))
+    from spindledx.detection import shipped
+
+    def load(t: float | None) -> Any:
+        return shipped.shipped_detector(t, prepare=True, model=model)
+
+    if detector is None:
+        detector = load(threshold)
     if out is None:
         return _score(images, detector, None, mpp=mpp, threshold=threshold, hpf_area=hpf_area_mm2,
-                      progress=progress, repeats=repeats, on_error=on_error)
+                      progress=progress, repeats=repeats, on_error=on_error, roi=region, load=load)
     from spindledx.engine.folder import output_folder
 
     settings = {"inputs": [os.path.realpath(i) for i in images], "mpp": mpp, "threshold": threshold,
-                "hpf_area_mm2": hpf_area_mm2}
+                "hpf_area_mm2": hpf_area_mm2, "roi": None if roi is None else os.path.realpath(roi),
+                "roi_class": roi_class, "model": None if model is None else os.path.realpath(model)}
     with output_folder(out, "score", settings, overwrite=overwrite):
         return _score(images, detector, out, mpp=mpp, threshold=threshold, hpf_area=hpf_area_mm2,
-                      progress=progress, repeats=repeats, on_error=on_error)
+                      progress=progress, repeats=repeats, on_error=on_error, roi=region, load=load)
 
 
 def _score(images: list[Path], detector: Any, out: Path | None, *, mpp: float | None, threshold: float | None,
-           hpf_area: float, progress: bool, repeats: list[str],
-           on_error: Callable[[str], None] | None) -> ScoreRun:
+           hpf_area: float, progress: bool, repeats: list[str], on_error: Callable[[str], None] | None,
+           roi: Any, load: Callable[[float | None], Any]) -> ScoreRun:
     """The body of :func:`score_images` (with ``out``, the caller holds the output folder)."""
     from spindledx.imaging.reader import read_image
     from spindledx.mitosis.score import score_image
 
     recorder = None
     if out is not None:  # candidates down to just below the threshold, for `spindledx review OUT`
-        from spindledx.detection import shipped
         from spindledx.review.candidates import CandidateRecorder
 
-        recorder = CandidateRecorder.around(detector, lambda t: shipped.shipped_detector(t, prepare=True),
-                                            threshold=threshold)
+        recorder = CandidateRecorder.around(detector, load, threshold=threshold)
     stems = output_stems(images)
     results: list[TileScore] = []
     failures: list[tuple[str, str]] = []
@@ -136,9 +149,9 @@ def _score(images: list[Path], detector: Any, out: Path | None, *, mpp: float | 
                 tile = read_image(image, mpp=mpp)
                 if recorder is not None:
                     result = score_image(tile, detector=recorder, hpf_area_mm2=hpf_area,
-                                         threshold=recorder.threshold)
+                                         threshold=recorder.threshold, roi=roi)
                 else:
-                    result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area)
+                    result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area, roi=roi)
             except BadInputError as exc:
                 if on_error is not None:
                     on_error(str(exc))
@@ -166,10 +179,103 @@ def _score(images: list[Path], detector: Any, out: Path | None, *, mpp: float | 
         written.append(write_detections_csv(results, out / "mitoses.csv"))
         write_summary_json(results, out, provenance=detector_provenance(detector, threshold=threshold),
                            inputs=[printable(i) for i in images], outputs=written, failed=failures,
-                           options={"mpp": mpp, "threshold": threshold, "hpf_area_mm2": hpf_area},
+                           options={"mpp": mpp, "threshold": threshold, "hpf_area_mm2": hpf_area,
+                                    "roi": None if roi is None else roi.source},
                            warnings=warnings)
     return ScoreRun(results=results, failures=failures, warnings=warnings, outputs=written, n_images=len(images),
                     hpf_area_mm2=hpf_area, detector=detector)
+
+
+@dataclass(frozen=True)
+class PointsCount:
+    """What :func:`count_points` counted: the image's :class:`~spindledx.mitosis.score.TileScore` (``to_dict()``
+    is the ``count-points --format json`` object), notes for the user and the files written."""
+
+    result: TileScore
+    warnings: list[str]
+    outputs: list[Path]
+
+
+def count_points(points: str | Path, image: str | Path, *, point_class: str | None = None, mpp: float | None = None,
+                 out_dir: str | Path | None = None, hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2,
+                 roi: str | Path | None = None, roi_class: str | None = None,
+                 overwrite: bool = False) -> PointsCount:
+    """Count figures marked elsewhere (QuPath points or detections, a CSV of x,y[,class], another detector) on
+    their image, exactly as :func:`score_images` counts (what ``spindledx count-points`` does).
+
+    Parameters
+    ----------
+    points
+        QuPath GeoJSON (points, detections) or CSV x,y[,class] in level-0 pixels of ``image``.
+    image
+        The image the points were marked on (for µm/px and tissue).
+    point_class
+        Count only points of this class (e.g. Mitosis).
+    mpp, hpf_area_mm2, roi, roi_class
+        As for :func:`score_images`.
+    out_dir
+        Folder for the CSV, GeoJSON, overlay PNG and ``summary.json``, as ``score`` writes them.
+    overwrite
+        Write into an ``out_dir`` that holds other files or another run.
+
+    Example: ``count_points("corrected.geojson", "tile.png", point_class="Mitosis").result.count``
+    """
+    from spindledx.mitosis.points import PointsDetector, load_points
+
+    if mpp is not None:
+        counting.check_mpp(mpp)
+    image = Path(image)
+    out = None if out_dir is None else Path(out_dir)
+    if out is not None and out.exists() and not out.is_dir():
+        raise BadInputError(f"{printable(out)}: exists and is not a folder", parameters="out_dir")
+    if not image.is_file():
+        raise BadInputError(f"{image}: no such file")
+    from spindledx.slide.area import load_region
+
+    region = load_region(roi, roi_class)
+    point_set = load_points(points, point_class=point_class)
+    detector = PointsDetector(point_set)
+    if out is None:
+        return _count_points(image, detector, None, mpp=mpp, hpf_area=hpf_area_mm2, roi=region)
+    from spindledx.engine.folder import output_folder
+
+    settings = {"points": os.path.realpath(points), "image": os.path.realpath(image), "class": point_class,
+                "mpp": mpp, "hpf_area_mm2": hpf_area_mm2, "roi": None if roi is None else os.path.realpath(roi),
+                "roi_class": roi_class}
+    with output_folder(out, "count-points", settings, overwrite=overwrite):
+        return _count_points(image, detector, out, mpp=mpp, hpf_area=hpf_area_mm2, roi=region)
+
+
+def _count_points(image: Path, detector: Any, out: Path | None, *, mpp: float | None, hpf_area: float,
+                  roi: Any) -> PointsCount:
+    from spindledx.imaging.reader import read_image
+    from spindledx.mitosis.score import score_image
+
+    tile = read_image(image, mpp=mpp)
+    result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area, roi=roi)
+    notes = list(result.warnings)
+    point_set = detector.points
+    n_given = len(point_set.points)
+    if n_given != result.count:
+        notes.append(f"{n_given} points given, {result.count} counted: {result.n_outside_counted_area} outside the "
+                     "counted area (image ∩ tissue ∩ region of interest), the others within 7.5 µm of another "
+                     "point (one figure)")
+    if point_set.skipped:
+        notes.append(f"{point_set.skipped} features of {Path(point_set.source).name} are not points of the class "
+                     "asked for and were not counted")
+    written: list[Path] = []
+    if out is not None:
+        from spindledx.mitosis.outputs import write_detections_csv, write_summary_json, write_tile_outputs
+        from spindledx.provenance import detector_provenance
+
+        stem = output_stems([image])[0]
+        written = list(write_tile_outputs(tile.rgb, result, out, stem=stem).values())
+        written.append(write_detections_csv([result], out / "mitoses.csv"))
+        write_summary_json([result], out, provenance=detector_provenance(detector), inputs=[printable(image)],
+                           outputs=written, failed=[], options={"mpp": mpp, "hpf_area_mm2": hpf_area,
+                                                                "points": point_set.source},
+                           warnings=notes)
+    return PointsCount(result=result, warnings=notes, outputs=written)
 
 
 @dataclass(frozen=True)

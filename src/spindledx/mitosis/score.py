@@ -11,13 +11,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spindledx import counting
 from spindledx.detection.suppress import MIDOG_RADIUS_UM, suppress_detections
 from spindledx.detection.types import Detection, Detector, as_detector
 from spindledx.errors import BadInputError
 from spindledx.imaging.reader import Tile, read_image
+
+if TYPE_CHECKING:
+    from spindledx.imaging.roi import Region
+    from spindledx.slide.area import CountedArea
 
 DEDUP_RADIUS_UM = MIDOG_RADIUS_UM
 """Detections nearer than this are one figure (the MIDOG hit radius; Aubreville et al., Med Image Anal 2023)."""
@@ -36,7 +40,7 @@ class TileScore:
     mpp, mpp_source
         Resolution in µm/px and where it came from (``override``, ``metadata`` or ``assumed``).
     area_mm2
-        Tile area in mm².
+        Counted area in mm²: image ∩ tissue ∩ region of interest (:mod:`spindledx.slide.area`).
     mitoses
         Detected figures (pixel coordinates of the image), highest score first.
     count
@@ -51,8 +55,11 @@ class TileScore:
         Guard flags (:mod:`spindledx.detection.guard`): ``implausible_density`` and/or ``out_of_distribution``;
         ``flag_messages`` says each in a sentence, ``ood_score`` is the stain/texture distance to the training
         images (None: too little tissue to judge).
+    counted_area, n_outside_counted_area
+        How the counted area was made (definition, region file) and how many detections fell outside it (not
+        counted).
     atypical_count, atypical_fraction
-        Figures the atypical head (:mod:`spindledx.mitosis.atypical`) labels atypical, and their share of
+        Figures the atypical head (:mod:`spindledx.detection.atypical`) labels atypical, and their share of
         ``count`` (None when nothing was counted or no head is shipped).
     """
 
@@ -75,6 +82,8 @@ class TileScore:
     ood_threshold: float | None = None
     atypical_count: int | None = None
     atypical_fraction: float | None = None
+    counted_area: dict[str, Any] | None = None
+    n_outside_counted_area: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the ``score`` keys (coordinates to 0.1 px, scores to 1e-4)."""
@@ -94,6 +103,7 @@ class TileScore:
             "mitoses_per_10hpf": round(self.mitoses_per_10hpf, 4),
             "hpf_area_mm2": round(self.hpf_area_mm2, 6),
             "fnclcc_mitotic_score": self.fnclcc_mitotic_score,
+            **count_extras(self.count, self.area_mm2, self.hpf_area_mm2),
             "warnings": list(self.warnings),
             "atypical_count": self.atypical_count,
             "atypical_fraction": self.atypical_fraction,
@@ -101,11 +111,27 @@ class TileScore:
             "flag_messages": list(self.flag_messages),
             "ood_score": None if self.ood_score is None else round(self.ood_score, 2),
             "ood_threshold": None if self.ood_threshold is None else round(self.ood_threshold, 2),
+            "counted_area": self.counted_area,
+            "n_outside_counted_area": self.n_outside_counted_area,
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """The :meth:`to_dict` object as a JSON string."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def count_extras(count: int, area_mm2: float, hpf_area_mm2: float) -> dict[str, Any]:
+    """How far a count can be trusted as a score: HPF counted, whether the per-10-HPF figure and the score are
+    extrapolated (less than :data:`spindledx.counting.MIN_GRADING_HPF` counted), the exact Poisson 95 % interval
+    per 10 HPF and the mitotic scores it spans."""
+    if area_mm2 <= 0:
+        return {"n_hpf": 0.0, "extrapolated": True, "mitoses_per_10hpf_ci95": None, "mitotic_scores_ci95": []}
+    value = counting.MitoticDensity.of(count, area_mm2, hpf_area_mm2)
+    n_hpf = area_mm2 / hpf_area_mm2
+    low, high = value.per_10hpf_interval()
+    return {"n_hpf": round(n_hpf, 3), "extrapolated": bool(n_hpf < counting.MIN_GRADING_HPF * (1 - 1e-6)),
+            "mitoses_per_10hpf_ci95": [round(low, 3), round(high, 3)],
+            "mitotic_scores_ci95": list(value.fnclcc_scores_in_interval())}
 
 
 def default_detector(*, threshold: float | None = None) -> Detector:
@@ -116,7 +142,8 @@ def default_detector(*, threshold: float | None = None) -> Detector:
 
 
 def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector: Detector | None = None,
-                hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2, threshold: float | None = None) -> TileScore:
+                hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2, threshold: float | None = None,
+                roi: Region | None = None) -> TileScore:
     """Detect and count mitotic figures in one tile.
 
     Parameters
@@ -132,6 +159,9 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
     threshold
         Minimum detection score. Passed to the default detector; for an injected detector, detections below
         it are dropped.
+    roi
+        Region of interest (:func:`spindledx.imaging.roi.load_roi`): only figures inside it are counted, over its
+        area on tissue.
 
     Returns
     -------
@@ -145,6 +175,7 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
     else:
         tile = read_image(source, mpp=mpp)
     counting.check_hpf_area_mm2(hpf_area_mm2)
+    area = tile_area(tile, roi)
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise BadInputError(f"threshold must be between 0 and 1 (got {threshold})")
     run = default_detector(threshold=threshold) if detector is None else as_detector(detector)
@@ -154,19 +185,36 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
     found = [d for d in found if 0 <= d.x < tile.width and 0 <= d.y < tile.height]
     mitoses = suppress_detections(found, mpp=tile.mpp, radius_um=DEDUP_RADIUS_UM)
     # the atypical head runs with the detector's onnxruntime threads (1 in worker processes)
-    return summarize(tile, mitoses, hpf_area_mm2=hpf_area_mm2, model_threads=getattr(run, "threads", 2))
+    return summarize(tile, mitoses, hpf_area_mm2=hpf_area_mm2, model_threads=getattr(run, "threads", 2),
+                     area=area)
+
+
+def tile_area(tile: Tile, roi: Region | None = None) -> CountedArea:
+    """The counted area of a tile (image ∩ tissue ∩ ``roi``), or BadInputError when it is empty."""
+    from spindledx.slide.area import require_area, tile_counted_area
+
+    name = Path(tile.path).name if tile.path else "the image"
+    return require_area(tile_counted_area(tile.rgb, tile.mpp, region=roi, image=name), image=tile.path or name)
 
 
 def summarize(tile: Tile, mitoses: list[Detection] | tuple[Detection, ...], *,
-              hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2, model_threads: int = 2) -> TileScore:
-    """Turn detections on a tile into counts with :mod:`spindledx.counting`, label each figure normal/atypical
-    (:func:`spindledx.mitosis.atypical.classify_atypical`, the head run with ``model_threads`` onnxruntime threads)
-    and attach the guard flags (:func:`spindledx.detection.guard.judge`)."""
-    from spindledx.detection import guard
-    from spindledx.mitosis.atypical import atypical_fraction, classify_atypical, load_atypical_model
+              hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2, model_threads: int = 2,
+              area: CountedArea | None = None) -> TileScore:
+    """Turn detections on a tile into counts with :mod:`spindledx.counting` over the counted area ``area``
+    (default: the tile's, :func:`tile_area`; figures outside it are not counted), label each figure
+    normal/atypical (:func:`spindledx.detection.atypical.classify_atypical`, the head run with ``model_threads``
+    onnxruntime threads) and attach the guard flags (:func:`spindledx.detection.guard.judge`)."""
+    import numpy as np
 
-    value = counting.MitoticDensity.of(len(mitoses), counting.image_area_mm2(tile.width, tile.height, tile.mpp),
-                                       hpf_area_mm2)
+    from spindledx.detection import guard
+    from spindledx.detection.atypical import atypical_fraction, classify_atypical, load_atypical_model
+
+    area = tile_area(tile) if area is None else area
+    n_found = len(mitoses)
+    if n_found:
+        inside = area.contains(np.array([d.x for d in mitoses], float), np.array([d.y for d in mitoses], float))
+        mitoses = [d for d, k in zip(mitoses, inside, strict=True) if k]
+    value = counting.MitoticDensity.of(len(mitoses), area.area_mm2, hpf_area_mm2)
     mitoses = sorted(mitoses, key=lambda d: -d.score)
     labels = classify_atypical(tile.rgb, tile.mpp, mitoses, model=load_atypical_model(model_threads))
     n_atypical = None
@@ -182,4 +230,5 @@ def summarize(tile: Tile, mitoses: list[Detection] | tuple[Detection, ...], *,
                      fnclcc_mitotic_score=value.fnclcc_score, warnings=tile.warnings, flags=judged.flags,
                      flag_messages=judged.messages, ood_score=judged.ood_score, ood_threshold=judged.ood_threshold,
                      atypical_count=n_atypical,
-                     atypical_fraction=None if n_atypical is None else atypical_fraction(n_atypical, value.count))
+                     atypical_fraction=None if n_atypical is None else atypical_fraction(n_atypical, value.count),
+                     counted_area=area.to_json(), n_outside_counted_area=n_found - value.count)

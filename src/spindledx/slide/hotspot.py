@@ -171,7 +171,8 @@ def find_hotspot(points_um: np.ndarray, tissue: np.ndarray, cell_um: float, *, a
     points_um
         ``(N, 2)`` detection centres ``(x, y)`` in µm.
     tissue
-        Boolean tissue mask whose pixel ``(row, col)`` covers ``[col, col + 1) * cell_um`` in x (same for y).
+        Boolean tissue mask whose pixel ``(row, col)`` covers ``[col, col + 1) * cell_um`` in x (same for y), or
+        the share of every cell that is counted (:attr:`spindledx.slide.area.CountedArea.coverage`).
     cell_um
         Mask pixel size in µm.
     area_mm2
@@ -198,9 +199,8 @@ def find_hotspot(points_um: np.ndarray, tissue: np.ndarray, cell_um: float, *, a
     if area_mm2 <= 0 or cell_um <= 0:
         raise BadInputError("the hotspot area must be positive")
     points_um = np.asarray(points_um, float).reshape(-1, 2)
-    mask = np.asarray(tissue, bool)
-    counts = count_grid(points_um, mask.shape, cell_um)
-    maskf = mask.astype(np.float64)
+    maskf = np.clip(np.asarray(tissue, np.float64), 0.0, 1.0)  # a mask, or the counted share of every cell
+    counts = count_grid(points_um, maskf.shape, cell_um)
     area_um2 = area_mm2 * 1e6
     # each variant: (grid counts, tissue fraction, centre offset x and y in cells, width_um, height_um)
     variants = []

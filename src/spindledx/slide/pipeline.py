@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from spindledx.counting import DEFAULT_HPF_AREA_MM2, MitoticDensity, check_hpf_area_mm2
+from spindledx.counting import DEFAULT_HPF_AREA_MM2, MitoticDensity, check_hpf_area_mm2, count_record
 from spindledx.detection.suppress import MIDOG_RADIUS_UM, suppress_nearby
 from spindledx.detection.types import Detection, Detector, as_detector
 from spindledx.engine.progress import ProgressBar
@@ -35,7 +35,9 @@ from spindledx.engine.store import RunLock, check_run_file, file_identity
 from spindledx.engine.workers import run_dask, run_local
 from spindledx.errors import BadInputError
 from spindledx.files import atomic_write_text
+from spindledx.imaging.roi import Region
 from spindledx.imaging.slide import SlideInfo, WholeSlide, open_slide
+from spindledx.slide.area import CountedArea, counted_area, require_area
 from spindledx.slide.checks import SlideChecks, slide_checks
 from spindledx.slide.hotspot import DEFAULT_MIN_TISSUE_FRACTION, SHAPES, Hotspot, find_hotspot
 from spindledx.slide.tiling import (
@@ -107,6 +109,12 @@ class SlideResult:
     checks
         Guard flags of the whole-tissue count and atypical label of each detection
         (:func:`spindledx.slide.checks.slide_checks`).
+    area
+        The counted area (image ∩ tissue ∩ region of interest, :mod:`spindledx.slide.area`); ``detections`` are
+        those inside it (``n_outside_counted_area`` others were dropped).
+    answer
+        The slide's count (:func:`slide_answer`): the hotspot's, or the whole counted area's when that is no larger
+        than the hotspot window; the record of :func:`spindledx.counting.count_record`.
     """
 
     info: SlideInfo
@@ -124,6 +132,9 @@ class SlideResult:
     out_dir: str
     n_cross_tile_duplicates: int = 0
     checks: SlideChecks | None = None
+    area: CountedArea | None = None
+    answer: dict[str, Any] | None = None
+    n_outside_counted_area: int = 0
 
     @property
     def megapixels_per_second(self) -> float | None:
@@ -157,6 +168,9 @@ class SlideResult:
                       "megapixels_per_second": self.megapixels_per_second},
             "coordinates": f"level-0 pixels (x right, y down; 1 px = {mpp:g} µm); hotspot centres in µm",
             "out_dir": self.out_dir,
+            "answer": self.answer,
+            "counted_area": None if self.area is None else self.area.to_json(),
+            "n_outside_counted_area": self.n_outside_counted_area,
         } | (self.checks.to_json(int(len(self.detections))) if self.checks is not None else {})
 
 
@@ -278,7 +292,7 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
                   min_tissue_fraction: float = DEFAULT_MIN_TISSUE_FRACTION, jobs: int = 1,
                   dask: str | None = None, restart: bool = False, progress: bool = False,
                   backend: str = "auto", dedupe_um: float = MIDOG_RADIUS_UM,
-                  on_tile: Callable[[Tile], None] | None = None) -> SlideResult:
+                  on_tile: Callable[[Tile], None] | None = None, roi: Region | None = None) -> SlideResult:
     """Detect mitoses over the tissue of a whole-slide image and find the hotspot.
 
     Parameters
@@ -319,6 +333,9 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
         reports two peaks of one figure on either side of a core border, one from each tile.
     on_tile
         Called after each tile is written (tests use it to interrupt a run).
+    roi
+        Region of interest (:func:`spindledx.imaging.roi.load_roi`): tiles, detections, the hotspot search and the
+        areas are restricted to it (refused when it lies outside the slide).
 
     Returns
     -------
@@ -348,10 +365,13 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
         tissue = detect_tissue(slide, mpp=tissue_mpp)
         if not tissue.mask.any():
             raise BadInputError(f"no tissue found on {Path(path).name} (the thumbnail looks like empty glass)")
+        area = counted_area(tissue.mask, tissue.raster.level0_per_px, mpp=info.mpp, width=info.width,
+                            height=info.height, region=roi, image=Path(path).name)
+        require_area(area, image=Path(path).name)
         raster = make_raster(info, work_mpp)
         core_px = max(16, int(round(tile_um / raster.mpp)))
         margin_px = int(math.ceil(margin_um / raster.mpp))
-        keep = tissue_cells(tissue.mask, tissue.raster, raster, core_px=core_px)
+        keep = tissue_cells(area.mask, tissue.raster, raster, core_px=core_px)
         tiles = plan_tiles(raster.width, raster.height, core_px=core_px, margin_px=margin_px, keep=keep)
         out = Path(out_dir) if out_dir is not None else Path.cwd() / f"{Path(path).stem}_slide"
         with RunLock(out):
@@ -371,19 +391,77 @@ def analyze_slide(path: str | Path, *, mpp: float | None = None, detector: Detec
     if dedupe_um > 0 and n_found > 1:
         keep = suppress_nearby(detections[:, :2], detections[:, 2], radius_um=dedupe_um, mpp=info.mpp)
         detections = detections[np.sort(keep)]
+    n_kept = len(detections)
+    detections = detections[area.contains(detections[:, 0], detections[:, 1])] if n_kept else detections
     points_um = (detections[:, :2] + 0.5) * info.mpp
-    cell_um = tissue.raster.level0_per_px * info.mpp
-    hotspots = tuple(find_hotspot(points_um, tissue.mask, cell_um, area_mm2=area_mm2, shape=shape,
+    hotspots = tuple(find_hotspot(points_um, area.coverage, area.cell_um, area_mm2=area_mm2, shape=shape,
                                   hpf_area=hpf_area, min_tissue_fraction=min_tissue_fraction)
                      for shape in shapes)
-    average = whole_tissue_average(len(detections), tissue.area_mm2, hpf_area)
+    average = whole_tissue_average(len(detections), area.area_mm2, hpf_area)
     with open_slide(path, mpp=mpp, backend=backend) as slide:
-        checks = slide_checks(slide, raster, tiles, detections, tissue.area_mm2)
+        checks = slide_checks(slide, raster, tiles, detections, area.area_mm2)
+    answer = slide_answer(area, hotspots[0], detections, hpf_area, flags=checks.flags,
+                          flag_messages=checks.flag_messages)
     return SlideResult(info=info, tissue=tissue, raster=raster, detections=detections, hotspots=hotspots,
                        average=average, n_tiles=len(tiles), n_tiles_run=len(todo),
                        n_tiles_resumed=len(tiles) - len(todo), tiled_megapixels=tiled_mp, detect_seconds=seconds,
-                       detector_name=name, out_dir=str(out), n_cross_tile_duplicates=n_found - len(detections),
-                       checks=checks)
+                       detector_name=name, out_dir=str(out), n_cross_tile_duplicates=n_found - n_kept,
+                       checks=checks, area=area, answer=answer, n_outside_counted_area=n_kept - len(detections))
+
+
+def in_hotspot(hotspot: Hotspot, x_level0: np.ndarray, y_level0: np.ndarray, mpp: float) -> np.ndarray:
+    """True for level-0 points inside the hotspot window (boundary included), as the hotspot counts them."""
+    dx = (np.asarray(x_level0, float) + 0.5) * mpp - hotspot.centre_x_um
+    dy = (np.asarray(y_level0, float) + 0.5) * mpp - hotspot.centre_y_um
+    if hotspot.shape == "circle":
+        return np.hypot(dx, dy) <= hotspot.radius_um
+    return (np.abs(dx) <= hotspot.width_um / 2) & (np.abs(dy) <= hotspot.height_um / 2)
+
+
+def window_counted_mm2(area: CountedArea, hotspot: Hotspot, *, supersample: int = 8) -> float:
+    """Counted area (mm²) inside the hotspot window: each cell's counted share times the share of the cell inside
+    the window (``supersample`` x ``supersample`` points per cell, over the window's bounding box only)."""
+    s = supersample
+    half_w, half_h = hotspot.width_um / 2, hotspot.height_um / 2
+    c0 = max(0, int((hotspot.centre_x_um - half_w) // area.cell_um) - 1)
+    c1 = min(area.coverage.shape[1], int((hotspot.centre_x_um + half_w) // area.cell_um) + 2)
+    r0 = max(0, int((hotspot.centre_y_um - half_h) // area.cell_um) - 1)
+    r1 = min(area.coverage.shape[0], int((hotspot.centre_y_um + half_h) // area.cell_um) + 2)
+    if c1 <= c0 or r1 <= r0:
+        return 0.0
+    sub = (np.arange(s) + 0.5) / s
+    xs_um = ((np.arange(c0, c1)[:, None] + sub[None, :]).ravel()) * area.cell_um
+    ys_um = ((np.arange(r0, r1)[:, None] + sub[None, :]).ravel()) * area.cell_um
+    gx, gy = np.meshgrid(xs_um, ys_um)
+    dx, dy = gx - hotspot.centre_x_um, gy - hotspot.centre_y_um
+    if hotspot.shape == "circle":
+        inside = np.hypot(dx, dy) <= hotspot.radius_um
+    else:
+        inside = (np.abs(dx) <= half_w) & (np.abs(dy) <= half_h)
+    share = inside.reshape(r1 - r0, s, c1 - c0, s).mean(axis=(1, 3))
+    return float((share * area.coverage[r0:r1, c0:c1]).sum()) * area.cell_um ** 2 / 1e6
+
+
+def slide_answer(area: CountedArea, hotspot: Hotspot, detections: np.ndarray, hpf_area: float, *,
+                 flags: tuple[str, ...] | list[str] = (), flag_messages: tuple[str, ...] | list[str] = ()
+                 ) -> dict[str, Any]:
+    """The count of a slide, over the counted area (image ∩ tissue ∩ region of interest).
+
+    When the counted area is no larger than the hotspot window, the whole of it is counted (``method`` "whole
+    counted area"): every detection in it over its area, as ``score`` counts an image. Otherwise the hotspot's
+    detections over the counted area inside the window (``method`` "hotspot <shape>").
+    """
+    if area.area_mm2 <= hotspot.area_mm2 * (1 + 1e-9):
+        record = count_record(len(detections), area.area_mm2, hpf_area, method="whole counted area",
+                              flags=flags, flag_messages=flag_messages)
+        record["inside"] = None
+        return record
+    window_mm2 = window_counted_mm2(area, hotspot)
+    n = int(in_hotspot(hotspot, detections[:, 0], detections[:, 1], area.mpp).sum()) if len(detections) else 0
+    record = count_record(n, window_mm2, hpf_area, method=f"hotspot {hotspot.shape}", flags=flags,
+                          flag_messages=flag_messages)
+    record["window_area_mm2"] = round(hotspot.area_mm2, 6)
+    return record
 
 
 def whole_tissue_average(count: int, tissue_area_mm2: float, hpf_area: float) -> AverageDensity:

@@ -38,7 +38,8 @@ def analyze_slide(path: str | Path, *, out_dir: str | Path | None = None, mpp: f
                   hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2, threshold: float | None = None,
                   jobs: int = 1, dask: str | None = None, restart: bool = False, progress: bool = False,
                   work_mpp: float = DEFAULT_WORK_MPP, tile_um: float = DEFAULT_TILE_UM,
-                  margin_um: float = DEFAULT_MARGIN_UM, backend: str = "auto", overwrite: bool = False,
+                  margin_um: float = DEFAULT_MARGIN_UM, backend: str = "auto", roi: str | Path | None = None,
+                  roi_class: str | None = None, model: str | Path | None = None, overwrite: bool = False,
                   detector: Any | None = None, shape_label: str | None = None) -> SlideRun:
     """Find the mitotic hotspot of a whole-slide image, count there and on average over the tissue, and write the
     outputs (what ``spindledx slide`` does). The analysis alone, without an output folder, is
@@ -68,6 +69,11 @@ def analyze_slide(path: str | Path, *, out_dir: str | Path | None = None, mpp: f
         Detector working resolution, tile core side and overlap.
     backend
         Slide reader (``auto``, ``openslide``, ``tiffslide``, ``tifffile``).
+    roi, roi_class
+        Region(s) of interest (GeoJSON as QuPath exports annotations) and the class of the annotations to use: the
+        counted area is the tissue within them.
+    model
+        A model card (the model contract) instead of the shipped model.
     overwrite
         Write into an ``out_dir`` that holds other files or another run.
     detector
@@ -84,16 +90,20 @@ def analyze_slide(path: str | Path, *, out_dir: str | Path | None = None, mpp: f
     if not path.exists():
         raise BadInputError(f"slide not found: {path}")
     out = Path(out_dir) if out_dir is not None else Path.cwd() / f"{path.stem}_slide"
+    from spindledx.slide.area import load_region
+
+    region = load_region(roi, roi_class)
     if detector is None:
         from spindledx.detection import shipped
 
-        detector = shipped.shipped_detector(threshold, threads=1 if (jobs > 1 or dask) else 2)
+        detector = shipped.shipped_detector(threshold, threads=1 if (jobs > 1 or dask) else 2, model=model)
     from spindledx.engine.folder import output_folder
     from spindledx.slide.pipeline import MANIFEST, TILES_DIR
 
     # the saved detections depend on these; the hotspot settings only re-analyse them
     settings = {"slide": os.path.realpath(path), "mpp": mpp, "threshold": threshold, "work_mpp": work_mpp,
-                "tile_um": tile_um, "margin_um": margin_um, "backend": backend}
+                "tile_um": tile_um, "margin_um": margin_um, "backend": backend,
+                "model": None if model is None else os.path.realpath(model)}
     with output_folder(out, "slide", settings, overwrite=overwrite or restart, state=(TILES_DIR, MANIFEST),
                        hint=" (or restart=True to discard the saved detections)",
                        hint_parameters=("restart",)):
@@ -105,12 +115,12 @@ def analyze_slide(path: str | Path, *, out_dir: str | Path | None = None, mpp: f
                                         tile_um=tile_um, margin_um=margin_um, area_mm2=area_mm2,
                                         hpf_area=hpf_area_mm2, shapes=tuple(shapes),
                                         min_tissue_fraction=min_tissue_fraction, jobs=jobs, dask=dask,
-                                        restart=restart, progress=progress, backend=backend)
+                                        restart=restart, progress=progress, backend=backend, roi=region)
         paths = write_outputs(result, out)
         paths["summary"] = write_slide_summary(
             result, out, paths.values(), provenance=detector_provenance(detector, threshold=threshold),
             options={"mpp": mpp, "threshold": threshold, "area_mm2": area_mm2,
                      "shape": shape_label or "+".join(shapes), "min_tissue_fraction": min_tissue_fraction,
                      "hpf_area_mm2": hpf_area_mm2, "work_mpp": work_mpp, "tile_um": tile_um,
-                     "margin_um": margin_um, "backend": backend})
+                     "margin_um": margin_um, "backend": backend, "roi": None if region is None else region.source})
     return SlideRun(result=result, paths=paths, out_dir=out, detector=detector)

@@ -132,8 +132,15 @@ def read_thumbnail(slide: WholeSlide, *, mpp: float = DEFAULT_TISSUE_MPP,
 
 def detect_tissue(slide: WholeSlide, *, mpp: float = DEFAULT_TISSUE_MPP, min_object_um2: float = 20_000.0,
                   min_hole_um2: float = 20_000.0) -> TissueMask:
-    """Read a thumbnail of ``slide`` and compute its tissue mask (see :func:`tissue_mask`)."""
+    """Read a thumbnail of ``slide`` and compute its tissue mask (see :func:`tissue_mask`).
+
+    On an image smaller than four times ``min_object_um2`` (a tile), objects and holes down to a quarter of the
+    image are kept, so that a tile wholly on tissue is not dropped as a speck.
+    """
     thumb, raster = read_thumbnail(slide, mpp=mpp)
+    image_um2 = slide.info.width * slide.info.height * slide.info.mpp ** 2
+    min_object_um2 = min(min_object_um2, image_um2 / 4.0)
+    min_hole_um2 = min(min_hole_um2, image_um2 / 4.0)
     mask, threshold, pen_fraction = tissue_mask(thumb, raster.mpp, min_object_um2=min_object_um2,
                                                 min_hole_um2=min_hole_um2)
     area_mm2 = float(mask.sum()) * raster.mpp * raster.mpp / 1e6

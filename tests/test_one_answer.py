@@ -1,0 +1,120 @@
+"""One image through every route (`score`, `slide`, `case --tiles`, `case --slide`) gives one answer: the same
+count, counted area (image ∩ tissue ∩ region of interest), density, Poisson interval and flags; `--roi` restricts
+all of them to a QuPath-style region."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from case_helpers import PANEL, use_detector
+
+from spindledx.cli import main
+from spindledx.detection.types import Detection
+from spindledx.slide.synthetic import dark_disk_detector, make_slide_rgb, write_pyramidal_tiff
+
+MPP = 0.25
+FIGURES = np.array([[300.0, 260.0], [420.0, 500.0], [700.0, 300.0], [900.0, 560.0], [1000.0, 200.0],
+                    [40.0, 40.0]])  # the last one lies on glass, outside the tissue
+
+
+def detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
+    return [Detection(d.x, d.y, 0.9) for d in dark_disk_detector(rgb, mpp)]
+
+
+@pytest.fixture()
+def image(tmp_path):
+    rgb = make_slide_rgb(1200, 800, tissue_boxes=[(100, 100, 1100, 700)], figures=FIGURES, figure_radius_px=12,
+                         seed=3)
+    return write_pyramidal_tiff(tmp_path / "region.tif", rgb, mpp=MPP, n_levels=1)
+
+
+def qupath_roi(path, *, x0=80.0, x1=620.0, y0=60.0, y1=760.0, hole=(250, 200, 350, 320), name="Tumor"):
+    """A QuPath annotation export: a rectangle of class ``name`` with a square hole, plus an unrelated region."""
+    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+    hx0, hy0, hx1, hy1 = hole
+    hole_ring = [[hx0, hy0], [hx0, hy1], [hx1, hy1], [hx1, hy0], [hx0, hy0]]
+    other = [[800.0, 100.0], [1100.0, 100.0], [1100.0, 400.0], [800.0, 400.0], [800.0, 100.0]]
+    doc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "a", "geometry": {"type": "Polygon", "coordinates": [ring, hole_ring]},
+         "properties": {"objectType": "annotation", "classification": {"name": name, "color": [200, 0, 0]}}},
+        {"type": "Feature", "id": "b", "geometry": {"type": "MultiPolygon", "coordinates": [[other]]},
+         "properties": {"objectType": "annotation", "classification": {"name": "Stroma", "color": [0, 200, 0]}}},
+    ]}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def run_all_routes(image, tmp_path, monkeypatch, capsys, extra=()):
+    from spindledx.detection import shipped
+
+    monkeypatch.setattr(shipped, "factory", lambda threshold: detector)
+    use_detector(monkeypatch, detector)
+    answers = {}
+    assert main(["score", str(image), "--mpp", str(MPP), "--format", "json", *extra]) == 0
+    answers["score"] = json.loads(capsys.readouterr().out)[0]
+    assert main(["slide", str(image), "--mpp", str(MPP), "--format", "json", "--out", str(tmp_path / "s"),
+                 *extra]) == 0, capsys.readouterr().err
+    answers["slide"] = json.loads(capsys.readouterr().out)["answer"]
+    for kind, flag in (("case --tiles", "--tiles"), ("case --slide", "--slide")):
+        out = tmp_path / kind.replace(" --", "_")
+        assert main(["case", PANEL, flag, str(image), "--mpp", str(MPP), "--out", str(out), "--necrosis", "none",
+                     *extra]) == 0, capsys.readouterr().err
+        answers[kind] = json.loads((out / "case.json").read_text())
+    capsys.readouterr()
+    return answers
+
+
+def figures_of(answer: dict) -> tuple:
+    return (answer["count"], answer["area_mm2"], answer["mitoses_per_mm2"], answer["mitoses_per_10hpf_ci95"],
+            answer["extrapolated"], sorted(answer["flags"]))
+
+
+def test_one_image_gives_one_answer_on_every_route(image, tmp_path, monkeypatch, capsys):
+    answers = run_all_routes(image, tmp_path, monkeypatch, capsys)
+    reference = figures_of(answers["score"])
+    assert reference[0] == 5  # the figure on glass is not counted
+    assert reference[1] == pytest.approx(1000 * 600 * MPP**2 / 1e6, rel=0.05)  # tissue, not the whole image
+    assert figures_of(answers["slide"]) == reference
+    for kind in ("case --tiles", "case --slide"):
+        assert figures_of(answers[kind]["count"]) == reference, kind
+        assert answers[kind]["grade"]["status"] in ("extrapolated", "flagged")
+
+
+def test_a_region_of_interest_restricts_every_route(image, tmp_path, monkeypatch, capsys):
+    roi = qupath_roi(tmp_path / "roi.geojson")
+    answers = run_all_routes(image, tmp_path, monkeypatch, capsys, extra=("--roi", str(roi), "--roi-class",
+                                                                          "tumor"))
+    reference = figures_of(answers["score"])
+    # inside the rectangle: (300, 260) is in the hole, (420, 500) counts; the Stroma region is not used
+    assert reference[0] == 1
+    expected_mm2 = ((620 - 100) * (700 - 100) - 100 * 120) * MPP**2 / 1e6  # rectangle ∩ tissue, minus the hole
+    assert reference[1] == pytest.approx(expected_mm2, rel=0.03)
+    assert answers["score"]["counted_area"]["roi_classes"] == ["Tumor"]
+    assert figures_of(answers["slide"]) == reference
+    for kind in ("case --tiles", "case --slide"):
+        assert figures_of(answers[kind]["count"]) == reference, kind
+
+
+def test_every_annotation_is_used_without_a_class(image, tmp_path, monkeypatch, capsys):
+    from spindledx.detection import shipped
+
+    monkeypatch.setattr(shipped, "factory", lambda threshold: detector)
+    roi = qupath_roi(tmp_path / "roi.geojson")
+    assert main(["score", str(image), "--mpp", str(MPP), "--format", "json", "--roi", str(roi)]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["count"] == 2  # (420, 500) in Tumor, (1000, 200) in Stroma
+
+
+def test_a_region_outside_the_image_is_refused(image, tmp_path, monkeypatch, capsys):
+    from spindledx.detection import shipped
+
+    monkeypatch.setattr(shipped, "factory", lambda threshold: detector)
+    roi = qupath_roi(tmp_path / "far.geojson", x0=5000, x1=6000, y0=5000, y1=6000, hole=(5100, 5100, 5200, 5200))
+    assert main(["score", str(image), "--mpp", str(MPP), "--roi", str(roi), "--roi-class", "Tumor"]) == 2
+    assert "lies outside" in capsys.readouterr().err
+    assert main(["slide", str(image), "--mpp", str(MPP), "--roi", str(roi), "--roi-class", "Tumor", "--out",
+                 str(tmp_path / "s")]) == 2
+    assert "lies outside" in capsys.readouterr().err
+    assert main(["score", str(image), "--mpp", str(MPP), "--roi", str(roi), "--roi-class", "Necrosis"]) == 2
+    assert "no region of class 'Necrosis'" in capsys.readouterr().err
