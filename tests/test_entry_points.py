@@ -10,8 +10,8 @@ import pytest
 
 import spindledx
 
-ENTRY_POINTS = ("score_images", "count_points", "evaluate_images", "analyze_slide", "run_batch", "run_case", "import_decisions",
-                "interpret_panel", "build_site")
+ENTRY_POINTS = ("score_images", "count_points", "evaluate_images", "analyze_slide", "run_batch", "run_case",
+                "import_decisions", "interpret_panel", "build_site")
 
 
 @pytest.mark.parametrize("name", ENTRY_POINTS)
