@@ -44,26 +44,31 @@ class CaseRun:
     warnings: list[str] = field(default_factory=list)
 
 
-def case_detector(threshold: float | None, review_margin: float,
-                  model: str | Path | None = None) -> tuple[Any, float, float, dict[str, Any]]:
-    """(the shipped detector, or the ``model`` card's, returning candidates down to the review floor, threshold,
-    review floor, model provenance)."""
+def case_detector(threshold: float | None, review_margin: float) -> tuple[Any, float, float, dict[str, Any]]:
+    """(the shipped detector returning candidates down to the review floor, threshold, review floor, model
+    provenance)."""
+    from spindledx.detection.model import load_shipped_model
+
+    return _with_floor(load_shipped_model(), None, threshold, review_margin)
+
+
+def card_detector(model: str | Path, threshold: float | None,
+                  review_margin: float) -> tuple[Any, float, float, dict[str, Any]]:
+    """As :func:`case_detector`, for a model card (the model contract) instead of the shipped model."""
+    from spindledx.detection.model import load_model_file
+
+    return _with_floor(load_model_file(model), model, threshold, review_margin)
+
+
+def _with_floor(loaded: Any, model: str | Path | None, threshold: float | None,
+                review_margin: float) -> tuple[Any, float, float, dict[str, Any]]:
     from spindledx.detection import shipped
     from spindledx.provenance import model_provenance
 
-    if model is None:
-        from spindledx.detection.model import load_shipped_model
-
-        loaded = load_shipped_model()
-        card: dict[str, Any] = {}
-    else:
-        from spindledx.detection.model import load_model_file
-
-        loaded = load_model_file(model)
-        card = {"model_card": str(model)}
     thr = loaded.threshold if threshold is None else float(threshold)
     floor = max(0.0, thr - review_margin)
     detector = shipped.shipped_detector(floor, prepare=True, model=model)
+    card = {} if model is None else {"model_card": str(model)}
     return detector, thr, floor, {**model_provenance(loaded.description), **card}
 
 
@@ -193,8 +198,10 @@ def _run_case(opts: Any, images: list[Path], out: Path, *, slide: Path | None, s
     from spindledx.review.page import write_review_page
     from spindledx.summary import write_summary
 
-    run_detector, thr, floor, model_prov = (case_detector(threshold, review_margin, model) if detector is None
-                                            else detector)
+    if detector is None:
+        detector = case_detector(threshold, review_margin) if model is None else \
+            card_detector(model, threshold, review_margin)
+    run_detector, thr, floor, model_prov = detector
     if slide is None:
         scored = score_tiles(images, stems=output_stems(images), detector=run_detector, threshold=thr,
                              review_floor=floor, out_dir=out, model=model_prov, mpp=mpp, hpf_area_mm2=hpf, roi=roi)
