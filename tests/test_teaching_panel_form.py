@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -84,10 +85,11 @@ def test_form_gives_the_differential_of_interpret_panel_on_every_case_set(site, 
     assert page.console_errors == []
 
 
-def _screenshot(page, name: str, tmp_path: Path) -> None:
+def _screenshot(page, name: str, tmp_path: Path, *, full_page: bool = True) -> None:
+    """Save a screenshot (into $SPINDLEDX_SCREENSHOTS when set, e.g. docs/screenshots, else the test's tmp)."""
     folder = Path(os.environ.get("SPINDLEDX_SCREENSHOTS", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / name), full_page=True)
+    page.screenshot(path=str(folder / name), full_page=full_page)
 
 
 def test_reference_panel_typed_into_the_form(site, browser_page, capsys, tmp_path):
@@ -112,12 +114,23 @@ def test_reference_panel_typed_into_the_form(site, browser_page, capsys, tmp_pat
     assert shown_next[:3] == [m["marker"] for m in cli["next_markers"][:3]]
     _screenshot(page, "kb_site_panel_form.png", tmp_path)
 
-    # a finding changes the differential; 'not done' takes a stain out
-    before = probability
-    page.fill("#f-mitoses", "25")
+    # findings change the differential, as they do on the command line the page shows
+    page.fill("#f-age", "61")
+    page.select_option("#f-sex", "F")
+    page.fill("#f-mitoses", "4.5")
+    page.select_option("#f-mitoses-unit", "mm2")
     page.select_option("#f-necrosis", "yes")
+    page.check("input[name=pattern][value=fascicular]")
     after = float(page.locator("#differential tr.entity").first.get_attribute("data-probability"))
-    assert after != before
+    assert after != probability
+    command = shlex.split(page.locator("#panel-command").inner_text())
+    assert command[:2] == ["spindledx", "panel"] and "--mitoses" in command and "4.5/mm2" in command
+    assert main([*command[1:], "--format", "json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    first = page.locator("#differential tr.entity").first
+    assert first.get_attribute("data-entity") == cli["differential"][0]["id"]
+    assert abs(after - cli["differential"][0]["probability"]) < TOLERANCE
+    # 'not done' takes a stain out
     page.select_option("#panel-rows tr[data-marker='desmin'] select", "")
     stains = page.locator("#differential tr.detail").first.locator("tbody tr").all_inner_texts()
     assert not [r for r in stains if r.startswith("stain\tdesmin")]
@@ -136,15 +149,21 @@ def test_marker_picker_searches_synonyms(site, browser_page):
     page.fill("#marker-search", "dog")
     page.press("#marker-search", "Enter")
     assert page.locator("#panel-rows tbody tr").count() == 2
+    page.fill("#panel-text", "desmin+ h-caldesmon:diffuse")  # a typed panel replaces the list
+    page.press("#panel-text", "Enter")
+    assert page.locator("#panel-rows tbody tr").all_inner_texts()[0].startswith("desmin")
+    assert page.locator("#panel-rows tbody tr").count() == 2
+    assert page.locator("#panel-rows tr[data-marker='h-caldesmon'] select").input_value() == "diffuse"
     assert page.locator("#differential tr.entity").count() > 0
     assert page.console_errors == []
 
 
-def test_site_search_finds_a_marker_result(site, browser_page):
+def test_site_search_finds_a_marker_result(site, browser_page, tmp_path):
     page = browser_page
     page.goto((site / "index.html").as_uri())
     page.fill("#search", "desmin negative")
     page.wait_for_selector("#search-results li a")
+    _screenshot(page, "kb_site_search_result.png", tmp_path, full_page=False)
     links = page.locator("#search-results li a")
     assert "desmin negative" in links.first.inner_text()
     assert "markers/desmin.html" in links.nth(1).get_attribute("href")  # and the marker's page
@@ -172,3 +191,23 @@ def test_typed_panels_are_read_as_the_command_line_reads_them(site, browser_page
         want = parse_panel(text, kb=kb)
         assert js["unread"] == [], text
         assert [(o["marker"], o["event"]) for o in js["obs"]] == [(o.marker, o.event) for o in want.observations], text
+
+
+def test_exported_model_is_safe_to_embed():
+    """Knowledge-base text reaches the page as JSON with <, > and & escaped (the script sets it as text only)."""
+    from test_teaching_site import EVIL, _evil_kb
+
+    from spindledx.ihc.model import default_constants
+    from spindledx.teaching.compare import teaching_pairs
+    from spindledx.teaching.html import json_for_script
+    from spindledx.teaching.pages import SiteLinks
+    from spindledx.teaching.panel_form import model_export
+
+    kb = _evil_kb()
+    links = SiteLinks(kb, teaching_pairs(kb))
+    payload = json_for_script(model_export(kb, default_constants(), entity_links=links.entity,
+                                           marker_links=links.marker, fact_anchor=links.fact_anchor,
+                                           elicited_anchor=links.elicited_anchor, pair_anchor=links.pair_anchor))
+    assert "<" not in payload and ">" not in payload
+    gist = next(e for e in json.loads(payload)["entities"] if e["id"] == "gist")
+    assert gist["pitfalls"] == [EVIL]

@@ -132,7 +132,7 @@ def _score(images: list[Path], detector: Any, out: Path | None, *, mpp: float | 
            roi: Any, load: Callable[[float | None], Any]) -> ScoreRun:
     """The body of :func:`score_images` (with ``out``, the caller holds the output folder)."""
     from spindledx.imaging.reader import read_image
-    from spindledx.mitosis.score import score_image
+    from spindledx.mitosis.score import score_image, tile_area
 
     recorder = None
     if out is not None:  # candidates down to just below the threshold, for `spindledx review OUT`
@@ -147,11 +147,12 @@ def _score(images: list[Path], detector: Any, out: Path | None, *, mpp: float | 
         for image, stem in zip(images, stems, strict=True):
             try:
                 tile = read_image(image, mpp=mpp)
+                area = tile_area(tile, roi)
                 if recorder is not None:
                     result = score_image(tile, detector=recorder, hpf_area_mm2=hpf_area,
-                                         threshold=recorder.threshold, roi=roi)
+                                         threshold=recorder.threshold, roi=roi, area=area)
                 else:
-                    result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area, roi=roi)
+                    result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area, roi=roi, area=area)
             except BadInputError as exc:
                 if on_error is not None:
                     on_error(str(exc))
@@ -167,7 +168,7 @@ def _score(images: list[Path], detector: Any, out: Path | None, *, mpp: float | 
                     from spindledx.review.candidates import write_candidates
 
                     doc = recorder.document(image=image, stem=stem, width=tile.width, height=tile.height,
-                                            mpp=tile.mpp)
+                                            mpp=tile.mpp, area=area)
                     doc["flags"] = list(getattr(result, "flags", ()) or ())
                     written.append(write_candidates(doc, out))
             advance()

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from spindledx.counting import DEFAULT_HPF_AREA_MM2
 from spindledx.ihc import interpret as interp
 from spindledx.ihc.evidence import (
     AGE_OUTLIER_SHARE,
@@ -126,7 +127,8 @@ def model_export(kb: KnowledgeBase, constants: ModelConstants, *, entity_links: 
         markers, q = reporting_table(kb)
         selection = {"markers": list(markers), "q": [[_num(x) for x in row] for row in q]}
     return {
-        "entities": [{"id": e, "name": kb.entities[e].name, "href": entity_links[e]} for e in kb.entity_ids],
+        "entities": [{"id": e, "name": kb.entities[e].name, "href": entity_links[e],
+                      "pitfalls": list(kb.entities[e].pitfalls)} for e in kb.entity_ids],
         "markers": [{"name": m.name, "kind": m.kind, "synonyms": list(m.synonyms), "href": marker_links[m.name],
                      "with_facts": m.name in with_facts, "fact": fact_anchor(m.name), "elicited": elicited_anchor(
                          m.name), "pair": pair_anchor(m.name)} for m in kb.markers.values()],
@@ -143,7 +145,7 @@ def model_export(kb: KnowledgeBase, constants: ModelConstants, *, entity_links: 
             "fit_threshold": interp.FIT_THRESHOLD, "discordant_p": interp.DISCORDANT_P,
             "unresolved_top_p": interp.UNRESOLVED_TOP_P, "open_world_z": interp.OPEN_WORLD_Z,
             "open_world_share": interp.OPEN_WORLD_SHARE, "ki67_high_percent": KI67_HIGH_CUTOFF_PERCENT,
-            "diffuse_percent": DIFFUSE_CUTOFF_PERCENT,
+            "diffuse_percent": DIFFUSE_CUTOFF_PERCENT, "hpf_area_mm2": DEFAULT_HPF_AREA_MM2,
         },
         "groups": [list(members) for members in MARKER_GROUPS.values()],
         "non_discriminatory": list(interp.NON_DISCRIMINATORY),
@@ -191,8 +193,10 @@ aria-describedby="panel-text-help"> <button type="button" id="panel-read">Read</
 <label>Age (years) <input id="f-age" type="number" min="0" max="120" step="1"></label>
 <label>Sex <select id="f-sex"><option value="">not given</option><option value="F">female</option>
 <option value="M">male</option></select></label>
-<label>Mitoses per 10 HPF <input id="f-mitoses" type="number" min="0" step="0.1"
-title="fields of 0.2376 mm² (10x/22 eyepiece, 40x objective)"></label>
+<label>Mitoses <span><input id="f-mitoses" type="number" min="0" step="0.1"
+title="fields of 0.2376 mm² (10x/22 eyepiece, 40x objective)"> <select id="f-mitoses-unit"
+aria-label="mitoses counted per"><option value="10HPF">per 10 HPF</option><option value="50HPF">per 50 HPF</option>
+<option value="mm2">per mm²</option></select></span></label>
 <label>Tumour cell necrosis <select id="f-necrosis"><option value="">not given</option><option value="yes">yes
 </option><option value="no">no</option></select></label>
 <label>Atypia <select id="f-atypia"><option value="">not given</option>{atypia}</select></label>
@@ -208,7 +212,9 @@ title="fields of 0.2376 mm² (10x/22 eyepiece, 40x objective)"></label>
 <p class="muted">Untested markers ranked by the expected information gain (bits) of their result, with the chance of
 a positive stain in the leading entities.</p>
 <div id="panel-next"></div>
-<p class="muted">Mitoses are counted in fields of 0.2376 mm²; the other count forms of <code>spindledx panel
---mitoses</code> (per 50 HPF, per mm²) convert to this one. The report wording the command line also reads
-("positive for SMA and desmin") is not read here: use the marker list.</p>
+<h2>The same on the command line</h2>
+<pre id="panel-command" class="cmd"></pre>
+<p class="muted">High-power fields are taken as 0.2376 mm² (10x/22 eyepiece, 40x objective), as on the command
+line. The report wording the command line also reads ("positive for SMA and desmin") is not read here: use the
+compact form or the marker list.</p>
 """

@@ -179,7 +179,8 @@
     }
     if (input.mitoses !== null && input.mitoses !== undefined) {
       var band = mitosisBand(input.mitoses);
-      morph("mitoses", input.mitoses + "/10 HPF (" + M.mitosis_bands[band] + ")",
+      morph("mitoses", (input.mitoses_input ? input.mitoses_input + " = " : "") +
+        (Math.round(input.mitoses * 10) / 10) + "/10 HPF (" + M.mitosis_bands[band] + ")",
         M.morphology.mitoses.map(function (r) { return r === null ? null : r[band]; }));
     }
     if (input.necrosis === true || input.necrosis === false) {
@@ -307,11 +308,9 @@
       warnings.push("discordant for " + first.name + ": " + discordant.join(", ") +
         " (see pitfalls; repeat or add controls)");
     }
-    input.obs.forEach(function (o) {
-      if (!M.markers[markerIndex[o.marker]].with_facts) {
-        warnings.unshift("no figure for " + o.marker + " in the knowledge base: it does not change the ranking");
-      }
-    });
+    var noFigure = input.obs.filter(function (o) { return !M.markers[markerIndex[o.marker]].with_facts; })
+      .map(function (o) { return "no figure for " + o.marker + " in the knowledge base: it does not change the ranking"; });
+    warnings = noFigure.concat(warnings);
     return { differential: entries, next_markers: nextMarkers, warnings: warnings, unexplained: unexplained,
       context: context, best_typicality: best };
   }
@@ -489,8 +488,14 @@
     var age = numberOrNull("f-age");
     if (age !== null && age > 120) { age = null; }
     var necrosis = value("f-necrosis");
+    var count = numberOrNull("f-mitoses");
+    var unit = value("f-mitoses-unit");
+    /* findings.parse_mitoses: COUNT/NHPF -> count * 10 / N; a density per mm² -> density * 10 * HPF area */
+    var per10 = count === null ? null : unit === "mm2" ? count * 10 * C.hpf_area_mm2 :
+      unit === "50HPF" ? count * 10 / 50 : count * 10 / 10;
     return { site: value("f-site"), obs: currentObs(), age: age, sex: value("f-sex") || null,
-      mitoses: numberOrNull("f-mitoses"), necrosis: necrosis === "" ? null : necrosis === "yes",
+      mitoses: per10, mitoses_input: count === null ? null : count + "/" + unit,
+      necrosis: necrosis === "" ? null : necrosis === "yes",
       atypia: value("f-atypia") || null,
       patterns: Array.prototype.filter.call(form.querySelectorAll("input[name=pattern]"), function (c) {
         return c.checked; }).map(function (c) { return c.value; }) };
@@ -536,7 +541,11 @@
     var rows = entry.evidence.map(function (ev) {
       var item = ev.item;
       var note = ev.basis;
-      if (ev.kind === "selection") {
+      if (ev.kind === "prior") {
+        note = ev.basis === "site" ? "site prior" : "population frequency";
+      } else if ((ev.kind === "clinical" || ev.kind === "morphology") && ev.basis !== "no data") {
+        note = ev.kind === "clinical" ? "age and sex figures" : "morphology figures";
+      } else if (ev.kind === "selection") {
         note = leadingTerms(ev.column, entry.index).map(function (s) {
           return s.marker + (s.tested ? " tested" : " not tested") + " (reported in " + pct(s.q, 0) +
             " of work-ups)";
@@ -591,6 +600,13 @@
       var detail = el("tr", { "class": "detail" });
       var td = el("td", { colspan: "7" });
       td.appendChild(evidenceTable(entry));
+      var pitfalls = M.entities[entry.index].pitfalls;
+      if (pitfalls.length) {
+        td.appendChild(el("p", { "class": "muted" }, "Pitfalls of " + entry.name + ":"));
+        var ul = el("ul", { "class": "pitfalls" });
+        pitfalls.forEach(function (p) { ul.appendChild(el("li", null, p)); });
+        td.appendChild(ul);
+      }
       detail.appendChild(td);
       var open = expanded[entry.id] !== undefined ? expanded[entry.id] : k === 0;
       detail.hidden = !open;
@@ -619,16 +635,19 @@
     }), "data next"));
   }
 
+  /* the stains in the compact grammar (read back by readPanel and by spindledx panel) */
+  function panelText(obs) {
+    return obs.map(function (o) {
+      var kind = M.markers[markerIndex[o.marker]].kind;
+      var w = (KIND_WORD[kind] || RESULT_WORD)[o.event];
+      return o.marker.replace(/ /g, "_") + (w === "+" || w === "-" ? w : ":" + w);
+    }).join(" ");
+  }
+
   function writeHash(input) {
     var parts = [];
-    if (input.obs.length) {
-      parts.push("panel=" + encodeURIComponent(input.obs.map(function (o) {
-        var kind = M.markers[markerIndex[o.marker]].kind;
-        var w = (KIND_WORD[kind] || RESULT_WORD)[o.event];
-        return o.marker.replace(/ /g, "_") + (w === "+" || w === "-" ? w : ":" + w);
-      }).join(" ")));
-    }
-    ["site", "age", "sex", "mitoses", "necrosis", "atypia"].forEach(function (k) {
+    if (input.obs.length) { parts.push("panel=" + encodeURIComponent(panelText(input.obs))); }
+    ["site", "age", "sex", "mitoses", "mitoses-unit", "necrosis", "atypia"].forEach(function (k) {
       var v = value("f-" + k);
       if (v) { parts.push(k + "=" + encodeURIComponent(v)); }
     });
@@ -636,9 +655,25 @@
     try { history.replaceState(null, "", "#" + parts.join("&")); } catch (e) { /* file:// may refuse */ }
   }
 
+  function quote(text) { return /^[\w.,:+\/-]+$/.test(text) ? text : "'" + text.replace(/'/g, "'\\''") + "'"; }
+
+  function commandLine(input) {
+    if (!input.obs.length) { return ""; }
+    var words = ["spindledx", "panel", quote(panelText(input.obs))];
+    if (input.site) { words.push("--site", input.site); }
+    if (input.age !== null) { words.push("--age", String(input.age)); }
+    if (input.sex) { words.push("--sex", input.sex); }
+    if (input.mitoses_input) { words.push("--mitoses", input.mitoses_input); }
+    if (input.necrosis !== null) { words.push("--necrosis", input.necrosis ? "yes" : "no"); }
+    if (input.atypia) { words.push("--atypia", input.atypia); }
+    if (input.patterns.length) { words.push("--pattern", input.patterns.join(",")); }
+    return words.join(" ");
+  }
+
   function update() {
     var input = currentInput();
     writeHash(input);
+    document.getElementById("panel-command").textContent = commandLine(input);
     if (!input.obs.length) {
       document.getElementById("panel-result").textContent = "";
       document.getElementById("panel-result").appendChild(el("p", { "class": "muted" }, "Add at least one marker."));
@@ -653,6 +688,7 @@
     var msg = document.getElementById("panel-text-msg");
     var text = document.getElementById("panel-text").value;
     var read = readPanel(text);
+    if (read.obs.length) { rowsBody.textContent = ""; }  /* the typed panel replaces the list */
     read.obs.forEach(function (o) { addRow(o.marker, o.event); });
     msg.textContent = read.obs.length ? "Read: " + read.obs.map(function (o) { return o.marker + " " + o.result; })
       .join(", ") + (read.unread.length ? "; not read: " + read.unread.join(" ") : "") :
@@ -739,7 +775,7 @@
       var i = kv.indexOf("=");
       if (i > 0) { params[kv.slice(0, i)] = decodeURIComponent(kv.slice(i + 1)); }
     });
-    ["site", "age", "sex", "mitoses", "necrosis", "atypia"].forEach(function (k) {
+    ["site", "age", "sex", "mitoses", "mitoses-unit", "necrosis", "atypia"].forEach(function (k) {
       if (params[k] !== undefined) { document.getElementById("f-" + k).value = params[k]; }
     });
     if (params.pattern) {
