@@ -122,3 +122,58 @@ def test_a_region_outside_the_image_is_refused(image, tmp_path, monkeypatch, cap
     assert "lies outside" in capsys.readouterr().err
     assert main(["score", str(image), "--mpp", str(MPP), "--roi", str(roi), "--roi-class", "Necrosis"]) == 2
     assert "no region of class 'Necrosis'" in capsys.readouterr().err
+
+
+def test_review_import_counts_over_the_same_area(image, tmp_path, monkeypatch, capsys):
+    from spindledx.case.candidates import run_id
+    from spindledx.case.review import DECISIONS_FORMAT
+
+    roi = qupath_roi(tmp_path / "roi.geojson")
+    answers = run_all_routes(image, tmp_path, monkeypatch, capsys, extra=("--roi", str(roi)))
+    for kind in ("case_tiles", "case_slide"):
+        out = tmp_path / kind
+        cands = json.loads((out / "region_candidates.json").read_text())
+        decisions = {"format": DECISIONS_FORMAT, "run_id": run_id([cands]), "reviewer": "R", "date": "2026-12-05",
+                     "decisions": [{"id": c["id"], "decision": "y"} for c in cands["candidates"] if c["detected"]]}
+        (tmp_path / f"{kind}.json").write_text(json.dumps(decisions))
+        assert main(["review", str(out), "--import", str(tmp_path / f"{kind}.json")]) == 0, capsys.readouterr().err
+        reviewed = json.loads((out / "case_reviewed.json").read_text())["count"]
+        counted = answers[kind.replace("_", " --")]["count"]
+        assert (reviewed["count"], reviewed["area_mm2"], reviewed["mitoses_per_mm2"]) == \
+            (counted["count"], counted["area_mm2"], counted["mitoses_per_mm2"]), kind
+
+
+def test_outputs_show_the_region(image, tmp_path, monkeypatch, capsys):
+    from spindledx.imaging.roi import load_roi
+    from spindledx.mitosis import commands as score_commands
+    from spindledx.mitosis.points import load_points
+
+    monkeypatch.setattr(score_commands, "_load_detector", lambda threshold: detector)
+    roi = qupath_roi(tmp_path / "roi.geojson")
+    out = tmp_path / "out"
+    assert main(["score", str(image), "--mpp", str(MPP), "--roi", str(roi), "--roi-class", "Tumor", "--out",
+                 str(out)]) == 0, capsys.readouterr().err
+    exported = out / "region_mitoses.geojson"
+    doc = json.loads(exported.read_text())
+    regions = [f for f in doc["features"] if f["geometry"]["type"] == "Polygon"]
+    assert len(regions) == 1 and len(regions[0]["geometry"]["coordinates"]) == 2  # the outline and its hole
+    assert load_roi(exported).polygons[0].area_px == pytest.approx(load_roi(roi, "Tumor").polygons[0].area_px)
+    assert len(load_points(exported).points) == 1  # the exported region is not read as a point
+
+
+def test_batch_takes_a_region_per_row(image, tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    from spindledx.qa.manifest import load_manifest
+    from spindledx.qa.runner import run_and_write
+
+    qupath_roi(tmp_path / "roi.geojson")
+    pd.DataFrame([{"image": image.name, "mpp": MPP, "roi": "roi.geojson", "roi_class": "Tumor"}]).to_csv(
+        tmp_path / "manifest.csv", index=False)
+    specs = load_manifest(tmp_path / "manifest.csv")
+    result = run_and_write(specs, tmp_path / "batch", detector=detector, progress=False)
+    row = result.outcome.rows[0]
+    answers = run_all_routes(image, tmp_path, monkeypatch, capsys, extra=("--roi", str(tmp_path / "roi.geojson"),
+                                                                          "--roi-class", "Tumor"))
+    assert (row["count"], row["area_mm2"]) == (answers["score"]["count"], answers["score"]["area_mm2"]) == (1, row[
+        "area_mm2"])

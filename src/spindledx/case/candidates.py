@@ -378,14 +378,24 @@ class CandidateRecorder:
         self.last = list(self._detector(rgb, mpp))
         return self.last
 
-    def document(self, *, image: str | Path, stem: str, width: int, height: int, mpp: float) -> dict[str, Any]:
-        """The candidates document of the image last run (suppressed as the counting stage suppresses)."""
+    def document(self, *, image: str | Path, stem: str, width: int, height: int, mpp: float,
+                 area: Any = None) -> dict[str, Any]:
+        """The candidates document of the image last run (suppressed as the counting stage suppresses), limited to
+        the counted ``area`` (:class:`spindledx.slide.area.CountedArea`) when given, whose size it records."""
+        import numpy as np
+
         from spindledx.detection.suppress import suppress_detections
 
         found = [d for d in self.last if 0 <= d.x < width and 0 <= d.y < height]
         found = suppress_detections(found, mpp=mpp)
+        if area is not None and found:
+            inside = area.contains(np.array([d.x for d in found]), np.array([d.y for d in found]))
+            found = [d for d, k in zip(found, inside, strict=True) if k]
         thr = self.threshold if self.threshold is not None else min((d.score for d in found), default=0.0)
         floor = self.review_floor if self.review_floor is not None else thr
         cands = split_candidates(found, stem=stem, threshold=thr, review_floor=floor)
-        return candidates_document(image=image, stem=stem, width=width, height=height, mpp=mpp, threshold=thr,
-                                   review_floor=floor, model=self.model, candidates=cands)
+        doc = candidates_document(image=image, stem=stem, width=width, height=height, mpp=mpp, threshold=thr,
+                                  review_floor=floor, model=self.model, candidates=cands)
+        if area is not None:
+            doc["area_mm2"] = area.area_mm2
+        return doc

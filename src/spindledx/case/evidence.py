@@ -96,6 +96,7 @@ def score_tiles(images: Sequence[Path], *, stems: Sequence[str], detector: Calla
         written.extend(write_tile_outputs(tile.rgb, result, out_dir, stem=stem).values())
         doc = candidates_document(image=image, stem=stem, width=tile.width, height=tile.height, mpp=tile.mpp,
                                   threshold=threshold, review_floor=review_floor, model=model, candidates=cands)
+        doc["area_mm2"] = result.area_mm2  # the counted area, which `review --import` counts over
         doc["flags"] = tile_flags
         written.append(write_candidates(doc, out_dir))
         docs.append(doc)

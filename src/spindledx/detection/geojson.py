@@ -76,6 +76,30 @@ def polygon_annotation(ring: Iterable[tuple[float, float]], *, source: str, name
     }
 
 
+ROI_CLASS = "Region of interest"
+ROI_COLOR_RGB = (0, 160, 255)
+
+
+def region_annotations(region: Any, *, source: str) -> list[dict[str, Any]]:
+    """The polygons of a region of interest (:class:`spindledx.imaging.roi.Region`), holes kept, as locked QuPath
+    annotations of class ``Region of interest``: the area a count was restricted to."""
+    features = []
+    for i, poly in enumerate(region.polygons):
+        rings = [[[round(float(x), 1), round(float(y), 1)] for x, y in ring] for ring in (poly.exterior, *poly.holes)]
+        for ring in rings:
+            if ring[0] != ring[-1]:
+                ring.append(list(ring[0]))
+        features.append({
+            "type": "Feature",
+            "id": str(uuid.uuid5(_UUID_NAMESPACE, f"{source}#roi#{i}")),
+            "geometry": {"type": "Polygon", "coordinates": rings},
+            "properties": {"objectType": "annotation", "name": f"counted region {i + 1}",
+                           "classification": {"name": ROI_CLASS, "color": list(ROI_COLOR_RGB)},
+                           "isLocked": True},
+        })
+    return features
+
+
 def write_geojson(collection: dict[str, Any], path: str | Path) -> Path:
     """Write a FeatureCollection (from :func:`points_geojson`) to ``path`` atomically; returns the path."""
     return atomic_write_text(path, json.dumps(collection, indent=1, ensure_ascii=False))

@@ -158,7 +158,7 @@ def _score(images: list[Path], stems: list[str], detector: object, out: Path | N
     """The body of ``score`` (with ``out``, the caller holds the output folder)."""
     from spindledx.detection.detect import detector_caveat
     from spindledx.imaging.reader import read_image
-    from spindledx.mitosis.score import score_image
+    from spindledx.mitosis.score import score_image, tile_area
 
     recorder = None
     if out is not None:  # candidates down to just below the threshold, for `spindledx review OUT`
@@ -173,11 +173,12 @@ def _score(images: list[Path], stems: list[str], detector: object, out: Path | N
         for image, stem in zip(images, stems, strict=True):
             try:
                 tile = read_image(image, mpp=mpp)
+                area = tile_area(tile, roi)
                 if recorder is not None:
                     result = score_image(tile, detector=recorder, hpf_area_mm2=hpf_area,
-                                         threshold=recorder.threshold, roi=roi)
+                                         threshold=recorder.threshold, roi=roi, area=area)
                 else:
-                    result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area, roi=roi)
+                    result = score_image(tile, detector=detector, hpf_area_mm2=hpf_area, roi=roi, area=area)
             except BadInputError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 failures.append((printable(image), str(exc)))
@@ -192,7 +193,7 @@ def _score(images: list[Path], stems: list[str], detector: object, out: Path | N
                     from spindledx.case.candidates import write_candidates
 
                     doc = recorder.document(image=image, stem=stem, width=tile.width, height=tile.height,
-                                            mpp=tile.mpp)
+                                            mpp=tile.mpp, area=area)
                     doc["flags"] = list(getattr(result, "flags", ()) or ())
                     written.append(write_candidates(doc, out))
             advance()

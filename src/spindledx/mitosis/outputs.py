@@ -58,8 +58,12 @@ def write_detections_csv(scores: TileScore | Iterable[TileScore], path: str | Pa
 
 def to_geojson(result: TileScore) -> dict[str, Any]:
     """QuPath-importable GeoJSON FeatureCollection of the tile's figures as detection points."""
+    from spindledx.detection.geojson import region_annotations
+
+    region = getattr(result, "region", None)
     return points_geojson(((d.x, d.y, d.score, d.atypical, d.atypical_score) for d in result.mitoses),
-                          source=result.image)
+                          source=result.image,
+                          annotations=() if region is None else region_annotations(region, source=result.image))
 
 
 def write_geojson(result: TileScore, path: str | Path) -> Path:
@@ -73,6 +77,13 @@ def draw_overlay(rgb: np.ndarray, result: TileScore, *, radius_um: float = OVERL
     radius_px = max(3, round(radius_um / result.mpp))
     thickness = max(1, round(radius_px / 12))
     font_scale = max(0.35, radius_px / 60)
+    region = getattr(result, "region", None)
+    if region is not None:  # the counted region's outline (holes included), blue
+        from spindledx.detection.geojson import ROI_COLOR_RGB
+
+        rings = [np.round(r).astype(np.int32).reshape(-1, 1, 2)
+                 for p in region.polygons for r in (p.exterior, *p.holes)]
+        cv2.polylines(canvas, rings, True, ROI_COLOR_RGB, max(2, thickness), lineType=cv2.LINE_AA)
     for det in result.mitoses:
         color = ATYPICAL_OVERLAY_RGB if det.atypical else MITOSIS_COLOR_RGB
         centre = (round(det.x), round(det.y))

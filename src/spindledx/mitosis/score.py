@@ -84,6 +84,7 @@ class TileScore:
     atypical_fraction: float | None = None
     counted_area: dict[str, Any] | None = None
     n_outside_counted_area: int = 0
+    region: Any = field(default=None, repr=False, compare=False)  # the Region counted in (not serialised)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the DESIGN.md ``score`` keys (coordinates to 0.1 px, scores to 1e-4)."""
@@ -145,7 +146,7 @@ def default_detector(*, threshold: float | None = None) -> Detector:
 
 def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector: Detector | None = None,
                 hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2, threshold: float | None = None,
-                roi: Region | None = None) -> TileScore:
+                roi: Region | None = None, area: CountedArea | None = None) -> TileScore:
     """Detect and count mitotic figures in one tile.
 
     Parameters
@@ -164,6 +165,8 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
     roi
         Region of interest (:func:`spindledx.imaging.roi.load_roi`): only figures inside it are counted, over its
         area on tissue.
+    area
+        The tile's counted area when the caller has it already (:func:`tile_area` of the same tile and ``roi``).
 
     Returns
     -------
@@ -177,7 +180,7 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
     else:
         tile = read_image(source, mpp=mpp)
     counting.check_hpf_area_mm2(hpf_area_mm2)
-    area = tile_area(tile, roi)
+    area = tile_area(tile, roi) if area is None else area
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise BadInputError(f"threshold must be between 0 and 1 (got {threshold})")
     run = default_detector(threshold=threshold) if detector is None else as_detector(detector)
@@ -233,4 +236,5 @@ def summarize(tile: Tile, mitoses: list[Detection] | tuple[Detection, ...], *,
                      flag_messages=judged.messages, ood_score=judged.ood_score, ood_threshold=judged.ood_threshold,
                      atypical_count=n_atypical,
                      atypical_fraction=None if n_atypical is None else atypical_fraction(n_atypical, value.count),
-                     counted_area=area.to_json(), n_outside_counted_area=n_found - value.count)
+                     counted_area=area.to_json(), n_outside_counted_area=n_found - value.count,
+                     region=area.region)

@@ -36,7 +36,8 @@ def _clip(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-MANIFEST_COLUMNS = ("image", "case", "mpp", "expected_count", "annotations", "panel", "diagnosis", "site")
+MANIFEST_COLUMNS = ("image", "case", "mpp", "expected_count", "annotations", "panel", "diagnosis", "site", "roi",
+                    "roi_class")
 CASE_COLUMNS = ("panel", "diagnosis", "site")
 MAX_LISTED_PROBLEMS = 20
 
@@ -64,6 +65,9 @@ class TileSpec:
         Reference mitotic figures as ``((x, y), ...)`` in image pixels, or None when not annotated.
     panel, diagnosis, site
         Case-level IHC panel text, recorded diagnosis (entity id) and site.
+    roi, roi_class
+        Region of interest of the image (absolute path of a QuPath GeoJSON export) and the annotation class to use;
+        the tile is then counted inside the region only.
     """
 
     key: str
@@ -76,6 +80,8 @@ class TileSpec:
     panel: str | None = None
     diagnosis: str | None = None
     site: str | None = None
+    roi: str | None = None
+    roi_class: str | None = None
 
 
 def _blank(value: object) -> bool:
@@ -291,6 +297,25 @@ def load_manifest(path: str | Path, *, default_mpp: float | None = None,
                     points = by_image.get(Path(image_text or "").name, ())
             except BadInputError as exc:
                 errs.append(f"annotations: {exc}")
+        roi = _text(rec.get("roi"))
+        if roi is not None:
+            roi = str((base / roi).resolve())
+            if not Path(roi).is_file():
+                errs.append(f"roi '{_clip(_text(rec.get('roi')) or '')}' not found")
+        roi_class = _text(rec.get("roi_class"))
+        if roi_class is not None and roi is None:
+            errs.append("roi_class without roi")
+        if roi is not None and points is not None and not errs:
+            try:  # reference figures outside the region are not part of what is counted
+                import numpy as np
+
+                from spindledx.imaging.roi import load_roi
+
+                xy = np.asarray(points, float).reshape(-1, 2)
+                inside = load_roi(roi, roi_class).contains(xy[:, 0], xy[:, 1]) if len(xy) else []
+                points = tuple(p for p, k in zip(points, inside, strict=True) if k)
+            except BadInputError as exc:
+                errs.append(f"roi: {exc}")
         case = _text(rec.get("case")) or (default_case(image_text, all_images) if image_text else f"row{i}")
         fields = {c: _text(rec.get(c)) for c in CASE_COLUMNS}
         if fields["diagnosis"] is not None:
@@ -324,7 +349,7 @@ def load_manifest(path: str | Path, *, default_mpp: float | None = None,
         specs.append(TileSpec(key=image_text, image=str(image_path), row=i, case=case, mpp=mpp,
                               expected_count=expected if expected is not None else (
                                   len(points) if points is not None else None),
-                              points=points, **fields))
+                              points=points, roi=roi, roi_class=roi_class, **fields))
     _raise_problems(str(path), problems)
     # case-level fields given on one row apply to every row of the case
     return [_with_case_fields(s, case_fields.get(s.case, {})) for s in specs]
@@ -335,7 +360,8 @@ def _with_case_fields(spec: TileSpec, known: dict[str, tuple[str | None, int]]) 
     if all(values[c] == getattr(spec, c) for c in CASE_COLUMNS):
         return spec
     return TileSpec(key=spec.key, image=spec.image, row=spec.row, case=spec.case, mpp=spec.mpp,
-                    expected_count=spec.expected_count, points=spec.points, **values)
+                    expected_count=spec.expected_count, points=spec.points, roi=spec.roi, roi_class=spec.roi_class,
+                    **values)
 
 
 def tiles_from_folder(folder: str | Path, *, mpp: float | None = None,

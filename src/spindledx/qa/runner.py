@@ -80,7 +80,7 @@ def _shipped_detector(threshold: float | None, threads: int) -> Detector:
 
 
 def _score(tile: Any, detector: Detector | None, scorer: Scorer | None, options: RunOptions,
-           model_threads: int) -> dict:
+           model_threads: int, spec: TileSpec | None = None) -> dict:
     if scorer is not None:
         result = scorer(tile)
     else:
@@ -88,8 +88,13 @@ def _score(tile: Any, detector: Detector | None, scorer: Scorer | None, options:
 
         if detector is None:
             detector = _shipped_detector(options.threshold, model_threads)
+        region = None
+        if spec is not None and spec.roi is not None:
+            from spindledx.imaging.roi import load_roi
+
+            region = load_roi(spec.roi, spec.roi_class)
         result = score_image(tile, detector=detector, hpf_area_mm2=options.hpf_area_mm2,
-                             threshold=options.threshold)
+                             threshold=options.threshold, roi=region)
     return result.to_dict() if hasattr(result, "to_dict") else dict(result)
 
 
@@ -109,7 +114,9 @@ def tile_signature(spec: TileSpec) -> str:
     return signature({"image": os.path.realpath(spec.image), "file": file_identity(spec.image), "mpp": spec.mpp,
                       "case": spec.case, "expected_count": spec.expected_count,
                       "points": None if spec.points is None else [list(map(float, p)) for p in spec.points],
-                      "panel": spec.panel, "diagnosis": spec.diagnosis, "site": spec.site})
+                      "panel": spec.panel, "diagnosis": spec.diagnosis, "site": spec.site}
+                     | ({} if spec.roi is None else {"roi": spec.roi, "roi_file": file_identity(spec.roi),
+                                                      "roi_class": spec.roi_class}))
 
 
 def base_row(spec: TileSpec) -> dict:
@@ -141,7 +148,7 @@ def process_tile(spec: TileSpec, *, detector: Detector | None = None, scorer: Sc
     row = base_row(spec)
     try:
         tile = (reader or _default_reader)(spec.image, mpp=spec.mpp)
-        scored = _score(tile, detector, scorer, options, model_threads)
+        scored = _score(tile, detector, scorer, options, model_threads, spec)
         for key in ("width", "height", "mpp", "mpp_source", "area_mm2", "count", "mitoses_per_mm2",
                     "mitoses_per_10hpf", "hpf_area_mm2", "fnclcc_mitotic_score", "mitoses", "warnings"):
             row[key] = scored.get(key)

@@ -77,6 +77,11 @@ def to_geojson(result: SlideResult) -> dict[str, Any]:
             hotspots.append(polygon_annotation(region["polygon"], source=f"{name}#{k}#{i}", name=label,
                                                class_name=HOTSPOT_CLASS, color_rgb=HOTSPOT_COLOR_RGB,
                                                measurements=measurements))
+    region = None if result.area is None else result.area.region
+    if region is not None:
+        from spindledx.detection.geojson import region_annotations
+
+        hotspots.extend(region_annotations(region, source=name))
     return points_geojson(_points(result), source=name, annotations=hotspots)
 
 
