@@ -69,9 +69,9 @@ def best_time(fn, path: Path, repeats: int) -> float:
 def stage_times(path: Path, detector, repeats: int) -> dict[str, float]:
     """Best-of-``repeats`` seconds of each stage of ``score_image`` on one image (for ``--stages``)."""
     from spindledx.detection import guard
+    from spindledx.detection.atypical import classify_atypical, load_atypical_model
     from spindledx.detection.suppress import suppress_detections
     from spindledx.imaging.reader import read_image
-    from spindledx.mitosis.atypical import classify_atypical, load_atypical_model
 
     tile = read_image(path, mpp=0.25)
     found = suppress_detections(detector(tile.rgb, tile.mpp), mpp=tile.mpp)
@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in images:
         tile = read_image(path, mpp=0.25)
         megapixels.append(tile.width * tile.height / 1e6)
+    from spindledx.detection.atypical import load_atypical_model
     from spindledx.detection.detect import ModelDetector
-    from spindledx.mitosis.atypical import load_atypical_model
 
     start = time.perf_counter()
     detector = ModelDetector(threads=args.threads)

@@ -25,8 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from spindledx.detection.candidates import WORKING_MPP
 from spindledx.detection.model import TTA_SCHEMES, MitosisModel, load_model, sha256_file
-from spindledx.mitosis.candidates import WORKING_MPP
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -308,7 +308,8 @@ Trained on all 35 fields + the training ami-br slides for {epochs} epochs; thres
   the held-out judge uses paler fields and other scanners, which are measured here only by simulation (paler stain and
   lower resolution, above).
 * The model was trained at 0.25 µm/px; other resolutions are resampled, but mpp must be right.
-{notes}* The real-data test in `tests/test_mitosis_detect.py` runs on fields the model was trained on (smoke test only).
+{notes}* The real-data test in `tests/test_detection_detect.py` runs on fields the model was trained on (smoke test
+  only).
 
 ## Model history (same folds, seeds and threshold rule)
 | version | training | test-time averaging | mean F1 | pooled F1 | stain hold-out F1 |

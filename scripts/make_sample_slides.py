@@ -39,8 +39,8 @@ TILES = (
 )
 
 
-# IHC panels recorded for the synthetic cases, so that the batch demo shows the IHC side too: the reference case of
-# DESIGN.md (lung, leiomyosarcoma) and a KIT-negative, DOG1-positive gastric GIST. Invented teaching cases.
+# IHC panels recorded for the synthetic cases, so that the batch demo shows the IHC side too: the reference case
+# (lung, leiomyosarcoma) and a KIT-negative, DOG1-positive gastric GIST. Invented teaching cases.
 CASE_IHC = {
     "SYN-A": {"panel": "actin+ desmin+ CK-pan- CD34- CD117- S-100-", "diagnosis": "leiomyosarcoma", "site": "lung"},
     "SYN-B": {"panel": "CD117- DOG1+ CD34+ SMA- S100- desmin-", "diagnosis": "gist", "site": "gi_tract"},

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_mitosis as tm  # noqa: E402  (scripts/train_mitosis.py: augmentation, data paths)
 import training_data  # noqa: E402
 
-from spindledx.mitosis.patches import dihedral_views, to_model_input  # noqa: E402
+from spindledx.detection.patches import dihedral_views, to_model_input  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = tm.DATA

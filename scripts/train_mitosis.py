@@ -43,13 +43,13 @@ import torch
 from scipy.spatial import cKDTree
 from torch import nn
 
+from spindledx.detection.candidates import WORKING_MPP, find_candidates
 from spindledx.detection.model import TTA_SCHEMES, gated_tta, load_shipped_model
+from spindledx.detection.patches import extract_patches, to_model_input
 from spindledx.detection.suppress import suppress_nearby
 from spindledx.imaging.resample import resample_to
 from spindledx.imaging.stain import MacenkoNormalizer, od_to_rgb, rgb_to_od, scale_stain_concentrations
-from spindledx.mitosis.candidates import WORKING_MPP, find_candidates
 from spindledx.mitosis.evaluate import MIDOG_RADIUS_UM, best_threshold, f1_scores, match_points
-from spindledx.mitosis.patches import extract_patches, to_model_input
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import training_data  # noqa: E402  (scripts/training_data.py)

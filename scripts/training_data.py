@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
+from spindledx.detection.candidates import WORKING_MPP, find_candidates
 from spindledx.detection.model import gated_tta
+from spindledx.detection.patches import extract_patches, to_model_input
 from spindledx.detection.suppress import suppress_nearby
 from spindledx.detection.types import Detection
 from spindledx.imaging.resample import resample_to
-from spindledx.mitosis.candidates import WORKING_MPP, find_candidates
-from spindledx.mitosis.patches import extract_patches, to_model_input
 
 CHECK_IMAGE_NAMES = {"cmu_small_region.svs"}
 

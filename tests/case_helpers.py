@@ -60,8 +60,8 @@ def fixed_detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
 
 def use_detector(monkeypatch, detector) -> None:
     """Make `spindledx case` use ``detector`` with the test threshold and review floor."""
-    from spindledx.case import commands
+    from spindledx.case import run
 
-    monkeypatch.setattr(commands, "_load_detector",
+    monkeypatch.setattr(run, "case_detector",
                         lambda threshold, margin: (detector, THRESHOLD if threshold is None else threshold,
                                                    FLOOR, dict(FAKE_MODEL)))

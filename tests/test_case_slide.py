@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from case_helpers import PANEL, use_detector
 
-from spindledx.case.candidates import run_id
-from spindledx.case.review import DECISIONS_FORMAT
 from spindledx.cli import main
+from spindledx.review.candidates import run_id
+from spindledx.review.page import DECISIONS_FORMAT
 from spindledx.slide.synthetic import dark_disk_detector, make_slide_rgb, write_pyramidal_tiff
 
 

@@ -40,9 +40,9 @@ def test_csv_with_or_without_header_and_classes(tmp_path, image):
 
 
 def test_qupath_round_trip_gives_the_edited_count(tmp_path, image, monkeypatch, capsys):
-    from spindledx.mitosis import commands as score_commands
+    from spindledx.detection import shipped
 
-    monkeypatch.setattr(score_commands, "_load_detector",
+    monkeypatch.setattr(shipped, "factory",
                         lambda threshold: lambda rgb, mpp: [Detection(x, y, 0.9) for x, y in POINTS])
     assert main(["score", str(image), "--mpp", str(MPP), "--out", str(tmp_path / "out")]) == 0, \
         capsys.readouterr().err

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from case_helpers import PANEL, fixed_detector, use_detector, write_tiles
 
-from spindledx.case.candidates import run_id
-from spindledx.case.review import DECISIONS_FORMAT
 from spindledx.cli import main
-from spindledx.mitosis import commands as score_commands
+from spindledx.detection import shipped
+from spindledx.review.candidates import run_id
+from spindledx.review.page import DECISIONS_FORMAT
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -110,7 +110,7 @@ def test_an_oversized_decisions_file_is_refused(case_dir, tmp_path, capsys, monk
                                   ["--mpp", "1_0"], ["--mpp=0_25"], ["--threshold", "0_5"]])
 def test_number_options_that_python_would_accept_exit_2(tmp_path, capsys, monkeypatch, args):
     """`--objective 1e-300` exited 1; `--mpp 1_0` was read as 10."""
-    monkeypatch.setattr(score_commands, "_load_detector", lambda threshold: fixed_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: fixed_detector)
     (tile,) = write_tiles(tmp_path, n=1)
     assert main(["score", str(tile), *args]) == 2
     _one_error_line(capsys.readouterr().err)
@@ -154,10 +154,10 @@ def _forged_tiff(path: Path, *, width: int, height: int, byte_count: int) -> Pat
 
 def test_a_tiny_tiff_declaring_a_huge_slide_is_refused_at_once(tmp_path, capsys, monkeypatch):
     """A 1 KB TIFF claiming 100000 x 100000 px made `slide` run for minutes."""
-    from spindledx.slide import commands as slide_commands
+    from spindledx.detection import shipped
     from spindledx.slide.synthetic import dark_disk_detector
 
-    monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold, **kw: dark_disk_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold, **kw: dark_disk_detector)
     path = _forged_tiff(tmp_path / "huge.tif", width=100_000, height=100_000, byte_count=(3 * 10**10) & 0xFFFFFFFF)
     start = time.perf_counter()
     assert main(["slide", str(path), "--mpp", "0.25", "--out", str(tmp_path / "o"), "--no-progress"]) == 2

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from case_helpers import PANEL, fixed_detector, use_detector, write_tiles
 
-from spindledx.case.candidates import run_id
-from spindledx.case.review import DECISIONS_FORMAT
 from spindledx.cli import main
-from spindledx.mitosis import commands as score_commands
+from spindledx.detection import shipped
+from spindledx.review.candidates import run_id
+from spindledx.review.page import DECISIONS_FORMAT
 
 
 @pytest.fixture()
@@ -80,7 +80,7 @@ def test_decisions_with_nan_never_make_invalid_json(case_dir, tmp_path, capsys, 
 
 def test_summary_is_failed_when_nothing_was_scored(tmp_path, monkeypatch, capsys):
     """summary.json said `complete` when 0 of N tiles were scored."""
-    monkeypatch.setattr(score_commands, "_load_detector", lambda threshold: fixed_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: fixed_detector)
     folder = tmp_path / "bad"
     folder.mkdir()
     (folder / "a.png").write_bytes(b"not a png")
@@ -92,9 +92,8 @@ def test_summary_is_failed_when_nothing_was_scored(tmp_path, monkeypatch, capsys
 
 def test_batch_summary_is_failed_when_nothing_was_scored(tmp_path, monkeypatch, capsys):
     import spindledx.detection.model as model_module
-    import spindledx.qa.runner as runner_module
 
-    monkeypatch.setattr(runner_module, "_shipped_detector", lambda threshold, threads: fixed_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: fixed_detector)
     monkeypatch.setattr(model_module, "load_shipped_model", lambda *a, **k: None)
     folder = tmp_path / "bad"
     folder.mkdir()

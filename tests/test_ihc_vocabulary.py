@@ -1,4 +1,5 @@
-"""Marker synonyms and the panel result grammar (DESIGN.md), unknown markers, empty and conflicting panels."""
+"""Marker synonyms and the panel result grammar (docs/architecture.md), unknown markers, empty and conflicting
+panels."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Source quality of the IHC knowledge base (issue 14, IHC_SCHEMA.md "source form everywhere").
+"""Source quality of the IHC knowledge base (a citable source form everywhere).
 
 Every ``source`` field of every numeric data file must be made of citable tokens:
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 
+def fresh_stamp() -> str:
+    """A venv stamp newer than pyproject.toml: make takes the venv as made and installs nothing (in a fresh
+    checkout every file has about the same time, so the Makefile itself is no safe stamp)."""
+    with tempfile.NamedTemporaryFile(prefix="spindledx-stamp-", delete=False) as handle:
+        return handle.name
+
+
 def dry_run(*args: str) -> subprocess.CompletedProcess:
-    # STAMP=Makefile: the venv prerequisite is taken as made, so nothing is installed by a dry run
-    return subprocess.run(["make", "-n", "demo", "STAMP=Makefile", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run(["make", "-n", "demo", f"STAMP={fresh_stamp()}", *args], cwd=ROOT, capture_output=True,
                           text=True, check=False, timeout=60)
 
 
@@ -39,8 +46,8 @@ def test_demo_refuses_a_folder_that_exists(tmp_path: Path) -> None:
     existing = tmp_path / "run-1"
     (existing / "case").mkdir(parents=True)
     (existing / "case" / "decisions.json").write_text("{}")
-    run = subprocess.run(["make", "demo", "STAMP=Makefile", "BIN=/nonexistent", f"DEMO_OUT={existing}"], cwd=ROOT,
-                         capture_output=True, text=True, check=False, timeout=60)
+    run = subprocess.run(["make", "demo", f"STAMP={fresh_stamp()}", "BIN=/nonexistent", f"DEMO_OUT={existing}"],
+                         cwd=ROOT, capture_output=True, text=True, check=False, timeout=60)
     assert run.returncode != 0
     assert "exists" in run.stderr
     assert (existing / "case" / "decisions.json").read_text() == "{}"

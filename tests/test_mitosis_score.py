@@ -1,4 +1,4 @@
-"""score_image: counting arithmetic, deduplication, thresholds and the DESIGN.md JSON contract."""
+"""score_image: counting arithmetic, deduplication, thresholds and the score JSON contract (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -47,11 +47,9 @@ def qupath_roi(path, *, x0=80.0, x1=620.0, y0=60.0, y1=760.0, hole=(250, 200, 35
 
 
 def run_all_routes(image, tmp_path, monkeypatch, capsys, extra=()):
-    from spindledx.mitosis import commands as score_commands
-    from spindledx.slide import commands as slide_commands
+    from spindledx.detection import shipped
 
-    monkeypatch.setattr(score_commands, "_load_detector", lambda threshold: detector)
-    monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold, **kw: detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: detector)
     use_detector(monkeypatch, detector)
     answers = {}
     assert main(["score", str(image), "--mpp", str(MPP), "--format", "json", *extra]) == 0
@@ -100,20 +98,18 @@ def test_a_region_of_interest_restricts_every_route(image, tmp_path, monkeypatch
 
 
 def test_every_annotation_is_used_without_a_class(image, tmp_path, monkeypatch, capsys):
-    from spindledx.mitosis import commands as score_commands
+    from spindledx.detection import shipped
 
-    monkeypatch.setattr(score_commands, "_load_detector", lambda threshold: detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: detector)
     roi = qupath_roi(tmp_path / "roi.geojson")
     assert main(["score", str(image), "--mpp", str(MPP), "--format", "json", "--roi", str(roi)]) == 0
     assert json.loads(capsys.readouterr().out)[0]["count"] == 2  # (420, 500) in Tumor, (1000, 200) in Stroma
 
 
 def test_a_region_outside_the_image_is_refused(image, tmp_path, monkeypatch, capsys):
-    from spindledx.mitosis import commands as score_commands
-    from spindledx.slide import commands as slide_commands
+    from spindledx.detection import shipped
 
-    monkeypatch.setattr(score_commands, "_load_detector", lambda threshold: detector)
-    monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold, **kw: detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: detector)
     roi = qupath_roi(tmp_path / "far.geojson", x0=5000, x1=6000, y0=5000, y1=6000, hole=(5100, 5100, 5200, 5200))
     assert main(["score", str(image), "--mpp", str(MPP), "--roi", str(roi), "--roi-class", "Tumor"]) == 2
     assert "lies outside" in capsys.readouterr().err
@@ -125,8 +121,8 @@ def test_a_region_outside_the_image_is_refused(image, tmp_path, monkeypatch, cap
 
 
 def test_review_import_counts_over_the_same_area(image, tmp_path, monkeypatch, capsys):
-    from spindledx.case.candidates import run_id
-    from spindledx.case.review import DECISIONS_FORMAT
+    from spindledx.review.candidates import run_id
+    from spindledx.review.page import DECISIONS_FORMAT
 
     roi = qupath_roi(tmp_path / "roi.geojson")
     answers = run_all_routes(image, tmp_path, monkeypatch, capsys, extra=("--roi", str(roi)))
@@ -144,11 +140,11 @@ def test_review_import_counts_over_the_same_area(image, tmp_path, monkeypatch, c
 
 
 def test_outputs_show_the_region(image, tmp_path, monkeypatch, capsys):
+    from spindledx.detection import shipped
     from spindledx.imaging.roi import load_roi
-    from spindledx.mitosis import commands as score_commands
     from spindledx.mitosis.points import load_points
 
-    monkeypatch.setattr(score_commands, "_load_detector", lambda threshold: detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: detector)
     roi = qupath_roi(tmp_path / "roi.geojson")
     out = tmp_path / "out"
     assert main(["score", str(image), "--mpp", str(MPP), "--roi", str(roi), "--roi-class", "Tumor", "--out",
@@ -180,9 +176,9 @@ def test_batch_takes_a_region_per_row(image, tmp_path, monkeypatch, capsys):
 
 
 def test_points_exported_by_slide_count_the_same_on_the_slide(image, tmp_path, monkeypatch, capsys):
-    from spindledx.slide import commands as slide_commands
+    from spindledx.detection import shipped
 
-    monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold, **kw: detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: detector)
     roi = qupath_roi(tmp_path / "roi.geojson")
     for extra in ((), ("--roi", str(roi))):
         out = tmp_path / ("s" + str(len(extra)))

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from case_helpers import PANEL, fixed_detector, use_detector, write_tiles
 
-from spindledx.case.candidates import run_id
-from spindledx.case.review import DECISIONS_FORMAT
 from spindledx.cli import main
+from spindledx.detection import shipped
 from spindledx.detection.types import Detection
 from spindledx.engine.folder import OWNER_NAME
-from spindledx.mitosis import commands as score_commands
+from spindledx.review.candidates import run_id
+from spindledx.review.page import DECISIONS_FORMAT
 
 
 def spot_detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
@@ -31,10 +31,8 @@ def spot_detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
 def fakes(monkeypatch):
     """Fake detectors for `score`, `batch` and `case` (no model, no CPU cost)."""
     import spindledx.detection.model as model_module
-    import spindledx.qa.runner as runner_module
 
-    monkeypatch.setattr(score_commands, "_load_detector", lambda threshold: spot_detector)
-    monkeypatch.setattr(runner_module, "_shipped_detector", lambda threshold, threads: spot_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: spot_detector)
     monkeypatch.setattr(model_module, "load_shipped_model", lambda *a, **k: None)
     use_detector(monkeypatch, fixed_detector)
 
@@ -101,10 +99,10 @@ def test_an_output_file_link_is_refused_before_anything_is_written(tmp_path, fak
 
 def test_a_tiles_folder_link_is_refused_by_slide(tmp_path, capsys, monkeypatch):
     """A `tiles/` symlink: `slide` wrote its tile files into the link's target."""
-    from spindledx.slide import commands as slide_commands
+    from spindledx.detection import shipped
     from spindledx.slide.synthetic import dark_disk_detector, make_slide_rgb, write_pyramidal_tiff
 
-    monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold, **kw: dark_disk_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold, **kw: dark_disk_detector)
     rgb = make_slide_rgb(1200, 900, tissue_boxes=[(100, 100, 1100, 800)], figures=np.array([[600.0, 400.0]]),
                          figure_radius_px=20, seed=1)
     slide = write_pyramidal_tiff(tmp_path / "s.tif", rgb, mpp=0.25, n_levels=2)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from spindledx.cli import main
+from spindledx.detection import shipped
 from spindledx.detection.types import Detection
 from spindledx.engine.store import ResultLog as ResultStore
 from spindledx.mitosis.synthetic import make_tile
@@ -107,9 +108,8 @@ def test_corrupt_files_become_error_rows_and_exit_2(tmp_path: Path, capsys, monk
     assert result.summary["n_done"] == 2 and result.summary["n_failed"] == 2
     # the CLI goes through the batch, then exits 2 saying how many failed (fake model, in-process)
     import spindledx.detection.model as model_module
-    import spindledx.qa.runner as runner_module
 
-    monkeypatch.setattr(runner_module, "_shipped_detector", lambda threshold, threads: fixed_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: fixed_detector)
     monkeypatch.setattr(model_module, "load_shipped_model", lambda *a, **k: None)
     code = main(["batch", str(folder), "--out", str(tmp_path / "cli"), "--mpp", "0.25", "--jobs", "1",
                  "--no-progress"])
@@ -195,16 +195,15 @@ def test_changed_image_is_scored_again_on_resume(tmp_path: Path) -> None:
 def test_cli_exit_codes_for_interrupt_and_failures(tmp_path: Path, capsys, monkeypatch, behaviour, code,
                                                    message) -> None:
     import spindledx.detection.model as model_module
-    import spindledx.qa.runner as runner_module
 
-    def make(threshold, threads):
+    def make(threshold):
         def detector(rgb, mpp):
             if behaviour == "interrupt":
                 raise KeyboardInterrupt
             raise ValueError("boom")
         return detector
 
-    monkeypatch.setattr(runner_module, "_shipped_detector", make)
+    monkeypatch.setattr(shipped, "factory", make)
     monkeypatch.setattr(model_module, "load_shipped_model", lambda *a, **k: None)
     folder, _ = _make_set(tmp_path / "tiles", 2)
     out = tmp_path / "out"

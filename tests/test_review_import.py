@@ -7,10 +7,10 @@ import json
 import pytest
 from case_helpers import PANEL, fixed_detector, use_detector, write_tiles
 
-from spindledx.case.candidates import run_id
 from spindledx.case.decisions import CONFIRMED_CLASS, REJECTED_CLASS, cohen_kappa
-from spindledx.case.review import DECISIONS_FORMAT
 from spindledx.cli import main
+from spindledx.review.candidates import run_id
+from spindledx.review.page import DECISIONS_FORMAT
 
 
 @pytest.fixture()

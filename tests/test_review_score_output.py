@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from case_helpers import write_tiles
 
 from spindledx.cli import main
+from spindledx.detection import shipped
 from spindledx.detection.types import Detection
-from spindledx.mitosis import commands
 
 
 class FakeModelDetector:
@@ -27,7 +27,7 @@ class FakeModelDetector:
 
 
 def test_score_out_writes_candidates_and_counts_as_at_the_threshold(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(commands, "_load_detector", lambda threshold: FakeModelDetector(threshold))
+    monkeypatch.setattr(shipped, "factory", lambda threshold: FakeModelDetector(threshold))
     (tile,) = write_tiles(tmp_path / "t", n=1)
     out = tmp_path / "score"
     assert main(["score", str(tile), "--out", str(out), "--format", "json"]) == 0
@@ -40,8 +40,8 @@ def test_score_out_writes_candidates_and_counts_as_at_the_threshold(tmp_path, mo
     assert main(["review", str(out)]) == 0
     assert (out / "review.html").is_file()
     capsys.readouterr()
-    from spindledx.case.candidates import run_id
-    from spindledx.case.review import DECISIONS_FORMAT
+    from spindledx.review.candidates import run_id
+    from spindledx.review.page import DECISIONS_FORMAT
 
     decisions = {"format": DECISIONS_FORMAT, "run_id": run_id([doc]), "reviewer": "R", "date": "2026-11-29",
                  "decisions": [{"id": c["id"], "decision": "y"} for c in doc["candidates"]]}

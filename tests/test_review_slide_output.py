@@ -6,15 +6,15 @@ import json
 
 import numpy as np
 
-from spindledx.case.candidates import load_candidate_files, run_id
-from spindledx.case.review import DECISIONS_FORMAT
 from spindledx.cli import main
-from spindledx.slide import commands as slide_commands
+from spindledx.detection import shipped
+from spindledx.review.candidates import load_candidate_files, run_id
+from spindledx.review.page import DECISIONS_FORMAT
 from spindledx.slide.synthetic import dark_disk_detector, make_slide_rgb, write_pyramidal_tiff
 
 
 def test_review_a_slide_folder(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold, **kw: dark_disk_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold, **kw: dark_disk_detector)
     figures = np.array([[300.0, 300.0], [380.0, 420.0], [460.0, 300.0], [1700.0, 800.0]])
     rgb = make_slide_rgb(2000, 1000, tissue_boxes=[(50, 50, 1950, 950)], figures=figures, figure_radius_px=12,
                          seed=6)

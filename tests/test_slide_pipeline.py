@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from spindledx.cli import main
+from spindledx.detection import shipped
 from spindledx.errors import BadInputError
-from spindledx.slide import commands as slide_commands
 from spindledx.slide.outputs import write_outputs
 from spindledx.slide.pipeline import analyze_slide
 from spindledx.slide.synthetic import dark_disk_detector, make_slide_rgb, write_pyramidal_tiff
@@ -223,7 +223,7 @@ def test_geojson_is_in_level0_pixels_of_a_20x_slide(tmp_path):
 
 
 def test_cli_slide_json_and_files(slide_path, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold, **kw: dark_disk_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold, **kw: dark_disk_detector)
     out = tmp_path / "cli"
     code = main(["slide", str(slide_path), "--out", str(out), "--format", "json", "--area-mm2", "0.25",
                  "--tile-um", "256", "--shape", "all", "--no-progress"])
@@ -250,7 +250,7 @@ def test_cli_slide_json_and_files(slide_path, tmp_path, capsys, monkeypatch):
 
 
 def test_cli_refuses_a_slide_without_scale(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold, **kw: dark_disk_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold, **kw: dark_disk_detector)
     rgb = make_slide_rgb(600, 500, tissue_boxes=[(50, 50, 550, 450)], figures=np.zeros((0, 2)))
     path = write_pyramidal_tiff(tmp_path / "noscale.tif", rgb, mpp=None, n_levels=2)
     assert main(["slide", str(path), "--out", str(tmp_path / "o"), "--no-progress"]) == 2

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from skimage.feature import peak_local_max
 
+from spindledx.detection.candidates import candidate_channel, find_candidates, local_peaks
 from spindledx.detection.model import DEFAULT_DESCRIPTION, gated_tta, load_model
+from spindledx.detection.patches import dihedral_views, extract_patches, to_model_input
 from spindledx.imaging.reader import read_image
 from spindledx.imaging.stain import REFERENCE_STAIN_MATRIX, concentration_channel, concentrations, rgb_to_od
-from spindledx.mitosis.candidates import candidate_channel, find_candidates, local_peaks
-from spindledx.mitosis.patches import dihedral_views, extract_patches, to_model_input
 
 SAMPLE_SLIDES = sorted((Path(__file__).resolve().parents[1] / "sample_slides").glob("*.tif"))
 

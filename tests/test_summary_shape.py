@@ -21,9 +21,9 @@ def _one_spot(rgb: np.ndarray, mpp: float) -> list[Detection]:
 
 
 def _run_score(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
-    from spindledx.mitosis import commands
+    from spindledx.detection import shipped
 
-    monkeypatch.setattr(commands, "_load_detector", lambda threshold: _one_spot)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: _one_spot)
     tiles = write_tiles(tmp_path / "tiles", n=2, size_px=128)
     (tmp_path / "tiles" / "broken.png").write_text("not an image")
     out = tmp_path / "out"
@@ -34,9 +34,9 @@ def _run_score(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
 
 def _run_batch(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
     import spindledx.detection.model as model_module
-    import spindledx.qa.runner as runner_module
+    from spindledx.detection import shipped
 
-    monkeypatch.setattr(runner_module, "_shipped_detector", lambda threshold, threads: _one_spot)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: _one_spot)
     monkeypatch.setattr(model_module, "load_shipped_model", lambda *a, **k: None)
     write_tiles(tmp_path / "tiles", n=2, size_px=128)
     out = tmp_path / "out"
@@ -46,10 +46,10 @@ def _run_batch(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
 
 
 def _run_slide(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
-    from spindledx.slide import commands as slide_commands
+    from spindledx.detection import shipped
     from spindledx.slide.synthetic import dark_disk_detector, make_slide_rgb, write_pyramidal_tiff
 
-    monkeypatch.setattr(slide_commands, "_load_detector", lambda threshold, **kw: dark_disk_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold, **kw: dark_disk_detector)
     rgb = make_slide_rgb(1024, 768, tissue_boxes=[(50, 50, 970, 700)], figures=np.array([[300.0, 300.0]]),
                          figure_radius_px=12, seed=6)
     slide = write_pyramidal_tiff(tmp_path / "s.tif", rgb, mpp=0.25)
@@ -67,8 +67,8 @@ def _run_case(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
 
 
 def _run_review_import(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
-    from spindledx.case.candidates import load_candidate_files, run_id
-    from spindledx.case.review import DECISIONS_FORMAT
+    from spindledx.review.candidates import load_candidate_files, run_id
+    from spindledx.review.page import DECISIONS_FORMAT
 
     case_summary, _ = _run_case(tmp_path, monkeypatch)
     out = case_summary.parent

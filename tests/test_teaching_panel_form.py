@@ -149,10 +149,12 @@ def test_marker_picker_searches_synonyms(site, browser_page):
     page.fill("#marker-search", "dog")
     page.press("#marker-search", "Enter")
     assert page.locator("#panel-rows tbody tr").count() == 2
-    page.fill("#panel-text", "desmin+ h-caldesmon:diffuse")  # a typed panel replaces the list
+    page.fill("#panel-text", "desmin+ h-caldesmon:diffuse DOG1 not done")  # a typed panel replaces the list
     page.press("#panel-text", "Enter")
     assert page.locator("#panel-rows tbody tr").all_inner_texts()[0].startswith("desmin")
-    assert page.locator("#panel-rows tbody tr").count() == 2
+    assert page.locator("#panel-rows tbody tr").count() == 3
+    assert page.locator("#panel-rows tr[data-marker='DOG1'] select").input_value() == ""  # listed, not counted
+    assert "DOG1" not in page.locator("#panel-command").inner_text()
     assert page.locator("#panel-rows tr[data-marker='h-caldesmon'] select").input_value() == "diffuse"
     assert page.locator("#differential tr.entity").count() > 0
     assert page.console_errors == []

@@ -1,11 +1,11 @@
 """Exceptions shared by every stage.
 
-The CLI turns :class:`BadInputError` into one line on stderr and exit code 2 (DESIGN.md, "Exit codes");
+The CLI turns :class:`BadInputError` into one line on stderr and exit code 2 (docs/architecture.md, "Contracts");
 anything else is an unexpected failure (exit code 1).
 
 Library messages speak of the library's parameters (``restart=True``, ``hpf_area``, ``dask``), never of command
 line flags: a library user has no flags. An error about a parameter names it in ``parameters``, and the CLI
-rewrites those names into its flags (:func:`spindledx.cli_options.cli_message`).
+rewrites those names into its flags (:func:`spindledx.cli.options.cli_message`).
 """
 
 from __future__ import annotations

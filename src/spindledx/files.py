@@ -211,13 +211,6 @@ def check_file_name(name: str, *, what: str) -> str:
     return name
 
 
-def is_inside(path: str | Path, folder: str | Path) -> bool:
-    """Whether ``path`` (links resolved) lies inside ``folder`` (links resolved), not being ``folder`` itself."""
-    root = Path(os.path.realpath(folder))
-    resolved = Path(os.path.realpath(path))
-    return resolved != root and resolved.is_relative_to(root)
-
-
 def read_bounded(path: str | Path, *, max_bytes: int, what: str) -> bytes:
     """The bytes of a regular file of at most ``max_bytes`` (a FIFO, a device or ``/dev/zero`` is refused before
     anything is read, and a file that grows while read is cut at the limit and refused).

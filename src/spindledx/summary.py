@@ -26,7 +26,7 @@ warnings      one-line messages
 errors        one ``{"input", "error"}`` per input that could not be used
 ============  ================================================================================================
 
-The standard output contracts of ``../shared/DESIGN.md`` (e.g. the ``score --format json`` list) are separate and
+The output contracts of docs/architecture.md (e.g. the ``score --format json`` list) are separate and
 unchanged: ``results`` carries them inside the summary.
 """
 
@@ -83,7 +83,7 @@ def build_summary(command: str, *, provenance: Mapping[str, Any], out_dir: str |
     command
         The command, as typed after ``spindledx``.
     provenance
-        :func:`spindledx.pages.provenance`-style dict; its :data:`PROVENANCE_KEYS` missing from it are set to None.
+        :func:`spindledx.provenance`-style dict; its :data:`PROVENANCE_KEYS` missing from it are set to None.
     out_dir
         The output folder (``outputs`` are stored relative to it).
     errors

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from spindledx import counting
-from spindledx.case.candidates import run_id
-from spindledx.case.review import DECISIONS_FORMAT
 from spindledx.errors import BadInputError
+from spindledx.review.candidates import run_id
+from spindledx.review.page import DECISIONS_FORMAT
 
 CONFIRMED_CLASS = "Mitosis (confirmed)"
 REJECTED_CLASS = "Not mitosis"
@@ -210,9 +210,11 @@ def import_decisions(out_dir: str | Path, decisions_path: str | Path, *, replace
     ``case.json``, ``case_reviewed.json`` and ``case_reviewed.html`` (differential and grade re-derived from
     the confirmed count). Returns ``{"review": ..., "paths": {...}, "case": case_doc_or_None}``.
 
-    Only the images of the folder's run are reviewed (:func:`spindledx.case.candidates.load_run_candidates`).
+    Only the images of the folder's run are reviewed (:func:`spindledx.review.candidates.load_run_candidates`).
     A decisions file without any decision is refused, and so is one that would replace an earlier review with
-    fewer decisions or another reviewer's, unless ``replace`` is True.
+    fewer decisions or another reviewer's, unless ``replace`` is True. This is ``spindledx review OUT --import``.
+
+    Example: ``result = import_decisions("case_1", "decisions.json"); print(result["review"]["confirmed_count"])``
     """
     from spindledx.engine.folder import guest_lock
 
@@ -237,9 +239,9 @@ def _previous_review(out_dir: Path) -> dict[str, Any] | None:
 
 
 def _import_decisions(out_dir: Path, decisions_path: str | Path, *, replace: bool) -> dict[str, Any]:
-    from spindledx.case.candidates import load_run_candidates
     from spindledx.case.workup import pooled_count
     from spindledx.files import atomic_write_text as write_text_atomic
+    from spindledx.review.candidates import load_run_candidates
 
     docs, ignored = load_run_candidates(out_dir)
     decisions = load_decisions(decisions_path)
@@ -278,7 +280,7 @@ def _import_decisions(out_dir: Path, decisions_path: str | Path, *, replace: boo
                             hpf_area_mm2=hpf, method="detector", flags=flags)
     review["count"] = confirmed
     review["detector"] = detector
-    from spindledx.pages import provenance
+    from spindledx.provenance import provenance
 
     base = provenance(include_model=False)
     model = docs[0].get("model") or {} if docs else {}
@@ -292,7 +294,7 @@ def _import_decisions(out_dir: Path, decisions_path: str | Path, *, replace: boo
     if case_doc is not None:
         from spindledx.case.page import render_case_html
         from spindledx.case.workup import recompute_case
-        from spindledx.pages import provenance
+        from spindledx.provenance import provenance
 
         prov = {**case_doc["provenance"], "reviewed": provenance(include_model=False)["date"]}
         summary = {k: v for k, v in review.items() if k not in ("images",)}

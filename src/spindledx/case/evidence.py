@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from spindledx.case.candidates import candidates_document, split_candidates, write_candidates
 from spindledx.errors import BadInputError
+from spindledx.review.candidates import candidates_document, split_candidates, write_candidates
 
 THUMBNAIL_PX = 320
 

@@ -1,6 +1,6 @@
 """The case workup: H&E count + IHC panel + FNCLCC grade joined into one record (``case.json``).
 
-Data flow (one way, DESIGN.md): tiles -> detector candidates (:mod:`spindledx.case.candidates`) -> counted
+Data flow (one way, docs/architecture.md): tiles -> detector candidates (:mod:`spindledx.review.candidates`) -> counted
 figures per tile (:func:`spindledx.mitosis.score.summarize`) -> pooled count over the area counted
 (:mod:`spindledx.counting`: density = count / area, per 10 HPF = density x 10 x HPF area; Cree et al. 2021)
 -> morphology evidence of the differential (``interpret_panel(..., mitoses=<per mm²>)``) -> FNCLCC grade of
@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from spindledx import counting
@@ -66,14 +65,6 @@ def check_options(opts: CaseOptions) -> None:
         raise BadInputError(f"age must be between 0 and 120 years (got {opts.age:g})", parameters="age")
     if opts.differentiation is not None and opts.differentiation not in (1, 2, 3):
         raise BadInputError("differentiation must be 1, 2 or 3", parameters="differentiation")
-
-
-@dataclass(frozen=True)
-class TileCount:
-    """One image's counted figures (the ``score`` record) with its flags."""
-
-    record: dict[str, Any]
-    flags: tuple[str, ...] = field(default=())
 
 
 def pooled_count(records: Sequence[dict[str, Any]], *, hpf_area_mm2: float, method: str = "detector",
@@ -234,8 +225,3 @@ def recompute_case(case_doc: dict[str, Any], count: dict[str, Any], *, review: d
     warnings = list(case_doc.get("image_warnings") or [])
     return build_case(opts, case_doc.get("tiles", []), count, provenance=provenance,
                       evidence_source=inputs.get("evidence", {}), warnings=warnings, review=review)
-
-
-def stem_for(path: str | Path) -> str:
-    """Output stem of an image path."""
-    return Path(path).stem

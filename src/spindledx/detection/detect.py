@@ -1,7 +1,7 @@
 """Tile -> mitotic figures with the shipped model, and :class:`ModelDetector`, the stages' default detector.
 
 :func:`detect_mitoses`: resample to the model's working resolution (0.25 µm/px), hematoxylin candidates
-(:mod:`spindledx.mitosis.candidates`), CNN patch scores (:mod:`spindledx.detection.model`), threshold, and the one
+(:mod:`spindledx.detection.candidates`), CNN patch scores (:mod:`spindledx.detection.model`), threshold, and the one
 suppression of nearby points (:func:`spindledx.detection.suppress.suppress_nearby`, 7.5 µm). Coordinates of the
 returned detections are in the pixels of the image as given (not of the working resolution).
 """
@@ -56,11 +56,11 @@ def detect_mitoses(
     list of Detection
         Sorted by decreasing score, no two within 7.5 µm (MIDOG radius), ``(x, y)`` in input-image pixels.
     """
+    from spindledx.detection.candidates import find_candidates
     from spindledx.detection.model import load_shipped_model
+    from spindledx.detection.patches import extract_patches
     from spindledx.imaging.resample import resample_to
     from spindledx.imaging.stain import scale_stain_concentrations
-    from spindledx.mitosis.candidates import find_candidates
-    from spindledx.mitosis.patches import extract_patches
 
     _check_input(rgb, mpp)
     if model is None:

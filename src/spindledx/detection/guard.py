@@ -38,14 +38,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from spindledx.counting import DENSITY_BOUND_PER_MM2, DENSITY_FALSE_ALARM, density_is_implausible  # noqa: F401
-from spindledx.imaging.stain import REFERENCE_STAIN_MATRIX, rgb_to_od
-
-#: Where the bound comes from (printed with the flag).
-DENSITY_BOUND_SOURCE = (
-    "small-cell lung carcinoma averages 60-80 mitoses per 2 mm² (WHO Lung 2015; Nicholson 2002, PMID 12218575); "
-    "100/mm² allows 2.5-3x for hotspots (estimate)"
+from spindledx.counting import (  # noqa: F401 (re-exported: the density test and its wording live in counting)
+    DENSITY_BOUND_PER_MM2,
+    DENSITY_BOUND_SOURCE,
+    DENSITY_FALSE_ALARM,
+    density_is_implausible,
+    density_message,
 )
+from spindledx.imaging.stain import REFERENCE_STAIN_MATRIX, rgb_to_od
 
 #: Flag names (stable: other commands and tools read them).
 IMPLAUSIBLE_DENSITY = "implausible_density"
@@ -194,12 +194,6 @@ class GuardResult:
             "density_bound_per_mm2": self.density_bound_per_mm2,
             "flag_messages": list(self.messages),
         }
-
-
-def density_message(count: int, area_mm2: float) -> str:
-    return (f"{count} detections in {area_mm2:.3g} mm² ({count / area_mm2:.0f}/mm²) is beyond what any tumour shows "
-            f"(bound {DENSITY_BOUND_PER_MM2:.0f}/mm²: {DENSITY_BOUND_SOURCE}); the detector is probably firing on "
-            "non-mitotic nuclei: check the overlay, do not grade from this count")
 
 
 def ood_message(score: float, threshold: float) -> str:

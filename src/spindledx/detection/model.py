@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from spindledx.detection.patches import dihedral_views, to_model_input
 from spindledx.errors import BadInputError
-from spindledx.mitosis.patches import dihedral_views, to_model_input
 
 #: The shipped model's folder inside the installed package (package data; may be a zip member).
 MODELS_DIR: Traversable = resources.files("spindledx.detection") / "models"
@@ -53,7 +53,7 @@ def gated_tta(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, way
     """Probabilities with test-time augmentation spent only where it can change the decision.
 
     Every patch is scored once; patches whose single-view probability is at least ``gate`` are scored again in
-    all ``ways`` dihedral views (:func:`~spindledx.mitosis.patches.dihedral_views`) and get the mean of the
+    all ``ways`` dihedral views (:func:`~spindledx.detection.patches.dihedral_views`) and get the mean of the
     ``ways`` views. Most candidates are plain nuclei far below any useful threshold, so ``ways = 8`` costs about
     two single-view passes instead of eight.
 

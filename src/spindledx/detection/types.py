@@ -34,7 +34,7 @@ class Detection:
     score
         Classifier probability in [0, 1].
     atypical, atypical_score
-        Normal/atypical label and probability from the atypical head (:mod:`spindledx.mitosis.atypical`);
+        Normal/atypical label and probability from the atypical head (:mod:`spindledx.detection.atypical`);
         None when no head has looked at the figure.
     """
 

@@ -227,3 +227,44 @@ def is_own_output(path: str | Path, root: str | Path | None = None) -> bool:
         if stop is None or folder == stop or folder.parent == folder or not folder.is_relative_to(stop):
             return False
         folder = folder.parent
+
+
+def collect_images(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """Expand image paths: files as given, folders recursively (png/jpg/jpeg/tif/tiff, sorted, hidden files skipped,
+    and the images spindledx wrote into an output folder skipped: :func:`is_own_output`).
+
+    The same file given twice (``./t1.png`` and ``t1.png``, or a file and its folder) is kept once, so its area is
+    not counted twice. Returns the images and one note per dropped repeat.
+
+    Raises
+    ------
+    BadInputError
+        A missing path or a folder without images.
+    """
+    from spindledx.imaging.reader import IMAGE_SUFFIXES
+
+    images: list[Path] = []
+    notes: list[str] = []
+    seen: dict[str, Path] = {}
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                           and not is_own_output(p, path))
+            if not found:
+                raise BadInputError(f"{path}: no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in this folder")
+        elif path.exists():
+            found = [path]
+        else:
+            raise BadInputError(f"{path}: no such file or folder")
+        for image in found:
+            key = os.path.realpath(image)
+            if key in seen:
+                notes.append(f"{image}: the same file as {seen[key]}; scored once")
+                continue
+            seen[key] = image
+            images.append(image)
+    if not images:
+        raise BadInputError("no images given")
+    return images, notes

@@ -149,7 +149,7 @@ class PanelResult:
         return self.differential[0]
 
     def to_json(self, top: int | None = None) -> dict:
-        """The DESIGN.md / IHC_SCHEMA.md JSON contract as a JSON-serialisable dict (use ``json.dumps`` on it).
+        """The ``panel --format json`` contract (docs/architecture.md) as a JSON-serialisable dict.
 
         ``{"differential": [{"id", "name", "probability", "evidence": [{"kind", ...}]}...], "next_markers":
         [{"marker", "expected_information_gain", ...}], "warnings": [...], "prior": {"basis": "population" |
@@ -333,7 +333,7 @@ def interpret_panel(text: str, site: str | None = None, ignore_unknown: bool = F
     Parameters
     ----------
     text
-        Panel in the DESIGN.md grammar, e.g. ``"actin+ desmin+ CK-pan- CD34- CD117- S-100-"``.
+        Panel in the panel grammar (docs/architecture.md), e.g. ``"actin+ desmin+ CK-pan- CD34- CD117- S-100-"``.
     site
         Optional site (lung, pleura, uterus, gi_tract, retroperitoneum, skin, soft_tissue, pulmonary_artery or an
         alias): sets the site prior and selects site-specific literature rows.  Without it the population prior
@@ -369,6 +369,9 @@ def interpret_panel(text: str, site: str | None = None, ignore_unknown: bool = F
     BadInputError
         Empty panel, unknown marker (unless ``ignore_unknown``), bad result word, conflicting duplicates,
         unknown site, or a bad finding (one line naming what is accepted).
+
+    Example: ``interpret_panel("actin+ desmin+ CK-pan- CD34-", site="lung").to_json(top=5)`` is the
+    ``spindledx panel ... --format json`` document.
     """
     kb = kb or load_knowledge_base()
     constants = constants or default_constants()

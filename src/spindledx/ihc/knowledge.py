@@ -1,21 +1,21 @@
 """The IHC knowledge base: markers, entities, literature facts and site priors, loaded from package data.
 
-Every number lives in ``spindledx/ihc/data/*.csv`` with its source and evidence level (DESIGN.md: "the knowledge
-base is data with a citation on every number, not code"):
+Every number lives in ``spindledx/ihc/data/*.csv`` with its source and evidence level (the knowledge base is data
+with a citation on every number, not code):
 
 ``markers.csv``
     canonical marker names, kind (``ihc``, ``loss``, ``proliferation``, ``molecular``), synonyms and an optional
     *background* fraction used for entities that have no data for the marker (e.g. nuclear STAT6 in the mimics
     of SFT, 0/580 SS18-SSX outside synovial sarcoma).
 ``entities.csv``
-    the entity ids of DESIGN.md, display names, aliases, pitfalls and a one-line summary.
+    the stable snake_case entity ids, display names, aliases, pitfalls and a one-line summary.
 ``facts.csv``
     one row per (entity, site variant, marker): fraction positive, number of cases, evidence level (series,
     pooled, review, estimate), share of positive cases that stain only focally (where the literature says so),
     a short note and the source.  Built from ``../shared/reference/ihc_marker_frequencies.csv`` (entity names
     mapped to ids, marker names to canonical ones, doubtful figures checked: see notes marked CHECKED).
 ``site_priors.csv``
-    relative prior weights of entities per site, each with its basis and (issue 10) ``evidence`` and ``source``.
+    relative prior weights of entities per site, each with its basis, ``evidence`` and ``source``.
 ``entity_marker_background.csv`` (optional)
     a sourced figure for one entity x marker pair stated as *specificity* data rather than a series of that
     entity ("0 of 30 LMS were STAT6+"); used before the marker's general background.
@@ -27,8 +27,8 @@ base is data with a citation on every number, not code"):
     P(feature value | entity) for mitoses bands, tumour cell necrosis, atypia and described patterns.
 
 The optional files may be absent or partial (they are filled in parallel): a missing file is an empty table and
-the interpreter says so in its explanation (neutral, with the reason).  The column contract of all files is
-``IHC_SCHEMA.md`` (issue 10).
+the interpreter says so in its explanation (neutral, with the reason). A row that breaks a file's columns raises
+:class:`KnowledgeBaseError` naming the file, the line and the column.
 """
 
 from __future__ import annotations
@@ -44,12 +44,77 @@ from types import MappingProxyType
 
 EVIDENCE_LEVELS = ("series", "pooled", "review", "registry", "estimate", "elicited")
 MORPHOLOGY_FEATURES = ("mitoses", "necrosis", "atypia", "pattern")
-MITOSIS_BANDS = ("0-4", "5-9", "10-19", ">=20")  # per 10 HPF of 0.2376 mm^2 (IHC_SCHEMA.md)
+MITOSIS_BANDS = ("0-4", "5-9", "10-19", ">=20")  # per 10 HPF of 0.2376 mm^2
 ATYPIA_LEVELS = ("none", "mild", "moderate", "marked")
 PATTERNS = ("fascicular", "storiform", "herringbone", "palisading", "staghorn_vessels", "biphasic", "myxoid",
             "epithelioid", "pleomorphic", "whorled", "plexiform", "collagenous", "inflammatory")
 FEATURE_VALUES = {"mitoses": MITOSIS_BANDS, "necrosis": ("yes",), "atypia": ATYPIA_LEVELS, "pattern": PATTERNS}
 MARKER_KINDS = ("ihc", "loss", "proliferation", "molecular")
+
+
+class KnowledgeBaseError(ValueError):
+    """A knowledge-base file breaks its schema. Names the file, the row (its line in the file; the header is line
+    1) and the column, as ``facts.csv line 12, column fraction_positive: 1.2 outside [0, 1]``.
+
+    Attributes
+    ----------
+    file, row, column
+        Where: file name in ``spindledx/ihc/data``, line number (None for the file as a whole), column (None for
+        the row as a whole).
+    """
+
+    def __init__(self, file: str, message: str, *, row: int | None = None, column: str | None = None) -> None:
+        self.file, self.row, self.column = file, row, column
+        where = file + ("" if row is None else f" line {row}") + ("" if column is None else f", column {column}")
+        super().__init__(f"{where}: {message}")
+
+
+class _Row(dict):
+    """One CSV row (cells stripped) and where it is: ``file`` and ``line``."""
+
+    file: str = ""
+    line: int = 0
+
+    def error(self, message: str, column: str | None = None) -> KnowledgeBaseError:
+        """A :class:`KnowledgeBaseError` at this row (and ``column``)."""
+        return KnowledgeBaseError(self.file, message, row=self.line, column=column)
+
+    def number(self, column: str, *, optional: bool = False) -> float | None:
+        """The cell as a float (None for an empty ``optional`` cell)."""
+        text = self.get(column, "") or ""
+        if not text and optional:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise self.error(f"{text!r} is not a number", column) from None
+
+    def integer(self, column: str, *, optional: bool = False) -> int | None:
+        """The cell as an int (None for an empty ``optional`` cell)."""
+        text = self.get(column, "") or ""
+        if not text and optional:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise self.error(f"{text!r} is not a whole number", column) from None
+
+    def fraction(self, column: str, *, optional: bool = False) -> float | None:
+        """The cell as a fraction in [0, 1] (None for an empty ``optional`` cell)."""
+        value = self.number(column, optional=optional)
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise self.error(f"fraction {value} outside [0, 1]", column)
+        return value
+
+    def evidence(self, column: str = "evidence") -> str:
+        """The cell as an evidence level (:data:`EVIDENCE_LEVELS`)."""
+        text = self.get(column, "") or ""
+        if text not in EVIDENCE_LEVELS:
+            raise self.error(f"unknown evidence {text!r} (one of {', '.join(EVIDENCE_LEVELS)})", column)
+        return text
+
+    def __missing__(self, column: str) -> str:
+        raise self.error("missing column", column)
 
 
 @dataclass(frozen=True)
@@ -85,7 +150,7 @@ class Marker:
 
 @dataclass(frozen=True)
 class Entity:
-    """A diagnostic entity (snake_case id as in DESIGN.md)."""
+    """A diagnostic entity (stable snake_case id)."""
 
     id: str
     name: str
@@ -236,11 +301,12 @@ def normalize_name(text: str) -> str:
     return re.sub(r"[\s\-_./\u2010-\u2015\u2212]+", "", text)
 
 
-def _read_csv(name: str, *, optional: bool = False, skipped: list[str] | None = None) -> list[dict[str, str]] | None:
-    """Rows of a package-data CSV (cells stripped); None for an absent ``optional`` file.
+def _read_csv(name: str, *, optional: bool = False, skipped: list[str] | None = None) -> list[_Row] | None:
+    """Rows of a package-data CSV (cells stripped, each knowing its file and line); None for an absent
+    ``optional`` file.
 
     A row with more cells than columns is an error, except in an optional file where it is skipped and described
-    in ``skipped`` (the optional files are filled in parallel; ``spindledx kb coverage`` lists skipped rows).
+    in ``skipped`` (``spindledx kb coverage`` lists skipped rows).
     """
     path = resources.files("spindledx.ihc").joinpath("data", name)
     if optional and not path.is_file():
@@ -253,31 +319,12 @@ def _read_csv(name: str, *, optional: bool = False, skipped: list[str] | None = 
                 if optional and skipped is not None:
                     skipped.append(f"{name} line {reader.line_num}: more cells than columns: row skipped")
                     continue
-                raise ValueError(f"{name} line {reader.line_num}: more cells than columns (quote cells with commas)")
-            rows.append({k.strip(): (v or "").strip() for k, v in row.items()})
+                raise KnowledgeBaseError(name, "more cells than columns (quote cells with commas)",
+                                         row=reader.line_num)
+            cells = _Row({k.strip(): (v or "").strip() for k, v in row.items()})
+            cells.file, cells.line = name, reader.line_num
+            rows.append(cells)
     return rows
-
-
-def _evidence(text: str, where: str) -> str:
-    if text not in EVIDENCE_LEVELS:
-        raise ValueError(f"{where}: unknown evidence {text!r} (one of {', '.join(EVIDENCE_LEVELS)})")
-    return text
-
-
-def _opt_float(text: str) -> float | None:
-    text = text.strip()
-    return float(text) if text else None
-
-
-def _opt_int(text: str) -> int | None:
-    text = text.strip()
-    return int(text) if text else None
-
-
-def _check_fraction(value: float, where: str) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{where}: fraction {value} outside [0, 1]")
-    return value
 
 
 def _get(row: dict[str, str], key: str) -> str:
@@ -289,9 +336,9 @@ def _add_elicited_context(entities, priors, population, clinical, morphology) ->
     entities that no series describes in these terms); a figure from the literature is never replaced."""
     rows = _read_csv("elicited_context.csv", optional=True) or []
     by_entity: dict[str, dict[str, dict[str, str]]] = {}
-    for i, row in enumerate(rows, start=2):
+    for row in rows:
         if row["entity"] not in entities:
-            raise ValueError(f"elicited_context.csv line {i}: unknown entity {row['entity']!r}")
+            raise row.error(f"unknown entity {row['entity']!r}", "entity")
         by_entity.setdefault(row["entity"], {})[row["item"]] = row
     for entity, items in by_entity.items():
         def value(item: str, items=items) -> float:
@@ -339,7 +386,13 @@ def load_knowledge_base() -> KnowledgeBase:
 
 
 def build_knowledge_base() -> KnowledgeBase:
-    """Read and validate every data file (uncached; :func:`load_knowledge_base` caches it)."""
+    """Read and validate every data file (uncached; :func:`load_knowledge_base` caches it).
+
+    Raises
+    ------
+    KnowledgeBaseError
+        A row that breaks the schema (naming file, line and column).
+    """
     missing: list[str] = []
     skipped: list[str] = []  # rows of the optional files naming an entity/marker not (yet) in the knowledge base
     markers: dict[str, Marker] = {}
@@ -347,13 +400,13 @@ def build_knowledge_base() -> KnowledgeBase:
         name = row["name"]
         kind = row["kind"]
         if kind not in MARKER_KINDS:
-            raise ValueError(f"markers.csv: {name}: unknown kind {kind!r}")
+            raise row.error(f"{name}: unknown kind {kind!r}", "kind")
         background = None
-        bg = _opt_float(_get(row, "background_fraction"))
+        bg = row.fraction("background_fraction", optional=True) if "background_fraction" in row else None
         if bg is not None:
-            evidence = _evidence(row["background_evidence"], f"markers.csv: {name}")
-            background = Fact(entity="*", marker=name, fraction_positive=_check_fraction(bg, name),
-                              n_cases=_opt_int(row["background_n"]), evidence=evidence,
+            background = Fact(entity="*", marker=name, fraction_positive=bg,
+                              n_cases=row.integer("background_n", optional=True),
+                              evidence=row.evidence("background_evidence"),
                               source=row["background_source"], note="background: fraction of other spindle-cell "
                               "tumours (mimics) positive")
         synonyms = tuple(s.strip() for s in row["synonyms"].split("|") if s.strip())
@@ -369,149 +422,147 @@ def build_knowledge_base() -> KnowledgeBase:
             summary=row["summary"])
 
     facts: dict[tuple[str, str, str], Fact] = {}
-    for i, row in enumerate(_read_csv("facts.csv"), start=2):
-        where = f"facts.csv line {i}"
+    for row in _read_csv("facts.csv"):
         entity, marker, site = row["entity"], row["marker"], row["site"]
         if entity not in entities:
-            raise ValueError(f"{where}: unknown entity {entity!r}")
+            raise row.error(f"unknown entity {entity!r}", "entity")
         if marker not in markers:
-            raise ValueError(f"{where}: unknown marker {marker!r}")
+            raise row.error(f"unknown marker {marker!r}", "marker")
         key = (entity, marker, site)
         if key in facts:
-            raise ValueError(f"{where}: duplicate fact {key}")
-        focal = _opt_float(row["focal_share"])
-        facts[key] = Fact(entity=entity, marker=marker, site=site,
-                          fraction_positive=_check_fraction(float(row["fraction_positive"]), where),
-                          n_cases=_opt_int(row["n_cases"]), evidence=_evidence(row["evidence"], where),
+            raise row.error(f"duplicate fact {key}")
+        facts[key] = Fact(entity=entity, marker=marker, site=site, fraction_positive=row.fraction("fraction_positive"),
+                          n_cases=row.integer("n_cases", optional=True), evidence=row.evidence(),
                           source=row["source"], note=row["note"],
-                          focal_share=None if focal is None else _check_fraction(focal, where))
+                          focal_share=row.fraction("focal_share", optional=True))
 
     priors: dict[str, dict[str, SitePrior]] = {}
+    first_row: dict[str, _Row] = {}
     for row in _read_csv("site_priors.csv"):
         site, entity = row["site"], row["entity"]
+        first_row.setdefault(site, row)
         if entity != "*" and entity not in entities:
-            raise ValueError(f"site_priors.csv: unknown entity {entity!r}")
-        weight = float(row["weight"])
+            raise row.error(f"unknown entity {entity!r}", "entity")
+        weight = row.number("weight")
         if weight <= 0:
-            raise ValueError(f"site_priors.csv: {site}/{entity}: weight must be > 0")
+            raise row.error(f"{site}/{entity}: weight must be > 0", "weight")
         evidence = _get(row, "evidence")
         if evidence:
-            _evidence(evidence, f"site_priors.csv: {site}/{entity}")
+            row.evidence()
         priors.setdefault(site, {})[entity] = SitePrior(site=site, entity=entity, weight=weight, basis=row["basis"],
                                                         evidence=evidence, source=_get(row, "source"))
     for site, table in priors.items():
         if "*" not in table:
-            raise ValueError(f"site_priors.csv: site {site!r} has no '*' floor row")
+            raise first_row[site].error(f"site {site!r} has no '*' floor row", "entity")
     for (_, _, site) in facts:
         if site and site not in priors:
-            raise ValueError(f"facts.csv: site variant {site!r} has no site priors")
+            raise KnowledgeBaseError("facts.csv", f"site variant {site!r} has no site priors", column="site")
 
-    def optional_rows(name: str):
-        """(where, row) of an optional file; a row that fails validation is skipped and described."""
+    def optional_rows(name: str) -> list[_Row]:
+        """Rows of an optional file; a row that fails validation is skipped and described."""
         rows = _read_csv(name, optional=True, skipped=skipped)
         if rows is None:
             missing.append(name)
-        return [(f"{name} data row {i}", row) for i, row in enumerate(rows or [], start=1)]
+        return rows or []
 
-    def tolerant(where: str, build) -> None:
+    def tolerant(row: _Row, build) -> None:
         try:
             build()
-        except (ValueError, KeyError) as exc:
-            msg = str(exc)
-            skipped.append(f"{msg if msg.startswith(where) else f'{where}: {msg}'}: row skipped")
+        except KnowledgeBaseError as exc:
+            skipped.append(f"{exc}: row skipped")
 
     pair_background: dict[tuple[str, str], Fact] = {}
-    for where, row in optional_rows("entity_marker_background.csv"):
-        def pair(where=where, row=row):
+    for row in optional_rows("entity_marker_background.csv"):
+        def pair(row=row):
             entity, marker = row["entity"], row["marker"]
             if entity not in entities or marker not in markers:
-                raise ValueError(f"unknown entity {entity!r} or marker {marker!r}")
+                raise row.error(f"unknown entity {entity!r} or marker {marker!r}")
             pair_background[(entity, marker)] = Fact(
-                entity=entity, marker=marker,
-                fraction_positive=_check_fraction(float(row["fraction_positive"]), where),
-                n_cases=_opt_int(row["n_cases"]), evidence=_evidence(row["evidence"], where), source=row["source"],
+                entity=entity, marker=marker, fraction_positive=row.fraction("fraction_positive"),
+                n_cases=row.integer("n_cases", optional=True), evidence=row.evidence(), source=row["source"],
                 note=_get(row, "note") or "specificity figure for this entity")
-        tolerant(where, pair)
+        tolerant(row, pair)
 
     population: dict[str, PopulationPrior] = {}
-    for where, row in optional_rows("population_priors.csv"):
-        def pop(where=where, row=row):
+    for row in optional_rows("population_priors.csv"):
+        def pop(row=row):
             if row["entity"] not in entities:
-                raise ValueError(f"unknown entity {row['entity']!r}")
-            freq = float(row["relative_frequency"])
+                raise row.error(f"unknown entity {row['entity']!r}", "entity")
+            freq = row.number("relative_frequency")
             if not freq > 0:
-                raise ValueError("relative_frequency must be > 0")
+                raise row.error("relative_frequency must be > 0", "relative_frequency")
             population[row["entity"]] = PopulationPrior(
-                entity=row["entity"], relative_frequency=freq, n_cases=_opt_int(row["n_cases"]),
-                evidence=_evidence(row["evidence"], where), source=row["source"], note=_get(row, "note"))
-        tolerant(where, pop)
+                entity=row["entity"], relative_frequency=freq, n_cases=row.integer("n_cases", optional=True),
+                evidence=row.evidence(), source=row["source"], note=_get(row, "note"))
+        tolerant(row, pop)
 
     clinical: dict[str, Clinical] = {}
-    for where, row in optional_rows("clinical.csv"):
-        def clin(where=where, row=row):
+    for row in optional_rows("clinical.csv"):
+        def clin(row=row):
             if row["entity"] not in entities:
-                raise ValueError(f"unknown entity {row['entity']!r}")
-            ages = [_opt_float(_get(row, k)) for k in ("age_median", "age_q1", "age_q3", "age_min", "age_max")]
-            if any(a is not None and not 0 <= a <= 120 for a in ages):
-                raise ValueError("age outside 0-120")
-            female = _opt_float(_get(row, "female_fraction"))
+                raise row.error(f"unknown entity {row['entity']!r}", "entity")
+            ages = []
+            for column in ("age_median", "age_q1", "age_q3", "age_min", "age_max"):
+                age = row.number(column, optional=True) if column in row else None
+                if age is not None and not 0 <= age <= 120:
+                    raise row.error("age outside 0-120", column)
+                ages.append(age)
+            female = row.fraction("female_fraction", optional=True) if "female_fraction" in row else None
             if female is None and all(a is None for a in ages):
                 return  # a placeholder row: everything unknown
             clinical[row["entity"]] = Clinical(
-                row["entity"], *ages, female_fraction=None if female is None else _check_fraction(female, where),
-                n_cases=_opt_int(row["n_cases"]), evidence=_evidence(row["evidence"], where), source=row["source"],
-                note=_get(row, "note"), age_n_cases=_opt_int(row.get("age_n_cases") or ""))
-        tolerant(where, clin)
+                row["entity"], *ages, female_fraction=female, n_cases=row.integer("n_cases", optional=True),
+                evidence=row.evidence(), source=row["source"], note=_get(row, "note"),
+                age_n_cases=row.integer("age_n_cases", optional=True) if "age_n_cases" in row else None)
+        tolerant(row, clin)
 
     morphology: dict[tuple[str, str, str], MorphologyFact] = {}
-    for where, row in optional_rows("morphology.csv"):
-        def morph(where=where, row=row):
+    for row in optional_rows("morphology.csv"):
+        def morph(row=row):
             entity, feature, value = row["entity"], row["feature"], row["value"]
             if entity not in entities:
-                raise ValueError(f"unknown entity {entity!r}")
+                raise row.error(f"unknown entity {entity!r}", "entity")
             if feature not in FEATURE_VALUES or value not in FEATURE_VALUES[feature]:
-                raise ValueError(f"unknown feature/value {feature!r}={value!r}")
+                raise row.error(f"unknown feature/value {feature!r}={value!r}", "feature")
             key = (entity, feature, value)
             if key in morphology:
-                raise ValueError(f"duplicate {key}")
+                raise row.error(f"duplicate {key}")
             morphology[key] = MorphologyFact(
-                entity=entity, feature=feature, value=value,
-                probability=_check_fraction(float(row["probability"]), where), n_cases=_opt_int(row["n_cases"]),
-                evidence=_evidence(row["evidence"], where), source=row["source"], note=_get(row, "note"))
-        tolerant(where, morph)
+                entity=entity, feature=feature, value=value, probability=row.fraction("probability"),
+                n_cases=row.integer("n_cases", optional=True), evidence=row.evidence(), source=row["source"],
+                note=_get(row, "note"))
+        tolerant(row, morph)
 
     _add_elicited_context(entities, priors, population, clinical, morphology)
 
     elicited: dict[tuple[str, str], ElicitedFigure] = {}
-    for i, row in enumerate(_read_csv("elicited.csv", optional=True) or [], start=2):
-        where = f"elicited.csv line {i}"
+    for row in _read_csv("elicited.csv", optional=True) or []:
         entity, marker = row["entity"], row["marker"]
         if entity not in entities or marker not in markers:
-            raise ValueError(f"{where}: unknown entity {entity!r} or marker {marker!r}")
+            raise row.error(f"unknown entity {entity!r} or marker {marker!r}")
         if (entity, marker) in elicited:
-            raise ValueError(f"{where}: duplicate figure {(entity, marker)}")
-        fractions = [_check_fraction(float(row[k]), where) for k in ("p_median", "p_min", "p_max", "focal_median")]
+            raise row.error(f"duplicate figure {(entity, marker)}")
+        fractions = [row.fraction(k) for k in ("p_median", "p_min", "p_max", "focal_median")]
         if not fractions[1] <= fractions[0] <= fractions[2]:
-            raise ValueError(f"{where}: p_median outside [p_min, p_max]")
-        n_elicitors, rounds, logit_sd = int(row["n_elicitors"]), int(row["rounds"]), float(row["logit_sd"])
+            raise row.error("p_median outside [p_min, p_max]", "p_median")
+        n_elicitors, rounds, logit_sd = row.integer("n_elicitors"), row.integer("rounds"), row.number("logit_sd")
         if n_elicitors < 3 or rounds < 1 or logit_sd < 0:
-            raise ValueError(f"{where}: needs >= 3 elicitors, >= 1 round and logit_sd >= 0")
+            raise row.error("needs >= 3 elicitors, >= 1 round and logit_sd >= 0")
         elicited[(entity, marker)] = ElicitedFigure(
             entity=entity, marker=marker, p_median=fractions[0], p_min=fractions[1], p_max=fractions[2],
             logit_sd=logit_sd, focal_median=fractions[3], n_elicitors=n_elicitors, rounds=rounds,
             rationale=row["rationale"], reference=row["reference"])
 
     reporting: dict[tuple[str, str], ReportingFigure] = {}
-    for i, row in enumerate(_read_csv("reporting.csv", optional=True) or [], start=2):
-        where = f"reporting.csv line {i}"
+    for row in _read_csv("reporting.csv", optional=True) or []:
         entity, marker = row["entity"], row["marker"]
         if entity not in entities or marker not in markers:
-            raise ValueError(f"{where}: unknown entity {entity!r} or marker {marker!r}")
-        values = [_check_fraction(float(row[k]), where) for k in ("p_median", "p_min", "p_max")]
-        if int(row["n_elicitors"]) < 3:
-            raise ValueError(f"{where}: needs >= 3 elicitors")
-        reporting[(entity, marker)] = ReportingFigure(entity, marker, *values, int(row["n_elicitors"]),
-                                                      row["rationale"])
+            raise row.error(f"unknown entity {entity!r} or marker {marker!r}")
+        values = [row.fraction(k) for k in ("p_median", "p_min", "p_max")]
+        n_elicitors = row.integer("n_elicitors")
+        if n_elicitors < 3:
+            raise row.error("needs >= 3 elicitors", "n_elicitors")
+        reporting[(entity, marker)] = ReportingFigure(entity, marker, *values, n_elicitors, row["rationale"])
 
     return KnowledgeBase(
         markers=MappingProxyType(markers),

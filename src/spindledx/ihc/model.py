@@ -326,24 +326,6 @@ def fill_neutral(p: np.ndarray, known: np.ndarray, weights: np.ndarray) -> np.nd
     return np.where(known, p, mean[None, :])
 
 
-def marker_likelihoods(kb: KnowledgeBase, marker: str, site: str | None, weights: np.ndarray,
-                       constants: ModelConstants | None = None) -> list[MarkerLikelihood]:
-    """:func:`marker_likelihood` for every entity of ``kb.entity_ids``, "no data" entries made neutral.
-
-    Returns an empty list when no entity has data for the marker.
-    """
-    import dataclasses
-
-    table = marker_table(kb, site, constants)
-    j = table.column[marker]
-    if not table.known[:, j].any():
-        return []
-    filled = fill_neutral(table.p[:, [j]], table.known[:, [j]], weights)[:, 0]
-    return [table.cells[(i, j)] if table.known[i, j] else dataclasses.replace(table.cells[(i, j)],
-                                                                                p_positive=float(filled[i]))
-            for i in range(len(kb.entity_ids))]
-
-
 def group_weights(markers: tuple[str, ...]) -> dict[str, float]:
     """Weight 1/√k for each marker whose lineage group has k observed members (1 for ungrouped markers)."""
     weights = {m: 1.0 for m in markers}
@@ -352,12 +334,6 @@ def group_weights(markers: tuple[str, ...]) -> dict[str, float]:
         for m in present:
             weights[m] = 1.0 / math.sqrt(len(present))
     return weights
-
-
-def entropy_bits(p: np.ndarray) -> float:
-    """Shannon entropy in bits of a probability vector."""
-    p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
 
 
 def posterior(log_prior: np.ndarray, log_lik: np.ndarray, temperature: float = 1.0, doubt: float = 0.0) -> np.ndarray:

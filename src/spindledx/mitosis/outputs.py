@@ -114,7 +114,7 @@ def write_summary_json(scores: Iterable[TileScore], out_dir: str | Path, *, prov
                        inputs: Iterable[str] = (), outputs: Iterable[str | Path] = (),
                        options: dict[str, Any] | None = None, failed: Iterable[tuple[str, str]] = (),
                        warnings: Iterable[str] = ()) -> Path:
-    """Write ``summary.json`` of a ``score`` run in the one summary shape (:mod:`spindledx.summary`): the DESIGN.md
+    """Write ``summary.json`` of a ``score`` run in the one summary shape (:mod:`spindledx.summary`): the
     ``score`` JSON list as ``results``, totals as ``counts``, the images that failed as ``errors``."""
     from spindledx.summary import write_summary
 

@@ -3,7 +3,7 @@
 The arithmetic is that of :mod:`spindledx.counting` (area in mm² from the size and µm/px, density = count / area,
 per 10 HPF = density x 10 x HPF area, FNCLCC mitotic score). Detections closer than
 :data:`DEDUP_RADIUS_UM` (7.5 µm, the MIDOG hit radius) are merged, keeping the higher score, so that one figure
-is never counted twice. The JSON form is the ``score`` contract of DESIGN.md.
+is never counted twice. The JSON form is the ``score`` contract of docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ DEDUP_RADIUS_UM = MIDOG_RADIUS_UM
 
 @dataclass(frozen=True)
 class TileScore:
-    """Mitotic count of one tile (the DESIGN.md ``score`` JSON object, plus provenance).
+    """Mitotic count of one tile (the ``score`` JSON object of docs/architecture.md, plus provenance).
 
     Attributes
     ----------
@@ -59,7 +59,7 @@ class TileScore:
         How the counted area was made (definition, region file) and how many detections fell outside it (not
         counted).
     atypical_count, atypical_fraction
-        Figures the atypical head (:mod:`spindledx.mitosis.atypical`) labels atypical, and their share of
+        Figures the atypical head (:mod:`spindledx.detection.atypical`) labels atypical, and their share of
         ``count`` (None when nothing was counted or no head is shipped).
     """
 
@@ -87,7 +87,7 @@ class TileScore:
     region: Any = field(default=None, repr=False, compare=False)  # the Region counted in (not serialised)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with the DESIGN.md ``score`` keys (coordinates to 0.1 px, scores to 1e-4)."""
+        """JSON-ready dict with the ``score`` keys (coordinates to 0.1 px, scores to 1e-4)."""
         return {
             "image": self.image,
             "width": self.width,
@@ -136,12 +136,10 @@ def count_extras(count: int, area_mm2: float, hpf_area_mm2: float) -> dict[str, 
 
 
 def default_detector(*, threshold: float | None = None) -> Detector:
-    """The shipped detector (:class:`spindledx.detection.ModelDetector`), model loaded once per process."""
-    from spindledx.detection.detect import ModelDetector
+    """The shipped detector (:func:`spindledx.detection.shipped.shipped_detector`), model loaded once per process."""
+    from spindledx.detection import shipped
 
-    detector = ModelDetector(threshold=threshold)
-    detector.prepare()
-    return detector
+    return shipped.shipped_detector(threshold, prepare=True)
 
 
 def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector: Detector | None = None,
@@ -207,12 +205,12 @@ def summarize(tile: Tile, mitoses: list[Detection] | tuple[Detection, ...], *,
               area: CountedArea | None = None) -> TileScore:
     """Turn detections on a tile into counts with :mod:`spindledx.counting` over the counted area ``area``
     (default: the tile's, :func:`tile_area`; figures outside it are not counted), label each figure
-    normal/atypical (:func:`spindledx.mitosis.atypical.classify_atypical`, the head run with ``model_threads``
+    normal/atypical (:func:`spindledx.detection.atypical.classify_atypical`, the head run with ``model_threads``
     onnxruntime threads) and attach the guard flags (:func:`spindledx.detection.guard.judge`)."""
     import numpy as np
 
     from spindledx.detection import guard
-    from spindledx.mitosis.atypical import atypical_fraction, classify_atypical, load_atypical_model
+    from spindledx.detection.atypical import atypical_fraction, classify_atypical, load_atypical_model
 
     area = tile_area(tile) if area is None else area
     n_found = len(mitoses)

@@ -21,7 +21,6 @@ from spindledx.pages.components import (
     section,
     table,
 )
-from spindledx.pages.provenance import provenance
 
-__all__ = ["CSS", "document", "esc", "figure", "kv_table", "notice", "png_data_uri", "png_img", "provenance",
+__all__ = ["CSS", "document", "esc", "figure", "kv_table", "notice", "png_data_uri", "png_img",
            "provenance_block", "section", "table"]

@@ -119,7 +119,7 @@ def case_summaries(rows: Sequence[dict], specs_by_key: dict, *, hpf_area_mm2: fl
         ``interpret_panel(text, site=None)`` (default :func:`spindledx.ihc.interpret_panel`).
     """
     from spindledx.detection import guard
-    from spindledx.mitosis.atypical import atypical_fraction
+    from spindledx.detection.atypical import atypical_fraction
 
     cases: dict[str, dict] = {}
     for r in rows:

@@ -55,7 +55,7 @@ def write_outputs(rows: Sequence[dict], summary: dict, out_dir: str | Path, *, s
     (:func:`spindledx.qa.runner.run_and_write`).
 
     ``provenance``: spindledx / model / knowledge-base versions, threshold and date
-    (:func:`spindledx.pages.provenance`), shown in the report.
+    (:func:`spindledx.provenance`), shown in the report.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -84,9 +84,9 @@ def write_outputs(rows: Sequence[dict], summary: dict, out_dir: str | Path, *, s
 def _write_review(rows: Sequence[dict], out_dir: Path, provenance: dict) -> tuple[str | None, list[Path]]:
     """Candidates files from the rows' detections and ``review.html``: the page's name (None when no tile could
     be cropped, e.g. its image has gone) and the candidates files written."""
-    from spindledx.case.candidates import candidates_from_detections, write_candidates
-    from spindledx.case.review import write_review_page
     from spindledx.errors import BadInputError
+    from spindledx.review.candidates import candidates_from_detections, write_candidates
+    from spindledx.review.page import write_review_page
 
     docs = []
     stems = _tile_stems(rows)

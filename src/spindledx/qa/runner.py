@@ -32,7 +32,8 @@ RUN_NAME = "run.json"
 
 #: ``reader(path, mpp=None) -> Tile`` (default :func:`spindledx.imaging.reader.read_image`).
 Reader = Callable[..., Any]
-#: ``scorer(tile) -> dict`` with the DESIGN.md ``score`` fields (default :func:`spindledx.mitosis.score.score_image`).
+#: ``scorer(tile) -> dict`` with the ``score`` fields of docs/architecture.md (default
+#: :func:`spindledx.mitosis.score.score_image`).
 Scorer = Callable[[Any], Any]
 
 
@@ -72,13 +73,6 @@ def _default_reader(path: str, mpp: float | None = None) -> Any:
     return read_image(path, mpp=mpp)
 
 
-def _shipped_detector(threshold: float | None, threads: int) -> Detector:
-    """The shipped detector; its model is loaded once per worker process (:func:`load_shipped_model`)."""
-    from spindledx.detection.detect import ModelDetector
-
-    return ModelDetector(threshold=threshold, threads=threads)
-
-
 def _score(tile: Any, detector: Detector | None, scorer: Scorer | None, options: RunOptions,
            model_threads: int, spec: TileSpec | None = None) -> dict:
     if scorer is not None:
@@ -87,7 +81,9 @@ def _score(tile: Any, detector: Detector | None, scorer: Scorer | None, options:
         from spindledx.mitosis.score import score_image
 
         if detector is None:
-            detector = _shipped_detector(options.threshold, model_threads)
+            from spindledx.detection import shipped
+
+            detector = shipped.shipped_detector(options.threshold, threads=model_threads)
         region = None
         if spec is not None and spec.roi is not None:
             from spindledx.imaging.roi import load_roi
@@ -305,7 +301,7 @@ class BatchReport:
 
 def _provenance(options: RunOptions, *, injected: bool) -> dict:
     """Versions, threshold and date for the batch outputs (an injected detector is named as such)."""
-    from spindledx.pages import provenance
+    from spindledx.provenance import provenance
 
     if injected:
         prov = provenance(include_model=False)

@@ -16,6 +16,7 @@ tissue. A detection counts when its cell is tissue and the point itself lies in 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -150,5 +151,26 @@ def require_area(area: CountedArea, *, image: str) -> CountedArea:
     return area
 
 
-__all__ = ["DEFINITION", "CountedArea", "array_slide", "counted_area", "image_cells", "require_area",
+__all__ = ["DEFINITION", "CountedArea", "array_slide", "counted_area", "image_cells", "load_region", "require_area",
            "tile_counted_area"]
+
+
+def load_region(roi: str | Path | None, roi_class: str | None = None, *, n_images: int = 1) -> Any:
+    """The region of interest read from ``roi`` (:func:`spindledx.imaging.roi.load_roi`), or None without one; a
+    region belongs to one image.
+
+    Raises
+    ------
+    BadInputError
+        ``roi_class`` without ``roi``, or a region given for several images.
+    """
+    if roi is None:
+        if roi_class is not None:
+            raise BadInputError("roi_class picks annotations of a roi file; give that file too",
+                                parameters=("roi_class", "roi"))
+        return None
+    if n_images != 1:
+        raise BadInputError(f"roi outlines a region of one image; {n_images} images were given", parameters="roi")
+    from spindledx.imaging.roi import load_roi
+
+    return load_roi(roi, roi_class)

@@ -1,6 +1,6 @@
 """Slide-level guard flags and atypical labels, computed once the slide's detections are final.
 
-* Atypical head (:mod:`spindledx.mitosis.atypical`): the working-resolution patch around every detection is read
+* Atypical head (:mod:`spindledx.detection.atypical`): the working-resolution patch around every detection is read
   from the slide (the same raster the detector saw) and labelled normal/atypical.
 * Guard (:mod:`spindledx.detection.guard`): the whole-tissue count over the tissue area gets the density test; the
   out-of-distribution score of the slide is the median of the scores of up to :data:`OOD_SAMPLE_TILES` tissue
@@ -46,7 +46,7 @@ class SlideChecks:
                            None if self.atypical_scores is None else self.atypical_scores[keep])
 
     def to_json(self, count: int) -> dict[str, Any]:
-        from spindledx.mitosis.atypical import atypical_fraction
+        from spindledx.detection.atypical import atypical_fraction
 
         n = self.atypical_count
         return {"flags": list(self.flags), "flag_messages": list(self.flag_messages),
@@ -69,7 +69,7 @@ def slide_checks(slide: Any, raster: Any, tiles: list[Any], detections_level0: n
     tissue_area_mm2
         Area of the tissue mask (the denominator of the whole-tissue average).
     """
-    from spindledx.mitosis.atypical import load_atypical_model, score_patches
+    from spindledx.detection.atypical import load_atypical_model, score_patches
     from spindledx.slide.tiling import read_raster
 
     scores = []

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from spindledx.counting import DEFAULT_HPF_AREA_MM2, MitoticDensity, check_hpf_area_mm2, count_record
-from spindledx.detection.detect import ModelDetector
 from spindledx.detection.suppress import MIDOG_RADIUS_UM, suppress_nearby
 from spindledx.detection.types import Detection, Detector, as_detector
 from spindledx.engine.progress import ProgressBar
@@ -181,8 +180,10 @@ def detector_name(detector: Detector) -> str:
 
 
 def default_detector(*, threshold: float | None = None, threads: int = 2) -> Detector:
-    """The shipped mitosis detector (:class:`spindledx.detection.ModelDetector`, model loaded once per process)."""
-    return ModelDetector(threshold=threshold, threads=threads)
+    """The shipped mitosis detector (:func:`spindledx.detection.shipped.shipped_detector`)."""
+    from spindledx.detection import shipped
+
+    return shipped.shipped_detector(threshold, threads=threads)
 
 
 def detect_tile(rgb: np.ndarray, mpp: float, tile: Tile, detector: Detector) -> list[tuple[float, float, float]]:

@@ -45,7 +45,7 @@ from spindledx.ihc.knowledge import (
 from spindledx.ihc.lookups import resolve_entity
 from spindledx.ihc.model import MARKER_GROUPS, MarkerLikelihood, default_constants, marker_likelihood
 from spindledx.ihc.vocabulary import resolve_site
-from spindledx.pages.provenance import provenance
+from spindledx.provenance import provenance
 
 # The pairs that matter in practice (issue 14, then other classic differentials); pages are built for the pairs
 # whose two entities are in the knowledge base.

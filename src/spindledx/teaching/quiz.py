@@ -3,7 +3,7 @@
 Questions are the built-in test panels of :mod:`spindledx.ihc.evaluate` (``cases.csv``: written before the first
 evaluation; ``cases_holdout.csv``: written after it) and the blind set of published case reports
 (``cases_reports.csv``, one row per patient with age, sex, site, mitoses, necrosis, atypia, pattern and the
-citation; IHC_SCHEMA.md), each shown as its panel with site, age, sex and morphology where the case gives them.
+citation), each shown as its panel with site, age, sex and morphology where the case gives them.
 The student picks a diagnosis among the expected entity and the entities the interpreter ranks highest apart
 from it (so the distractors are the real alternatives, listed alphabetically so the order gives nothing away);
 then :meth:`QuizQuestion.reveal` shows the interpreter's differential, the evidence for the expected entity

@@ -25,7 +25,7 @@ from spindledx.errors import BadInputError
 from spindledx.files import atomic_write_bytes
 from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base, normalize_name
 from spindledx.ihc.model import default_constants
-from spindledx.pages.provenance import provenance
+from spindledx.provenance import provenance
 from spindledx.summary import write_summary
 from spindledx.teaching import pages
 from spindledx.teaching.compare import compare_entities, teaching_pairs
@@ -154,6 +154,8 @@ def build_site(out: str | Path, *, kb: KnowledgeBase | None = None) -> SiteBuild
     -------
     SiteBuild
         The folder, number of HTML pages and files, total bytes written and wall-clock build time (s).
+
+    Example: ``build = build_site("kb_site"); print(build.out / "index.html")`` (``spindledx kb site``)
     """
     start = time.perf_counter()
     out = Path(out)

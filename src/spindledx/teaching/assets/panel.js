@@ -374,10 +374,20 @@
     return splits.filter(function (s) { return resolveMarker(s[0]); })[0] || splits[splits.length - 1];
   }
 
-  /* "actin+ desmin+ CK-pan- CD34-" -> {obs: [{marker, event, result}], unread: [...]} */
+  var NOT_DONE = [["not", "done"], ["not", "performed"], ["not", "tested"], ["pending"], ["n/a"], ["nd"]];
+  function notDoneAt(tokens, k) {
+    for (var i = 0; i < NOT_DONE.length; i++) {
+      var phrase = NOT_DONE[i];
+      if (tokens.slice(k, k + phrase.length).join(" ").toLowerCase() === phrase.join(" ")) { return phrase.length; }
+    }
+    return 0;
+  }
+
+  /* "actin+ desmin+ CK-pan- CD34- S100 not done" -> {obs: [{marker, event, result}], not_done: [marker],
+     unread: [...]} */
   function readPanel(text) {
     var tokens = String(text).split(/[\s,;]+/).filter(function (t) { return t; });
-    var obs = [], unread = [];
+    var obs = [], unread = [], notDone = [];
     var k = 0;
     while (k < tokens.length) {
       var done = false;
@@ -387,6 +397,13 @@
         var marker = resolveMarker(parts[0]);
         var word = parts[1];
         var used = n;
+        var skip = marker && !word ? notDoneAt(tokens, k + n) : 0;
+        if (skip) {
+          notDone.push(marker);
+          k += n + skip;
+          done = true;
+          break;
+        }
         if (marker && !word && k + n < tokens.length && toEvent(M.markers[markerIndex[marker]].kind,
           tokens[k + n]) !== null) {
           word = tokens[k + n];
@@ -404,7 +421,7 @@
       }
       if (!done) { unread.push(tokens[k]); k += 1; }
     }
-    return { obs: obs, unread: unread };
+    return { obs: obs, not_done: notDone, unread: unread };
   }
 
   window.SPX_PANEL = { interpret: interpret, readPanel: readPanel, resolveMarker: resolveMarker,
@@ -690,6 +707,7 @@
     var read = readPanel(text);
     if (read.obs.length) { rowsBody.textContent = ""; }  /* the typed panel replaces the list */
     read.obs.forEach(function (o) { addRow(o.marker, o.event); });
+    read.not_done.forEach(function (m) { if (read.obs.length) { addRow(m, ""); } });
     msg.textContent = read.obs.length ? "Read: " + read.obs.map(function (o) { return o.marker + " " + o.result; })
       .join(", ") + (read.unread.length ? "; not read: " + read.unread.join(" ") : "") :
       (read.unread.length ? "Not read: " + read.unread.join(" ") : "");

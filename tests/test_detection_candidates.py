@@ -6,9 +6,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 from skimage.draw import disk
 
+from spindledx.detection.candidates import find_candidates
+from spindledx.detection.patches import extract_patches, to_model_input
 from spindledx.imaging.stain import REFERENCE_STAIN_MATRIX, od_to_rgb
-from spindledx.mitosis.candidates import find_candidates
-from spindledx.mitosis.patches import extract_patches, to_model_input
 
 
 def blob_image(centres, *, size=256, radius=10, seed=0):

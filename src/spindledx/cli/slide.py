@@ -1,12 +1,8 @@
-"""CLI commands of the `slide` stage (registered by :mod:`spindledx.cli`): ``spindledx slide``.
-
-Thin layer over :func:`spindledx.slide.pipeline.analyze_slide` and :func:`spindledx.slide.outputs.write_outputs`.
-"""
+"""``slide``: options over :func:`spindledx.slide.run.analyze_slide`, rendered as a rich table or JSON."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,20 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from spindledx import cli_options as opts
 from spindledx import counting
-from spindledx.errors import BadInputError
+from spindledx.cli import options as opts
 from spindledx.slide.defaults import DEFAULT_MARGIN_UM, DEFAULT_MIN_TISSUE_FRACTION, DEFAULT_TILE_UM, DEFAULT_WORK_MPP
 
 if TYPE_CHECKING:
     from spindledx.slide.pipeline import SlideResult
-
-
-def _load_detector(threshold: float | None, *, threads: int = 2):
-    """The detector used by the command (a seam for tests, which inject a fake one)."""
-    from spindledx.slide.pipeline import default_detector
-
-    return default_detector(threshold=threshold, threads=threads)
 
 
 def slide(
@@ -62,6 +50,9 @@ def slide(
 
     Example: spindledx slide tumour.svs --out tumour_slide --jobs 2
     """
+    from spindledx.detection.detect import detector_caveat
+    from spindledx.slide.run import analyze_slide
+
     fmt = fmt.value
     jobs = opts.resolve_jobs(jobs)
     if mpp is not None:
@@ -71,66 +62,23 @@ def slide(
     opts.check_dask(dask)
     hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective,
                                              allow_unusual_hpf=allow_unusual_hpf)
-    if not path.exists():
-        raise BadInputError(f"slide not found: {path}")
-    out_dir = out if out is not None else Path.cwd() / f"{path.stem}_slide"
-    from spindledx.mitosis.commands import load_region, model_loader
-
-    region = load_region(roi, roi_class)
-    from spindledx.detection.detect import detector_caveat
-    from spindledx.engine.folder import output_folder
-    from spindledx.slide.pipeline import MANIFEST, TILES_DIR
-
-    detector = model_loader(model, _load_detector)(threshold, threads=1 if (jobs > 1 or dask) else 2)
-    # the saved detections depend on these; the hotspot settings only re-analyse them
-    settings = {"slide": os.path.realpath(path), "mpp": mpp, "threshold": threshold, "work_mpp": work_mpp,
-                "tile_um": tile_um, "margin_um": margin_um, "backend": backend.value,
-                "model": None if model is None else os.path.realpath(model)}
-    with output_folder(out_dir, "slide", settings, overwrite=overwrite or restart, state=(TILES_DIR, MANIFEST),
-                       hint=" (or restart=True to discard the saved detections)",
-                       hint_parameters=("restart",)):
-        paths, result = _run_slide(path, out_dir, detector, mpp=mpp, threshold=threshold, work_mpp=work_mpp,
-                                   tile_um=tile_um, margin_um=margin_um, area_mm2=area_mm2, hpf_area=hpf_area,
-                                   shape=shape, min_tissue_fraction=min_tissue_fraction, jobs=jobs, dask=dask,
-                                   restart=restart, progress=progress, backend=backend, roi=region)
+    run = analyze_slide(path, out_dir=out, mpp=mpp, area_mm2=area_mm2, shapes=shape.shapes,
+                        min_tissue_fraction=min_tissue_fraction, hpf_area_mm2=hpf_area, threshold=threshold,
+                        jobs=jobs, dask=dask, restart=restart, progress=opts.resolve_progress(progress),
+                        work_mpp=work_mpp, tile_um=tile_um, margin_um=margin_um, backend=backend.value,
+                        roi=roi, roi_class=roi_class, model=model, overwrite=overwrite, shape_label=shape.value)
+    result, paths = run.result, run.paths
     for hotspot in result.hotspots:
         for warning in hotspot.warnings:
             typer.echo(f"warning: {warning}", err=True)
     if fmt == "json":
-        payload = result.to_json()
-        payload["files"] = {kind: str(p) for kind, p in paths.items()}
-        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(run.to_json(), indent=2, ensure_ascii=False))
         return
     _render_table(result)
-    caveat = detector_caveat(detector)
+    caveat = detector_caveat(run.detector)
     if caveat:
         typer.echo(caveat)
-    Console(stderr=True).print(f"outputs written to {out_dir}/ ({', '.join(p.name for p in paths.values())})")
-
-
-def _run_slide(path: Path, out_dir: Path, detector: object, *, mpp: float | None, threshold: float | None,
-               work_mpp: float, tile_um: float, margin_um: float, area_mm2: float | None, hpf_area: float,
-               shape: opts.HotspotShape, min_tissue_fraction: float, jobs: int, dask: str | None, restart: bool,
-               progress: bool | None, backend: opts.SlideBackend, roi: object = None
-               ) -> tuple[dict[str, Path], SlideResult]:
-    """Analyse the slide and write its outputs (the caller holds the output folder)."""
-    from spindledx.pages.provenance import detector_provenance
-    from spindledx.slide.outputs import write_outputs, write_slide_summary
-    from spindledx.slide.pipeline import analyze_slide
-
-    result = analyze_slide(path, mpp=mpp, detector=detector, out_dir=out_dir, work_mpp=work_mpp,
-                           tile_um=tile_um, margin_um=margin_um, area_mm2=area_mm2, hpf_area=hpf_area,
-                           shapes=shape.shapes, min_tissue_fraction=min_tissue_fraction, jobs=jobs, dask=dask,
-                           restart=restart, progress=opts.resolve_progress(progress), backend=backend.value,
-                           roi=roi)
-    paths = write_outputs(result, out_dir)
-    paths["summary"] = write_slide_summary(
-        result, out_dir, paths.values(), provenance=detector_provenance(detector, threshold=threshold),
-        options={"mpp": mpp, "threshold": threshold, "area_mm2": area_mm2, "shape": shape.value,
-                 "min_tissue_fraction": min_tissue_fraction, "hpf_area_mm2": hpf_area, "work_mpp": work_mpp,
-                 "tile_um": tile_um, "margin_um": margin_um, "backend": backend.value,
-                 "roi": None if roi is None else roi.source})
-    return paths, result
+    Console(stderr=True).print(f"outputs written to {run.out_dir}/ ({', '.join(p.name for p in paths.values())})")
 
 
 def _render_table(result: SlideResult) -> None:
@@ -174,5 +122,5 @@ def _render_table(result: SlideResult) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the spindledx app."""
+    """Add ``slide`` to the spindledx app."""
     app.command("slide")(slide)

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from spindledx.cli import main
+from spindledx.detection import shipped
 from spindledx.detection.types import Detection
-from spindledx.mitosis import commands
 
 
 def dark_spot_detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
@@ -25,7 +25,7 @@ def dark_spot_detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
 
 @pytest.fixture(autouse=True)
 def fake_detector(monkeypatch):
-    monkeypatch.setattr(commands, "_load_detector", lambda threshold: dark_spot_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: dark_spot_detector)
 
 
 def _tile(path, spots, size=(200, 240)):
@@ -199,7 +199,7 @@ def test_table_states_the_model_accuracy_when_the_detector_has_a_model(folder, m
         {"onnx_file": "m.onnx", "sha256": "0" * 64, "input": {"patch_size": 64, "working_mpp": 0.25},
          "threshold": 0.5, "version": "9.9.9", "cv": {"mean_f1": 0.5817}}
     ))
-    monkeypatch.setattr(commands, "_load_detector", lambda threshold: described)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: described)
     assert main(["score", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "Detector model 9.9.9: cross-validated F1 0.58" in out and "screening aid" in out

@@ -58,7 +58,7 @@ def test_panel_table_explains(capsys):
     (["panel", ""], "empty panel"),
     (["panel", "actin+ SMA-"], "conflicting"),
     (["panel", REFERENCE, "--site", "moon"], "unknown site"),
-    (["panel", REFERENCE, "--format", "xml"], "unknown --format"),
+    (["panel", REFERENCE, "--format", "xml"], "--format"),
     (["marker", "foo"], "unknown marker"),
     (["entity", "leiomyosarcom"], "leiomyosarcoma"),
 ])

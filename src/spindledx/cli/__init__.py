@@ -1,8 +1,10 @@
-"""Command-line entry point: a thin typer layer over the library.
+"""The command line: a thin typer layer over the library entry points.
 
-Each stage registers its own commands (``spindledx.<stage>.commands.register``); this module only builds the
-app and maps errors to exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 unexpected
-failure (DESIGN.md, "Contracts").
+This package is the only one that imports typer. Each module declares one command group's options and calls the
+library (``score`` -> :func:`spindledx.score_images`, ``case`` -> :func:`spindledx.run_case`, ...); shared
+option types and exit codes are in :mod:`spindledx.cli.options`. This module builds the app and maps errors to
+exit codes (:class:`~spindledx.cli.options.ExitCode`; the contract is in docs/architecture.md). The library is
+imported inside the command functions, so ``spindledx --help`` loads no numeric stack.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 import typer
 
 from spindledx import __version__
-from spindledx.cli_options import cli_message
+from spindledx.cli.options import ExitCode, cli_message
 from spindledx.errors import BadInputError
 
 app = typer.Typer(
@@ -59,18 +61,12 @@ def _root(
 
 
 def _register_commands() -> None:
-    from spindledx import grading_commands
-    from spindledx.case import commands as case_commands
-    from spindledx.ihc import commands as ihc_commands
-    from spindledx.mitosis import commands as mitosis_commands
-    from spindledx.qa import commands as qa_commands
-    from spindledx.slide import commands as slide_commands
-    from spindledx.teaching import commands as teaching_commands
+    from spindledx.cli import batch, case, grade, ihc, score, slide, teaching
 
-    for module in (ihc_commands, grading_commands, mitosis_commands, qa_commands, slide_commands, case_commands,
-                   teaching_commands):
+    for module in (ihc, grade, score, batch, slide, case, teaching):
         module.register(app)
-    ihc_commands.register_kb(kb_app)
+    ihc.register_kb(kb_app)
+    teaching.register_kb(kb_app)
 
 
 _register_commands()
@@ -85,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if sys.stdout is None or not _usable(1):
         typer.echo("error: standard output is closed; the results would be lost (redirect it to a file or "
                    "/dev/null instead)", err=True)
-        return 2
+        return ExitCode.BAD_INPUT
     if sys.stdin is None or not _usable(0):  # stdin closed: reading it gives end of input, never a crash
         sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - the process's standard input
     previous = _terminate_as_interrupt()
@@ -122,7 +118,7 @@ def _is_devnull(fd: int) -> bool:
     return (st.st_ino, st.st_dev, st.st_rdev) == (null.st_ino, null.st_dev, null.st_rdev)
 
 
-BROKEN_PIPE_EXIT = 141
+BROKEN_PIPE_EXIT = ExitCode.BROKEN_PIPE
 """Exit code after the reader of standard output went away (``spindledx kb coverage | head -1``): 128 + SIGPIPE,
 as a shell reports a process killed by the signal; nothing is printed."""
 
@@ -202,18 +198,18 @@ def _main(argv: list[str] | None) -> int:
         code = app(args=argv, standalone_mode=False, prog_name="spindledx")
     except BadInputError as exc:
         typer.echo(f"error: {one_line(cli_message(exc))}", err=True)
-        return 2
+        return ExitCode.BAD_INPUT
     except typer.TyperException as exc:  # usage errors of typer's bundled click: bad option, missing argument
         typer.echo(f"error: {one_line(_usage_message(exc))}", err=True)
-        return 2
+        return ExitCode.BAD_INPUT
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
         typer.echo("aborted", err=True)
-        return 130
+        return ExitCode.INTERRUPTED
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         return _broken_pipe()
     except OSError as exc:  # disk full, permission denied, ... on the user's files and folders
@@ -221,15 +217,16 @@ def _main(argv: list[str] | None) -> int:
             raise
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         typer.echo(f"error: {one_line(exc.strerror or str(exc))}{one_line(where)}", err=True)
-        return 2 if isinstance(exc, PermissionError | FileNotFoundError | IsADirectoryError | NotADirectoryError) \
-            or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG) else 1
+        bad_input = isinstance(exc, PermissionError | FileNotFoundError | IsADirectoryError | NotADirectoryError) \
+            or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG)
+        return ExitCode.BAD_INPUT if bad_input else ExitCode.FAILURE
     except Exception as exc:
         if os.environ.get("SPINDLEDX_DEBUG"):
             raise
         typer.echo(f"unexpected error ({type(exc).__name__}): {one_line(str(exc))}  "
                    "[set SPINDLEDX_DEBUG=1 for a traceback]", err=True)
-        return 1
-    return code if isinstance(code, int) else 0
+        return ExitCode.FAILURE
+    return code if isinstance(code, int) else ExitCode.OK
 
 
 def one_line(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -244,7 +241,3 @@ def _usage_message(exc: Exception) -> str:
     ctx = getattr(exc, "ctx", None)
     command = ctx.command_path if ctx is not None else "spindledx"
     return f"{command}: {message} (see {command} --help)"
-
-
-def run() -> None:  # pragma: no cover - console-script shim
-    sys.exit(main())

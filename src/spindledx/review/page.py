@@ -1,6 +1,6 @@
 """``review.html``: a keyboard-first gallery where a pathologist confirms the detector's candidates.
 
-Every candidate (:mod:`spindledx.case.candidates`) is shown as a square crop of :data:`CROP_UM` µm centred on
+Every candidate (:mod:`spindledx.review.candidates`) is shown as a square crop of :data:`CROP_UM` µm centred on
 the figure, at the image's native resolution, ordered by detector score across all images; candidates just
 below the threshold follow the detections after a separator. Keys: arrows (or j/k) move, ``y``/``n``/``u`` =
 mitosis / not mitosis / unsure (and move on), ``z`` undoes the last decision; clicking a crop selects it and the
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from spindledx.case.candidates import check_image_identity, run_id
 from spindledx.pages import document, esc, notice
+from spindledx.review.candidates import check_image_identity, run_id
 
 CROP_UM = 64.0
 CROP_JPEG_QUALITY = 90
@@ -270,8 +270,8 @@ def render_review_html(docs: Sequence[dict[str, Any]], *, title: str = "Review o
 
 def write_review_page(out_dir: str | Path, docs: Sequence[dict[str, Any]] | None = None) -> Path:
     """Write ``review.html`` into ``out_dir`` from its candidates files; returns the path."""
-    from spindledx.case.candidates import load_candidate_files
     from spindledx.files import atomic_write_text as write_text_atomic
+    from spindledx.review.candidates import load_candidate_files
 
     out_dir = Path(out_dir)
     docs = list(docs) if docs is not None else load_candidate_files(out_dir)

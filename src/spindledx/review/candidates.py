@@ -1,6 +1,6 @@
 """Candidate files: every figure the detector proposed on an image, including those just below its threshold.
 
-The review page (:mod:`spindledx.case.review`) shows candidates ordered by score so that a pathologist confirms
+The review page (:mod:`spindledx.review.page`) shows candidates ordered by score so that a pathologist confirms
 the detections and can rescue figures the detector scored just below its threshold. A candidates file
 ``<stem>_candidates.json`` is written next to a stage's other per-image outputs::
 
@@ -80,18 +80,6 @@ def candidates_document(*, image: str | Path, stem: str, width: int, height: int
             "threshold": float(threshold), "review_floor": float(review_floor),
             "model": {"model_version": model.get("model_version"), "model_sha256": model.get("model_sha256")},
             "candidates": [c.to_json() for c in candidates]}
-
-
-def safe_stem(key: str) -> str:
-    """A file-name stem for an image key (``sub/dir/tile 1.tif`` -> ``sub_dir_tile_1``)."""
-    import hashlib
-    import re
-
-    stem = str(Path(key).with_suffix("")) if Path(key).suffix else str(key)
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "image"
-    if len(stem) > 100:  # a 250-character image name must not make file names longer than the file system allows
-        stem = stem[:91] + "-" + hashlib.sha256(stem.encode()).hexdigest()[:8]
-    return stem
 
 
 def candidates_from_detections(*, image: str | Path, stem: str, width: int, height: int, mpp: float,
@@ -365,7 +353,7 @@ class CandidateRecorder:
                margin: float = DEFAULT_REVIEW_MARGIN) -> CandidateRecorder:
         """Wrap a stage's detector: ``load(t)`` makes the same detector at threshold ``t``. A detector without a
         model description (a test's fake) is recorded as it is, every output counted."""
-        from spindledx.pages.provenance import model_provenance
+        from spindledx.provenance import model_provenance
 
         description = getattr(detector, "model_description", None)
         if description is None:

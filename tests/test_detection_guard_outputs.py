@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from spindledx.cli import main
+from spindledx.detection import atypical as atypical_mod
+from spindledx.detection import shipped
 from spindledx.detection.types import Detection
-from spindledx.mitosis import atypical as atypical_mod
-from spindledx.mitosis import commands
 from spindledx.mitosis.synthetic import make_tile
 
 MPP = 0.25
@@ -60,7 +60,7 @@ def spot_detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
 
 
 def test_score_json_csv_geojson_and_table_carry_atypical_and_flags(tmp_path, head, monkeypatch, capsys):
-    monkeypatch.setattr(commands, "_load_detector", lambda threshold: spot_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: spot_detector)
     tile = _tile_with_spots(tmp_path / "t.png", [(60, 60, 40), (180, 150, 200)])
     assert main(["score", str(tile), "--mpp", "0.25", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)[0]
@@ -86,7 +86,7 @@ def test_score_json_csv_geojson_and_table_carry_atypical_and_flags(tmp_path, hea
 
 def test_over_dense_tile_is_flagged_in_json_and_table(tmp_path, head, monkeypatch, capsys):
     spots = [(20 + 36 * i, 20 + 36 * j, 120) for i in range(7) for j in range(7)]  # 49 in 0.0041 mm²
-    monkeypatch.setattr(commands, "_load_detector", lambda threshold: spot_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: spot_detector)
     tile = _tile_with_spots(tmp_path / "dense.png", spots)
     assert main(["score", str(tile), "--mpp", "0.25", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)[0]
@@ -102,7 +102,7 @@ def test_ihc_image_is_flagged_out_of_distribution_by_score(tmp_path, monkeypatch
 
     path = tmp_path / "ihc.png"
     cv2.imwrite(str(path), cv2.cvtColor(data.immunohistochemistry(), cv2.COLOR_RGB2BGR))
-    monkeypatch.setattr(commands, "_load_detector", lambda threshold: lambda rgb, mpp: [])
+    monkeypatch.setattr(shipped, "factory", lambda threshold: lambda rgb, mpp: [])
     assert main(["score", str(path), "--mpp", "0.25", "--format", "json"]) == 0
     result = json.loads(capsys.readouterr().out)[0]
     assert result["flags"] == ["out_of_distribution"] and result["ood_score"] > result["ood_threshold"]

@@ -1,51 +1,29 @@
-"""CLI commands of the `ihc` stage (registered by :mod:`spindledx.cli`).
-
-``panel`` (differential), ``marker`` / ``entity`` (teaching lookups), ``markers`` / ``entities`` (lists) and
-``panel-cases`` (accuracy and calibration on the built-in literature test panels).  Thin layer: parse options,
-call the library, render a rich table or JSON. The interpreter (numpy) is imported inside the commands, so
-``spindledx --help`` does not load it.
-"""
+"""IHC commands: ``panel`` (differential), ``marker`` / ``entity`` (teaching lookups), ``markers`` /
+``entities`` (lists), ``panel-cases`` (accuracy and calibration on the built-in case sets) and ``kb coverage``.
+Options over :mod:`spindledx.ihc`, rendered as a rich table or JSON."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from spindledx.cli.options import Report, ReportFormat
+from spindledx.cli.output import console as _console
+from spindledx.cli.output import echo_json as _echo_json
+from spindledx.cli.output import pct as _pct
 from spindledx.errors import BadInputError
 from spindledx.ihc.knowledge import PATTERNS
 
 if TYPE_CHECKING:
     from spindledx.ihc.interpret import PanelResult
 
-_FORMAT_HELP = "table or json."
 NOTE_CHARS = 140  # table only: the JSON output keeps the whole note
 _EFFECT_STYLE = {"supports": "green", "against": "red", "neutral": "dim"}
-
-
-def _console() -> Console:
-    """A rich console; 140 columns when output is not a terminal (pipes, files, tests) so tables stay legible."""
-    probe = Console()
-    return probe if probe.is_terminal else Console(width=140)
-
-
-def _check_format(fmt: str) -> None:
-    if fmt not in ("table", "json"):
-        raise BadInputError(f"unknown --format '{fmt}' (table or json)")
-
-
-def _echo_json(payload: object) -> None:
-    typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
 
 
 def _event_words(result: PanelResult, obs, words: dict[str, str]) -> str:
@@ -152,7 +130,7 @@ def panel(
     atypia: str | None = typer.Option(None, "--atypia", help="none, mild, moderate or marked."),
     pattern: list[str] | None = typer.Option(None, "--pattern", help="Pattern(s), repeatable or comma-separated: "
                                              + ", ".join(PATTERNS) + "."),
-    fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
+    fmt: Report = ReportFormat.table,
     ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers with a warning."),
     top: int = typer.Option(5, "--top", min=1, help="Entities to show (and to include in JSON)."),
     explain: int = typer.Option(3, "--explain", min=0, help="Top entities explained item by item (table)."),
@@ -163,7 +141,6 @@ def panel(
     """
     from spindledx.ihc.interpret import interpret_panel
 
-    _check_format(fmt)
     result = interpret_panel(_read_panel_text(text), site=site, ignore_unknown=ignore_unknown, age=age, sex=sex,
                              mitoses=mitoses, necrosis=necrosis, atypia=atypia, pattern=pattern)
     if fmt == "json":
@@ -172,11 +149,10 @@ def panel(
     _render_panel(result, top, min(explain, top))
 
 
-def _lookup(function: str, name: str, fmt: str) -> dict | None:
+def _lookup(function: str, name: str, fmt: ReportFormat) -> dict | None:
     """``spindledx.ihc.lookups.<function>(name)``; printed as JSON (and None returned) for ``--format json``."""
     from spindledx.ihc import lookups
 
-    _check_format(fmt)
     info = getattr(lookups, function)(name)
     if fmt == "json":
         _echo_json(info)
@@ -194,7 +170,7 @@ def _facts_table(title: str, first: str) -> Table:
 
 def marker(
     name: str = typer.Argument(..., help="Marker name or synonym, e.g. desmin, CK-pan, c-KIT."),
-    fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
+    fmt: Report = ReportFormat.table,
 ) -> None:
     """Which entities stain for a marker, with fractions, n and sources.
 
@@ -227,7 +203,7 @@ def marker(
 
 def entity(
     name: str = typer.Argument(..., help="Entity id, name or alias, e.g. leiomyosarcoma, GIST, SFT."),
-    fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
+    fmt: Report = ReportFormat.table,
 ) -> None:
     """An entity's typical panel, pitfalls and sources.
 
@@ -252,9 +228,8 @@ def entity(
         console.print(f"  [{i}] {source}", highlight=False, markup=False)
 
 
-def _print_listing(fmt: str, rows: list[dict], noun: str, columns: dict[str, Callable[[dict], str]]) -> None:
+def _print_listing(fmt: ReportFormat, rows: list[dict], noun: str, columns: dict[str, Callable[[dict], str]]) -> None:
     """Print a lookup listing as JSON or as a table with one column per ``columns`` entry."""
-    _check_format(fmt)
     if fmt == "json":
         _echo_json(rows)
         return
@@ -266,7 +241,7 @@ def _print_listing(fmt: str, rows: list[dict], noun: str, columns: dict[str, Cal
     _console().print(t)
 
 
-def markers(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
+def markers(fmt: Report = ReportFormat.table) -> None:
     """List the canonical markers and their synonyms.
 
     Example: spindledx markers --format json
@@ -278,7 +253,7 @@ def markers(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> 
         "entities with data": lambda r: str(r["entities_with_data"]), "synonyms": lambda r: ", ".join(r["synonyms"])})
 
 
-def entities(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
+def entities(fmt: Report = ReportFormat.table) -> None:
     """List the entities of the knowledge base.
 
     Example: spindledx entities
@@ -291,7 +266,7 @@ def entities(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) ->
 
 
 def panel_cases(
-    fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
+    fmt: Report = ReportFormat.table,
     case_set: str = typer.Option("original", "--set", help="Built-in cases: original, holdout, all (the 100 "
                                  "literature panels), reports, reports-b, reports-c (published case reports with "
                                  "their findings, used for calibration) or reports-d (published case reports kept "
@@ -307,7 +282,6 @@ def panel_cases(
     """
     from spindledx.ihc.evaluate import REPORT_SETS, evaluate_cases, load_cases
 
-    _check_format(fmt)
     try:
         cases = load_cases(cases_csv, case_set=case_set)
     except (OSError, KeyError, ValueError) as exc:
@@ -355,14 +329,13 @@ def panel_cases(
     console.print(t)
 
 
-def kb_coverage_command(fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP)) -> None:
+def kb_coverage_command(fmt: Report = ReportFormat.table) -> None:
     """Per entity: how many marker figures rest on literature data, on the expert elicitation, or on nothing.
 
     Example: spindledx kb coverage --format json
     """
     from spindledx.ihc.coverage import kb_coverage
 
-    _check_format(fmt)
     report = kb_coverage()
     if fmt == "json":
         _echo_json(report)

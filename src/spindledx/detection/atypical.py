@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from spindledx.detection.model import MODELS_DIR, MitosisModel, load_model
+from spindledx.detection.patches import extract_patches
 from spindledx.detection.types import Detection
 from spindledx.imaging.resample import resample_to
-from spindledx.mitosis.patches import extract_patches
 
 ATYPICAL_DESCRIPTION = "atypical_model.json"
 #: Dihedral views averaged per figure (rotations by 90° and their mirror images), scored in one batch.

@@ -129,7 +129,7 @@ def test_a_flagged_count_shows_its_flag_next_to_the_grade(tmp_path, monkeypatch,
 def test_case_page_shows_atypical_figures_and_flag_sentences_when_the_score_has_them(tiles, tmp_path, capsys,
                                                                                       monkeypatch):
     from spindledx.case.page import render_case_html
-    from spindledx.mitosis import atypical
+    from spindledx.detection import atypical
 
     monkeypatch.setattr(atypical, "load_atypical_model", lambda threads=2: None)  # as without a shipped head
 

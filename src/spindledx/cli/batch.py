@@ -1,14 +1,13 @@
-"""CLI commands of the `qa` stage (registered by :mod:`spindledx.cli`): ``spindledx batch``."""
+"""``batch``: options over :func:`spindledx.qa.batch.run_batch`, and its summary lines."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
-from spindledx import cli_options as opts
 from spindledx import counting
+from spindledx.cli import options as opts
 from spindledx.errors import BadInputError
 
 
@@ -36,8 +35,7 @@ def batch(
     Example: spindledx batch sample_slides/manifest.csv --out batch_out
     """
     from spindledx.mitosis.evaluate import detection_scores
-    from spindledx.qa.manifest import load_manifest, tiles_from_folder
-    from spindledx.qa.runner import RunOptions, run_and_write
+    from spindledx.qa.batch import run_batch
 
     if mpp is not None:
         counting.check_mpp(mpp)
@@ -45,25 +43,9 @@ def batch(
                                              allow_unusual_hpf=allow_unusual_hpf)
     opts.check_out_dir(out)
     opts.check_dask(dask)
-    if source.is_dir():
-        specs = tiles_from_folder(source, mpp=mpp, annotations=annotations)
-    elif source.is_file():
-        if annotations is not None:
-            raise BadInputError("--annotations is for folder input; give a manifest 'annotations' column instead")
-        specs = load_manifest(source, default_mpp=mpp)
-    else:
-        raise BadInputError(f"{source}: no such file or folder")
-    from spindledx.detection.model import load_shipped_model
-    from spindledx.engine.folder import output_folder
-    from spindledx.qa.runner import JSONL_NAME, RUN_NAME
-
-    load_shipped_model()  # fail fast with one message when no trained detector is shipped, not once per tile
-    settings = {"source": os.path.realpath(source), "annotations": None if annotations is None else
-                os.path.realpath(annotations), "mpp": mpp, "threshold": threshold, "hpf_area_mm2": hpf_area}
-    with output_folder(out, "batch", settings, overwrite=overwrite, state=(JSONL_NAME, RUN_NAME)):
-        report = run_and_write(specs, out, jobs=opts.resolve_jobs(jobs), dask=dask,
-                               options=RunOptions(threshold=threshold, hpf_area_mm2=hpf_area),
-                               progress=opts.resolve_progress(progress))
+    report = run_batch(source, out_dir=out, jobs=opts.resolve_jobs(jobs), dask=dask, mpp=mpp,
+                       annotations=annotations, threshold=threshold, hpf_area_mm2=hpf_area,
+                       progress=opts.resolve_progress(progress), overwrite=overwrite)
     s = report.summary
     det = s.get("detection")
     counts = s.get("counts")
@@ -100,7 +82,7 @@ def batch(
         if bad == len(failed):
             raise BadInputError(message)
         typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(opts.ExitCode.FAILURE)
 
 
 def _score(value: float | None) -> str:
@@ -109,5 +91,5 @@ def _score(value: float | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the spindledx app."""
+    """Add ``batch`` to the spindledx app."""
     app.command("batch")(batch)

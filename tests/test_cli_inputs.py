@@ -1,5 +1,5 @@
-"""Issue 11 defects 12 and 13 on inputs: NaN/inf coordinates, an unchecked site, echoed file contents and
-arguments, misleading messages."""
+"""Inputs the commands refuse or handle plainly: NaN/inf coordinates, an unchecked site, echoed file contents and
+arguments, misleading messages, a missing optional extra."""
 
 from __future__ import annotations
 

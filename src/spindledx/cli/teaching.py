@@ -1,9 +1,5 @@
-"""CLI commands of the teaching stage: ``compare A B``, ``quiz`` and ``kb site --out DIR``.
-
-Thin layer over :mod:`spindledx.teaching`; rendering helpers (console width, ``--format`` check, JSON output)
-are the IHC commands' own. The teaching modules (and the interpreter under them) are imported inside the
-commands, so ``spindledx --help`` does not load them.
-"""
+"""Teaching commands: ``compare A B``, ``quiz`` and ``kb site --out DIR``, options over
+:mod:`spindledx.teaching`."""
 
 from __future__ import annotations
 
@@ -14,21 +10,20 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
+from spindledx.cli.options import Quiz, Report, ReportFormat
+from spindledx.cli.output import console as _console
+from spindledx.cli.output import echo_json as _echo_json
+from spindledx.cli.output import pct as _pct
 from spindledx.errors import BadInputError
-from spindledx.ihc.commands import _check_format, _console, _echo_json, _pct
-from spindledx.ihc.knowledge import load_knowledge_base
 
 if TYPE_CHECKING:
     from spindledx.teaching.quiz import QuizQuestion
-
-_FORMAT_HELP = "table or json."
-
 
 def compare(
     a: str = typer.Argument(..., help="First entity (id, name or alias), e.g. leiomyosarcoma."),
     b: str = typer.Argument(..., help="Second entity, e.g. gist."),
     site: str | None = typer.Option(None, "--site", help="Use the site-specific literature rows of this site."),
-    fmt: str = typer.Option("table", "--format", help=_FORMAT_HELP),
+    fmt: Report = ReportFormat.table,
     top: int = typer.Option(12, "--top", min=1, help="Markers to show (and to include in JSON)."),
 ) -> None:
     """A versus B: markers ranked by how well they separate two entities (likelihood ratios, sources).
@@ -37,7 +32,6 @@ def compare(
     """
     from spindledx.teaching.compare import compare_entities
 
-    _check_format(fmt)
     comparison = compare_entities(a, b, site=site)
     if fmt == "json":
         _echo_json(comparison.to_json(top=top))
@@ -146,22 +140,22 @@ def quiz(
     entity: str | None = typer.Option(None, "--entity", help="Only cases with this diagnosis."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the case order (reproducible quiz)."),
     case_set: str = typer.Option("all", "--set", help="original, holdout, reports, reports-b or all (the four)."),
-    fmt: str = typer.Option("table", "--format",
-                            help="table (interactive, answers read from stdin) or json (questions with answers)."),
+    fmt: Quiz = ReportFormat.table,
 ) -> None:
     """A quiz on the project's published cases: pick a diagnosis, then see the interpreter's reasoning.
 
     Example: spindledx quiz --n 10 --seed 1
     """
-    from spindledx.pages.provenance import provenance
+    from spindledx.provenance import provenance
     from spindledx.teaching.quiz import QUIZ_CASE_SETS, quiz_questions
 
-    _check_format(fmt)
     sets = QUIZ_CASE_SETS if case_set == "all" else (case_set,)
     questions = quiz_questions(n, entity=entity, seed=seed, case_sets=sets)
     if fmt == "json":
         _echo_json({"provenance": provenance(include_model=False), "questions": [q.to_json() for q in questions]})
         return
+    from spindledx.ihc.knowledge import load_knowledge_base
+
     console = _console()
     kb = load_knowledge_base()
     answered = correct = 0
@@ -193,19 +187,12 @@ def site(out: Path = typer.Option(..., "--out", help="Folder for the site (new, 
                f"{build.out} in {build.seconds:.2f} s; open {build.out / 'index.html'}")
 
 
-def kb_group(app: typer.Typer) -> typer.Typer:
-    """The ``kb`` command group of ``app``, created (``app.add_typer``) if no stage has registered it yet."""
-    for info in app.registered_groups:
-        if info.name == "kb" and info.typer_instance is not None:
-            return info.typer_instance
-    group = typer.Typer(name="kb", help="The IHC knowledge base: coverage and the browsable site.",
-                        no_args_is_help=True)
-    app.add_typer(group, name="kb")
-    return group
-
-
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the spindledx app."""
+    """Add ``compare`` and ``quiz`` to the spindledx app."""
     app.command("compare")(compare)
     app.command("quiz")(quiz)
-    kb_group(app).command("site")(site)
+
+
+def register_kb(kb_app: typer.Typer) -> None:
+    """Add ``kb site``."""
+    kb_app.command("site")(site)

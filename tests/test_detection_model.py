@@ -15,8 +15,8 @@ from spindledx.detection.model import (
     load_model,
     sha256_file,
 )
+from spindledx.detection.patches import dihedral_views
 from spindledx.errors import BadInputError
-from spindledx.mitosis.patches import dihedral_views
 
 
 def _description(tmp_path, payload: bytes, sha: str):

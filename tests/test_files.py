@@ -1,5 +1,6 @@
-"""Issue 11 defects on outputs and inputs of `score` and `batch`: names outside --out (1), outputs that overwrite
-each other (2), one bad file stopping a folder run (6), spreadsheet formulas in tiles.csv (9), duplicates (10)."""
+"""Output names and cells (spindledx.files) as `score` and `batch` use them: names stay inside --out, outputs of
+different images never overwrite each other, one bad file does not stop a folder run, no spreadsheet formulas in
+tiles.csv, duplicates counted once."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import pytest
 from PIL import Image
 
 from spindledx.cli import main
+from spindledx.detection import shipped
 from spindledx.detection.types import Detection
 from spindledx.files import output_stems
-from spindledx.mitosis import commands
 from spindledx.qa.manifest import load_manifest
 
 
@@ -27,7 +28,7 @@ def one_spot_detector(rgb: np.ndarray, mpp: float) -> list[Detection]:
 
 @pytest.fixture(autouse=True)
 def fake_detector(monkeypatch):
-    monkeypatch.setattr(commands, "_load_detector", lambda threshold: one_spot_detector)
+    monkeypatch.setattr(shipped, "factory", lambda threshold: one_spot_detector)
 
 
 def _tile(path: Path, seed: int = 0) -> Path:

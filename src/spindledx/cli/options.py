@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import os
 import sys
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every command (the contract in docs/architecture.md)."""
+
+    OK = 0
+    FAILURE = 1
+    """Unexpected failure (``SPINDLEDX_DEBUG=1`` re-raises it with a traceback)."""
+    BAD_INPUT = 2
+    """Bad input or usage: one line on stderr, no traceback."""
+    INTERRUPTED = 130
+    """Ctrl-C or SIGTERM: runs stop cleanly and write their tables."""
+    BROKEN_PIPE = 141
+    """The reader of standard output went away (128 + SIGPIPE, as a shell reports it); nothing is printed."""
 
 
 class OutputFormat(StrEnum):
@@ -46,6 +60,14 @@ class HotspotShape(StrEnum):
         return {"both": ("circle", "square"), "all": ("circle", "square", "fields")}.get(self.value, (self.value,))
 
 
+class CaseShape(StrEnum):
+    """``case --shape``: the hotspot windows of ``slide`` that give one count."""
+
+    circle = "circle"
+    square = "square"
+    fields = "fields"
+
+
 class SlideBackend(StrEnum):
     """``--backend`` slide reader."""
 
@@ -57,6 +79,9 @@ class SlideBackend(StrEnum):
 
 Format = Annotated[OutputFormat, typer.Option("--format", help="Output on stdout.", case_sensitive=False)]
 Report = Annotated[ReportFormat, typer.Option("--format", help="Output on stdout.", case_sensitive=False)]
+Quiz = Annotated[ReportFormat, typer.Option("--format", case_sensitive=False,
+                                            help="table (interactive, answers read from stdin) or json (questions "
+                                                 "with answers).")]
 Shape = Annotated[HotspotShape, typer.Option("--shape", help="Hotspot window: circle, square, fields (2 x 5 block "
                                              "of HPF-sized squares), both (circle + square) or all.",
                                              case_sensitive=False)]

@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from spindledx import cli_options as opts
 from spindledx import counting
+from spindledx.cli import options as opts
 from spindledx.errors import BadInputError
 
 
