@@ -44,3 +44,33 @@ def test_score_images_returns_what_score_prints(tmp_path, capsys, monkeypatch):
     run = spindledx.score_images([tile], mpp=0.25)
     assert main(["score", str(tile), "--mpp", "0.25", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(run.to_json()))
+
+
+def test_interpret_panel_returns_what_panel_prints(capsys):
+    import json
+
+    from spindledx.cli import main
+
+    panel = "actin+ desmin+ CK-pan- CD34- CD117- S-100-"
+    assert main(["panel", panel, "--site", "lung", "--format", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    returned = json.loads(json.dumps(spindledx.interpret_panel(panel, site="lung").to_json(top=5)))
+    assert printed == returned
+
+
+def test_count_points_returns_what_count_points_prints(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from spindledx.cli import main
+
+    rgb = np.full((200, 240, 3), (200, 120, 170), np.uint8)
+    tile = tmp_path / "t.png"
+    Image.fromarray(rgb).save(tile)
+    points = tmp_path / "p.csv"
+    points.write_text("x,y\n40,50\n150,100\n")
+    counted = spindledx.count_points(points, tile, mpp=0.25)
+    assert main(["count-points", str(points), "--image", str(tile), "--mpp", "0.25", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [json.loads(json.dumps(counted.result.to_dict()))]

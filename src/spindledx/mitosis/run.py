@@ -202,7 +202,8 @@ def count_points(points: str | Path, image: str | Path, *, point_class: str | No
                  roi: str | Path | None = None, roi_class: str | None = None,
                  overwrite: bool = False) -> PointsCount:
     """Count figures marked elsewhere (QuPath points or detections, a CSV of x,y[,class], another detector) on
-    their image, exactly as :func:`score_images` counts (what ``spindledx count-points`` does).
+    their image, exactly as :func:`score_images` counts (what ``spindledx count-points`` does, with its notes and
+    output folder; the count alone is :func:`spindledx.mitosis.points.count_points`).
 
     Parameters
     ----------

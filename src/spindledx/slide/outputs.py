@@ -27,7 +27,7 @@ import numpy as np
 
 from spindledx.detection.geojson import MITOSIS_COLOR_RGB, points_geojson, polygon_annotation, write_geojson
 from spindledx.files import atomic_open, atomic_write_text, atomic_write_with, csv_safe, output_stems, printable
-from spindledx.slide.hotspot import clip_polygon, density_map, hotspot_regions_level0
+from spindledx.slide.hotspot import density_map, hotspot_regions_level0
 from spindledx.slide.pipeline import MANIFEST, SlideResult
 
 HOTSPOT_CLASS = "Hotspot"
@@ -40,13 +40,6 @@ def hotspot_regions(result: SlideResult, index: int = 0) -> list[dict[str, Any]]
     (:func:`spindledx.slide.hotspot.hotspot_regions_level0`)."""
     return hotspot_regions_level0(result.hotspots[index], mpp=result.info.mpp, width_px=result.info.width,
                                   height_px=result.info.height, points_level0=result.detections[:, :2])
-
-
-def hotspot_polygon_level0(result: SlideResult, index: int = 0) -> np.ndarray:
-    """Closed outline of hotspot ``index`` in level-0 pixel coordinates, clipped to the slide."""
-    h = result.hotspots[index]
-    outline = h.outline_um() / result.info.mpp - 0.5
-    return clip_polygon(outline, -0.5, -0.5, result.info.width - 0.5, result.info.height - 0.5)
 
 
 def to_geojson(result: SlideResult) -> dict[str, Any]:
