@@ -77,7 +77,7 @@ def polygon_annotation(ring: Iterable[tuple[float, float]], *, source: str, name
 
 
 ROI_CLASS = "Region of interest"
-ROI_COLOR_RGB = (0, 160, 255)
+ROI_COLOR_RGB = (30, 30, 30)
 
 
 def region_annotations(region: Any, *, source: str) -> list[dict[str, Any]]:

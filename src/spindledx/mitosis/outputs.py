@@ -78,7 +78,7 @@ def draw_overlay(rgb: np.ndarray, result: TileScore, *, radius_um: float = OVERL
     thickness = max(1, round(radius_px / 12))
     font_scale = max(0.35, radius_px / 60)
     region = getattr(result, "region", None)
-    if region is not None:  # the counted region's outline (holes included), blue
+    if region is not None:  # the counted region's outline (holes included), dark grey
         from spindledx.detection.geojson import ROI_COLOR_RGB
 
         rings = [np.round(r).astype(np.int32).reshape(-1, 1, 2)

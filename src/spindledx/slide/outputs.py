@@ -147,6 +147,14 @@ def _figure(result: SlideResult, *, heat: bool) -> Any:
             xy = _thumb_xy(result, result.detections[:, :2])
             ax.scatter(xy[:, 0], xy[:, 1], s=6, c=[np.array(MITOSIS_COLOR_RGB) / 255], edgecolors="black",
                        linewidths=0.3)
+    region = None if result.area is None else result.area.region
+    if region is not None:  # the region of interest counted in, holes included
+        from spindledx.detection.geojson import ROI_COLOR_RGB
+
+        for j, ring in enumerate(r for p in region.polygons for r in (p.exterior, *p.holes)):
+            xy = _thumb_xy(result, np.vstack([ring, ring[:1]]))
+            ax.plot(xy[:, 0], xy[:, 1], "--", color=np.array(ROI_COLOR_RGB) / 255, linewidth=1.2,
+                    label="region of interest" if j == 0 else None)
     styles = {"circle": "-", "square": "--", "fields": ":"}
     for k, hotspot in enumerate(result.hotspots):
         for i, region in enumerate(hotspot_regions(result, k)):
@@ -156,13 +164,14 @@ def _figure(result: SlideResult, *, heat: bool) -> Any:
             ax.plot(poly[:, 0], poly[:, 1], styles[hotspot.shape], color=np.array(HOTSPOT_COLOR_RGB) / 255,
                     linewidth=1.5, label=(f"hotspot {hotspot.shape}: {hotspot.count} in {hotspot.area_mm2:.3g} mm²"
                                           if i == 0 else None))
-    if result.hotspots:
+    if result.hotspots or region is not None:
         ax.legend(loc="lower right", fontsize=7, framealpha=0.8)
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.set_axis_off()
     ax.set_title(f"{Path(result.info.path).name}: {len(result.detections)} detections, "
-                 f"tissue {result.tissue.area_mm2:.2f} mm²", fontsize=8)
+                 + (f"tissue {result.tissue.area_mm2:.2f} mm²" if region is None else
+                    f"{result.area.area_mm2:.3g} mm² of tissue in the region"), fontsize=8)
     fig.tight_layout()
     return fig
 
