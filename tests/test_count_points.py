@@ -78,3 +78,10 @@ def test_points_command_writes_outputs_and_names_the_points_in_provenance(tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     assert summary["provenance"]["model_name"] == "points from p.csv"
     assert summary["results"][0]["count"] == 4 and (out / "tile_overlay.png").is_file()
+
+
+def test_points_need_exactly_one_image_or_slide(tmp_path, image, capsys):
+    (tmp_path / "p.csv").write_text("1,2\n")
+    assert main(["count-points", str(tmp_path / "p.csv")]) == 2
+    assert main(["count-points", str(tmp_path / "p.csv"), "--image", str(image), "--slide", str(image)]) == 2
+    assert "--image" in capsys.readouterr().err

@@ -173,3 +173,18 @@ def test_batch_takes_a_region_per_row(image, tmp_path, monkeypatch, capsys):
                                                                           "--roi-class", "Tumor"))
     assert (row["count"], row["area_mm2"]) == (answers["score"]["count"], answers["score"]["area_mm2"]) == (1, row[
         "area_mm2"])
+
+
+def test_points_exported_by_slide_count_the_same_on_the_slide(image, tmp_path, monkeypatch, capsys):
+    from spindledx.detection import shipped
+
+    monkeypatch.setattr(shipped, "factory", lambda threshold: detector)
+    roi = qupath_roi(tmp_path / "roi.geojson")
+    for extra in ((), ("--roi", str(roi))):
+        out = tmp_path / ("s" + str(len(extra)))
+        assert main(["slide", str(image), "--mpp", str(MPP), "--format", "json", "--out", str(out), *extra]) == 0
+        answer = json.loads(capsys.readouterr().out)["answer"]
+        assert main(["count-points", str(out / "region_mitoses.geojson"), "--slide", str(image), "--mpp", str(MPP),
+                     "--format", "json", *extra]) == 0, capsys.readouterr().err
+        doc = json.loads(capsys.readouterr().out)
+        assert figures_of(doc["answer"]) == figures_of(answer)

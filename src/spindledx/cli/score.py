@@ -204,7 +204,10 @@ def evaluate(
 def count_points(
     points: Path = typer.Argument(..., metavar="POINTS", help="QuPath GeoJSON (points, detections) or CSV x,y[,class]"
                                                            " in pixels of the image."),
-    image: Path = typer.Option(..., "--image", help="The image the points were marked on (for µm/px and tissue)."),
+    image: Path | None = typer.Option(None, "--image", help="The image the points were marked on (for µm/px and "
+                                                           "tissue)."),
+    slide: Path | None = typer.Option(None, "--slide", help="Or the whole-slide image they were marked on: the count "
+                                                           "is then the hotspot's, as in `slide`."),
     point_class: str | None = typer.Option(None, "--class", help="Count only points of this class (e.g. Mitosis)."),
     mpp: opts.Mpp = None,
     fmt: opts.Format = opts.OutputFormat.table,
@@ -229,10 +232,33 @@ def count_points(
     opts.check_out_dir(out)
     hpf_area = counting.resolve_hpf_area_mm2(hpf_area_mm2, field_number, objective,
                                              allow_unusual_hpf=allow_unusual_hpf)
+    if (image is None) == (slide is None):
+        raise BadInputError("give the image the points belong to with --image, or a whole slide with --slide")
+    if slide is not None:
+        from spindledx.mitosis.run import count_points_slide
+
+        _render_slide_points(count_points_slide(points, slide, point_class=point_class, mpp=mpp, out_dir=out,
+                                                hpf_area_mm2=hpf_area, roi=roi, roi_class=roi_class,
+                                                overwrite=overwrite), slide, fmt)
+        return
     counted = count(points, image, point_class=point_class, mpp=mpp, out_dir=out, hpf_area_mm2=hpf_area, roi=roi,
                     roi_class=roi_class, overwrite=overwrite)
     _print_warnings(counted.warnings)
     _render([counted.result], fmt, hpf_area)
+
+
+def _render_slide_points(doc: dict, slide: Path, fmt: str) -> None:
+    if fmt == "json":
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    c = doc["answer"]
+    typer.echo(f"{slide.name}: {doc['n_points']} points, {c['count']} counted ({c['method']}) in "
+               f"{c['area_mm2']:.3f} mm² = {c['mitoses_per_mm2']:.2f}/mm² = {c['mitoses_per_10hpf']:.1f}/10 HPF "
+               f"(95 % {c['mitoses_per_10hpf_ci95'][0]:.1f}-{c['mitoses_per_10hpf_ci95'][1]:.1f}; {c['n_hpf']:.2f} "
+               f"HPF{', extrapolated' if c['extrapolated'] else ''})"
+               + (f"; flagged: {', '.join(c['flags'])}" if c["flags"] else ""))
+    for message in c["flag_messages"]:
+        typer.echo(f"flag: {message}")
 
 
 def register(app: typer.Typer) -> None:

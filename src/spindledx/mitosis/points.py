@@ -181,3 +181,47 @@ def count_points(points: str | Path | PointSet, image: str | Path, *, mpp: float
     tile = read_image(image, mpp=mpp)
     return score_image(tile, detector=PointsDetector(point_set), roi=roi,
                        hpf_area_mm2=counting.DEFAULT_HPF_AREA_MM2 if hpf_area_mm2 is None else hpf_area_mm2)
+
+
+def count_points_on_slide(points: str | Path | PointSet, slide: str | Path, *, mpp: float | None = None,
+                          roi: Any = None, point_class: str | None = None, hpf_area_mm2: float | None = None,
+                          area_mm2: float | None = None, shape: str = "circle", backend: str = "auto"
+                          ) -> dict[str, Any]:
+    """Count points marked on a whole slide as ``slide`` counts detections: only those in the counted area (image
+    ∩ tissue ∩ ``roi``), one figure per 7.5 µm, the hotspot of ``area_mm2`` (default 10 HPF) searched on them, and
+    the slide's count (:func:`spindledx.slide.pipeline.slide_answer`) with its interval and flags.
+
+    Returns a JSON-ready dict: ``answer`` (the count record), ``hotspot``, ``counted_area``, ``n_points`` given,
+    ``n_outside_counted_area``, ``n_merged`` (within 7.5 µm of another point) and the slide's size and scale.
+    """
+    import numpy as np
+
+    from spindledx import counting
+    from spindledx.detection.suppress import MIDOG_RADIUS_UM, suppress_nearby
+    from spindledx.imaging.slide import open_slide
+    from spindledx.slide.area import counted_area, require_area
+    from spindledx.slide.hotspot import find_hotspot
+    from spindledx.slide.pipeline import slide_answer
+    from spindledx.slide.tissue import detect_tissue
+
+    hpf = counting.DEFAULT_HPF_AREA_MM2 if hpf_area_mm2 is None else counting.check_hpf_area_mm2(hpf_area_mm2)
+    point_set = points if isinstance(points, PointSet) else load_points(points, point_class=point_class)
+    name = Path(slide).name
+    with open_slide(slide, mpp=mpp, backend=backend) as handle:
+        info = handle.info
+        tissue = detect_tissue(handle)
+    area = require_area(counted_area(tissue.mask, tissue.raster.level0_per_px, mpp=info.mpp, width=info.width,
+                                     height=info.height, region=roi, image=name), image=name)
+    rows = np.array([(p.x, p.y, p.score) for p in point_set.points], float).reshape(-1, 3)
+    inside = area.contains(rows[:, 0], rows[:, 1]) if len(rows) else np.zeros(0, bool)
+    kept = rows[inside]
+    if len(kept) > 1:
+        kept = kept[np.sort(suppress_nearby(kept[:, :2], kept[:, 2], radius_um=MIDOG_RADIUS_UM, mpp=info.mpp))]
+    hotspot = find_hotspot((kept[:, :2] + 0.5) * info.mpp, area.coverage, area.cell_um, area_mm2=area_mm2,
+                           shape=shape, hpf_area=hpf)
+    answer = slide_answer(area, hotspot, kept, hpf)
+    return {"slide": str(slide), "points": point_set.source, "width": info.width, "height": info.height,
+            "mpp": info.mpp, "mpp_source": info.mpp_source, "answer": answer, "hotspot": hotspot.to_json(),
+            "counted_area": area.to_json(), "n_points": len(rows), "n_outside_counted_area": int((~inside).sum()),
+            "n_merged": int(inside.sum()) - len(kept),
+            "points_counted": [[round(float(x), 1), round(float(y), 1)] for x, y, _ in kept]}

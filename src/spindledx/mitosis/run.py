@@ -280,6 +280,48 @@ def _count_points(image: Path, detector: Any, out: Path | None, *, mpp: float | 
     return PointsCount(result=result, warnings=notes, outputs=written)
 
 
+def count_points_slide(points: str | Path, slide: str | Path, *, point_class: str | None = None,
+                       mpp: float | None = None, out_dir: str | Path | None = None,
+                       hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2, roi: str | Path | None = None,
+                       roi_class: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Count points marked on a whole slide as ``slide`` counts detections (what ``spindledx count-points
+    --slide`` does): :func:`spindledx.mitosis.points.count_points_on_slide`, and with ``out_dir`` its
+    ``summary.json``. Returns the ``count-points --slide --format json`` object.
+
+    Example: ``count_points_slide("slide_points.geojson", "tumour.svs")["answer"]["count"]``
+    """
+    from spindledx.mitosis.points import PointsDetector, count_points_on_slide, load_points
+
+    if mpp is not None:
+        counting.check_mpp(mpp)
+    slide = Path(slide)
+    out = None if out_dir is None else Path(out_dir)
+    if out is not None and out.exists() and not out.is_dir():
+        raise BadInputError(f"{printable(out)}: exists and is not a folder", parameters="out_dir")
+    if not slide.is_file():
+        raise BadInputError(f"{slide}: no such file")
+    from spindledx.slide.area import load_region
+
+    region = load_region(roi, roi_class)
+    point_set = load_points(points, point_class=point_class)
+    doc = count_points_on_slide(point_set, slide, mpp=mpp, roi=region, hpf_area_mm2=hpf_area_mm2)
+    if out is not None:
+        from spindledx.engine.folder import output_folder
+        from spindledx.provenance import detector_provenance
+        from spindledx.summary import write_summary
+
+        settings = {"points": os.path.realpath(points), "slide": os.path.realpath(slide), "class": point_class,
+                    "mpp": mpp, "hpf_area_mm2": hpf_area_mm2, "roi": None if roi is None else os.path.realpath(roi),
+                    "roi_class": roi_class}
+        with output_folder(out, "count-points", settings, overwrite=overwrite):
+            write_summary(out, "count-points", provenance=detector_provenance(PointsDetector(point_set)),
+                          inputs=[printable(slide), point_set.source], outputs=[],
+                          options={"mpp": mpp, "hpf_area_mm2": hpf_area_mm2, "roi": None if roi is None else str(roi)},
+                          counts={"points": doc["n_points"], "mitoses": doc["answer"]["count"]}, results=doc,
+                          flags=doc["answer"]["flags"], warnings=doc["answer"]["flag_messages"])
+    return doc
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """What :func:`evaluate_images` found: ``document`` is the ``evaluate --format json`` object (per-image rows,
