@@ -96,3 +96,21 @@ def test_case_names_the_model_it_counted_with(tmp_path, image, capsys):
     doc = json.loads((out / "case.json").read_text())
     assert doc["provenance"]["model_name"] == "darkness-test" and doc["provenance"]["model_version"] == "0.0.1"
     assert doc["provenance"]["model_card"] == str(card)
+
+
+def test_a_20x_image_gives_the_same_figures_through_score_and_slide(tmp_path, capsys):
+    """The model works at 0.25 µm/px: a 0.5 µm/px image reaches it by the same 2x raster on both routes."""
+    card = write_model(tmp_path / "model")
+    rgb = make_slide_rgb(700, 500, tissue_boxes=[(40, 40, 660, 460)], figures=FIGURES / 2, figure_radius_px=6,
+                         seed=4)
+    image = write_pyramidal_tiff(tmp_path / "twenty.tif", rgb, mpp=0.5, n_levels=1)
+    assert main(["score", str(image), "--mpp", "0.5", "--model", str(card), "--format", "json"]) == 0
+    scored = json.loads(capsys.readouterr().out)[0]
+    assert main(["slide", str(image), "--mpp", "0.5", "--model", str(card), "--out", str(tmp_path / "s"),
+                 "--format", "json"]) == 0, capsys.readouterr().err
+    slide_doc = json.loads(capsys.readouterr().out)
+    exported = json.loads((tmp_path / "s" / "twenty_mitoses.geojson").read_text())
+    points = sorted(tuple(f["geometry"]["coordinates"]) for f in exported["features"]
+                    if f["geometry"]["type"] == "Point")
+    assert scored["count"] > 0 and sorted((m["x"], m["y"]) for m in scored["mitoses"]) == points
+    assert (scored["count"], scored["area_mm2"]) == (slide_doc["answer"]["count"], slide_doc["answer"]["area_mm2"])

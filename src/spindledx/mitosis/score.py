@@ -182,7 +182,7 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise BadInputError(f"threshold must be between 0 and 1 (got {threshold})")
     run = default_detector(threshold=threshold) if detector is None else as_detector(detector)
-    found = list(run(tile.rgb, tile.mpp))
+    found = detect_on_raster(run, tile)
     if detector is not None and threshold is not None:
         found = [d for d in found if d.score >= threshold]
     found = [d for d in found if 0 <= d.x < tile.width and 0 <= d.y < tile.height]
@@ -190,6 +190,39 @@ def score_image(source: str | Path | Tile, *, mpp: float | None = None, detector
     # the atypical head runs with the detector's onnxruntime threads (1 in worker processes)
     return summarize(tile, mitoses, hpf_area_mm2=hpf_area_mm2, model_threads=getattr(run, "threads", 2),
                      area=area)
+
+
+def _working_mpp(detector: Any) -> float | None:
+    """The working µm/px of the model behind ``detector`` (through a wrapping function detector), or None."""
+    for candidate in (detector, getattr(detector, "func", None)):
+        description = getattr(candidate, "model_description", None)
+        if description is not None and getattr(description, "working_mpp", None):
+            return float(description.working_mpp)
+    return None
+
+
+def detect_on_raster(detector: Any, tile: Tile) -> list[Detection]:
+    """Run a model-backed ``detector`` on the tile as ``slide`` runs it on a slide: on the working raster reached
+    from the image by an integer up- or down-sampling factor (:func:`spindledx.slide.tiling.make_raster`, e.g. a
+    0.5 µm/px scan upsampled 2x to 0.25), with the detections mapped back to the image's pixels. The same image
+    then gives the same detections through ``score`` and ``slide``. A detector without a model description, or an
+    image already near the working resolution, is run on the image as it is."""
+    work = _working_mpp(detector)
+    if work is None:
+        return list(detector(tile.rgb, tile.mpp))
+    from spindledx.slide.area import array_slide
+    from spindledx.slide.tiling import make_raster, read_raster
+
+    slide = array_slide(tile.rgb, tile.mpp)
+    raster = make_raster(slide.info, work)
+    if raster.upsample == 1 and raster.downsample == 1:
+        return list(detector(tile.rgb, tile.mpp))
+    rgb = read_raster(slide, raster, 0, 0, raster.width, raster.height)
+    found = []
+    for d in detector(rgb, raster.mpp):
+        x0, y0 = raster.to_level0(d.x, d.y)
+        found.append(replace(d, x=round(float(x0), 2), y=round(float(y0), 2)))  # as `slide` stores them
+    return found
 
 
 def tile_area(tile: Tile, roi: Region | None = None) -> CountedArea:
