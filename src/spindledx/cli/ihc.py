@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from spindledx.cli.options import Report, ReportFormat
+from spindledx.cli.options import CaseSet, Report, ReportFormat
 from spindledx.cli.output import console as _console
 from spindledx.cli.output import echo_json as _echo_json
 from spindledx.cli.output import pct as _pct
@@ -267,10 +267,11 @@ def entities(fmt: Report = ReportFormat.table) -> None:
 
 def panel_cases(
     fmt: Report = ReportFormat.table,
-    case_set: str = typer.Option("original", "--set", help="Built-in cases: original, holdout, all (the 100 "
-                                 "literature panels), reports, reports-b, reports-c (published case reports with "
-                                 "their findings, used for calibration) or reports-d (published case reports kept "
-                                 "apart from calibration: the test set)."),
+    case_set: CaseSet = typer.Option(CaseSet.original, "--set", case_sensitive=False,
+                                     help="Built-in cases: original, holdout, all (the 100 literature panels), "
+                                          "reports, reports-b, reports-c (published case reports with their "
+                                          "findings, used for calibration) or reports-d (published case reports "
+                                          "kept apart from calibration: the test set)."),
     cases_csv: str | None = typer.Option(None, "--cases", help="CSV of cases instead of the built-in panels."),
     ignore_unknown: bool = typer.Option(False, "--ignore-unknown", help="Skip unknown markers (always on for "
                                         "the case-report sets, as a new user would run them)."),
@@ -283,12 +284,12 @@ def panel_cases(
     from spindledx.ihc.evaluate import REPORT_SETS, evaluate_cases, load_cases
 
     try:
-        cases = load_cases(cases_csv, case_set=case_set)
+        cases = load_cases(cases_csv, case_set=case_set.value)
     except (OSError, KeyError, ValueError) as exc:
         raise BadInputError(f"cannot read cases: {exc}") from exc
     if not cases:
         raise BadInputError("no cases in the file")
-    ev = evaluate_cases(cases, ignore_unknown=ignore_unknown or (cases_csv is None and case_set in REPORT_SETS))
+    ev = evaluate_cases(cases, ignore_unknown=ignore_unknown or (cases_csv is None and case_set.value in REPORT_SETS))
     if fmt == "json":
         _echo_json(ev.to_json())
         return

@@ -68,6 +68,29 @@ class CaseShape(StrEnum):
     fields = "fields"
 
 
+class CaseSet(StrEnum):
+    """``panel-cases --set``: the built-in case sets."""
+
+    original = "original"
+    holdout = "holdout"
+    all = "all"
+    reports = "reports"
+    reports_b = "reports-b"
+    reports_c = "reports-c"
+    reports_d = "reports-d"
+
+
+class QuizSet(StrEnum):
+    """``quiz --set``: the case sets a quiz draws from (``all``: every set but the test set)."""
+
+    original = "original"
+    holdout = "holdout"
+    reports = "reports"
+    reports_b = "reports-b"
+    reports_c = "reports-c"
+    all = "all"
+
+
 class SlideBackend(StrEnum):
     """``--backend`` slide reader."""
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from spindledx.cli.options import Quiz, Report, ReportFormat
+from spindledx.cli.options import Quiz, QuizSet, Report, ReportFormat
 from spindledx.cli.output import console as _console
 from spindledx.cli.output import echo_json as _echo_json
 from spindledx.cli.output import pct as _pct
@@ -139,7 +139,8 @@ def quiz(
     n: int = typer.Option(10, "--n", min=1, help="Number of cases."),
     entity: str | None = typer.Option(None, "--entity", help="Only cases with this diagnosis."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the case order (reproducible quiz)."),
-    case_set: str = typer.Option("all", "--set", help="original, holdout, reports, reports-b or all (the four)."),
+    case_set: QuizSet = typer.Option(QuizSet.all, "--set", case_sensitive=False,
+                                     help="The case set, or all (every set but reports-d, the test set)."),
     fmt: Quiz = ReportFormat.table,
 ) -> None:
     """A quiz on the project's published cases: pick a diagnosis, then see the interpreter's reasoning.
@@ -149,7 +150,7 @@ def quiz(
     from spindledx.provenance import provenance
     from spindledx.teaching.quiz import QUIZ_CASE_SETS, quiz_questions
 
-    sets = QUIZ_CASE_SETS if case_set == "all" else (case_set,)
+    sets = QUIZ_CASE_SETS if case_set is QuizSet.all else (case_set.value,)
     questions = quiz_questions(n, entity=entity, seed=seed, case_sets=sets)
     if fmt == "json":
         _echo_json({"provenance": provenance(include_model=False), "questions": [q.to_json() for q in questions]})
