@@ -124,7 +124,7 @@ def run_dask(func: Callable[..., R], items: Iterable[T], *, address: str, jobs: 
     if address == "local":
         quiet = ["spindledx.engine.quiet_worker"]  # Ctrl-C stops this process only, which closes the cluster
         cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True, dashboard_address=":0",
-                               preload=quiet, preload_nanny=quiet, silence_logs=logging.ERROR)
+                               preload=quiet, preload_nanny=quiet, silence_logs=logging.CRITICAL)
         client = Client(cluster)
     else:
         client = Client(address)
