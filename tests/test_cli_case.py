@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from case_helpers import FAKE_MODEL, PANEL, THRESHOLD, fixed_detector, use_detector, write_tiles
@@ -144,3 +145,28 @@ def test_case_page_shows_atypical_figures_and_flag_sentences_when_the_score_has_
     count_html = page.split("<section id='count'>")[1].split("</section>")[0]
     assert "atypical figures" in count_html and "out of distribution" in count_html
     assert "lie outside the training images" in count_html
+
+
+def test_case_report_to_file_has_its_header_sign_off_and_prints_on_two_a4_pages(tiles, tmp_path, capsys,
+                                                                                browser_page):
+    out = tmp_path / "case"
+    code = main(["case", PANEL, "--site", "lung", "--tiles", str(tiles[0]), str(tiles[1]), "--out", str(out),
+                 "--case-id", "S26-04711", "--specimen", "lung, wedge resection", "--pathologist", "Dr A. Example"])
+    assert code == 0, capsys.readouterr().err
+    doc = json.loads((out / "case.json").read_text())
+    assert doc["report"] == {"case_id": "S26-04711", "specimen": "lung, wedge resection",
+                             "pathologist": "Dr A. Example"}
+    page = (out / "case.html").read_text()
+    assert "S26-04711" in page.split("<h2")[0] and "id='sign-off'" in page  # header above the report, sign-off
+    assert "@page" in page and "counter(page)" in page and "S26-04711 · lung, wedge resection" in page
+    browser_page.goto((out / "case.html").as_uri())
+    pdf = browser_page.pdf(format="A4", prefer_css_page_size=True)
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert 1 <= pages <= 2, pages
+
+
+@pytest.mark.parametrize("value", ["x" * 200, "two\nlines"])
+def test_case_report_fields_are_one_short_line(tiles, tmp_path, capsys, value):
+    code = main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(tmp_path / "c"), "--case-id", value])
+    err = capsys.readouterr().err
+    assert code == 2 and "--case-id" in err and len(err.strip().splitlines()) == 1

@@ -137,9 +137,10 @@ def render_case_html(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] 
     """The case page for a ``case.json`` document (``thumbnails``: overlay PNG bytes by image stem)."""
     thumbnails = thumbnails or {}
     inputs = doc["inputs"]
-    parts = [notice("Decision aid for trained pathologists and for teaching; not a diagnosis. The mitotic detector "
-                    "is a screening aid: confirm its figures on the review page before reporting a count.",
-                    kind="info")]
+    report = doc.get("report") or {}
+    parts = [_report_header(report, doc),
+             notice("Decision aid for trained pathologists and for teaching; not a diagnosis. The mitotic detector is "
+                    "a screening aid: confirm its figures on the review page before reporting a count.", kind="info")]
     if doc.get("review"):
         r = doc["review"]
         parts.append(review_headline(r))
@@ -187,8 +188,50 @@ def render_case_html(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] 
     if doc.get("review"):
         parts.append(section("review", "Review", _review_section(doc["review"])))
     parts.append(section("provenance", "Provenance", provenance_block(doc["provenance"])))
+    parts.append(_sign_off(report))
     title = f"Case report: {_entity_name(lead)}"
-    return document(title, "".join(parts), subtitle=f"spindledx case · {doc['provenance'].get('date', '')}")
+    running = " · ".join(v for v in (report.get("case_id"), report.get("specimen")) if v) or "spindledx case report"
+    return document(title, "".join(parts), subtitle=f"spindledx case · {doc['provenance'].get('date', '')}",
+                    extra_css=_print_css(running))
+
+
+def _report_header(report: Mapping[str, Any], doc: Mapping[str, Any]) -> str:
+    """Case, specimen and pathologist (when given) above the report; repeated on every printed page."""
+    pairs = [("Case", report.get("case_id")), ("Specimen", report.get("specimen")),
+             ("Pathologist", report.get("pathologist")), ("Date", doc["provenance"].get("date", "")[:10])]
+    cells = "".join(f"<span><b>{esc(k)}:</b> {esc(v)}</span>" for k, v in pairs if v)
+    return f"<div class='report-head'>{cells}</div>"
+
+
+def _sign_off(report: Mapping[str, Any]) -> str:
+    """The block a pathologist signs when the report is filed."""
+    name = esc(report.get("pathologist") or "")
+    return ("<section id='sign-off' class='sign-off'><h2>Sign-off</h2>"
+            "<p>I have reviewed the differential, the mitotic figures and the grade above.</p>"
+            f"<p>Pathologist: <span class='line'>{name}</span> Signature: <span class='line'></span> "
+            "Date: <span class='line'></span></p></section>")
+
+
+def _print_css(running: str) -> str:
+    """A4 pages with the case in a running header and page numbers; interactive hints are left off paper."""
+    text = running.replace("\\", "\\\\").replace('"', '\\"').replace("<", "\\3C ")  # a CSS string in <style>
+    return ("@page{size:A4;margin:11mm 12mm 11mm 12mm;"
+            f"@top-left{{content:\"{text}\";font-size:8pt;color:#555}}"
+            "@bottom-right{content:\"page \" counter(page) \" of \" counter(pages);font-size:8pt;color:#555}}"
+            ".report-head{display:flex;flex-wrap:wrap;gap:.4em 1.6em;font-size:.92em;margin:.2em 0 .6em}"
+            ".sign-off .line{display:inline-block;min-width:11em;border-bottom:1px solid #333;margin:0 1.2em 0 .3em}"
+            "@media print{body{max-width:none;font-size:8pt;line-height:1.15;margin:0}.screen-only{display:none}"
+            "h1{font-size:13pt;margin:0 0 .2em}h2{font-size:10pt;margin:.7em 0 .25em;break-after:avoid}"
+            "h3{font-size:9pt;margin:.5em 0 .2em}td,th{padding:1px 4px}td.src{font-size:6pt;line-height:1.1;"
+            "min-width:0;max-width:none;width:38%}.answer{font-size:9pt;padding:.4em .6em;margin:.4em 0}"
+            ".answer .big{font-size:11pt}.notice{padding:.25em .6em;margin:.3em 0}"
+            "table{break-inside:auto;margin:.2em 0 .4em}tr{break-inside:avoid}.grid{gap:4px}"
+            "img.thumb{width:26mm;max-width:26mm}figcaption{font-size:6pt;max-width:26mm}ul{margin:.2em 0}"
+            ".sign-off{break-inside:avoid}a{color:inherit;text-decoration:none}"
+            "#next-markers tbody tr:nth-child(n+4),#differential table:not(.kv) tbody tr:nth-child(n+5){display:none}"
+            "#evidence table,#next-markers table{width:100%}"
+            "#differential table.kv{font-size:7pt}#evidence li,#caveats li{font-size:7.5pt}"
+            ".prov,.prov table{font-size:6.5pt}#next-markers p.muted{display:none}}")
 
 
 def _count_section(doc: Mapping[str, Any], thumbnails: Mapping[str, bytes], review_href: str | None) -> str:
@@ -236,12 +279,12 @@ def _count_section(doc: Mapping[str, Any], thumbnails: Mapping[str, bytes], revi
         if png is None:
             continue
         href = f"{review_href}#img-{t['stem']}" if review_href else None
-        figs.append(figure(png, f"{t['stem']}: {t['count']} figures (yellow circles, detector score)", href=href,
+        figs.append(figure(png, f"{t['stem']}: {t['count']} figures (amber circles, detector score)", href=href,
                            width_px=260))
     if figs:
         parts.append("<div class='grid'>" + "".join(figs) + "</div>")
         if review_href:
-            parts.append(f"<p class='small'>Click a thumbnail to review its candidates "
+            parts.append(f"<p class='small screen-only'>Click a thumbnail to review its candidates "
                          f"(<a href='{html.escape(review_href)}'>review page</a>).</p>")
     return "".join(parts)
 

@@ -72,6 +72,24 @@ def _with_floor(loaded: Any, model: str | Path | None, threshold: float | None,
     return detector, thr, floor, {**model_provenance(loaded.description), **card}
 
 
+REPORT_FIELD_MAX_CHARS = 120
+
+
+def report_fields(**fields: str | None) -> dict[str, str]:
+    """The report header fields that were given (case id, specimen, pathologist), checked: one printable line of at
+    most :data:`REPORT_FIELD_MAX_CHARS` characters each."""
+    out = {}
+    for name, value in fields.items():
+        if value is None or not str(value).strip():
+            continue
+        text = str(value).strip()
+        if len(text) > REPORT_FIELD_MAX_CHARS or not text.isprintable():
+            raise BadInputError(f"{name}: one printable line of at most {REPORT_FIELD_MAX_CHARS} characters",
+                                parameters=name)
+        out[name] = text
+    return out
+
+
 def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (), slide: str | Path | None = None,
              shape: str = "circle", area_mm2: float | None = None, site: str | None = None,
              age: str | float | None = None, sex: str | None = None, necrosis: str | None = None,
@@ -80,7 +98,8 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
              hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2, ignore_unknown: bool = False,
              use_flagged_count: bool = False, roi: str | Path | None = None, roi_class: str | None = None,
              model: str | Path | None = None, overwrite: bool = False,
-             detector: tuple[Any, float, float, dict[str, Any]] | None = None) -> CaseRun:
+             detector: tuple[Any, float, float, dict[str, Any]] | None = None, case_id: str | None = None,
+             specimen: str | None = None, pathologist: str | None = None) -> CaseRun:
     """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report
     (what ``spindledx case`` does).
 
@@ -117,6 +136,8 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
     detector
         ``(detector, threshold, review floor, model provenance)`` instead of the shipped model
         (:func:`case_detector`), e.g. a test double.
+    case_id, specimen, pathologist
+        Shown in the header of every page of the case report and kept in ``case.json`` (``report``).
 
     Example: ``run = run_case("actin+ desmin+ CK-pan- CD34-", site="lung", tiles=["sample_slides"],
     out_dir="case_1"); print(run.case["differential"][0]["name"])``
@@ -125,6 +146,7 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
     from spindledx.ihc.findings import parse_age, parse_atypia, parse_sex
 
     out = Path(out_dir)
+    report = report_fields(case_id=case_id, specimen=specimen, pathologist=pathologist)
     tile_paths = [Path(p) for p in tiles]
     slide_path = None if slide is None else Path(slide)
     if slide_path is not None and tile_paths:
@@ -169,7 +191,7 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
                 "evidence": [os.path.realpath(p) for p in images], "slide": slide_path is not None, "shape": shape,
                 "area_mm2": area_mm2, "use_flagged_count": use_flagged_count,
                 "roi": None if roi is None else os.path.realpath(roi), "roi_class": roi_class,
-                "model": None if model is None else os.path.realpath(model)}
+                "model": None if model is None else os.path.realpath(model), "report": report}
     taken = (f"out_dir {out}: already holds a case (case.json); choose another folder, or overwrite=True to "
              "replace it")
     if (out / "case.json").exists() and not overwrite:
@@ -180,7 +202,7 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
         return _run_case(opts, images, out, slide=slide_path, shape=shape, area_mm2=area_mm2, mpp=mpp,
                          threshold=threshold, review_margin=review_margin, hpf=hpf, panel=panel, site=site, age=age,
                          necrosis=necrosis, atypia=atypia, patterns=patterns, differentiation=differentiation,
-                         detector=detector, roi=region, model=model)
+                         detector=detector, roi=region, model=model, report=report)
 
 
 def _run_case(opts: Any, images: list[Path], out: Path, *, slide: Path | None, shape: str,
@@ -188,7 +210,7 @@ def _run_case(opts: Any, images: list[Path], out: Path, *, slide: Path | None, s
               panel: str, site: str | None, age: float | None, necrosis: str | None, atypia: str | None,
               patterns: tuple[str, ...], differentiation: int | None,
               detector: tuple[Any, float, float, dict[str, Any]] | None, roi: Any = None,
-              model: str | Path | None = None) -> CaseRun:
+              model: str | Path | None = None, report: dict[str, str] | None = None) -> CaseRun:
     """Score the evidence, build the case and write its files (the caller holds the output folder)."""
     from spindledx.case.evidence import score_tiles
     from spindledx.case.page import render_case_html
@@ -222,6 +244,8 @@ def _run_case(opts: Any, images: list[Path], out: Path, *, slide: Path | None, s
                                        "method": scored.records[0]["method"],
                                        "hotspot": scored.records[0]["hotspot"]}),
                      warnings=scored.warnings)
+    if report:
+        doc["report"] = report
     written = [*scored.outputs, atomic_write_text(out / "case.json", json.dumps(doc, indent=2, ensure_ascii=False)),
                write_review_page(out, scored.candidates),
                atomic_write_text(out / "case.html", render_case_html(doc, thumbnails=scored.thumbnails))]

@@ -62,6 +62,11 @@ def case(
     roi_class: RoiClass = None,
     model: ModelCard = None,
     overwrite: Overwrite = False,
+    case_id: str | None = typer.Option(None, "--case-id", help="Case or accession number, in the report header."),
+    specimen: str | None = typer.Option(None, "--specimen", help="Specimen (e.g. 'lung, wedge resection'), in the "
+                                                                 "report header."),
+    pathologist: str | None = typer.Option(None, "--pathologist", help="Reporting pathologist, in the report header "
+                                                                       "and the sign-off."),
 ) -> None:
     """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report.
 
@@ -78,6 +83,7 @@ def case(
                    atypia=atypia, pattern=pattern or [], differentiation=differentiation, mpp=mpp,
                    threshold=threshold, review_margin=review_margin, hpf_area_mm2=hpf,
                    ignore_unknown=ignore_unknown, use_flagged_count=use_flagged_count, roi=roi, roi_class=roi_class,
+                   case_id=case_id, specimen=specimen, pathologist=pathologist,
                    model=model, overwrite=overwrite)
     for w in run.warnings:
         typer.echo(f"warning: {w}", err=True)
