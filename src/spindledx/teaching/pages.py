@@ -238,20 +238,7 @@ def marker_page(kb: KnowledgeBase, marker: str, links: SiteLinks) -> str:
     table = ("<table class='data'><thead><tr><th>entity</th><th>site</th><th>fraction positive</th><th>n</th>"
              "<th>evidence</th><th>focal share</th><th>note</th><th>source</th></tr></thead><tbody>"
              + "".join(rows) + "</tbody></table>")
-    bg = info["background"]
-    if bg:
-        background = (f"<p id='bg'><b>Background</b> (used for entities without their own figure): "
-                      f"{_bar(bg['fraction_positive'])} n {_n(bg['n_cases'])}, {_evidence_badge(bg['evidence'])} "
-                      f"<span class='src'>{linkify(bg['source'])}</span></p>")
-    else:
-        reason = kb.markers[info["marker"]].no_background_reason
-        background = ("<p id='bg'><b>Background</b>: none in the knowledge base"
-                      + (f" ({esc(reason)})" if reason else "")
-                      + "; entities without data are neutral for this marker in the interpreter.</p>")
-    missing = ", ".join(f"<a href='{esc(root + links.entity[e])}'>{esc(kb.entities[e].name)}</a>"
-                        for e in info["entities_without_data"]) or "none"
-    missing_label = ("No figure of their own (the background above is used)" if bg else
-                     "No data (neutral for these entities in the interpreter)")
+    elicited = _marker_elicited_rows(kb, links, info["marker"], root)
     group = _group_of(info["marker"])
     group_html = ""
     if group is not None:
@@ -266,10 +253,29 @@ def marker_page(kb: KnowledgeBase, marker: str, links: SiteLinks) -> str:
 {group_html}
 <h2>Entities that stain</h2>
 {table}
-{background}
 {_pair_background_rows(kb, links, marker=info['marker'])}
-<p><b>{missing_label}</b>: {missing}</p>
+{elicited}
 """
+
+
+def _marker_elicited_rows(kb: KnowledgeBase, links: SiteLinks, marker: str, root: str) -> str:
+    """The entities whose figure for ``marker`` rests on the structured elicitation, with median and range."""
+    rows = []
+    for e in kb.entity_ids:
+        ml = marker_likelihood(kb, e, marker)
+        fig = ml.elicited
+        if fig is None:
+            continue
+        rows.append(f"<tr><td><a href='{esc(root + links.entity[e])}#{esc(links.elicited_anchor(marker))}'>"
+                    f"{esc(kb.entities[e].name)}</a></td><td>{_bar(fig.p_median)}</td>"
+                    f"<td>{esc(pct(fig.p_min))}–{esc(pct(fig.p_max))}</td><td>{esc(pct(ml.p_positive))}</td>"
+                    f"<td>{esc(fig.rationale)}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h2 id='elicited'>Entities without a series: elicited figures</h2><p class='muted'>The median of the "
+            "structured expert elicitation, its range, and what the interpreter uses (updated by any counts).</p>"
+            "<table class='data'><thead><tr><th>entity</th><th>P(+) median</th><th>range</th><th>P(+) used</th>"
+            f"<th>rationale</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def matrix_page(kb: KnowledgeBase, links: SiteLinks) -> str:
@@ -303,7 +309,7 @@ def matrix_page(kb: KnowledgeBase, links: SiteLinks) -> str:
                 classes.append("est")
             if ml.basis == "background":
                 classes.append("bg")
-                href = links.marker[m] + "#bg"
+                href = links.marker[m]
                 label = f"background {pct(f)}"
             elif ml.basis == "pair background":
                 classes.append("pb")
