@@ -12,7 +12,7 @@ Times, best of ``R`` rounds:
   each once without and once with clinical and H&E findings (age, sex, mitoses, necrosis, atypia, pattern),
   with next-marker suggestions, after one warm-up pass (which builds the per-site likelihood tables).
 
-Prints milliseconds per panel, the knowledge-base load time and their ratio. Target (issue 10): at most 20 ms per
+Prints milliseconds per panel, the knowledge-base load time and their ratio. Target: at most 20 ms per
 panel after the knowledge base is loaded.
 """
 

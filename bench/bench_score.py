@@ -17,7 +17,7 @@ models), floor and score alternately:
 Prints seconds per megapixel and per 1024x1024 field for both and their ratio, the load average before and after
 (other work on the machine slows both timings, the multi-threaded score more than the one-thread floor), and with
 ``--stages`` the median time of each stage. ``--threads`` sets the onnxruntime threads of both heads (default 2,
-as ``spindledx score``). Targets (issue 13): at most 0.25 s per 1024x1024 field and at most 6x the floor, with both
+as ``spindledx score``). Targets: at most 0.25 s per 1024x1024 field and at most 6x the floor, with both
 heads.
 """
 

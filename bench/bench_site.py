@@ -1,4 +1,4 @@
-"""Knowledge-base site: build time and size of `spindledx kb site`, against the issue's limits (< 10 s, < 5 MB).
+"""Knowledge-base site: build time and size of `spindledx kb site`, against its limits (< 10 s, < 5 MB).
 
 Usage::
 

@@ -3,7 +3,7 @@
 Floor: ``python -c "import numpy"``. Measured: ``spindledx --version`` (the console script), ``spindledx --help``
 and ``python -c "import spindledx.ihc.lookups"``. Each command runs ``--repeat`` times; the median wall time and
 the peak resident memory (``/usr/bin/time -f %M`` when available) are printed with the ratio to the floor.
-Target (issue 11): ``spindledx --version`` at most 4x the floor.
+Target: ``spindledx --version`` at most 4x the floor.
 
 Usage::
 

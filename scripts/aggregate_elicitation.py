@@ -49,8 +49,8 @@ P_CLIP = 0.005
 
 _PROCESS_CLAUSE = re.compile(r"^(kept|unchanged|revised[^;:.]*|moved[^;:.]*|raised[^;:.]*|lowered[^;:.]*|"
                              r"nudged[^;:.]*)\s*[;:.,]\s*", re.IGNORECASE)
-_PROCESS_TAIL = re.compile(r"[;,]\s*(agrees with|close to|near|moved to(ward)?|toward) (the )?group median\.?$",
-                           re.IGNORECASE)
+_PROCESS_TAIL = re.compile(r"[;,]\s*((agrees with|close to|near|moved to(ward)?|toward|align(ed)? with|revised to) "
+                           r"(the )?(group )?median)\.?$", re.IGNORECASE)
 
 
 def clean_rationale(text: str) -> str:

@@ -28,7 +28,9 @@ FORBIDDEN: list[tuple[str, re.Pattern[str], re.Pattern[str] | None]] = [
     ("commit", re.compile(r"\bcommit(s|ted)?\b", re.I), None),
     ("commit-hash-like hex", re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b"), None),
     ("curation remark", re.compile(r"\bCHECKED\b"), None),
-    ("curation remark", re.compile(r"\bRevised from\b|\breplaces an estimate\b|\bwas (lowered|raised) once\b", re.I),
+    ("curation remark", re.compile(r"\bRevised from\b|\breplaces an (unverified )?estimate\b|"
+                                   r"\bwas (lowered|raised) once\b|\b(revised to|align(ed)? with) (the )?median\b|"
+                                   r"\btable gave\b|\bas the model grew\b|\bwhile watching\b", re.I),
      None),
     ("blind set", re.compile(r"\bblind\b", re.I), None),
     ("load average",

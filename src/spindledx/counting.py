@@ -1,6 +1,6 @@
 """High-power-field geometry, mitotic densities and FNCLCC grading.
 
-Implements the conversions of ``../shared/reference/grading_and_hpf.md``:
+Implements the conversions of docs/methods/counting-and-grading.md:
 
 * field diameter (mm) = field number / (objective magnification x tube factor), area = pi (d / 2)^2
   (Renne SL, Pathologica 2023;115:302: eyepiece 10x/22 with a 40x objective gives 0.238 mm^2);

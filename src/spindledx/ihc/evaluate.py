@@ -137,13 +137,10 @@ def load_cases(path: str | None = None, *, case_set: str = "original",
     """Read test cases and check their entity ids.
 
     ``path`` reads a CSV with columns ``id,expected,site,kind,panel,basis`` (or the case-report columns below);
-    otherwise ``case_set`` selects the built-in panels: ``original`` (64 cases, written before the first
-    evaluation), ``holdout`` (36 cases, written after it and before any further change), ``all`` (both), or
-    ``reports`` (80 published case reports, ``cases_reports.csv``: ``id,expected,site,age,sex,panel,mitoses,necrosis,
-    atypia,pattern,citation,note``; evaluated once blind in session 4, used to fit the global constants since
-    session 5) or ``reports-b`` (91 further case reports, ``cases_reports_b.csv``, same columns: written blind in
-    session 5, kept apart from all fitting, evaluated once) or ``reports-c`` (further case reports written blind at
-    the end of session 5 and NOT yet evaluated: the next blind test set; run it once, after the next change is final).
+    otherwise ``case_set`` selects the built-in panels: ``original`` (64 literature panels), ``holdout`` (36 more),
+    ``all`` (both), or the published case reports ``reports``, ``reports-b`` and ``reports-c`` (80, 91 and 58 cases,
+    columns ``id,expected,site,age,sex,panel,mitoses,necrosis,atypia,pattern,citation,note``; with ``all`` they fit
+    the global constants) and ``reports-d`` (126 cases, same columns, kept apart from all fitting).
     """
     kb = kb or load_knowledge_base()
     rows: list[dict[str, str]] = []

@@ -12,8 +12,7 @@ with a citation on every number, not code):
 ``facts.csv``
     one row per (entity, site variant, marker): fraction positive, number of cases, evidence level (series,
     pooled, review, estimate), share of positive cases that stain only focally (where the literature says so),
-    a short note and the source.  Built from ``../shared/reference/ihc_marker_frequencies.csv`` (entity names
-    mapped to ids, marker names to canonical ones, doubtful figures checked: see notes marked CHECKED).
+    a short note and the source (entity names mapped to ids, marker names to canonical ones).
 ``site_priors.csv``
     relative prior weights of entities per site, each with its basis, ``evidence`` and ``source``.
 ``entity_marker_background.csv`` (optional)
@@ -26,8 +25,12 @@ with a citation on every number, not code):
 ``morphology.csv`` (optional)
     P(feature value | entity) for mitoses bands, tumour cell necrosis, atypia and described patterns.
 
-The optional files may be absent or partial (they are filled in parallel): a missing file is an empty table and
-the interpreter says so in its explanation (neutral, with the reason). A row that breaks a file's columns raises
+``elicited.csv``, ``elicited_context.csv``, ``reporting.csv`` (optional)
+    the structured expert elicitation: the figure of every cell without literature counts, the prior, age, sex and
+    morphology figures of entities no series describes, and P(a work-up states the marker | entity).
+
+A missing optional file is an empty table and the interpreter says so in its explanation (neutral, with the
+reason). A row that breaks a file's columns raises
 :class:`KnowledgeBaseError` naming the file, the line and the column.
 """
 

@@ -1,22 +1,21 @@
 """Likelihoods P(result | entity) from literature fractions, and the Bayesian posterior over entities.
 
 Model (naive Bayes with a few corrections, all fixed a priori except the global constants of
-:class:`ModelConstants`, which are fitted by cross-validation on the project's own test panels only):
+:class:`ModelConstants`, which are fitted by cross-validation on the project's own cases, ``scripts/calibrate_ihc.py``):
 
 1. **Beta posterior per fact.**  A fraction ``f`` reported on ``n`` cases becomes Beta(0.5 + f·n, 0.5 + (1−f)·n)
    (Jeffreys prior), with ``n`` capped at :data:`N_CAP` because series disagree more than binomial sampling
    suggests (LMS desmin: 73 % vs 93 %).  Facts without ``n`` get a pseudo-count by evidence level
    (:data:`PSEUDO_COUNTS`); an *estimate* counts for :attr:`ModelConstants.estimate_count` cases (at least
-   :data:`MIN_ESTIMATE_COUNT`, so that a textbook "never" (0 %) stays below 2.5 % instead of the 7 % that
-   8 pseudo-cases gave).  The likelihood of a positive stain is the posterior mean.
+   :data:`MIN_ESTIMATE_COUNT`, so that a textbook "never" (0 %) stays below 2.5 %).  The likelihood of a
+   positive stain is the posterior mean.
 2. **Site variants** (e.g. primary pulmonary LMS, --site lung) update the generic fact, which acts as a prior
    worth :data:`SITE_PRIOR_COUNT` cases: lung LMS desmin 5/16 pulls the generic 79 % down to ~50 %.
-3. **Entities without a fact use the marker's background.**  In order: the entity's own specificity figure
-   (``entity_marker_background.csv``, e.g. "0 of 30 LMS were STAT6+"), then the marker's background (the
-   fraction of *other* spindle-cell tumours positive, markers.csv), so a defining marker (STAT6, CD21/CD35,
-   HHV8, ...) counts against every entity it does not define.  Only when neither exists is the entity given the
-   marker's average over the entities with data (neutral: its standing does not change), with the reason
-   (markers.csv ``no_background_reason``) shown.
+3. **Entities without a series use the structured elicitation.**  The elicitors' median becomes a Beta whose
+   weight follows their spread (:func:`elicited_count`); an entity's own specificity counts
+   (``entity_marker_background.csv``, e.g. "0 of 30 LMS were STAT6+") update it.  Every cell of the knowledge
+   base has a figure; the marker background (markers.csv) and a neutral fill remain only for a knowledge base
+   without the elicitation.
 4. **Stain error floor.**  Every likelihood is ε + (1 − 2ε)·p with ε = :data:`STAIN_ERROR` (technical or reading
    error), so one discordant stain can lower an entity by at most a factor ~1/ε and never zeroes it.
 5. **Focal vs diffuse.**  ``focal`` observations have likelihood p·s and ``diffuse`` p·(1−s), s being the
@@ -30,7 +29,7 @@ Model (naive Bayes with a few corrections, all fixed a priori except the global 
    dependent results; Chong 2021 discusses the same effect).
 
 References: Vollmer RT, Am J Clin Pathol 2009;131:723 (Bayes over IHC sensitivities); Chong Y et al., Diagn
-Pathol 2021 (naive Bayes IHC); ``../shared/reference/ihc_tools_survey.md`` (design notes 1-2).
+Pathol 2021 (naive Bayes IHC); docs/methods/ihc.md.
 """
 
 from __future__ import annotations

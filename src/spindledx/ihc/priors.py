@@ -8,15 +8,15 @@ frequency (stated in the explanation); with no population file at all the prior 
 Site prior (``site_priors.csv``): relative weights per site, with the site's ``*`` row as the floor for the
 entities not listed.
 
-**Cap** (by construction, issue 10 "a prior can never outweigh a defining stain"): the *context* — log prior plus
+**Cap** (by construction: a prior can never outweigh a defining stain): the *context* — log prior plus
 the clinical (age, sex) log-likelihoods — is clipped to a range of w · ln :data:`CONTEXT_MAX_RATIO` below its maximum
 (w = the evidence weight that also multiplies every stain's log-likelihood, so both are on one scale): prior and
 clinical findings together can shift the odds between two entities by at most as much as one stain with a
 likelihood ratio of 10.  A defining
 stain moves them by far more: a marker positive in ≥ 80 % of its entity against a background of ≤ 3 % has a
 likelihood ratio ≥ 0.8 / 0.04 = 20 even after the Jeffreys shrinkage and the 1 % stain-error floor
-(``tests/test_ihc_priors.py`` checks this on the defining markers of the knowledge base, and the classes of miss of
-issue 10 with adversarial sites).
+(``tests/test_ihc_priors.py`` checks this on the defining markers of the knowledge base, and on classic pairs with
+adversarial sites).
 """
 
 from __future__ import annotations

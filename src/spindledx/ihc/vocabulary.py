@@ -1,4 +1,4 @@
-"""Marker vocabulary and the panel result grammar of DESIGN.md.
+"""Marker vocabulary and the panel result grammar (docs/guide/panel.md).
 
 Grammar: tokens are split on whitespace, commas or semicolons; each token is ``MARKER+``, ``MARKER-``,
 ``MARKER−`` (Unicode minus) or ``MARKER:RESULT`` with RESULT one of ``+ - pos neg positive negative focal focal+

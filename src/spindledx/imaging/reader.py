@@ -320,7 +320,7 @@ def word_bit_depth(max_value: int, bits_per_sample: int | None = None) -> int:
 
     ``bits_per_sample`` (TIFF ``BitsPerSample``) when it is between 9 and 15, else the smallest of
     :data:`WORD_BIT_DEPTHS` that holds ``max_value``: scanner cameras store 12-bit data in 16-bit words with
-    ``BitsPerSample`` 16, and scaling those by 65535 gives a near-black image (issue 11, defect 12).
+    ``BitsPerSample`` 16, and scaling those by 65535 gives a near-black image.
     """
     if bits_per_sample is not None and 8 < bits_per_sample < 16:
         return int(bits_per_sample)

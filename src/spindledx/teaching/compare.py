@@ -47,7 +47,7 @@ from spindledx.ihc.model import MARKER_GROUPS, MarkerLikelihood, default_constan
 from spindledx.ihc.vocabulary import resolve_site
 from spindledx.provenance import provenance
 
-# The pairs that matter in practice (issue 14, then other classic differentials); pages are built for the pairs
+# The pairs that matter in practice (the classic differentials of a spindle-cell tumour); pages are built for the pairs
 # whose two entities are in the knowledge base.
 TEACHING_PAIRS: tuple[tuple[str, str], ...] = (
     ("leiomyosarcoma", "leiomyoma"),
