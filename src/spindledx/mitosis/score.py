@@ -52,9 +52,11 @@ class TileScore:
     warnings
         One-line messages for the user.
     flags
-        Guard flags (:mod:`spindledx.detection.guard`): ``implausible_density`` and/or ``out_of_distribution``;
-        ``flag_messages`` says each in a sentence, ``ood_score`` is the stain/texture distance to the training
-        images (None: too little tissue to judge).
+        Guard flags (:mod:`spindledx.detection.guard`): ``implausible_density`` and/or ``out_of_distribution``,
+        and ``interphase_like`` (:mod:`spindledx.detection.specificity`: the detections are no darker than the
+        nuclei around them); ``flag_messages`` says each in a sentence, ``ood_score`` is the stain/texture distance
+        to the training images (None: too little tissue to judge), ``interphase_check`` the figures of the
+        specificity check.
     counted_area, n_outside_counted_area
         How the counted area was made (definition, region file) and how many detections fell outside it (not
         counted).
@@ -84,6 +86,7 @@ class TileScore:
     atypical_fraction: float | None = None
     counted_area: dict[str, Any] | None = None
     n_outside_counted_area: int = 0
+    interphase_check: dict[str, Any] | None = None
     region: Any = field(default=None, repr=False, compare=False)  # the Region counted in (not serialised)
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,6 +117,7 @@ class TileScore:
             "ood_threshold": None if self.ood_threshold is None else round(self.ood_threshold, 2),
             "counted_area": self.counted_area,
             "n_outside_counted_area": self.n_outside_counted_area,
+            "interphase_check": self.interphase_check,
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -239,7 +243,8 @@ def summarize(tile: Tile, mitoses: list[Detection] | tuple[Detection, ...], *,
     """Turn detections on a tile into counts with :mod:`spindledx.counting` over the counted area ``area``
     (default: the tile's, :func:`tile_area`; figures outside it are not counted), label each figure
     normal/atypical (:func:`spindledx.detection.atypical.classify_atypical`, the head run with ``model_threads``
-    onnxruntime threads) and attach the guard flags (:func:`spindledx.detection.guard.judge`)."""
+    onnxruntime threads) and attach the guard flags (:func:`spindledx.detection.guard.judge`) and the specificity
+    check (:func:`spindledx.slide.checks.interphase_check`, on the tile as ``slide`` runs it on a slide)."""
     import numpy as np
 
     from spindledx.detection import guard
@@ -259,12 +264,19 @@ def summarize(tile: Tile, mitoses: list[Detection] | tuple[Detection, ...], *,
                    for d, a, s in zip(mitoses, labels.atypical, labels.scores, strict=True)]
         n_atypical = labels.count
     judged = guard.judge(value.count, value.area_mm2, guard.ood_score(tile.rgb, tile.mpp))
+    from spindledx.slide.area import array_slide
+    from spindledx.slide.checks import interphase_check
+
+    interphase = interphase_check(array_slide(tile.rgb, tile.mpp),
+                                  np.array([[d.x, d.y] for d in mitoses], float).reshape(-1, 2))
     return TileScore(image=tile.path, width=tile.width, height=tile.height, mpp=tile.mpp,
                      mpp_source=tile.mpp_source, area_mm2=value.area_mm2,
                      mitoses=tuple(mitoses), count=value.count,
                      mitoses_per_mm2=value.per_mm2, mitoses_per_10hpf=value.per_10hpf, hpf_area_mm2=hpf_area_mm2,
-                     fnclcc_mitotic_score=value.fnclcc_score, warnings=tile.warnings, flags=judged.flags,
-                     flag_messages=judged.messages, ood_score=judged.ood_score, ood_threshold=judged.ood_threshold,
+                     fnclcc_mitotic_score=value.fnclcc_score, warnings=tile.warnings,
+                     flags=judged.flags + interphase.flags, flag_messages=judged.messages + interphase.messages,
+                     interphase_check=interphase.to_dict(), ood_score=judged.ood_score,
+                     ood_threshold=judged.ood_threshold,
                      atypical_count=n_atypical,
                      atypical_fraction=None if n_atypical is None else atypical_fraction(n_atypical, value.count),
                      counted_area=area.to_json(), n_outside_counted_area=n_found - value.count,

@@ -234,7 +234,7 @@ def summarize(rows: Sequence[dict], specs_by_key: dict, *, match_radius_um: floa
         "counts": None if agreement is None else asdict(agreement),
         "quality": {"flag_counts": flag_counts, "n_flagged": sum(1 for r in ok if r.get("flags"))},
         "guard": {flag: sum(1 for r in ok if flag in (r.get("guard_flags") or []))
-                  for flag in ("implausible_density", "out_of_distribution")},
+                  for flag in ("implausible_density", "out_of_distribution", "interphase_like")},
         "cases": cases,
         "ihc_agreement": ihc_agreement(cases),
         "outliers": outliers(rows),

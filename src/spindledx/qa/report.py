@@ -391,7 +391,9 @@ def _guard_html(rows: Sequence[dict], summary: dict) -> str:
     head = (f"<p>Density bound {guard.DENSITY_BOUND_PER_MM2:.0f} mitoses/mm² ({html.escape(guard.DENSITY_BOUND_SOURCE)}"
             f"), one-sided Poisson test at {guard.DENSITY_FALSE_ALARM:g}; a tile is out of distribution when the "
             "distance of its stain/texture statistics to those of the detector's training images exceeds their "
-            "99th percentile. ")
+            "99th percentile; a count is interphase-like when its detections are no darker than the nuclei around them "
+            "much more often than true mitotic figures are (condensed chromatin is darker than an interphase "
+            "nucleus). ")
     if not flagged:
         return head + "No tile and no case is flagged.</p>"
     items = "".join(f"<li><b>{html.escape(str(r['key']))}</b>: {html.escape(m)}</li>"

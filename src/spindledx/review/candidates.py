@@ -279,6 +279,8 @@ def candidates_from_slide_outputs(summary_path: Path) -> dict[str, Any] | None:
                                      mpp=mpp, detections=inside, threshold=None, model={})
     doc["kind"] = "slide"
     doc["area_mm2"] = float(h["area_mm2"])
+    answer = summary.get("answer") if isinstance(summary.get("answer"), dict) else summary
+    doc["flags"] = [str(f) for f in (answer.get("flags") or []) if isinstance(f, str)]
     doc["image_identity"] = _slide_run_identity(summary_path.parent)
     return doc
 

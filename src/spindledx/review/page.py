@@ -249,8 +249,12 @@ def render_review_html(docs: Sequence[dict[str, Any]], *, title: str = "Review o
         "<span id='tally'></span></div>",
     ]
     if flagged:
+        interphase = any("interphase_like" in (d.get("flags") or []) for d in docs)
         body.insert(1, notice("The detector's guard flagged these images; their candidates deserve a careful look: "
-                              + "; ".join(flagged), kind="bad"))
+                              + "; ".join(flagged) + (
+                                  ". Interphase like: the detections are no darker than the nuclei around them, "
+                                  "as ordinary (interphase) nuclei are; a mitotic figure's condensed chromatin is "
+                                  "darker" if interphase else ""), kind="bad"))
     if any(d.get("kind") in ("detections only", "slide") and d["threshold"] == d["review_floor"] for d in docs):
         body.insert(1, notice("This run kept only its detections: nothing below the threshold can be reviewed here "
                               "(use `spindledx case` or `spindledx score --out` for candidates just below it).",
