@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 judged = judge_ranks(g)
                 name = "all 35 fields" if i == len(groups) - 1 else f"fields {5 * i}-{5 * i + 4}"
                 print(f"  pooled {name:14s} ranked {judged.n_ranked:3d}  not darker {judged.n_not_darker:3d}  "
-                      f"p {judged.p_value}  {'FLAGGED' if judged.flagged else '-'}")
+                      f"p {judged.p_value:.3g}  {'FLAGGED' if judged.flagged else '-'}")
             print(f"MiDeSeC pooled groups flagged: {sum(judge_ranks(g).flagged for g in groups)} of {len(groups)}")
     if "cmu1" in sets:
         rows = []
