@@ -241,9 +241,8 @@ def _previous_review(out_dir: Path) -> dict[str, Any] | None:
 def _confirmed_look_interphase(docs: list[dict[str, Any]], by_id: dict[str, Any], *, was_flagged: bool) -> bool:
     """The specificity check (:func:`spindledx.slide.checks.interphase_check`) on the figures of each image that the
     confirmed count counts (confirmed, and detections left unsure or unreviewed), its pixels read again from the
-    image or slide the candidates file names. True when any image's
-    confirmed figures look like interphase nuclei; an image that can no longer be read keeps the detector's flag
-    (``was_flagged``)."""
+    image or slide the candidates file names. True when any image's counted figures look like interphase nuclei;
+    an image that can no longer be read keeps the detector's flag (``was_flagged``)."""
     import numpy as np
 
     from spindledx.detection.specificity import MIN_RANKED
