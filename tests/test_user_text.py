@@ -53,6 +53,18 @@ def forbidden_words(text: str) -> list[str]:
     return found
 
 
+PROVENANCE_HASH = re.compile(r"\bsha256[:= ]*[0-9a-f]{7,64}\b|\b[0-9a-f]{64}\b")
+"""A checksum an output carries as provenance (``sha256:21db22bd4d19``, a model's sha256): not a commit hash."""
+
+
+def forbidden_output_words(text: str, *, identifiers: tuple[str, ...] = ()) -> list[str]:
+    """:func:`forbidden_words` of a page or report the tool writes, once its provenance checksums and the given
+    ``identifiers`` (run ids, which are hex digests of the inputs) are taken out."""
+    for identifier in identifiers:
+        text = text.replace(identifier, "")
+    return forbidden_words(PROVENANCE_HASH.sub("", text))
+
+
 def user_documents() -> list[Path]:
     return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
