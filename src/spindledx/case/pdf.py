@@ -23,7 +23,7 @@ from spindledx.case.paper import paper_text
 PAGE_MARGIN_MM = 12.0
 N_DIFFERENTIAL = 6
 N_NEXT_MARKERS = 4
-THUMBNAIL_WIDTH_MM = 40.0
+THUMBNAIL_WIDTH_MM = 42.5
 MAX_OVERLAY_BYTES = 64 << 20
 """Largest overlay PNG read from a case folder for the reviewed report."""
 
@@ -73,7 +73,8 @@ class _Report:
         self.h3 = ParagraphStyle("h3", parent=base, fontName=self.bold, fontSize=8.5, leading=10, spaceBefore=3,
                                  spaceAfter=1, keepWithNext=1)
         self.lead = ParagraphStyle("lead", parent=base, fontSize=8.5, leading=14)
-        self.bullet = ParagraphStyle("bullet", parent=self.small, leftIndent=8, bulletIndent=1)
+        self.bullet = ParagraphStyle("bullet", parent=self.small, leftIndent=9, bulletIndent=2,
+                                     bulletFontName=self.font, bulletFontSize=7)
         self.colors = colors
 
     def text(self, value: Any) -> str:
@@ -145,7 +146,8 @@ class _Report:
                     ("BACKGROUND", (0, 0), (0, -1), self.colors.HexColor("#f4f6f8")),
                     ("BACKGROUND", (2, 0), (2, -1), self.colors.HexColor("#f4f6f8")),
                     ("VALIGN", (0, 0), (-1, -1), "TOP"), ("TOPPADDING", (0, 0), (-1, -1), 1),
-                    ("BOTTOMPADDING", (0, 0), (-1, -1), 1), ("LEFTPADDING", (0, 0), (-1, -1), 2.5)]
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 1), ("LEFTPADDING", (0, 0), (-1, -1), 2.5),
+                    ("FONTSIZE", (0, 0), (-1, -1), 5), ("LEADING", (0, 0), (-1, -1), 6)]  # empty cells stay low
         for row in spans:
             commands += [("SPAN", (1, row), (3, row)), ("BACKGROUND", (1, row), (3, row), self.colors.white)]
         t.setStyle(TableStyle(commands))
@@ -167,7 +169,10 @@ class _Report:
         return t
 
     def bullets(self, lines: Sequence[Any], style: Any = None) -> list[Any]:
-        return [self.para(self.text(line), style or self.bullet) for line in lines]
+        """One paragraph per line, with a bullet and a hanging indent."""
+        from reportlab.platypus import Paragraph
+
+        return [Paragraph(self.text(line), style or self.bullet, bulletText="•") for line in lines]
 
 
 def _pct(p: float | None) -> str:
@@ -346,7 +351,7 @@ def _differential(rep: _Report, doc: Mapping[str, Any]) -> list[Any]:
             for i, e in enumerate(doc["differential"][:N_DIFFERENTIAL])]
     given = [(k, v) for k, v in _given(doc)]
     left = rep.table(["#", "entity", "probability", "fit of the stains"], rows, (6, 58, 17, 17), numeric=(0, 2, 3))
-    right = rep.pairs(given, (30, 54), style=rep.small)
+    right = rep.pairs(given, (30, 56), style=rep.small)
     from reportlab.lib.units import mm
     from reportlab.platypus import Table, TableStyle
 
@@ -377,11 +382,11 @@ def _evidence(rep: _Report, doc: Mapping[str, Any]) -> list[Any]:
     if not rows:
         return [*out, rep.para("No evidence recorded.", rep.small)]
     out.append(rep.table(["kind", "evidence", "observed", "P(observed | leading entity)", "likelihood ratio vs "
-                          "the rest", "effect", "basis", "source"], rows, (16, 21, 23, 19, 16, 13, 30, 48),
+                          "the rest", "effect", "basis", "source"], rows, (17, 23, 22, 18, 16, 13, 29, 48),
                          numeric=(3, 4)))
     pitfalls = lead.get("pitfalls") or []
     if pitfalls:
-        out += [rep.para("Pitfalls", rep.h3), *rep.bullets([f"• {p}" for p in pitfalls])]
+        out += [rep.para("Pitfalls", rep.h3), *rep.bullets(list(pitfalls))]
     return out
 
 
@@ -433,7 +438,9 @@ def _thumbnail_grid(rep: _Report, doc: Mapping[str, Any], thumbnails: Mapping[st
     grid.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
                               ("RIGHTPADDING", (0, 0), (-1, -1), 4), ("TOPPADDING", (0, 0), (-1, -1), 1),
                               ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
-    return [grid, rep.para(rep.text(caption), rep.tiny)]
+    from reportlab.platypus import Spacer
+
+    return [Spacer(1, 1.5 * mm), grid, rep.para(rep.text(caption), rep.tiny)]
 
 
 def _count(rep: _Report, doc: Mapping[str, Any], thumbnails: Mapping[str, bytes]) -> list[Any]:
@@ -485,7 +492,7 @@ def _count(rep: _Report, doc: Mapping[str, Any], thumbnails: Mapping[str, bytes]
         widths = (38, 26, 18, 17, 14, 27, 15, *((14,) if has_atypical else ()), 31 - (14 if has_atypical else 0))
         out.append(rep.table(header, rows, widths, numeric=(2, 3, 4, 5, 6, *((7,) if has_atypical else ()))))
     messages = [m for t in tiles for m in t.get("flag_messages") or []] + list(c.get("flag_messages") or [])
-    out += rep.bullets([f"• {m}" for m in messages])
+    out += rep.bullets(list(messages))
     caption = ("Overlays: a circle around each figure the detector counted (amber; magenta when called atypical)."
                + (" The review's decisions are in the count above." if doc.get("review") else ""))
     out += _thumbnail_grid(rep, doc, thumbnails, caption)
@@ -506,7 +513,7 @@ def _grade(rep: _Report, g: Mapping[str, Any]) -> list[Any]:
         if g.get("reason"):
             out.append(rep.para(rep.text(g["reason"]), rep.small))
     if g.get("assumptions"):
-        out += [rep.para("Assumptions", rep.h3), *rep.bullets([f"• {a}" for a in g["assumptions"]])]
+        out += [rep.para("Assumptions", rep.h3), *rep.bullets(list(g["assumptions"]))]
     return out
 
 
@@ -570,7 +577,7 @@ def render_case_pdf(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] |
     """
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
-    from reportlab.platypus import SimpleDocTemplate
+    from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate
 
     rep = _Report()
     report = doc.get("report") or {}
@@ -591,19 +598,22 @@ def render_case_pdf(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] |
     story += _count(rep, doc, thumbnails or {})
     story += _grade(rep, doc["grade"])
     caveats = list(doc.get("warnings") or []) + list(doc["grade"].get("caveats") or [])
-    story += [rep.para("Caveats", rep.h2), *rep.bullets([f"• {w}" for w in caveats] or ["none"])]
+    story += [rep.para("Caveats", rep.h2), *rep.bullets(list(caveats) or ["none"])]
     if doc.get("review"):
         story += _review(rep, doc["review"])
     story += _provenance(rep, prov)
     story += _sign_off(rep, report)
 
     buffer = io.BytesIO()
-    template = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=PAGE_MARGIN_MM * mm,
+    template = BaseDocTemplate(buffer, pagesize=A4, leftMargin=PAGE_MARGIN_MM * mm,
                                  rightMargin=PAGE_MARGIN_MM * mm, topMargin=14 * mm, bottomMargin=10 * mm,
                                  title=title, author=str(report.get("pathologist") or ""),
                                  subject=" · ".join(str(v) for v in (report.get("case_id"), report.get("specimen"))
                                                     if v) or "spindledx case report",
                                  creator=f"spindledx {prov.get('spindledx_version', '')}".strip())
+    frame = Frame(template.leftMargin, template.bottomMargin, template.width, template.height, leftPadding=0,
+                  rightPadding=0, topPadding=0, bottomPadding=0)  # tables span the text width exactly
+    template.addPageTemplates([PageTemplate(id="page", frames=[frame])])
     draw = _header_footer(rep, report, str(prov.get("date") or ""), str(prov.get("spindledx_version") or ""))
     template.build(story, canvasmaker=_numbered_canvas(draw))
     return buffer.getvalue()
