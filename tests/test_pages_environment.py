@@ -64,7 +64,7 @@ def test_every_template_is_package_data():
         rel = path.relative_to(package).as_posix()
         assert any(fnmatch.fnmatch(rel, g) for g in globs), rel
     assert set(environment().list_templates()) >= {"base.html.j2", "macros.html.j2", "review/review.html.j2",
-                                                   "report/report.html.j2"}
+                                                   "report/report.html.j2", "case/case.html.j2"}
 
 
 def test_render_fails_loudly_on_a_missing_value():

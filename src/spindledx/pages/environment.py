@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from spindledx.pages.links import linkify
 
@@ -33,6 +33,12 @@ def fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(fmt(v, digits) for v in value)
     return str(value)
+
+
+def esc(value: Any, *, digits: int = 3) -> str:
+    """HTML-escaped display text of ``value`` (:func:`fmt`, then ``&<>"'`` escaped), for text built outside a
+    template."""
+    return str(escape(fmt(value, digits)))
 
 
 def data_uri(data: bytes) -> str:
