@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from spindledx.case.paper import paper_text
 from spindledx.pages import render
 
 SECTION_IDS = ("answer", "differential", "evidence", "next-markers", "count", "grade", "caveats", "provenance")
@@ -93,11 +94,18 @@ def _answer(doc: Mapping[str, Any]) -> dict[str, Any]:
             "second_pct": _pct(second["probability"]) if second else None, "next": nxt}
 
 
+def _worded(text: Any) -> dict[str, str]:
+    """A text of ``case.json`` on screen and on paper (:func:`spindledx.case.paper.paper_text`: no command-line
+    option in print)."""
+    return {"screen": str(text), "paper": paper_text(str(text))}
+
+
 def _grade(g: Mapping[str, Any]) -> dict[str, Any]:
-    """The grade document with what the grade section shows: whether a grade (or its extrapolation) was computed
-    and its score table."""
+    """The grade document with what the grade section shows: whether a grade (or its extrapolation) was computed,
+    its score table, and its reason and assumptions on screen and on paper."""
     graded = g.get("status") in ("graded", "extrapolated", "flagged")
-    out = {**g, "graded": graded, "pairs": []}
+    out = {**g, "graded": graded, "pairs": [], "reason_worded": _worded(g.get("reason") or "not graded"),
+           "assumptions_worded": [_worded(a) for a in g.get("assumptions") or []]}
     if graded:
         label = {"graded": "grade", "extrapolated": "extrapolated grade (not an FNCLCC grade)",
                  "flagged": "grade of the flagged count (not given)"}[g["status"]]
@@ -156,17 +164,19 @@ def render_case_html(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] 
     head = [("Case", report.get("case_id")), ("Specimen", report.get("specimen")),
             ("Pathologist", report.get("pathologist")), ("Date", doc["provenance"].get("date", "")[:10])]
     running = " · ".join(v for v in (report.get("case_id"), report.get("specimen")) if v) or "spindledx case report"
+    messages = [m for t in doc.get("tiles") or [] for m in t.get("flag_messages") or []]
+    messages += list(doc["count"].get("flag_messages") or [])
+    caveats = list(doc.get("warnings") or []) + list(doc["grade"].get("caveats") or [])
     return render("case/case.html.j2", title=f"Case report: {_entity_name(lead)}",
                   subtitle=f"spindledx case · {doc['provenance'].get('date', '')}", running=running,
                   head=[(k, v) for k, v in head if v], review=review_headline(review) if review else None,
                   answer=_answer(doc), count=_count_figures(doc["count"]), grade=_grade(doc["grade"]),
                   differential=diff_rows, inputs=inputs_pairs, lead_name=_entity_name(lead),
                   evidence=_evidence_rows(lead), pitfalls=list(lead.get("pitfalls") or []), next_markers=nm_rows,
-                  tiles=_tile_table(doc), flag_messages=[m for t in doc.get("tiles") or []
-                                                         for m in t.get("flag_messages") or []]
-                  + list(doc["count"].get("flag_messages") or []),
+                  tiles=_tile_table(doc),
+                  flag_messages=[_worded(m) for m in messages],
                   figures=_figures(doc, thumbnails, review_href), review_href=review_href,
-                  caveats=list(doc.get("warnings") or []) + list(doc["grade"].get("caveats") or []),
+                  caveats=[_worded(w) for w in caveats],
                   review_pairs=_review_pairs(review) if review else None,
                   review_partial_note=review.get("partial_note") if review and review.get("partial") else None,
                   provenance=doc["provenance"], pathologist=report.get("pathologist") or "")
