@@ -174,6 +174,10 @@ def provenance_block(prov: Mapping[str, Any]) -> str:
               "threshold": "detection threshold", "kb_version": "IHC knowledge-base version", "date": "date (UTC)",
               "command": "command"}
     pairs = [(labels.get(k, k.replace("_", " ")), v) for k, v in prov.items() if not isinstance(v, dict | list)]
+    adapted = prov.get("adapted_from")
+    if isinstance(adapted, dict):
+        pairs.append(("detector adapted from", f"{adapted.get('name')} {adapted.get('version')} (sha256 "
+                                               f"{str(adapted.get('sha256') or '')[:12]}…)"))
     return f"<div class='prov'>{kv_table(pairs)}</div>"
 
 

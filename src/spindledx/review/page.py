@@ -261,11 +261,21 @@ def render_review_html(docs: Sequence[dict[str, Any]], *, title: str = "Review o
     body.append("<div class='gal' id='gal'>" + "".join(cards) + "</div>")
     body.append("<p class='small muted'>Decisions are kept in this browser (localStorage) until you export them; "
                 "then run <code>spindledx review OUT_DIR --import decisions.json</code>. Run "
-                f"<code>{html.escape(rid)}</code>; detector model {esc(model.get('model_version'))} "
-                f"(sha256 {esc((model.get('model_sha256') or '')[:12])}…).</p>")
+                f"<code>{html.escape(rid)}</code>; detector model {_model_text(model)}.</p>")
     data = json.dumps(payload).replace("</", "<\\/")
     body.append(f"<script type='application/json' id='review-data'>{data}</script>")
     return document(title, "".join(body), subtitle=f"run {rid}", script=_REVIEW_JS, extra_css=_REVIEW_CSS)
+
+
+def _model_text(model: dict[str, Any]) -> str:
+    """The detector model as the page names it: name, version, sha256 and what it was adapted from (escaped)."""
+    name = f"{esc(model['model_name'])} " if model.get("model_name") else ""
+    text = f"{name}{esc(model.get('model_version'))} (sha256 {esc((model.get('model_sha256') or '')[:12])}…)"
+    adapted = model.get("adapted_from")
+    if isinstance(adapted, dict):
+        text += (f", adapted from {esc(adapted.get('name'))} {esc(adapted.get('version'))} "
+                 f"(sha256 {esc(str(adapted.get('sha256') or '')[:12])}…)")
+    return text
 
 
 def write_review_page(out_dir: str | Path, docs: Sequence[dict[str, Any]] | None = None) -> Path:
