@@ -128,6 +128,9 @@ def test_adapt_writes_a_model_that_score_uses_through_its_folder(reviewed, capsy
                  str(reviewed["tmp"] / "again")]) == 0
     prov = json.loads((reviewed["tmp"] / "again" / "summary.json").read_text())["provenance"]
     assert prov["model_sha256"] == card["sha256"] and prov["adapted_from"]["name"] == "colour-test"
+    assert main(["review", str(reviewed["tmp"] / "again")]) == 0
+    page = (reviewed["tmp"] / "again" / "review.html").read_text()
+    assert f"{card['name']} {card['version']}" in page and "adapted from colour-test 0.0.1" in page
 
 
 def test_too_few_decisions_are_refused_with_how_many_more(reviewed, capsys):
