@@ -97,9 +97,11 @@ def cmu1(work: Path) -> dict:
         import shutil
 
         shutil.rmtree(model_dir)
+    t0 = time.time()
     try:
         result = adapt_model([folder], model_dir)
         print(result["table"])
+        print(f"adapt: {time.time() - t0:.0f} s")
     except AdaptRefusedError as exc:
         print(f"refused: {exc}\n{exc.table}")
         return {"refused": str(exc)}
@@ -113,7 +115,53 @@ def cmu1(work: Path) -> dict:
           f"({out['before']['per_mm2']}/mm²) with the shipped model, {after.count} ({out['after']['per_mm2']}/mm²) "
           f"adapted on {n_dec} 'not' decisions of the top half; ratio "
           f"{before.count / max(after.count, 1):.1f}x")
+    out["by_strength"] = strengths_on(test, folder, work)
     return out
+
+
+def strengths_on(test: Path, folder: Path, work: Path) -> list[dict]:
+    """For the record: the unseen half scored with the correction fitted on every decision at each share
+    ``adapt`` tries, including those it refuses for their loss of recall on held-out anchor figures."""
+    from spindledx.adapt.compose import compose
+    from spindledx.adapt.dataset import load_source, reviewed_images
+    from spindledx.adapt.run import StartingModel, anchor_set, lab_set
+    from spindledx.adapt.validate import STRENGTHS, fit
+    from spindledx.detection.model import MitosisModel
+    from spindledx.mitosis.run import score_images
+
+    start = StartingModel(None)
+    d = start.description
+    lab = lab_set(reviewed_images(load_source(folder), working_mpp=d.working_mpp, patch_size=d.patch_size), start)
+    anchors = anchor_set(start)
+    head = fit(lab, np.arange(len(lab)), anchors, np.ones(len(anchors.labels), bool), start.settings)
+    rows = []
+    for strength in STRENGTHS:
+        model, _ = compose(start.extractor.model, start.extractor.cut, head.scaled(strength), tag="s")
+        path = work / f"cmu1_strength_{strength:g}.onnx"
+        path.write_bytes(model.SerializeToString())
+        detector = _FixedModel(MitosisModel(d, path))
+        r = score_images([test], detector=detector).results[0]
+        rows.append({"strength": strength, "count": r.count, "per_mm2": round(r.count / r.area_mm2, 1)})
+        print(f"  correction share {strength:g} (all decisions): {r.count} false detections on the bottom half "
+              f"({rows[-1]['per_mm2']}/mm²)")
+    return rows
+
+
+class _FixedModel:
+    """A loaded model as a detector (the shipped model's candidates, threshold and views)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.name = "evaluate_adapt strength model"
+        self.model_description = model.description
+
+    def prepare(self) -> None:
+        return None
+
+    def __call__(self, rgb, mpp):
+        from spindledx.detection.detect import detect_mitoses
+
+        return detect_mitoses(rgb, mpp, model=self.model)
 
 
 def main() -> None:
