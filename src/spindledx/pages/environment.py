@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from spindledx.pages.links import linkify
 
@@ -33,6 +33,17 @@ def fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(fmt(v, digits) for v in value)
     return str(value)
+
+
+def esc(value: Any, *, digits: int = 3) -> str:
+    """HTML-escaped display text of ``value`` (:func:`fmt`, then ``&<>"'`` escaped), for text built outside a
+    template."""
+    return str(escape(fmt(value, digits)))
+
+
+def percent(value: float | None, digits: int = 0) -> str:
+    """``0.79`` -> ``"79%"``; ``None`` -> an en dash."""
+    return "–" if value is None else f"{value * 100:.{digits}f}%"
 
 
 def data_uri(data: bytes) -> str:
@@ -59,9 +70,15 @@ PROVENANCE_LABELS = {"spindledx_version": "spindledx version", "model_name": "de
 
 
 def provenance_pairs(prov: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(label, value) of the provenance keys in words (nested values left out)."""
-    return [(PROVENANCE_LABELS.get(k, k.replace("_", " ")), v) for k, v in prov.items()
-            if not isinstance(v, dict | list)]
+    """(label, value) of the provenance keys in words (nested values left out, except the model an adapted detector
+    was adapted from, in one line)."""
+    pairs = [(PROVENANCE_LABELS.get(k, k.replace("_", " ")), v) for k, v in prov.items()
+             if not isinstance(v, dict | list)]
+    adapted = prov.get("adapted_from")
+    if isinstance(adapted, dict):
+        pairs.append(("detector adapted from", f"{adapted.get('name')} {adapted.get('version')} (sha256 "
+                                               f"{str(adapted.get('sha256') or '')[:12]}…)"))
+    return pairs
 
 
 @functools.cache
@@ -70,7 +87,7 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("spindledx.pages", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              auto_reload=False)
-    env.filters.update(fmt=fmt, data_uri=data_uri, css_string=css_string, linkify=linkify)
+    env.filters.update(fmt=fmt, percent=percent, data_uri=data_uri, css_string=css_string, linkify=linkify)
     env.globals.update(provenance_pairs=provenance_pairs)
     return env
 
