@@ -9,7 +9,7 @@ sheet).
 
 from __future__ import annotations
 
-from spindledx.pages.environment import data_uri, environment, esc, fmt, render
+from spindledx.pages.environment import data_uri, environment, fmt, render
 from spindledx.pages.links import linkify, short_url, source_links
 
-__all__ = ["data_uri", "environment", "esc", "fmt", "linkify", "render", "short_url", "source_links"]
+__all__ = ["data_uri", "environment", "fmt", "linkify", "render", "short_url", "source_links"]

@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 import jinja2
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from spindledx.pages.links import linkify
 
@@ -33,12 +33,6 @@ def fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(fmt(v, digits) for v in value)
     return str(value)
-
-
-def esc(value: Any, *, digits: int = 3) -> str:
-    """HTML-escaped display text of ``value`` (:func:`fmt`, then ``&<>"'`` escaped), for text built outside a
-    template."""
-    return str(escape(fmt(value, digits)))
 
 
 def percent(value: float | None, digits: int = 0) -> str:
