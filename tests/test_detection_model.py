@@ -113,3 +113,34 @@ def test_gated_description_is_parsed(tmp_path):
     assert desc.tta == 8 and desc.tta_gate == pytest.approx(0.1)
     assert ModelDescription.from_dict(json.loads(path.read_text())).tta_gate is None
 
+
+
+def test_shipped_int8_graph_follows_its_float_graph_on_the_sample_slides():
+    """The shipped card runs the 8-bit graph and names the float graph it was built from; on the candidates of
+    the sample slides both give the same decisions and single-view probabilities within the card's recorded
+    largest gap on the 35 MiDeSeC fields (plus 0.02 for fields it was not measured on)."""
+    from pathlib import Path
+
+    from spindledx.detection.candidates import find_candidates
+    from spindledx.detection.model import MODELS_DIR, MitosisModel, load_shipped_model, verify_checksum
+    from spindledx.detection.patches import extract_patches, to_model_input
+    from spindledx.imaging.reader import read_image
+
+    card = json.loads(DEFAULT_DESCRIPTION.read_text(encoding="utf-8"))
+    quant = card["quantization"]
+    assert card["onnx_file"] != quant["float_model"]["onnx_file"]
+    verify_checksum(MODELS_DIR / quant["float_model"]["onnx_file"], quant["float_model"]["sha256"])
+    int8 = load_shipped_model()
+    assert int8.description.sha256 == card["sha256"]
+    float_card = dict(card, **quant["float_model"])
+    float_model = MitosisModel(ModelDescription.from_dict(float_card), MODELS_DIR / float_card["onnx_file"])
+    tiles = sorted((Path(__file__).resolve().parents[1] / "sample_slides").glob("*.tif"))[:2]
+    assert tiles
+    for path in tiles:
+        tile = read_image(path)
+        patches = extract_patches(tile.rgb, find_candidates(tile.rgb, tile.mpp), size=64)
+        x = to_model_input(patches)
+        gap = np.abs(int8._run(x) - float_model._run(x)).max()
+        assert gap <= quant["check_against_float"]["single_view_max_abs_dp"] + 0.02
+        thr = card["threshold"]
+        assert np.array_equal(int8.predict(patches) >= thr, float_model.predict(patches) >= thr)
