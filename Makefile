@@ -30,11 +30,11 @@ demo: $(STAMP)
 	$(BIN)/spindledx panel "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung
 	@echo "== Case workup: the reference panel (lung) with the sample tiles as H&E evidence"
 	$(BIN)/spindledx case "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung --tiles sample_slides \
-		--out "$(DEMO_OUT)/case"
+		--case-id DEMO-1 --specimen "sample tiles" --pdf --out "$(DEMO_OUT)/case"
 	@echo "== Teaching: the knowledge base as a static site and LMS versus GIST"
 	$(BIN)/spindledx kb site --out "$(DEMO_OUT)/kb_site"
 	$(BIN)/spindledx compare leiomyosarcoma gist --top 6
-	@echo "== Done. Open $(DEMO_OUT)/case/case.html, $(DEMO_OUT)/batch/report.html and $(DEMO_OUT)/kb_site/index.html"
+	@echo "== Done. Open $(DEMO_OUT)/case/case.html (on paper: case.pdf), $(DEMO_OUT)/batch/report.html and $(DEMO_OUT)/kb_site/index.html"
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build a wheel from this checkout, install it in a fresh venv OUTSIDE the checkout and score a sample tile with
-# the shipped model (package data). Prints the JSON count and the timings. Usage: scripts/check_wheel.sh [PY]
+# the shipped model (package data), then renders its review page (templates are package data). Prints the JSON
+# count, the page size and the timings. Usage: scripts/check_wheel.sh [PY]
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${1:-python3}"
@@ -28,5 +29,10 @@ PY
 "$WORK/venv/bin/spindledx" score tile.tif --format json > score.json
 "$WORK/venv/bin/python" -c "import json; r = json.load(open('score.json'))[0]; \
 print('scored', r['image'], 'count', r['count'], 'per_10hpf', r['mitoses_per_10hpf'])"
+# the pages are rendered from templates that are package data: a review page from the installed wheel
+"$WORK/venv/bin/spindledx" score tile.tif --out scored > /dev/null
+"$WORK/venv/bin/spindledx" review scored > /dev/null
+"$WORK/venv/bin/python" -c "import pathlib; p = pathlib.Path('scored/review.html').read_text(); \
+assert p.count(\"class='card'\") >= 1, 'no candidate on the review page'; print('review page', len(p), 'bytes')"
 t2=$(date +%s)
 echo "wheel install: $((t1 - t0)) s, score: $((t2 - t1)) s"

@@ -53,6 +53,23 @@ def forbidden_words(text: str) -> list[str]:
     return found
 
 
+OUTPUT_IDENTIFIERS = re.compile(
+    r"\bsha256[:= ]*[0-9a-f]{7,64}\b|\b[0-9a-f]{64}\b"  # provenance checksums (kb version, model sha256)
+    r"|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"  # GeoJSON feature UUIDs
+    r"|\b\d+:[0-9a-f]{16}\b"  # file identities (size:digest)
+    r"|https?://\S+|\bdoi:\S+|\b10\.\d{4,}/\S+|\b\d+:e\d{5,}\b")  # sources: links, DOIs, article numbers
+"""What an output carries as an identifier, checksum or source (not a commit hash)."""
+
+
+def forbidden_output_words(text: str, *, identifiers: tuple[str, ...] = ()) -> list[str]:
+    """:func:`forbidden_words` of a page or report the tool writes, once the identifiers it carries are taken out:
+    :data:`OUTPUT_IDENTIFIERS` and the given ``identifiers`` (run ids and input signatures, digests of the
+    inputs)."""
+    for identifier in identifiers:
+        text = text.replace(identifier, "")
+    return forbidden_words(OUTPUT_IDENTIFIERS.sub("", text))
+
+
 def user_documents() -> list[Path]:
     return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 

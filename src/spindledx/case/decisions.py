@@ -203,12 +203,15 @@ def _check_targets(out_dir: Path, targets: Any) -> None:
         check_output_target(target)
 
 
-def import_decisions(out_dir: str | Path, decisions_path: str | Path, *, replace: bool = False) -> dict[str, Any]:
+def import_decisions(out_dir: str | Path, decisions_path: str | Path, *, replace: bool = False,
+                     pdf: bool | None = None) -> dict[str, Any]:
     """Apply a decisions file to an output folder and write the reviewed outputs (holding the folder's lock).
 
     Writes ``review_result.json``, ``<stem>_reviewed.geojson`` per image and, when the folder holds a
     ``case.json``, ``case_reviewed.json`` and ``case_reviewed.html`` (differential and grade re-derived from
-    the confirmed count). Returns ``{"review": ..., "paths": {...}, "case": case_doc_or_None}``.
+    the confirmed count), and ``case_reviewed.pdf`` when the case was made with a PDF (``report_pdf`` in
+    ``case.json``) or ``pdf`` is True (False: no PDF). Returns ``{"review": ..., "paths": {...}, "case":
+    case_doc_or_None}``.
 
     Only the images of the folder's run are reviewed (:func:`spindledx.review.candidates.load_run_candidates`).
     A decisions file without any decision is refused, and so is one that would replace an earlier review with
@@ -222,7 +225,7 @@ def import_decisions(out_dir: str | Path, decisions_path: str | Path, *, replace
     if not out_dir.is_dir():
         raise BadInputError(f"{out_dir}: no such folder")
     with guest_lock(out_dir):
-        return _import_decisions(out_dir, decisions_path, replace=replace)
+        return _import_decisions(out_dir, decisions_path, replace=replace, pdf=pdf)
 
 
 def _previous_review(out_dir: Path) -> dict[str, Any] | None:
@@ -238,7 +241,8 @@ def _previous_review(out_dir: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and isinstance(doc.get("n_reviewed"), int) else None
 
 
-def _import_decisions(out_dir: Path, decisions_path: str | Path, *, replace: bool) -> dict[str, Any]:
+def _import_decisions(out_dir: Path, decisions_path: str | Path, *, replace: bool,
+                      pdf: bool | None = None) -> dict[str, Any]:
     from spindledx.case.workup import pooled_count
     from spindledx.files import atomic_write_text as write_text_atomic
     from spindledx.review.candidates import load_run_candidates
@@ -249,6 +253,10 @@ def _import_decisions(out_dir: Path, decisions_path: str | Path, *, replace: boo
         raise BadInputError(f"{decisions_path}: holds no decisions (nothing was marked mitosis, not mitosis or "
                             "unsure); nothing to import")
     case_doc = read_case(out_dir)
+    if pdf and case_doc is None:
+        raise BadInputError(f"{out_dir}: holds no case.json; the PDF report is written for a case folder",
+                            parameters="pdf")
+    with_pdf = case_doc is not None and (bool(case_doc.get("report_pdf")) if pdf is None else bool(pdf))
     hpf = float(case_doc["count"]["hpf_area_mm2"]) if case_doc else counting.DEFAULT_HPF_AREA_MM2
     review = apply_decisions(docs, decisions, hpf_area_mm2=hpf)
     previous = _previous_review(out_dir)
@@ -263,7 +271,8 @@ def _import_decisions(out_dir: Path, decisions_path: str | Path, *, replace: boo
                                f"reviewed: {', '.join(ignored[:3])}{' ...' if len(ignored) > 3 else ''}")
     by_id = {d["id"]: d.get("decision") for d in decisions["decisions"]}
     targets = {doc["stem"]: out_dir / f"{doc['stem']}_reviewed.geojson" for doc in docs}
-    for name in ("review_result.json", "case_reviewed.json", "case_reviewed.html", "review_summary.json"):
+    for name in ("review_result.json", "case_reviewed.json", "case_reviewed.html", "review_summary.json",
+                 *(("case_reviewed.pdf",) if with_pdf else ())):
         targets[name] = out_dir / name
     _check_targets(out_dir, targets.values())  # every file checked before the first is written
     paths: dict[str, Path] = {}
@@ -301,9 +310,17 @@ def _import_decisions(out_dir: Path, decisions_path: str | Path, *, replace: boo
         reviewed_case = recompute_case(case_doc, confirmed, review=summary, provenance=prov)
         reviewed_case["detector_count"] = case_doc["count"]
         reviewed_case["detector_differential_top"] = case_doc["differential"][0]
+        for key in ("report", "report_pdf"):
+            if case_doc.get(key):
+                reviewed_case[key] = case_doc[key]
         paths["case_json"] = write_text_atomic(out_dir / "case_reviewed.json",
                                                json.dumps(reviewed_case, indent=2, ensure_ascii=False, allow_nan=False))
         paths["case_html"] = write_text_atomic(out_dir / "case_reviewed.html", render_case_html(reviewed_case))
+        if with_pdf:
+            from spindledx.case.pdf import folder_thumbnails, write_case_pdf
+
+            paths["case_pdf"] = write_case_pdf(out_dir / "case_reviewed.pdf", reviewed_case,
+                                               thumbnails=folder_thumbnails(out_dir, reviewed_case))
     paths["summary"] = _write_review_summary(out_dir, review, paths, decisions_path)
     return {"review": review, "paths": paths, "case": reviewed_case}
 

@@ -11,6 +11,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from spindledx.case.paper import screen_and_paper_html as worded
 from spindledx.pages import document, esc, figure, kv_table, notice, provenance_block, section, table
 
 SECTION_IDS = ("answer", "differential", "evidence", "next-markers", "count", "grade", "caveats", "provenance")
@@ -108,7 +109,7 @@ def _grade_phrase(g: Mapping[str, Any]) -> str:
     if status == "flagged":
         return (f"not graded: the count is flagged (it would give grade {g['flagged_grade']}, mitotic score "
                 f"{g['mitotic_score']})" + flag)
-    return esc(g.get("reason") or "not graded") + flag
+    return worded(str(g.get("reason") or "not graded")) + flag
 
 
 def review_headline(r: Mapping[str, Any]) -> str:
@@ -184,7 +185,8 @@ def render_case_html(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] 
     parts.append(section("count", "Mitotic count", _count_section(doc, thumbnails, review_href)))
     parts.append(section("grade", "FNCLCC grade", _grade_section(doc["grade"])))
     caveats = list(doc.get("warnings") or []) + list(doc["grade"].get("caveats") or [])
-    parts.append(section("caveats", "Caveats", "<ul>" + "".join(f"<li>{esc(w)}</li>" for w in caveats) + "</ul>"))
+    parts.append(section("caveats", "Caveats",
+                         "<ul>" + "".join(f"<li>{worded(str(w))}</li>" for w in caveats) + "</ul>"))
     if doc.get("review"):
         parts.append(section("review", "Review", _review_section(doc["review"])))
     parts.append(section("provenance", "Provenance", provenance_block(doc["provenance"])))
@@ -220,7 +222,8 @@ def _print_css(running: str) -> str:
             "@bottom-right{content:\"page \" counter(page) \" of \" counter(pages);font-size:8pt;color:#555}}"
             ".report-head{display:flex;flex-wrap:wrap;gap:.4em 1.6em;font-size:.92em;margin:.2em 0 .6em}"
             ".sign-off .line{display:inline-block;min-width:11em;border-bottom:1px solid #333;margin:0 1.2em 0 .3em}"
-            "@media print{body{max-width:none;font-size:8pt;line-height:1.15;margin:0}.screen-only{display:none}"
+            ".print-only{display:none}@media print{.print-only{display:inline}"
+            "body{max-width:none;font-size:8pt;line-height:1.15;margin:0}.screen-only{display:none}"
             "h1{font-size:13pt;margin:0 0 .2em}h2{font-size:10pt;margin:.7em 0 .25em;break-after:avoid}"
             "h3{font-size:9pt;margin:.5em 0 .2em}td,th{padding:1px 4px}td.src{font-size:6pt;line-height:1.1;"
             "min-width:0;max-width:none;width:38%}.answer{font-size:9pt;padding:.4em .6em;margin:.4em 0}"
@@ -272,7 +275,7 @@ def _count_section(doc: Mapping[str, Any], thumbnails: Mapping[str, bytes], revi
     messages = [m for t in doc.get("tiles") or [] for m in t.get("flag_messages") or []]
     messages += list(c.get("flag_messages") or [])
     if messages:
-        parts.append("<ul class='small'>" + "".join(f"<li>{esc(m)}</li>" for m in messages) + "</ul>")
+        parts.append("<ul class='small'>" + "".join(f"<li>{worded(str(m))}</li>" for m in messages) + "</ul>")
     figs = []
     for t in doc.get("tiles") or []:
         png = thumbnails.get(t.get("stem", ""))
@@ -302,9 +305,10 @@ def _grade_section(g: Mapping[str, Any]) -> str:
                                ("mitotic score", g["mitotic_score"]), ("necrosis score", g["necrosis_score"]),
                                ("total", g["total"]), (label, value)]))
     if g.get("reason") and g.get("status") != "graded":
-        parts.append(notice(str(g["reason"])))
+        parts.append(notice(worded(str(g["reason"])), html_text=True))
     if g.get("assumptions"):
-        parts.append("<h3>Assumptions</h3><ul>" + "".join(f"<li>{esc(a)}</li>" for a in g["assumptions"]) + "</ul>")
+        parts.append("<h3>Assumptions</h3><ul>" + "".join(f"<li>{worded(str(a))}</li>"
+                                                       for a in g["assumptions"]) + "</ul>")
     return "".join(parts)
 
 

@@ -99,7 +99,7 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
              use_flagged_count: bool = False, roi: str | Path | None = None, roi_class: str | None = None,
              model: str | Path | None = None, overwrite: bool = False,
              detector: tuple[Any, float, float, dict[str, Any]] | None = None, case_id: str | None = None,
-             specimen: str | None = None, pathologist: str | None = None) -> CaseRun:
+             specimen: str | None = None, pathologist: str | None = None, pdf: bool = False) -> CaseRun:
     """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report
     (what ``spindledx case`` does).
 
@@ -138,6 +138,9 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
         (:func:`case_detector`), e.g. a test double.
     case_id, specimen, pathologist
         Shown in the header of every page of the case report and kept in ``case.json`` (``report``).
+    pdf
+        Also write ``case.pdf``, the report to file (:func:`spindledx.case.pdf.render_case_pdf`); ``case.json``
+        then says so (``report_pdf``), and ``review --import`` writes ``case_reviewed.pdf`` as well.
 
     Example: ``run = run_case("actin+ desmin+ CK-pan- CD34-", site="lung", tiles=["sample_slides"],
     out_dir="case_1"); print(run.case["differential"][0]["name"])``
@@ -191,7 +194,7 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
                 "evidence": [os.path.realpath(p) for p in images], "slide": slide_path is not None, "shape": shape,
                 "area_mm2": area_mm2, "use_flagged_count": use_flagged_count,
                 "roi": None if roi is None else os.path.realpath(roi), "roi_class": roi_class,
-                "model": None if model is None else os.path.realpath(model), "report": report}
+                "model": None if model is None else os.path.realpath(model), "report": report, "pdf": bool(pdf)}
     taken = (f"out_dir {out}: already holds a case (case.json); choose another folder, or overwrite=True to "
              "replace it")
     if (out / "case.json").exists() and not overwrite:
@@ -202,7 +205,7 @@ def run_case(panel: str, *, out_dir: str | Path, tiles: Iterable[str | Path] = (
         return _run_case(opts, images, out, slide=slide_path, shape=shape, area_mm2=area_mm2, mpp=mpp,
                          threshold=threshold, review_margin=review_margin, hpf=hpf, panel=panel, site=site, age=age,
                          necrosis=necrosis, atypia=atypia, patterns=patterns, differentiation=differentiation,
-                         detector=detector, roi=region, model=model, report=report)
+                         detector=detector, roi=region, model=model, report=report, pdf=bool(pdf))
 
 
 def _run_case(opts: Any, images: list[Path], out: Path, *, slide: Path | None, shape: str,
@@ -210,7 +213,7 @@ def _run_case(opts: Any, images: list[Path], out: Path, *, slide: Path | None, s
               panel: str, site: str | None, age: float | None, necrosis: str | None, atypia: str | None,
               patterns: tuple[str, ...], differentiation: int | None,
               detector: tuple[Any, float, float, dict[str, Any]] | None, roi: Any = None,
-              model: str | Path | None = None, report: dict[str, str] | None = None) -> CaseRun:
+              model: str | Path | None = None, report: dict[str, str] | None = None, pdf: bool = False) -> CaseRun:
     """Score the evidence, build the case and write its files (the caller holds the output folder)."""
     from spindledx.case.evidence import score_tiles
     from spindledx.case.page import render_case_html
@@ -246,9 +249,15 @@ def _run_case(opts: Any, images: list[Path], out: Path, *, slide: Path | None, s
                      warnings=scored.warnings)
     if report:
         doc["report"] = report
+    if pdf:
+        doc["report_pdf"] = True
     written = [*scored.outputs, atomic_write_text(out / "case.json", json.dumps(doc, indent=2, ensure_ascii=False)),
                write_review_page(out, scored.candidates),
                atomic_write_text(out / "case.html", render_case_html(doc, thumbnails=scored.thumbnails))]
+    if pdf:
+        from spindledx.case.pdf import write_case_pdf
+
+        written.append(write_case_pdf(out / "case.pdf", doc, thumbnails=scored.thumbnails))
     summary = write_summary(
         out, "case", provenance=prov, inputs=[printable(p) for p in images], outputs=written,
         options={"panel": panel, "site": site, "age": age, "sex": opts.sex, "necrosis": necrosis,

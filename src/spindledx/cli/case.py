@@ -67,10 +67,14 @@ def case(
                                                                  "report header."),
     pathologist: str | None = typer.Option(None, "--pathologist", help="Reporting pathologist, in the report header "
                                                                        "and the sign-off."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also write case.pdf, the report to file (A4, a header on every "
+                                                  "page); `review --import` then writes case_reviewed.pdf."),
 ) -> None:
     """Case workup: count mitoses on the H&E evidence, rank the IHC differential with that count, grade, report.
 
     Example: spindledx case "actin+ desmin+ CK-pan- CD34- CD117- S-100-" --site lung --tiles sample_slides --out case_1
+
+    Example: spindledx case "actin+ desmin+ CK-pan-" --site lung --tiles sample_slides --out case_2 --case-id S1 --pdf
     """
     from spindledx.case.run import run_case
 
@@ -83,7 +87,7 @@ def case(
                    atypia=atypia, pattern=pattern or [], differentiation=differentiation, mpp=mpp,
                    threshold=threshold, review_margin=review_margin, hpf_area_mm2=hpf,
                    ignore_unknown=ignore_unknown, use_flagged_count=use_flagged_count, roi=roi, roi_class=roi_class,
-                   case_id=case_id, specimen=specimen, pathologist=pathologist,
+                   case_id=case_id, specimen=specimen, pathologist=pathologist, pdf=pdf,
                    model=model, overwrite=overwrite)
     for w in run.warnings:
         typer.echo(f"warning: {w}", err=True)
@@ -97,6 +101,8 @@ def case(
                f"/10 HPF ({count['n_hpf']:.2f} HPF counted{', extrapolated' if count['extrapolated'] else ''}); "
                f"{grade_text}")
     typer.echo(f"report: {out / 'case.html'}  (review the figures: {out / 'review.html'})")
+    if pdf:
+        typer.echo(f"report to file: {out / 'case.pdf'}")
 
 
 def review(
@@ -104,14 +110,16 @@ def review(
     import_path: Path | None = typer.Option(None, "--import", help="decisions.json exported from review.html."),
     replace: bool = typer.Option(False, "--replace", help="With --import: replace an earlier review that has more "
                                                           "decisions or another reviewer."),
+    pdf: bool | None = typer.Option(None, "--pdf/--no-pdf", help="With --import on a case: write case_reviewed.pdf "
+                                                                 "(default: when the case was made with --pdf)."),
 ) -> None:
     """Write review.html for an output folder, or import the reviewer's decisions and recompute the counts.
 
     Example: spindledx review case_1 --import decisions.json
     """
     if import_path is None:
-        if replace:
-            raise BadInputError("--replace applies to --import")
+        if replace or pdf is not None:
+            raise BadInputError(f"{'--replace' if replace else '--pdf'} applies to --import")
         from spindledx.engine.folder import guest_lock
         from spindledx.review.page import write_review_page
 
@@ -123,7 +131,7 @@ def review(
         return
     from spindledx.case.decisions import import_decisions
 
-    result = import_decisions(out_dir, import_path, replace=replace)
+    result = import_decisions(out_dir, import_path, replace=replace, pdf=pdf)
     r = result["review"]
     c = r["count"]
     typer.echo(f"reviewed by {r['reviewer'] or 'an unnamed reviewer'} ({r['date'] or 'undated'}): {r['n_reviewed']} "
@@ -144,6 +152,8 @@ def review(
         typer.echo(f"case: {lead['name']} {100 * lead['probability']:.0f}%; grade: "
                    + (str(g["grade"]) if g["status"] == "graded" else g["status"].replace("_", " ")))
         typer.echo(f"report: {result['paths']['case_html']}")
+        if "case_pdf" in result["paths"]:
+            typer.echo(f"report to file: {result['paths']['case_pdf']}")
     typer.echo(f"written: {result['paths']['review']}")
 
 

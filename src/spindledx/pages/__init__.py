@@ -1,9 +1,10 @@
-"""Shared building blocks for the self-contained HTML pages spindledx writes (case, review, batch report, teaching).
+"""The self-contained HTML pages spindledx writes (case, review, batch report, teaching site), from templates.
 
-Every page is one file: CSS inline, images as base64 PNG ``data:`` URIs, no external script or font, so it opens
-from a ``file://`` URL offline, can be mailed or archived, and prints on A4 (:data:`CSS` carries an ``@media
-print`` sheet). Helpers return HTML fragments as strings; every value that comes from data goes through
-:func:`esc`.
+Every page is rendered by :func:`render` with the one Jinja2 environment of :mod:`spindledx.pages.environment`
+from a template in ``spindledx/pages/templates/`` (package data): autoescape on, missing values an error. Pages
+are one file each: CSS inline, images as base64 ``data:`` URIs, no external script or font, so they open from a
+``file://`` URL offline, can be mailed or archived, and print on A4 (``page.css`` carries an ``@media print``
+sheet).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from spindledx.pages.components import (
     section,
     table,
 )
+from spindledx.pages.environment import data_uri, environment, fmt, render
+from spindledx.pages.links import linkify, short_url, source_links
 
-__all__ = ["CSS", "document", "esc", "figure", "kv_table", "notice", "png_data_uri", "png_img",
-           "provenance_block", "section", "table"]
+__all__ = ["CSS", "data_uri", "document", "environment", "esc", "figure", "fmt", "kv_table", "linkify", "notice",
+           "png_data_uri", "png_img", "provenance_block", "render", "section", "short_url", "source_links", "table"]

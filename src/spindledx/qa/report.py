@@ -7,7 +7,6 @@ The HTML page embeds everything (plots drawn with matplotlib's Agg backend and t
 
 from __future__ import annotations
 
-import html
 import io
 import json
 from collections.abc import Sequence
@@ -268,173 +267,108 @@ def _tile_stem(row: dict, stems: dict[str, str]) -> str:
 def render_html(rows: Sequence[dict], summary: dict, *, specs_by_key: dict | None = None,
                 title: str = "spindledx batch report", provenance: dict | None = None,
                 review_href: str | None = None, max_thumbnails: int = MAX_TILE_THUMBNAILS) -> str:
-    """The self-contained report page (built on :mod:`spindledx.pages`; no script).
+    """The self-contained report page (template ``report/report.html.j2`` of :mod:`spindledx.pages`; one script,
+    the table sorter).
 
     Sections appear only when they have data, except the summary, the per-tile table and the provenance.
     ``review_href``: the review page the tile thumbnails link to (``review.html`` when it was written).
     """
-    from spindledx.pages import document, esc, figure, kv_table, notice, provenance_block, section, table
+    from spindledx.pages import render
     from spindledx.qa.quality import QUALITY_CHECKS
 
     specs_by_key = specs_by_key or {}
-    plots = _plots(rows, summary)
     det = summary.get("detection")
     counts = summary.get("counts")
     quality = summary.get("quality") or {}
-    hpf = float(summary.get("hpf_area_mm2") or 0.2376)
     prov = provenance or {}
-    parts = [notice("Decision aid for trained pathologists; not a diagnosis. The mitotic detector is a screening aid: "
-                    f"check its figures on the overlays. Densities are per tile area; per 10 HPF means per 10 fields "
-                    f"of {hpf:.4f} mm² ({10 * hpf:.2f} mm²).", kind="info")]
     status = ("interrupted: partial results" if summary.get("interrupted") else
               "failed: no tile could be scored" if summary.get("n_tiles") and not summary.get("n_done") else
               "complete")
     model = (f"{prov.get('model_name') or 'detector'} {prov.get('model_version') or ''}".strip()
              if prov.get("model_version") else prov.get("model_name"))
-    kv = [("tiles in the manifest", summary.get("n_tiles")), ("tiles scored", summary.get("n_done")),
-          ("tiles that failed", summary.get("n_failed")),
-          ("tiles flagged by image-quality checks", quality.get("n_flagged")), ("status", status),
-          ("detector model", model), ("detection threshold", prov.get("threshold")), ("date", prov.get("date"))]
-    parts.append(section("summary", "Summary", kv_table(kv)))
+    summary_pairs = [("tiles in the manifest", summary.get("n_tiles")), ("tiles scored", summary.get("n_done")),
+                     ("tiles that failed", summary.get("n_failed")),
+                     ("tiles flagged by image-quality checks", quality.get("n_flagged")), ("status", status),
+                     ("detector model", model), ("detection threshold", prov.get("threshold")),
+                     ("date", prov.get("date"))]
+    detection = None
     if det:
-        parts.append(section(
-            "detection", "Detection against the reference figures",
-            f"<p>A detection is a hit when it lies within {esc(summary.get('match_radius_um'))} µm of a reference "
-            "figure, one to one (MIDOG rule).</p>",
-            kv_table([("tiles with reference figures", det.get("n_tiles")), ("true positives", det.get("tp")),
-                      ("false positives", det.get("fp")), ("false negatives (missed figures)", det.get("fn")),
-                      ("precision", det.get("precision")), ("recall (sensitivity)", det.get("recall")),
-                      ("F1 score", det.get("f1"))])))
-    if counts:
-        charts = [figure(plots[k], cap) for k, cap in (("count_vs_expected", "Count per tile against the reference "
-                                                         "(identity dashed; marker area = number of tiles)"),
-                                                        ("bland_altman", "Bland–Altman: difference against mean, "
-                                                         "bias and 95 % limits")) if k in plots]
-        parts.append(section("counts", "Count agreement with the reference",
-                             kv_table([(_STAT_WORDS.get(k, k), v) for k, v in counts.items()]),
-                             "<div class='grid'>" + "".join(charts) + "</div>"))
+        detection = {"match_radius_um": summary.get("match_radius_um"),
+                     "pairs": [("tiles with reference figures", det.get("n_tiles")), ("true positives", det.get("tp")),
+                               ("false positives", det.get("fp")),
+                               ("false negatives (missed figures)", det.get("fn")),
+                               ("precision", det.get("precision")), ("recall (sensitivity)", det.get("recall")),
+                               ("F1 score", det.get("f1"))]}
     flag_counts = quality.get("flag_counts") or {}
     checks = [{"flag": c.flag.replace("_", " "), "measure": c.measure.replace("_", " "),
                "rule": f"{c.comparison} {c.threshold:g} {c.unit}", "tiles": flag_counts.get(c.flag, 0)}
               for c in QUALITY_CHECKS]
-    parts.append(section("quality", "Image quality",
-                         figure(plots["qa_flags"], "Tiles raised by each check") if "qa_flags" in plots else
-                         "<p>No tile raised an image-quality flag.</p>",
-                         table(checks, [("flag", "check"), ("measure", "measure"), ("rule", "raised when"),
-                                        ("tiles", "tiles raised", "num")])))
-    parts.append(section("guard", "Count plausibility and stain/texture guard", _guard_html(rows, summary)))
     cases = summary.get("cases") or []
-    if cases:
-        case_rows = [{**c, "fnclcc_mitotic_score": (f"{c['fnclcc_mitotic_score']} (extrapolated)"
-                                                     if c.get("area_below_10hpf") and
-                                                     c.get("fnclcc_mitotic_score") is not None
-                                                     else c.get("fnclcc_mitotic_score")),
-                      "flags": ", ".join(c.get("flags") or []) or None,
-                      "flagged": "yes: do not grade unseen" if c.get("flags") else "no",
-                      "atypical": (None if c.get("atypical_count") is None else
-                                   f"{c['atypical_count']}" + ("" if c.get("atypical_fraction") is None else
-                                                               f" ({100 * c['atypical_fraction']:.0f}%)")),
-                      "extrapolated": "yes: extrapolated" if c.get("area_below_10hpf") else
-                      ("no" if c.get("area_below_10hpf") is not None else None)} for c in cases]
-        parts.append(section(
-            "cases", "Cases",
-            "<p>Density = figures over the case's scored tile area. Where less than 10 HPF were counted, the "
-            "per-10-HPF figure and the FNCLCC mitotic score are extrapolations, not FNCLCC scores.</p>",
-            figure(plots["density_per_case"], "Mitotic density per case") if "density_per_case" in plots else "",
-            table(case_rows, [("case", "case"), ("n_tiles", "tiles", "num"), ("n_failed", "failed", "num"),
-                              ("count", "figures", "num"), ("expected_count", "reference figures", "num"),
-                              ("area_mm2", "area (mm²)", "num"), ("mitoses_per_mm2", "per mm²", "num"),
-                              ("mitoses_per_10hpf", "per 10 HPF", "num"),
-                              ("fnclcc_mitotic_score", "FNCLCC mitotic score", "num"),
-                              ("extrapolated", "under 10 HPF counted"), ("atypical", "atypical figures", "num"),
-                              ("flags", "guard flags"), ("flagged", "score flagged")])))
+    case_rows = [{**c, "fnclcc_mitotic_score": (f"{c['fnclcc_mitotic_score']} (extrapolated)"
+                                                 if c.get("area_below_10hpf") and
+                                                 c.get("fnclcc_mitotic_score") is not None
+                                                 else c.get("fnclcc_mitotic_score")),
+                  "flags": ", ".join(c.get("flags") or []) or None,
+                  "flagged": "yes: do not grade unseen" if c.get("flags") else "no",
+                  "atypical": (None if c.get("atypical_count") is None else
+                               f"{c['atypical_count']}" + ("" if c.get("atypical_fraction") is None else
+                                                           f" ({100 * c['atypical_fraction']:.0f}%)")),
+                  "extrapolated": "yes: extrapolated" if c.get("area_below_10hpf") else
+                  ("no" if c.get("area_below_10hpf") is not None else None)} for c in cases]
     ihc_cases = [c for c in cases if c.get("panel")]
+    ihc = None
     if ihc_cases:
-        agreement = summary.get("ihc_agreement")
-        lead = ""
-        if agreement:
-            lead = (f"<p>The recorded diagnosis is the leading entity in {agreement['top1_agree']} of "
-                    f"{agreement['n_cases']} cases and among the first three in {agreement['top3_agree']} of "
-                    f"{agreement['n_cases']}.</p>")
-        ihc_rows = [{"case": c["case"], "panel": c["panel"], "site": _entity_words(c.get("site")) if c.get("site")
-                     else None, "dx": _entity_words(c.get("diagnosis")) if c.get("diagnosis") else None,
-                     "ihc": _ihc_cell(c), "top1": c.get("top1_agrees"), "top3": c.get("top3_agrees"),
-                     "error": c.get("ihc_error")} for c in ihc_cases]
-        parts.append(section("ihc", "IHC interpretation", lead,
-                             table(ihc_rows, [("case", "case"), ("panel", "panel"), ("site", "site"),
-                                              ("dx", "recorded diagnosis"), ("ihc", "spindledx: first three"),
-                                              ("top1", "recorded = first"), ("top3", "recorded in first three"),
-                                              ("error", "problem")])))
-    outl = summary.get("outliers") or []
-    if outl:
-        parts.append(section("outliers", "Tiles worth a second look",
-                             table(outl, [("key", "tile"), ("case", "case"), ("count", "figures", "num"),
-                                          ("expected_count", "reference", "num"),
-                                          ("count_error", "difference", "num"), ("reason", "why")])))
-    parts.append(section("tiles", "Every tile", _tile_table(rows, specs_by_key, review_href, max_thumbnails)))
-    failed = summary.get("failed") or []
-    if failed:
-        words = {"bad_input": "unreadable or bad input", "failure": "unexpected failure"}
-        parts.append(section("failures", "Tiles that failed",
-                             table([{**f, "kind": words.get(f.get("error_kind"), f.get("error_kind"))}
-                                    for f in failed], [("key", "tile"), ("kind", "kind"), ("error", "message")])))
-    if prov:
-        parts.append(section("provenance", "Provenance", provenance_block(prov)))
-    return document(title, "".join(parts), subtitle=f"spindledx batch · {prov.get('date', '')}")
+        ihc = {"agreement": summary.get("ihc_agreement"),
+               "rows": [{"case": c["case"], "panel": c["panel"],
+                         "site": _entity_words(c.get("site")) if c.get("site") else None,
+                         "dx": _entity_words(c.get("diagnosis")) if c.get("diagnosis") else None,
+                         "ihc": _ihc_cell(c), "top1": c.get("top1_agrees"), "top3": c.get("top3_agrees"),
+                         "error": c.get("ihc_error")} for c in ihc_cases]}
+    words = {"bad_input": "unreadable or bad input", "failure": "unexpected failure"}
+    failures = [{**f, "kind": words.get(f.get("error_kind"), f.get("error_kind"))} for f in summary.get("failed") or []]
+    return render("report/report.html.j2", title=title, subtitle=f"spindledx batch · {prov.get('date', '')}",
+                  hpf_area_mm2=float(summary.get("hpf_area_mm2") or 0.2376), summary_pairs=summary_pairs,
+                  detection=detection,
+                  counts={"pairs": [(_STAT_WORDS.get(k, k), v) for k, v in counts.items()]} if counts else None,
+                  plots=_plots(rows, summary), quality_checks=checks, guard=_guard(rows, summary),
+                  cases={"rows": case_rows} if cases else None, ihc=ihc, outliers=summary.get("outliers") or [],
+                  tiles=_tile_table(rows, specs_by_key, review_href, max_thumbnails), failures=failures,
+                  provenance=prov)
 
 
-def _guard_html(rows: Sequence[dict], summary: dict) -> str:
+def _guard(rows: Sequence[dict], summary: dict) -> dict:
     """Count-plausibility and out-of-distribution flags in words (a flagged count must not feed a grade unseen)."""
     from spindledx.detection import guard
 
     flagged = [r for r in rows if not r.get("error") and r.get("guard_flags")]
-    head = (f"<p>Density bound {guard.DENSITY_BOUND_PER_MM2:.0f} mitoses/mm² ({html.escape(guard.DENSITY_BOUND_SOURCE)}"
-            f"), one-sided Poisson test at {guard.DENSITY_FALSE_ALARM:g}; a tile is out of distribution when the "
-            "distance of its stain/texture statistics to those of the detector's training images exceeds their "
-            "99th percentile. ")
-    if not flagged:
-        return head + "No tile and no case is flagged.</p>"
-    items = "".join(f"<li><b>{html.escape(str(r['key']))}</b>: {html.escape(m)}</li>"
-                    for r in flagged for m in (r.get("flag_messages") or []))
-    case_items = "".join(f"<li>case <b>{html.escape(str(c['case']))}</b>: {html.escape(', '.join(c['flags']))}"
-                         ": its FNCLCC score is shown flagged and must not be used without checking the overlays</li>"
-                         for c in summary.get("cases") or [] if c.get("flags"))
-    return head + f"{len(flagged)} tile(s) flagged:</p><ul class='guard'>{items}{case_items}</ul>"
+    return {"bound": guard.DENSITY_BOUND_PER_MM2, "source": guard.DENSITY_BOUND_SOURCE,
+            "false_alarm": f"{guard.DENSITY_FALSE_ALARM:g}", "n_flagged": len(flagged),
+            "tiles": [(str(r["key"]), m) for r in flagged for m in (r.get("flag_messages") or [])],
+            "cases": [(str(c["case"]), list(c["flags"])) for c in summary.get("cases") or [] if c.get("flags")]}
 
 
-def _tile_table(rows: Sequence[dict], specs_by_key: dict, review_href: str | None, max_thumbnails: int) -> str:
-    from spindledx.pages import png_img, table
-    from spindledx.pages.components import SORTABLE_SCRIPT
-
+def _tile_table(rows: Sequence[dict], specs_by_key: dict, review_href: str | None, max_thumbnails: int) -> dict:
+    """The per-tile table: records (``thumb``: overlay JPEG bytes, ``stem``: the review page's anchor), columns,
+    and the notes above it."""
     recs = []
     stems = _tile_stems(rows)
     for i, row in enumerate(rows):
         thumb = None
         if not row.get("error") and i < max_thumbnails:
             spec = specs_by_key.get(row["key"])
-            png = _thumbnail({**row, "_reference_points": getattr(spec, "points", None)})
-            if png is not None:
-                thumb = png_img(png, f"overlay of {row['key']}", css_class="thumb", width_px=TABLE_THUMBNAIL_PX)
-                if review_href:
-                    anchor = html.escape(_tile_stem(row, stems))
-                    thumb = f"<a href='{html.escape(review_href)}#img-{anchor}'>{thumb}</a>"
-        recs.append({"thumb": thumb, "key": row["key"], "case": row.get("case"), "count": row.get("count"),
-                     "ref": row.get("expected_count"), "tp": row.get("tp"), "fp": row.get("fp"), "fn": row.get("fn"),
-                     "density": row.get("mitoses_per_mm2"), "atypical": row.get("atypical_count"),
+            thumb = _thumbnail({**row, "_reference_points": getattr(spec, "points", None)})
+        recs.append({"thumb": thumb, "stem": _tile_stem(row, stems), "key": row["key"], "case": row.get("case"),
+                     "count": row.get("count"), "ref": row.get("expected_count"), "tp": row.get("tp"),
+                     "fp": row.get("fp"), "fn": row.get("fn"), "density": row.get("mitoses_per_mm2"),
+                     "atypical": row.get("atypical_count"),
                      "flags": ", ".join(f.replace("_", " ") for f in row.get("flags") or []) or None,
                      "error": row.get("error")})
-    note = ("<p class='small muted'>Yellow circles: detections with their score; cyan crosses: reference figures."
-            + (" Click a thumbnail to review that tile's candidates." if review_href else
-               " Run <code>spindledx review OUT_DIR</code> to review the detections.") + "</p>")
-    if len(rows) > max_thumbnails:
-        note += f"<p class='small muted'>Thumbnails for the first {max_thumbnails} tiles only.</p>"
     columns = [("thumb", "overlay"), ("key", "tile"), ("case", "case"), ("count", "figures", "num"),
                ("ref", "reference", "num"), ("tp", "hits", "num"), ("fp", "false positives", "num"),
                ("fn", "missed", "num"), ("density", "per mm²", "num")]
     if any(r["atypical"] is not None for r in recs):
         columns.append(("atypical", "atypical figures", "num"))
     columns += [("flags", "flags (image quality, count guard)"), ("error", "error")]
-    messages = sorted({m for r in rows for m in r.get("flag_messages") or []})
-    if messages:
-        note += "<ul class='small'>" + "".join(f"<li>{html.escape(m)}</li>" for m in messages) + "</ul>"
-    return note + table(recs, columns, raw=("thumb",), css_class="sortable") + SORTABLE_SCRIPT
+    return {"rows": recs, "columns": columns, "review_href": review_href, "n_rows": len(rows),
+            "max_thumbnails": max_thumbnails, "thumbnail_px": TABLE_THUMBNAIL_PX,
+            "messages": sorted({m for r in rows for m in r.get("flag_messages") or []})}

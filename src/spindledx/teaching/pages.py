@@ -441,9 +441,8 @@ def quiz_page(sets: Mapping[str, int], skipped: tuple[tuple[str, str], ...]) -> 
         left_out = (f"<p class='muted'>Left out: {len(skipped)} case(s) the interpreter cannot read ("
                     + "; ".join(f"{esc(i)}: {esc(r)}" for i, r in skipped) + ").</p>")
     return f"""<h1>Case quiz</h1>
-<p class="summary">{total} published cases of the project: {sets.get('original', 0)} test panels written before the
-first evaluation, {sets.get('holdout', 0)} hold-out panels and {sets.get('reports', 0) + sets.get('reports-b', 0)}
-published case reports (two sets, each run once blind before being published here; with age, sex and morphology as
+<p class="summary">{total} cases: {sets.get('original', 0)} test panels, {sets.get('holdout', 0)} hold-out panels and
+{sets.get('reports', 0) + sets.get('reports-b', 0)} published case reports (with age, sex and morphology as
 reported). Read the case, pick a diagnosis, then compare with the
 interpreter's differential, the evidence it used and the sources. The score stays in this page.</p>
 {left_out}

@@ -1,0 +1,66 @@
+"""The wording of a case on paper: the texts of ``case.json`` (grade reason, assumptions, warnings) without
+command-line flags or commands.
+
+``case.json`` and the on-screen page keep the hints a command-line user acts on ("--necrosis none, <50 or >=50
+is needed for the grade"); a printed or filed report says what is missing instead ("necrosis not given"), since
+nobody can act on a flag from paper. :func:`paper_text` rewrites the known hints into sentences and, as a last
+resort, writes any other ``--option`` as the words of its name.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+# (pattern, replacement), applied in order: the hints case.json carries, in the words a report uses.
+_REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"necrosis extent not given: --necrosis none, <50 or >=50 is needed for the grade"),
+     "necrosis not given: the grade needs its extent (none, < 50 % or ≥ 50 % of the tumour)"),
+    (re.compile(r"\s*\(--use-flagged-count uses it\)"), " unless asked"),
+    (re.compile(r"\s*\(--use-flagged-count\)"), ""),
+    (re.compile(r",? or grade them anyway with --use-flagged-count"), ""),
+    (re.compile(r";? give --differentiation to override"), ""),
+    (re.compile(r"given with --model"), "given as a model card"),
+    (re.compile(r"confirm (them|the figures) with `spindledx review`"),
+     r"confirm \1 on the review page before the count is reported"),
+    (re.compile(r"\s*[—-]+ give --mpp if that is wrong, every density depends on it"),
+     "; every density depends on it"),
+    (re.compile(r"--sex (\S+) contradicts --site (\S+)"), r"sex \1 contradicts site \2"),
+    (re.compile(r"\s*\(--out\)"), ""),
+)
+_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
+_COMMAND = re.compile(r"`spindledx [^`]*`")
+
+
+def paper_text(text: str) -> str:
+    """``text`` as a report on paper says it: no command-line flag, no command to run.
+
+    Known hints become sentences (``"necrosis extent not given: --necrosis none, <50 or >=50 is needed for the
+    grade"`` -> ``"necrosis not given: the grade needs its extent (none, < 50 % or ≥ 50 % of the tumour)"``); any
+    other ``--option`` is written as the words of its name and a quoted ``spindledx`` command as "the command
+    line".
+    """
+    out = str(text)
+    for pattern, replacement in _REWRITES:
+        out = pattern.sub(replacement, out)
+    out = _COMMAND.sub("the command line", out)
+    return _FLAG.sub(lambda m: m.group(1).replace("-", " "), out)
+
+
+_COMMAND_NAMED = re.compile(r"`spindledx\b|\bspindledx (?:score|slide|batch|review|panel|grade|kb|compare|quiz|"
+                            r"marker|entity|count-points|evaluate|case(?! report)) +[\w\"'./<-]")
+
+
+def has_cli_words(text: str) -> bool:
+    """True when ``text`` still names a command-line flag or a ``spindledx`` command."""
+    return bool(_FLAG.search(text) or _COMMAND_NAMED.search(text))
+
+
+def screen_and_paper_html(text: str) -> str:
+    """HTML of ``text``: as written on screen and, when it names a flag, the paper wording in print (the page's
+    print sheet shows ``.print-only`` and hides ``.screen-only``)."""
+    paper = paper_text(text)
+    if paper == text:
+        return html.escape(text)
+    return (f"<span class='screen-only'>{html.escape(text)}</span>"
+            f"<span class='print-only'>{html.escape(paper)}</span>")
