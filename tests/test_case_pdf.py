@@ -150,3 +150,22 @@ def test_pdf_of_a_long_header_keeps_page_numbers_apart(tmp_path, monkeypatch, ca
     assert "Dr <b>&amp; Example" in pages[-1]  # markup in a field is printed as text
     assert re.search(r"page 1 of \d", pages[0])
 
+
+
+def test_review_no_pdf_leaves_the_pdf_out(pdf_case, capsys):
+    decisions = _decide_all(pdf_case, pdf_case.parent / "decisions.json")
+    assert main(["review", str(pdf_case), "--import", str(decisions), "--no-pdf"]) == 0
+    assert (pdf_case / "case_reviewed.html").is_file() and not (pdf_case / "case_reviewed.pdf").exists()
+
+
+def test_pdf_without_dejavu_spells_out_what_helvetica_lacks(pdf_case, monkeypatch):
+    from spindledx.case import pdf
+
+    monkeypatch.setattr(pdf, "_fonts", lambda: ("Helvetica", "Helvetica-Bold", "Helvetica-Oblique"))
+    doc = json.loads((pdf_case / "case.json").read_text())
+    doc["warnings"].append("a count ≥ 20 − checked")
+    out = pdf_case.parent / "helvetica.pdf"
+    out.write_bytes(pdf.render_case_pdf(doc))
+    n_pages, pages = pdf_text(out)
+    text = "\n".join(pages)
+    assert "a count >= 20 - checked" in text and "S26-04711" in pages[0] and n_pages >= 1
