@@ -64,7 +64,7 @@ def test_every_template_is_package_data():
         rel = path.relative_to(package).as_posix()
         assert any(fnmatch.fnmatch(rel, g) for g in globs), rel
     assert set(environment().list_templates()) >= {"base.html.j2", "macros.html.j2", "review/review.html.j2",
-                                                   "report/report.html.j2"}
+                                                   "report/report.html.j2", "case/case.html.j2"}
 
 
 def test_render_fails_loudly_on_a_missing_value():
@@ -143,3 +143,27 @@ def test_batch_report_escapes_a_hostile_file_name_and_case_id(tmp_path, monkeypa
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in report
     _assert_inert_in_browser(browser_page, tmp_path / "out" / "report.html", n_scripts=1)
     assert HOSTILE_ID in browser_page.locator("section#cases").inner_text()
+
+
+def test_site_pages_escape_hostile_knowledge_base_strings_in_their_frame():
+    """The teaching site: a hostile entity name and summary, in the page frame (title, footer) and the body."""
+    import dataclasses
+    from types import MappingProxyType
+
+    from spindledx.ihc.knowledge import load_knowledge_base
+    from spindledx.teaching.compare import teaching_pairs
+    from spindledx.teaching.html import Frame
+    from spindledx.teaching.pages import SiteLinks, entity_page, index_page
+
+    kb = load_knowledge_base()
+    entities = dict(kb.entities)
+    entities["gist"] = dataclasses.replace(entities["gist"], name=HOSTILE_ID, summary=HOSTILE_STEM,
+                                           aliases=(HOSTILE_STEM,))
+    kb = dataclasses.replace(kb, entities=MappingProxyType(entities))
+    links = SiteLinks(kb, teaching_pairs(kb))
+    frame = Frame(title=HOSTILE_ID, root="../", footer=(("built", HOSTILE_STEM),))
+    for page in (entity_page(kb, "gist", links, frame=frame),
+                 index_page(kb, links, n_questions=1, provenance={"built": HOSTILE_ID}, frame=frame)):
+        _assert_escaped(page)
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert page.count("<script") == 2  # the frame's two local scripts, nothing else

@@ -9,7 +9,6 @@ resort, writes any other ``--option`` as the words of its name.
 
 from __future__ import annotations
 
-import html
 import re
 
 # (pattern, replacement), applied in order: the hints case.json carries, in the words a report uses.
@@ -54,13 +53,3 @@ _COMMAND_NAMED = re.compile(r"`spindledx\b|\bspindledx (?:score|slide|batch|revi
 def has_cli_words(text: str) -> bool:
     """True when ``text`` still names a command-line flag or a ``spindledx`` command."""
     return bool(_FLAG.search(text) or _COMMAND_NAMED.search(text))
-
-
-def screen_and_paper_html(text: str) -> str:
-    """HTML of ``text``: as written on screen and, when it names a flag, the paper wording in print (the page's
-    print sheet shows ``.print-only`` and hides ``.screen-only``)."""
-    paper = paper_text(text)
-    if paper == text:
-        return html.escape(text)
-    return (f"<span class='screen-only'>{html.escape(text)}</span>"
-            f"<span class='print-only'>{html.escape(paper)}</span>")

@@ -9,21 +9,7 @@ sheet).
 
 from __future__ import annotations
 
-from spindledx.pages.components import (
-    CSS,
-    document,
-    esc,
-    figure,
-    kv_table,
-    notice,
-    png_data_uri,
-    png_img,
-    provenance_block,
-    section,
-    table,
-)
 from spindledx.pages.environment import data_uri, environment, fmt, render
 from spindledx.pages.links import linkify, short_url, source_links
 
-__all__ = ["CSS", "data_uri", "document", "environment", "esc", "figure", "fmt", "kv_table", "linkify", "notice",
-           "png_data_uri", "png_img", "provenance_block", "render", "section", "short_url", "source_links", "table"]
+__all__ = ["data_uri", "environment", "fmt", "linkify", "render", "short_url", "source_links"]

@@ -35,6 +35,11 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def percent(value: float | None, digits: int = 0) -> str:
+    """``0.79`` -> ``"79%"``; ``None`` -> an en dash."""
+    return "–" if value is None else f"{value * 100:.{digits}f}%"
+
+
 def data_uri(data: bytes) -> str:
     """``data:image/png;base64,...`` URI of PNG bytes (``image/jpeg`` when the bytes are a JPEG)."""
     mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
@@ -70,7 +75,7 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("spindledx.pages", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              auto_reload=False)
-    env.filters.update(fmt=fmt, data_uri=data_uri, css_string=css_string, linkify=linkify)
+    env.filters.update(fmt=fmt, percent=percent, data_uri=data_uri, css_string=css_string, linkify=linkify)
     env.globals.update(provenance_pairs=provenance_pairs)
     return env
 

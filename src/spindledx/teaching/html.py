@@ -1,20 +1,22 @@
-"""Small HTML helpers for the static site: escaping, source links, slugs, the page frame, embedded JSON.
+"""Helpers of the static site: the page frame (templates ``site/*.html.j2``), source links, slugs, embedded JSON.
 
-Every string that comes from the knowledge base passes through :func:`spindledx.pages.esc` (``html.escape``
-with quotes) or is
-rendered by the page script with ``textContent``; links are made only for ``http(s)`` URLs, DOIs and PMIDs found
-in source fields (:func:`spindledx.pages.links.source_links`), and their ``href`` is escaped too.
+Pages are rendered by :func:`spindledx.pages.render` (autoescape on): every string that comes from the knowledge
+base is escaped by the template or rendered by the page script with ``textContent``; links are made only for
+``http(s)`` URLs, DOIs and PMIDs found in source fields (:func:`spindledx.pages.links.linkify`), and their ``href``
+is escaped too. JSON for the site's script files goes through :func:`json_for_script`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
-from spindledx.pages import esc  # the pages' one escaping helper (quotes included; None -> an en dash)
+from spindledx.pages import render
+from spindledx.pages.environment import percent
 from spindledx.pages.links import linkify, short_url, source_links
 
-__all__ = ["esc", "json_for_script", "linkify", "page", "pct", "short_url", "slugify", "source_links",
+__all__ = ["Frame", "json_for_script", "linkify", "pct", "render_page", "short_url", "slugify", "source_links",
            "source_segments"]
 
 
@@ -49,39 +51,24 @@ def json_for_script(payload: object) -> str:
 
 def pct(value: float | None, digits: int = 0) -> str:
     """``0.79`` -> ``"79%"``; None -> ``"–"``."""
-    return "–" if value is None else f"{value * 100:.{digits}f}%"
+    return percent(value, digits)
 
 
-def page(title: str, body: str, *, root: str, footer: str, scripts: tuple[str, ...] = ()) -> str:
-    """A complete page: header with navigation and the search box, ``body`` (already HTML), footer.
+@dataclass(frozen=True)
+class Frame:
+    """The frame of a site page: its title, the relative path back to the site root (``""`` or ``"../"``), the
+    footer's (label, value) pairs and the local scripts it loads besides the search index and ``site.js``."""
 
-    ``root`` is the relative path back to the site root (``""`` or ``"../"``); only local scripts and styles are
-    referenced, so the page works from ``file://`` without a network.
-    """
-    extra = "".join(f'<script src="{esc(root + s)}"></script>' for s in scripts)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(title)} · spindledx knowledge base</title>
-<link rel="stylesheet" href="{esc(root)}assets/site.css">
-</head>
-<body data-root="{esc(root)}">
-<header class="top">
-<a class="brand" href="{esc(root)}index.html">spindledx KB</a>
-<nav><a href="{esc(root)}index.html#entities">Entities</a><a href="{esc(root)}index.html#markers">Markers</a>\
-<a href="{esc(root)}matrix.html">Matrix</a><a href="{esc(root)}index.html#compare">A vs B</a>\
-<a href="{esc(root)}panel.html">Panel form</a><a href="{esc(root)}quiz.html">Quiz</a></nav>
-<div class="search"><input id="search" type="search" placeholder="Search entity, marker, synonym…" \
-autocomplete="off" aria-label="Search the knowledge base"><ul id="search-results" hidden></ul></div>
-</header>
-<main>
-{body}
-</main>
-<footer>{footer}</footer>
-<script src="{esc(root)}assets/search-index.js"></script>
-{extra}<script src="{esc(root)}assets/site.js"></script>
-</body>
-</html>
-"""
+    title: str
+    root: str
+    footer: tuple[tuple[str, str], ...]
+    scripts: tuple[str, ...] = ()
+
+
+def render_page(template: str, frame: Frame | None, **context: object) -> str:
+    """Render the site template ``template`` (``site/*.html.j2``) in the page ``frame`` (header with navigation and
+    search box, footer), or its main part alone when ``frame`` is None."""
+    if frame is None:
+        return render(template, layout="site/bare.html.j2", **context)
+    return render(template, layout="site/frame.html.j2", title=frame.title, root=frame.root,
+                  footer=frame.footer, scripts=frame.scripts, **context)

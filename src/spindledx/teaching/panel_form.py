@@ -33,7 +33,7 @@ from spindledx.ihc.model import DEFAULT_FOCAL_SHARE, MARKER_GROUPS, STAIN_ERROR,
 from spindledx.ihc.priors import CONTEXT_MAX_RATIO, build_prior
 from spindledx.ihc.selection import NOT_SELECTION_EVIDENCE, reporting_table
 from spindledx.ihc.vocabulary import DIFFUSE_CUTOFF_PERCENT, KI67_HIGH_CUTOFF_PERCENT, SITE_ALIASES
-from spindledx.teaching.html import esc
+from spindledx.teaching.html import Frame, render_page
 
 BASIS_CODES = ("no data", "entity", "site", "pair background", "background", "elicited", "elicited + data")
 SITE_LABELS = {"gi_tract": "GI tract", "soft_tissue": "soft tissue", "pulmonary_artery": "pulmonary artery"}
@@ -163,58 +163,7 @@ def model_export(kb: KnowledgeBase, constants: ModelConstants, *, entity_links: 
     }
 
 
-def panel_page(kb: KnowledgeBase) -> str:
-    """Body of ``panel.html``: the form (filled and read by ``assets/panel.js``) and the result area."""
-    sites = "".join(f"<option value='{esc(s)}'>{esc(SITE_LABELS.get(s, s))}</option>" for s in kb.site_priors)
-    atypia = "".join(f"<option value='{esc(a)}'>{esc(a)}</option>" for a in ATYPIA_LEVELS)
-    patterns = "".join(f"<label class='chk'><input type='checkbox' name='pattern' value='{esc(p)}'> "
-                       f"{esc(p.replace('_', ' '))}</label>" for p in PATTERNS)
-    return f"""<h1>Panel form</h1>
-<p class="lead">Enter the stains of a spindle-cell tumour and what is known of the patient and the H&amp;E: the
-ranked differential, the evidence for and against each entity and the markers worth adding next follow as you
-type. It is the model of <code>spindledx panel</code>, computed in this page from the same numbers (no network).
-A teaching aid, not a diagnosis.</p>
-<form id="panel-form" class="panel-form" autocomplete="off" onsubmit="return false">
-<fieldset><legend>Stains</legend>
-<p><label for="panel-text">Type a panel</label>
-<input id="panel-text" type="text" size="60" placeholder="desmin+ SMA:focal CD34- S-100-"
-aria-describedby="panel-text-help"> <button type="button" id="panel-read">Read</button>
-<span id="panel-text-help" class="muted">markers with +, -, :focal, :diffuse (or lost/retained, high/low)</span></p>
-<p id="panel-text-msg" class="muted" role="status"></p>
-<p class="picker"><label for="marker-search">Add a marker</label>
-<input id="marker-search" type="search" placeholder="name or synonym, e.g. c-KIT" aria-autocomplete="list">
-<ul id="marker-choices" hidden></ul></p>
-<table class="data" id="panel-rows"><thead><tr><th>marker</th><th>result</th><th></th></tr></thead>
-<tbody></tbody></table>
-</fieldset>
-<fieldset><legend>Patient and H&amp;E</legend>
-<p class="grid">
-<label>Site <select id="f-site"><option value="">not given (population)</option>{sites}</select></label>
-<label>Age (years) <input id="f-age" type="number" min="0" max="120" step="1"></label>
-<label>Sex <select id="f-sex"><option value="">not given</option><option value="F">female</option>
-<option value="M">male</option></select></label>
-<label>Mitoses <span><input id="f-mitoses" type="number" min="0" step="0.1"
-title="fields of 0.2376 mm² (10x/22 eyepiece, 40x objective)"> <select id="f-mitoses-unit"
-aria-label="mitoses counted per"><option value="10HPF">per 10 HPF</option><option value="50HPF">per 50 HPF</option>
-<option value="mm2">per mm²</option></select></span></label>
-<label>Tumour cell necrosis <select id="f-necrosis"><option value="">not given</option><option value="yes">yes
-</option><option value="no">no</option></select></label>
-<label>Atypia <select id="f-atypia"><option value="">not given</option>{atypia}</select></label>
-</p>
-<p class="patterns"><span>Pattern</span> {patterns}</p>
-</fieldset>
-</form>
-<div id="panel-warnings" role="status"></div>
-<h2>Differential</h2>
-<p class="muted">Posterior probability over the entities of the knowledge base; click a row for the evidence.</p>
-<div id="panel-result"><p class="muted">Add at least one marker.</p></div>
-<h2>Next markers</h2>
-<p class="muted">Untested markers ranked by the expected information gain (bits) of their result, with the chance of
-a positive stain in the leading entities.</p>
-<div id="panel-next"></div>
-<h2>The same on the command line</h2>
-<pre id="panel-command" class="cmd"></pre>
-<p class="muted">High-power fields are taken as 0.2376 mm² (10x/22 eyepiece, 40x objective), as on the command
-line. The report wording the command line also reads ("positive for SMA and desmin") is not read here: use the
-compact form or the marker list.</p>
-"""
+def panel_page(kb: KnowledgeBase, *, frame: Frame | None = None) -> str:
+    """``panel.html``: the form (filled and read by ``assets/panel.js``) and the result area."""
+    return render_page("site/panel.html.j2", frame, sites=[(s, SITE_LABELS.get(s, s)) for s in kb.site_priors],
+                       atypia=list(ATYPIA_LEVELS), patterns=[(p, p.replace("_", " ")) for p in PATTERNS])

@@ -29,7 +29,7 @@ from spindledx.provenance import provenance
 from spindledx.summary import write_summary
 from spindledx.teaching import pages
 from spindledx.teaching.compare import compare_entities, teaching_pairs
-from spindledx.teaching.html import esc, json_for_script, page, source_segments
+from spindledx.teaching.html import Frame, json_for_script, source_segments
 from spindledx.teaching.panel_form import model_export, panel_page
 from spindledx.teaching.quiz import build_questions, literature_label, load_quiz_cases
 
@@ -94,8 +94,11 @@ def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
     links = pages.SiteLinks(kb, pairs)
     prov = provenance(include_model=False)
     labels = {"spindledx": prov["spindledx_version"], "knowledge base": prov["kb_version"], "built": prov["date"]}
-    footer = ("spindledx knowledge base · " + " · ".join(f"{esc(k)} {esc(v)}" for k, v in labels.items())
-              + " · a teaching aid, not a diagnosis")
+    footer = tuple(labels.items())
+
+    def frame(title: str, root: str = "", scripts: tuple[str, ...] = ()) -> Frame:
+        return Frame(title=title, root=root, footer=footer, scripts=scripts)
+
     files: dict[str, str] = {}
     for name in ASSETS:
         files[f"assets/{name}"] = resources.files("spindledx.teaching").joinpath("assets", name).read_text("utf-8")
@@ -103,25 +106,23 @@ def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
     quiz, skipped = _quiz_data(kb)
     files["assets/quiz-data.js"] = f"window.SPX_QUIZ = {json_for_script(quiz)};\n"
     sets = {name: sum(1 for q in quiz if q["set"] == name) for name in ("original", "holdout", "reports", "reports-b")}
-    files["index.html"] = page("Home", pages.index_page(kb, links, n_questions=len(quiz), provenance=labels),
-                               root="", footer=footer)
+    files["index.html"] = pages.index_page(kb, links, n_questions=len(quiz), provenance=labels, frame=frame("Home"))
     model = model_export(kb, default_constants(), entity_links=links.entity, marker_links=links.marker,
                          fact_anchor=links.fact_anchor, elicited_anchor=links.elicited_anchor,
                          pair_anchor=links.pair_anchor)
     files["assets/panel-model.js"] = f"window.SPX_MODEL = {json_for_script(model)};\n"
-    files["panel.html"] = page("Panel form", panel_page(kb), root="", footer=footer,
-                               scripts=("assets/panel-model.js", "assets/panel.js"))
-    files["matrix.html"] = page("Entity × marker matrix", pages.matrix_page(kb, links), root="", footer=footer)
-    files["quiz.html"] = page("Quiz", pages.quiz_page(sets, skipped), root="", footer=footer,
-                              scripts=("assets/quiz-data.js",))
+    files["panel.html"] = panel_page(kb, frame=frame("Panel form", scripts=("assets/panel-model.js",
+                                                                             "assets/panel.js")))
+    files["matrix.html"] = pages.matrix_page(kb, links, frame=frame("Entity × marker matrix"))
+    files["quiz.html"] = pages.quiz_page(sets, skipped, frame=frame("Quiz", scripts=("assets/quiz-data.js",)))
     for e, entity in kb.entities.items():
-        files[links.entity[e]] = page(entity.name, pages.entity_page(kb, e, links), root="../", footer=footer)
+        files[links.entity[e]] = pages.entity_page(kb, e, links, frame=frame(entity.name, "../"))
     for m in kb.markers:
-        files[links.marker[m]] = page(m, pages.marker_page(kb, m, links), root="../", footer=footer)
+        files[links.marker[m]] = pages.marker_page(kb, m, links, frame=frame(m, "../"))
     for a, b in pairs:
         comparison = compare_entities(a, b, kb=kb)
-        files[links.pair[(a, b)]] = page(f"{comparison.a_name} versus {comparison.b_name}",
-                                         pages.compare_page(kb, comparison, links), root="../", footer=footer)
+        files[links.pair[(a, b)]] = pages.compare_page(
+            kb, comparison, links, frame=frame(f"{comparison.a_name} versus {comparison.b_name}", "../"))
     return files
 
 
