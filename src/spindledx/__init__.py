@@ -5,8 +5,8 @@ so ``import spindledx`` stays light):
 
 - :func:`score_images` (``score``), :func:`count_points` (``count-points``), :func:`evaluate_images`
   (``evaluate``), :func:`analyze_slide` (``slide``), :func:`run_batch` (``batch``), :func:`run_case` (``case``),
-  :func:`import_decisions` (``review --import``), :func:`interpret_panel` (``panel``), :func:`build_site`
-  (``kb site``).
+  :func:`import_decisions` (``review --import``), :func:`adapt_model` (``adapt``), :func:`interpret_panel`
+  (``panel``), :func:`build_site` (``kb site``).
 """
 
 from spindledx.lazy import lazy_getattr
@@ -21,6 +21,7 @@ _MODULES = {
     "spindledx.case.decisions": ("import_decisions",),
     "spindledx.ihc.interpret": ("interpret_panel",),
     "spindledx.teaching.site": ("build_site",),
+    "spindledx.adapt.run": ("adapt_model",),
 }
 __all__ = sorted(name for names in _MODULES.values() for name in names)
 __getattr__ = lazy_getattr(__name__, _MODULES)

@@ -30,7 +30,8 @@ def kb_version() -> str:
 
 def model_provenance(description: Any | None) -> dict[str, Any]:
     """Name, version, sha256 and threshold of a model description (``ModelDescription``-like), or the shipped
-    model's when ``description`` is None; empty values when no model can be read."""
+    model's when ``description`` is None; empty values when no model can be read. A model made by
+    ``spindledx adapt`` also gives ``adapted_from`` (name, version and sha256 of the model it was adapted from)."""
     if description is None:
         from spindledx.detection.model import shipped_description
 
@@ -38,10 +39,14 @@ def model_provenance(description: Any | None) -> dict[str, Any]:
             description = shipped_description()
         except Exception:  # provenance must not fail a run; it says the model is unknown instead
             return {"model_name": None, "model_version": None, "model_sha256": None, "threshold": None}
-    return {"model_name": getattr(description, "name", None) or description.extra.get("name"),
-            "model_version": getattr(description, "version", None),
-            "model_sha256": getattr(description, "sha256", None),
-            "threshold": getattr(description, "threshold", None)}
+    out = {"model_name": getattr(description, "name", None) or description.extra.get("name"),
+           "model_version": getattr(description, "version", None),
+           "model_sha256": getattr(description, "sha256", None),
+           "threshold": getattr(description, "threshold", None)}
+    adapted = (getattr(description, "extra", None) or {}).get("adapted_from")
+    if isinstance(adapted, dict):
+        out["adapted_from"] = {k: adapted.get(k) for k in ("name", "version", "sha256")}
+    return out
 
 
 def provenance(*, model_description: Any | None = None, include_model: bool = True,

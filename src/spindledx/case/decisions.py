@@ -293,8 +293,9 @@ def _import_decisions(out_dir: Path, decisions_path: str | Path, *, replace: boo
 
     base = provenance(include_model=False)
     model = docs[0].get("model") or {} if docs else {}
-    review["provenance"] = {"spindledx_version": base["spindledx_version"],
+    review["provenance"] = {"spindledx_version": base["spindledx_version"], "model_name": model.get("model_name"),
                             "model_version": model.get("model_version"), "model_sha256": model.get("model_sha256"),
+                            **({"adapted_from": model["adapted_from"]} if model.get("adapted_from") else {}),
                             "threshold": docs[0]["threshold"] if docs else None, "kb_version": base["kb_version"],
                             "date": base["date"], "decisions_file": str(Path(decisions_path).resolve())}
     paths["review"] = write_text_atomic(out_dir / "review_result.json",

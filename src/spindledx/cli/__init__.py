@@ -61,9 +61,9 @@ def _root(
 
 
 def _register_commands() -> None:
-    from spindledx.cli import batch, case, grade, ihc, score, slide, teaching
+    from spindledx.cli import adapt, batch, case, grade, ihc, score, slide, teaching
 
-    for module in (ihc, grade, score, batch, slide, case, teaching):
+    for module in (ihc, grade, score, batch, slide, case, adapt, teaching):
         module.register(app)
     ihc.register_kb(kb_app)
     teaching.register_kb(kb_app)

@@ -131,7 +131,8 @@ Roi = Annotated[Path | None, typer.Option("--roi", help="Region(s) of interest: 
 RoiClass = Annotated[str | None, typer.Option("--roi-class", help="With --roi: use only the annotations of this "
                                               "QuPath classification (e.g. Tumor).")]
 Model = Annotated[Path | None, typer.Option("--model", help="Detector to use instead of the shipped one: a model "
-                                            "card (JSON) next to its ONNX file, following the model contract.")]
+                                            "card (JSON) next to its ONNX file, following the model contract, or a "
+                                            "folder holding one (as `spindledx adapt` writes it).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Write into an --out folder that holds other files or "
                                         "another run (the files that run listed as its outputs are replaced).")]
 Dask = Annotated[str | None, typer.Option("--dask", help="Run on Dask: 'local' (a local cluster) or a scheduler "

@@ -103,8 +103,8 @@ class ModelDetector:
     threads
         onnxruntime threads (1 in worker processes).
     model_path
-        A model card (JSON) with its ONNX file that follows the model contract (``docs/guide/models.md``), used
-        instead of the shipped model.
+        A model card (JSON) with its ONNX file that follows the model contract (``docs/guide/models.md``), or a
+        folder holding one card, used instead of the shipped model.
     """
 
     model_path: str | None = None  # also the value of an object pickled before the field existed
@@ -113,6 +113,10 @@ class ModelDetector:
                  model_path: str | None = None) -> None:
         self.threshold = threshold
         self.threads = threads
+        if model_path is not None:
+            from spindledx.detection.model import resolve_model_card
+
+            model_path = resolve_model_card(model_path)
         self.model_path = None if model_path is None else str(model_path)
 
     @property

@@ -311,12 +311,40 @@ def _load_model_file(path: str, mtime_ns: int, threads: int) -> MitosisModel:
     return load_model(path, threads=threads)
 
 
+def resolve_model_card(path: str | Path) -> Path:
+    """The model card named by ``path``: the JSON file itself, or the one card (a JSON object naming an
+    ``onnx_file``) in a folder, as ``spindledx adapt`` writes it.
+
+    Raises
+    ------
+    BadInputError
+        No such file or folder, or a folder holding no card or more than one.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    cards = []
+    for candidate in sorted(path.glob("*.json")):
+        try:
+            doc = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(doc, dict) and "onnx_file" in doc:
+            cards.append(candidate)
+    if len(cards) != 1:
+        found = "no model card" if not cards else f"{len(cards)} model cards ({cards[0].name}, {cards[1].name})"
+        raise BadInputError(f"{path}: {found}; a model folder holds one card (JSON naming its onnx_file) beside "
+                            "its ONNX file")
+    return cards[0]
+
+
 def load_model_file(path: str | Path, *, threads: int = 2) -> MitosisModel:
     """A model card (JSON) and its ONNX file from disk (the model contract, ``docs/guide/models.md``), checksum
-    verified and loaded once per process, file version and thread setting."""
+    verified and loaded once per process, file version and thread setting. ``path`` may be a folder holding one
+    card (:func:`resolve_model_card`)."""
     import os
 
-    real = os.path.realpath(path)
+    real = os.path.realpath(resolve_model_card(path))
     if not os.path.isfile(real):
         raise BadInputError(f"{path}: no such model card (a JSON file naming its ONNX file)")
     return _load_model_file(real, os.stat(real).st_mtime_ns, threads)

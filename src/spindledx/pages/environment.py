@@ -64,9 +64,15 @@ PROVENANCE_LABELS = {"spindledx_version": "spindledx version", "model_name": "de
 
 
 def provenance_pairs(prov: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(label, value) of the provenance keys in words (nested values left out)."""
-    return [(PROVENANCE_LABELS.get(k, k.replace("_", " ")), v) for k, v in prov.items()
-            if not isinstance(v, dict | list)]
+    """(label, value) of the provenance keys in words (nested values left out, except the model an adapted detector
+    was adapted from, in one line)."""
+    pairs = [(PROVENANCE_LABELS.get(k, k.replace("_", " ")), v) for k, v in prov.items()
+             if not isinstance(v, dict | list)]
+    adapted = prov.get("adapted_from")
+    if isinstance(adapted, dict):
+        pairs.append(("detector adapted from", f"{adapted.get('name')} {adapted.get('version')} (sha256 "
+                                               f"{str(adapted.get('sha256') or '')[:12]}…)"))
+    return pairs
 
 
 @functools.cache

@@ -6,7 +6,7 @@ the detections and can rescue figures the detector scored just below its thresho
 
     {"format": "spindledx-candidates/1", "image": "/abs/path.tif", "stem": "tile_01", "width": ..,
      "height": .., "mpp": .., "threshold": 0.68, "review_floor": 0.48,
-     "model": {"model_version": .., "model_sha256": ..},
+     "model": {"model_name": .., "model_version": .., "model_sha256": .., "adapted_from": {..}},
      "candidates": [{"id": "tile_01#0", "x": .., "y": .., "score": .., "detected": true}, ...]}
 
 Candidates come from one detector run at the lower ``review_floor``: greedy non-maximum suppression keeps the
@@ -78,7 +78,9 @@ def candidates_document(*, image: str | Path, stem: str, width: int, height: int
             "image_identity": content_identity(image), "stem": stem, "width": int(width),
             "height": int(height), "mpp": float(mpp), "origin": [float(origin[0]), float(origin[1])],
             "threshold": float(threshold), "review_floor": float(review_floor),
-            "model": {"model_version": model.get("model_version"), "model_sha256": model.get("model_sha256")},
+            "model": {"model_name": model.get("model_name"), "model_version": model.get("model_version"),
+                      "model_sha256": model.get("model_sha256"),
+                      **({"adapted_from": model["adapted_from"]} if model.get("adapted_from") else {})},
             "candidates": [c.to_json() for c in candidates]}
 
 

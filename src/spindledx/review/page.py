@@ -111,8 +111,17 @@ def render_review_html(docs: Sequence[dict[str, Any]], *, title: str = "Review o
                   flagged=[f"{d['stem']} ({', '.join(f.replace('_', ' ') for f in d['flags'])})"
                            for d in docs if d.get("flags")],
                   no_candidates=[d["stem"] for d in docs if not d["candidates"]],
-                  model_version=model.get("model_version"), model_sha12=(model.get("model_sha256") or "")[:12],
+                  model_name=model.get("model_name"), model_version=model.get("model_version"),
+                  model_sha12=(model.get("model_sha256") or "")[:12], adapted_from=_adapted_text(model),
                   payload=payload)
+
+
+def _adapted_text(model: dict[str, Any]) -> str | None:
+    """What the run's model was adapted from (name, version, sha256), or None for a model not made by ``adapt``."""
+    adapted = model.get("adapted_from")
+    if not isinstance(adapted, dict):
+        return None
+    return f"{adapted.get('name')} {adapted.get('version')} (sha256 {str(adapted.get('sha256') or '')[:12]}…)"
 
 
 def write_review_page(out_dir: str | Path, docs: Sequence[dict[str, Any]] | None = None) -> Path:
