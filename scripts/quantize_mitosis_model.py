@@ -22,9 +22,10 @@ averaged probabilities, and the agreement of the decisions (gate of the averagin
 The figures go into the card's ``quantization`` entry; the detections and F1 of both graphs are compared by
 ``spindledx evaluate`` (``docs/evaluation.md``).
 
-The card (``src/spindledx/detection/models/mitosis_model.json``) then names the INT8 graph as the model that runs
-(``onnx_file``, ``sha256``) and keeps the float graph it was built from under ``quantization.float_model``
-(file and sha256), so both files are verifiable. Threshold, test-time averaging and candidates are unchanged.
+The card (``src/spindledx/detection/models/mitosis_model.json``) keeps naming the float graph (``onnx_file``,
+``sha256``: the model, in provenance and for adaptation) and gets an ``int8`` entry with the INT8 graph's file,
+sha256, method and these checks; :func:`spindledx.detection.model.load_model` verifies both files and runs the INT8
+graph. Threshold, test-time averaging and candidates are unchanged.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ REPO = Path(__file__).resolve().parents[1]
 FIELDS = REPO.parent / "shared" / "data" / "midesec-train"
 SHIPPED = REPO / "src" / "spindledx" / "detection" / "models"
 CARD = SHIPPED / "mitosis_model.json"
-FLOAT_ONNX = "mitosis_cnn.onnx"
 INT8_ONNX = "mitosis_cnn_int8.onnx"
 #: Nodes kept in float: the first convolution block (see the module docstring).
 FLOAT_NODES = ["/net/features/features.0/Conv", "/net/features/features.2/Relu", "/net/features/features.3/MaxPool"]
@@ -128,26 +128,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"needs the MiDeSeC fields in {FIELDS}", file=sys.stderr)
         return 2
     card = json.loads(CARD.read_text(encoding="utf-8"))
-    float_entry = card.get("quantization", {}).get("float_model") or {"onnx_file": card["onnx_file"],
-                                                                     "sha256": card["sha256"]}
-    float_path = SHIPPED / float_entry["onnx_file"]
-    verify_checksum(float_path, float_entry["sha256"])
-    float_card = dict(card, onnx_file=float_entry["onnx_file"], sha256=float_entry["sha256"])
-    float_model = MitosisModel(ModelDescription.from_dict(float_card), float_path)
+    float_path = SHIPPED / card["onnx_file"]
+    verify_checksum(float_path, card["sha256"])
+    description = ModelDescription.from_dict(card)
+    float_model = MitosisModel(description, float_path)
     patches = field_patches(float_model)
     int8_path = SHIPPED / INT8_ONNX
-    if not args.check:
+    if args.check:
+        verify_checksum(int8_path, card["int8"]["sha256"])
+    else:
         build(float_path, int8_path, patches)
-    int8_card = dict(card, onnx_file=INT8_ONNX, sha256=sha256_file(int8_path))
-    int8_model = MitosisModel(ModelDescription.from_dict(int8_card), int8_path)
+    int8_model = MitosisModel(description, int8_path)
     check = compare(float_model, int8_model, patches)
     print(json.dumps(check, indent=1))
     if args.check:
         return 0
-    int8_card["input"] = dict(card["input"], output="mitosis probability per patch (sigmoid), one view; the "
-                              "card's test-time averaging is applied outside the graph")
-    int8_card["quantization"] = {
-        "float_model": float_entry,
+    card["int8"] = {
+        "onnx_file": INT8_ONNX,
+        "sha256": sha256_file(int8_path),
         "method": "onnxruntime quantize_static, QDQ, int8 weights per output channel, int8 activations per "
                   "tensor, min-max calibration; first convolution block kept in float",
         "calibration": "single-view patches at every candidate of the 35 MiDeSeC training fields",
@@ -155,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         "check_against_float": check,
         "built_by": "scripts/quantize_mitosis_model.py",
     }
-    CARD.write_text(json.dumps(int8_card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {int8_path.name} (sha256 {int8_card['sha256'][:12]}) and {CARD.name}")
+    CARD.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {int8_path.name} (sha256 {card['int8']['sha256'][:12]}) and the int8 entry of {CARD.name}")
     return 0
 
 

@@ -292,8 +292,11 @@ def read_description(description_path: str | Path | Traversable | None = None) -
 def load_model(description_path: str | Path | Traversable | None = None, *, threads: int = 2) -> MitosisModel:
     """Load the model described by ``description_path`` (default: the shipped package data).
 
-    The ONNX file is resolved relative to the JSON file and its sha256 is verified before use. Every call builds
-    a new onnxruntime session; stages use the cached :func:`load_shipped_model`.
+    The ONNX file is resolved relative to the JSON file and its sha256 is verified before use. When the card has
+    an ``int8`` entry (``onnx_file``, ``sha256``: an 8-bit graph built from the card's graph, e.g. by
+    ``scripts/quantize_mitosis_model.py``), that graph is verified as well and is the one run; the card's own graph
+    and sha256 still name the model (provenance, adaptation). Every call builds a new onnxruntime session; stages
+    use the cached :func:`load_shipped_model`.
     """
     if description_path is None:
         path, folder = DEFAULT_DESCRIPTION, MODELS_DIR
@@ -303,6 +306,12 @@ def load_model(description_path: str | Path | Traversable | None = None, *, thre
     desc = read_description(path)
     onnx_path = folder / desc.onnx_file
     verify_checksum(onnx_path, desc.sha256)
+    int8 = desc.extra.get("int8")
+    if int8 is not None:
+        if not (isinstance(int8, dict) and all(isinstance(int8.get(k), str) for k in ("onnx_file", "sha256"))):
+            raise BadInputError("invalid mitosis model description: int8 needs onnx_file and sha256")
+        onnx_path = folder / int8["onnx_file"]
+        verify_checksum(onnx_path, int8["sha256"])
     return MitosisModel(desc, onnx_path, threads=threads)
 
 
