@@ -105,6 +105,7 @@ def test_adapt_writes_a_model_that_score_uses_through_its_folder(reviewed, capsy
     assert card["adapted_from"]["name"] == "colour-test" and card["adapted_from"]["sha256"] == json.loads(
         reviewed["card"].read_text())["sha256"]
     assert card["adaptation"]["reviewers"] == ["Dr Test"] and card["adaptation"]["decisions"] >= 30
+    assert card["adaptation"]["validation"]["correction_share"] in (1.0, 0.5, 0.25, 0.125)
     assert card["sha256"] == hashlib.sha256((model_dir / card["onnx_file"]).read_bytes()).hexdigest()
     before, after = doc["validation"]["before"], doc["validation"]["after"]
     assert after["errors"] < before["errors"] and after["recall"] is not None

@@ -252,7 +252,9 @@ def adapt_model(sources: Sequence[str | Path], out: str | Path, *, model: str | 
         "method": "logit of the starting model + L2-regularised linear correction on its pooled features, fitted on "
                   f"the decisions (8 dihedral views and {AUGMENTED_COPIES} stain-jittered copies each) and the "
                   f"packaged anchors; {v.strength:g} of the fitted correction applied",
-        "validation": {"folds": v.folds, "by": "image", "before": v.before, "after": v.after, "notes": v.notes},
+        "validation": {"folds": v.folds, "by": "image", "before": v.before, "after": v.after, "notes": v.notes,
+                       "correction_share": v.strength, "shares_tried": v.tried,
+                       "threshold_choice": v.threshold_choice},
     }
     cut = {"features": fitted["cut"].features, "logit": fitted["cut"].logit, "width": fitted["cut"].width,
            "feature_extractor_sha256": start.feature_sha256}
