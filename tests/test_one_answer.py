@@ -232,9 +232,10 @@ def test_cmu1_normal_skin_is_interphase_like_on_every_route(tmp_path, capsys):
     answers = {"score": scored, "slide": slide_doc["answer"], "case --slide": case_doc["count"]}
     for route, answer in answers.items():
         assert "interphase_like" in answer["flags"], route
-    same = {route: (a["count"], a["area_mm2"], a["mitoses_per_mm2"], sorted(a["flags"]))
-            for route, a in answers.items()}
+    same = {route: (a["count"], a["area_mm2"], sorted(a["flags"])) for route, a in answers.items()}
     assert same["slide"] == same["case --slide"] == same["score"]
+    for a in answers.values():  # densities agree to rounding (one of the routes divides by the rounded area)
+        assert a["mitoses_per_mm2"] == pytest.approx(scored["mitoses_per_mm2"], rel=1e-4)
     check = scored["interphase_check"]
     assert check["flagged"] and check["n_ranked"] >= 10 and check == slide_doc["interphase_check"]
     sentence = "no darker than the median nucleus around them"
