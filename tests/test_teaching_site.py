@@ -14,12 +14,12 @@ import pytest
 from spindledx.ihc import load_knowledge_base
 from spindledx.teaching import site as site_module
 from spindledx.teaching.compare import compare_entities, teaching_pairs
-from spindledx.teaching.html import json_for_script, linkify, slugify, source_links
+from spindledx.teaching.html import json_for_script, linkify, slugify, source_links, source_segments
 from spindledx.teaching.pages import SiteLinks, compare_page, entity_page, marker_page, matrix_page
-from spindledx.teaching.quiz import quiz_questions
+from spindledx.teaching.quiz import build_questions, literature_label, load_quiz_cases, quiz_questions
 from spindledx.teaching.site import MANIFEST, build_site
 
-MAX_SITE_BYTES = 8_000_000  # 35 entity pages with their elicited figures, 83 marker pages, the quiz with answers
+MAX_SITE_BYTES = 5_000_000  # the limit of bench/bench_site.py: 137 pages, the quiz with its answers, the panel model
 
 
 @pytest.fixture(scope="module")
@@ -209,8 +209,41 @@ def test_site_in_a_real_browser(built, browser_page, tmp_path):
     assert page.console_errors == []
 
 
+def test_quiz_in_the_browser_is_the_interpreters_answer(built, browser_page):
+    """Every quiz question as the page unpacks it (assets/quiz-data.js stores repeated strings once) against the
+    Python answer: the same questions and reveals field for field, probabilities within 0.0005 of the interpreter's
+    own and in its order, the same evidence rows (literature label, note and source of each)."""
+    kb = load_knowledge_base()
+    python, _ = site_module._quiz_data(kb)
+    cases = {c.id: c for c in load_quiz_cases(kb=kb)}
+    questions = {q.case.id: q for q in build_questions(list(cases.values()), kb=kb)[0]}
+    page = browser_page
+    page.goto((built.out / "quiz.html").as_uri())
+    shown = page.evaluate("window.SPX_QUIZ")
+    assert len(shown) == len(python) == len(questions) > 300
+    for got, want in zip(shown, python, strict=True):
+        assert got == want
+        result = questions[got["id"]].result
+        ranked = result.differential[: len(got["answer"]["differential"])]
+        assert [d["id"] for d in got["answer"]["differential"]] == [e.id for e in ranked]
+        for d, e in zip(got["answer"]["differential"], ranked, strict=True):
+            assert abs(d["probability"] - e.probability) <= 0.0005
+        entry = next(e for e in result.differential if e.id == got["answer"]["expected"]["id"])
+        assert abs(got["answer"]["expected"]["probability"] - entry.probability) <= 0.0005
+        rows = got["answer"]["evidence"]
+        assert len(rows) == len(entry.evidence)
+        for r, ev in zip(rows, entry.evidence, strict=True):
+            j = ev.to_json()
+            assert (r["kind"], r["marker"], r["result"], r["effect"]) == (j["kind"], j["marker"], j["result"],
+                                                                           j["effect"])
+            assert abs(r["likelihood"] - ev.likelihood) <= 0.0005
+            assert abs(r["likelihood_ratio"] - ev.likelihood_ratio) <= 0.0005 * max(1.0, ev.likelihood_ratio)
+            assert r["literature"] == literature_label(j) and r["note"] == j["note"]
+            assert r["source_segments"] == source_segments(j["source"])
+    assert page.console_errors == []
+
+
 def test_source_segments_rebuild_the_text():
-    from spindledx.teaching.html import source_segments
 
     text = "Kim 2005 https://synapse.koreamed.org/articles/1020122 ; doi:10.1002/cncr.24486."
     segs = source_segments(text)

@@ -87,6 +87,52 @@ def _quiz_data(kb: KnowledgeBase) -> tuple[list[dict], tuple[tuple[str, str], ..
     return data, skipped
 
 
+ROW_FIELDS = ("kind", "marker", "literature")  # an evidence row's fields that repeat across questions
+CASE_FIELDS = ("result", "likelihood", "likelihood_ratio", "effect")  # the fields of this case
+
+
+def pack_quiz(questions: list[dict]) -> dict:
+    """The quiz data as written to ``assets/quiz-data.js``: each repeated string stored once, referenced by index.
+
+    Entities (id and name), evidence notes, source segment lists, pitfall lists and the repeating part of an
+    evidence row (:data:`ROW_FIELDS` with its note and source index) go into tables; a question keeps its own
+    fields and indices into them, an evidence row is its ``rows`` index followed by :data:`CASE_FIELDS`.
+    ``assets/site.js`` (``unpackQuiz``) rebuilds exactly the list of questions given here
+    (``tests/test_teaching_site.py`` compares the two in a browser).
+    """
+    names = ("entities", "notes", "sources", "pitfalls", "rows")
+    index: dict[str, dict[str, int]] = {name: {} for name in names}
+    values: dict[str, list] = {name: [] for name in names}
+
+    def ref(table: str, value) -> int:
+        key = json.dumps(value, sort_keys=True)
+        if key not in index[table]:
+            index[table][key] = len(values[table])
+            values[table].append(value)
+        return index[table][key]
+
+    def entity(item: dict) -> int:
+        return ref("entities", [item["id"], item["name"]])
+
+    def evidence(ev: dict) -> list:
+        row = [*(ev[k] for k in ROW_FIELDS), ref("notes", ev["note"]), ref("sources", ev["source_segments"])]
+        return [ref("rows", row), *(ev[k] for k in CASE_FIELDS)]
+
+    packed = []
+    for q in questions:
+        a = q["answer"]
+        packed.append({
+            **{k: q[k] for k in ("id", "set", "kind", "panel", "site", "clinical")},
+            "choices": [entity(c) for c in q["choices"]],
+            "expected": [entity(a["expected"]), a["expected"]["rank"], a["expected"]["probability"]],
+            "differential": [[entity(d), d["probability"]] for d in a["differential"]],
+            "evidence": [evidence(ev) for ev in a["evidence"]],
+            "pitfalls": ref("pitfalls", a["pitfalls"]), "warnings": a["warnings"],
+            "case_source_segments": a["case_source_segments"],
+        })
+    return {**values, "row_fields": list(ROW_FIELDS), "case_fields": list(CASE_FIELDS), "questions": packed}
+
+
 def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
     """Every file of the site as {relative path: text}, without writing anything."""
     kb = kb or load_knowledge_base()
@@ -104,7 +150,7 @@ def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
         files[f"assets/{name}"] = resources.files("spindledx.teaching").joinpath("assets", name).read_text("utf-8")
     files["assets/search-index.js"] = f"window.SPX_INDEX = {json_for_script(_search_index(kb, links))};\n"
     quiz, skipped = _quiz_data(kb)
-    files["assets/quiz-data.js"] = f"window.SPX_QUIZ = {json_for_script(quiz)};\n"
+    files["assets/quiz-data.js"] = f"window.SPX_QUIZ_DATA = {json_for_script(pack_quiz(quiz))};\n"
     sets = {name: sum(1 for q in quiz if q["set"] == name) for name in ("original", "holdout", "reports", "reports-b")}
     files["index.html"] = pages.index_page(kb, links, n_questions=len(quiz), provenance=labels, frame=frame("Home"))
     model = model_export(kb, default_constants(), entity_links=links.entity, marker_links=links.marker,

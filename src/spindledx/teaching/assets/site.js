@@ -113,6 +113,41 @@
   }
 
   /* ---- quiz ---- */
+  /* assets/quiz-data.js stores each repeated string once (spindledx.teaching.site.pack_quiz): rebuild the questions
+     with their answers, the shape the quiz below reads (published as window.SPX_QUIZ) */
+  function unpackQuiz(data) {
+    function entity(i) { return { id: data.entities[i][0], name: data.entities[i][1] }; }
+    return data.questions.map(function (q) {
+      var expected = entity(q.expected[0]);
+      expected.rank = q.expected[1];
+      expected.probability = q.expected[2];
+      return {
+        id: q.id, set: q.set, kind: q.kind, panel: q.panel, site: q.site, clinical: q.clinical,
+        choices: q.choices.map(entity),
+        answer: {
+          expected: expected,
+          differential: q.differential.map(function (d) {
+            var e = entity(d[0]);
+            e.probability = d[1];
+            return e;
+          }),
+          evidence: q.evidence.map(function (item) {
+            var ev = {};
+            var row = data.rows[item[0]];
+            var n = data.row_fields.length;
+            data.row_fields.forEach(function (k, i) { ev[k] = row[i]; });
+            ev.note = data.notes[row[n]];
+            ev.source_segments = data.sources[row[n + 1]];
+            data.case_fields.forEach(function (k, i) { ev[k] = item[i + 1]; });
+            return ev;
+          }),
+          pitfalls: data.pitfalls[q.pitfalls], warnings: q.warnings, case_source_segments: q.case_source_segments
+        }
+      };
+    });
+  }
+  if (window.SPX_QUIZ_DATA && !window.SPX_QUIZ) { window.SPX_QUIZ = unpackQuiz(window.SPX_QUIZ_DATA); }
+
   function pct(p) {
     if (p === null || p === undefined) { return "–"; }
     return p > 0 && p < 0.005 ? "<1%" : Math.round(p * 100) + "%";
