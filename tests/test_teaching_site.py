@@ -221,6 +221,10 @@ def test_quiz_in_the_browser_is_the_interpreters_answer(built, browser_page):
     page.goto((built.out / "quiz.html").as_uri())
     shown = page.evaluate("window.SPX_QUIZ")
     assert len(shown) == len(python) == len(questions) > 300
+    summary = re.search(r"(\d+) cases: (\d+) test panels, (\d+) hold-out panels and\s+(\d+) published case reports",
+                        page.locator("p.summary").inner_text())
+    total, *parts = (int(x) for x in summary.groups())
+    assert total == sum(parts) == len(python)  # the summary counts every case the quiz asks
     for got, want in zip(shown, python, strict=True):
         assert got == want
         result = questions[got["id"]].result

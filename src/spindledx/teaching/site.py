@@ -31,7 +31,7 @@ from spindledx.teaching import pages
 from spindledx.teaching.compare import compare_entities, teaching_pairs
 from spindledx.teaching.html import Frame, json_for_script, source_segments
 from spindledx.teaching.panel_form import model_export, panel_page
-from spindledx.teaching.quiz import build_questions, literature_label, load_quiz_cases
+from spindledx.teaching.quiz import QUIZ_CASE_SETS, build_questions, literature_label, load_quiz_cases
 
 MANIFEST = "site.json"
 ASSETS = ("site.css", "site.js", "panel.js")
@@ -151,7 +151,7 @@ def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
     files["assets/search-index.js"] = f"window.SPX_INDEX = {json_for_script(_search_index(kb, links))};\n"
     quiz, skipped = _quiz_data(kb)
     files["assets/quiz-data.js"] = f"window.SPX_QUIZ_DATA = {json_for_script(pack_quiz(quiz))};\n"
-    sets = {name: sum(1 for q in quiz if q["set"] == name) for name in ("original", "holdout", "reports", "reports-b")}
+    sets = {name: sum(1 for q in quiz if q["set"] == name) for name in QUIZ_CASE_SETS}
     files["index.html"] = pages.index_page(kb, links, n_questions=len(quiz), provenance=labels, frame=frame("Home"))
     model = model_export(kb, default_constants(), entity_links=links.entity, marker_links=links.marker,
                          fact_anchor=links.fact_anchor, elicited_anchor=links.elicited_anchor,
