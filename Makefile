@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean train train-atypical train-variant guard-reference
+.PHONY: demo test lint venv clean train train-atypical train-variant guard-reference quantize
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -50,11 +50,17 @@ clean:
 
 # Train + cross-validate the mitosis CNN on ../shared/data (~60 min on 2 cores), then ship it as package data:
 # src/spindledx/detection/models/{mitosis_cnn.onnx,mitosis_model.json}; the generated card goes to docs/model-card.md.
+# The shipped detector runs the 8-bit graph built from it (mitosis_cnn_int8.onnx, `make quantize`, ~3 min).
 MITOSIS_RUN ?= /tmp/spindledx-mitosis-run
 train: $(STAMP)
 	$(BIN)/pip install --quiet torch==2.13.0 onnx onnxscript
 	$(BIN)/python scripts/train_mitosis.py --final --cv --strong-aug --epochs 20 --out $(MITOSIS_RUN)
 	$(BIN)/python scripts/finalize_mitosis_model.py $(MITOSIS_RUN) --scheme gated8
+	$(BIN)/python scripts/quantize_mitosis_model.py
+
+quantize: $(STAMP)
+	$(BIN)/pip install --quiet onnx
+	$(BIN)/python scripts/quantize_mitosis_model.py
 
 # Atypical/normal head (~25 min on 2 busy cores): ships src/spindledx/detection/models/atypical_{cnn.onnx,model.json}.
 ATYPICAL_RUN ?= /tmp/spindledx-atypical-run

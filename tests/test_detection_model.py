@@ -113,3 +113,52 @@ def test_gated_description_is_parsed(tmp_path):
     assert desc.tta == 8 and desc.tta_gate == pytest.approx(0.1)
     assert ModelDescription.from_dict(json.loads(path.read_text())).tta_gate is None
 
+
+
+def test_shipped_int8_graph_follows_its_float_graph_on_the_sample_slides():
+    """The shipped card names its float graph and runs the 8-bit graph of its ``int8`` entry; on the candidates of
+    the sample slides both give the same decisions and single-view probabilities within the card's recorded
+    largest gap on the 35 MiDeSeC fields (plus 0.02 for fields it was not measured on)."""
+    from pathlib import Path
+
+    from spindledx.detection.candidates import find_candidates
+    from spindledx.detection.model import MODELS_DIR, MitosisModel, load_shipped_model
+    from spindledx.detection.patches import extract_patches, to_model_input
+    from spindledx.imaging.reader import read_image
+
+    card = json.loads(DEFAULT_DESCRIPTION.read_text(encoding="utf-8"))
+    int8_entry = card["int8"]
+    int8 = load_shipped_model()
+    assert int8.description.sha256 == card["sha256"]  # the model is named by its float graph
+    assert int8.onnx_path.name == int8_entry["onnx_file"] != card["onnx_file"]
+    float_model = MitosisModel(ModelDescription.from_dict(card), MODELS_DIR / card["onnx_file"])
+    tiles = sorted((Path(__file__).resolve().parents[1] / "sample_slides").glob("*.tif"))[:2]
+    assert tiles
+    for path in tiles:
+        tile = read_image(path)
+        patches = extract_patches(tile.rgb, find_candidates(tile.rgb, tile.mpp), size=64)
+        x = to_model_input(patches)
+        gap = np.abs(int8._run(x) - float_model._run(x)).max()
+        assert 0 < gap <= int8_entry["check_against_float"]["single_view_max_abs_dp"] + 0.02
+        thr = card["threshold"]
+        assert np.array_equal(int8.predict(patches) >= thr, float_model.predict(patches) >= thr)
+
+
+def test_int8_entry_is_verified_and_run(tmp_path):
+    """A card's int8 graph is checksum-verified like its own graph; a wrong or incomplete entry is refused."""
+    import shutil
+
+    from spindledx.detection.model import MODELS_DIR
+
+    card = json.loads(DEFAULT_DESCRIPTION.read_text(encoding="utf-8"))
+    for name in (card["onnx_file"], card["int8"]["onnx_file"]):
+        shutil.copyfile(str(MODELS_DIR / name), tmp_path / name)
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(card))
+    assert load_model(path).onnx_path == tmp_path / card["int8"]["onnx_file"]
+    path.write_text(json.dumps(dict(card, int8=dict(card["int8"], sha256="0" * 64))))
+    with pytest.raises(ModelChecksumError):
+        load_model(path)
+    path.write_text(json.dumps(dict(card, int8={"onnx_file": card["int8"]["onnx_file"]})))
+    with pytest.raises(BadInputError, match="int8 needs onnx_file and sha256"):
+        load_model(path)

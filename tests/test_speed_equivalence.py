@@ -127,14 +127,16 @@ def test_early_stop_saves_views_and_keeps_every_reachable_patch():
         return batch[:, 0, 0, 0].copy()  # the top-left pixel: changes with the view
 
     x = np.zeros((3, 1, 4, 4), dtype=np.float32)
-    x[0] = 0.2  # every view 0.2: mean 0.2, out of reach of 0.7 once 3 more views are in (0.8 + 4) / 8 < 0.7
+    x[0] = 0.2  # every view 0.2: mean 0.2, out of reach of 0.7 once 4 views are in: (0.8 + 4) / 8 < 0.7
     x[1] = 0.9  # every view 0.9: kept
     x[2, 0, 0, 0] = 0.95  # a bright corner: 0.95 in the first view, 0 in views 2-4, so (0.95 + 4) / 8 < 0.7
     full = reference_gated_tta(predict, x, ways=8, gate=0.1)
     calls.clear()
     early = gated_tta(predict, x, ways=8, gate=0.1, threshold=0.7)
     _assert_same_decisions(early, full, 0.7)
-    assert calls == [3, 3 * 3, 1 * 4]  # single view, views 2-4 of all three, views 5-8 of the one left
+    # single view; views 2 and 3 of all three (one call per view); view 4 of all three (after 3 views each can
+    # still reach 0.7: (0.6 + 5) / 8 = 0.7 and (0.95 + 5) / 8 > 0.7); views 5-8 of the one left
+    assert calls == [3, 3, 3, 3, 1, 1, 1, 1]
     assert early[1] == full[1] and early[0] == pytest.approx(0.2)
 
 

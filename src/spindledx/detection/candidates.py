@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from skimage.feature import peak_local_max
 
 from spindledx.imaging.stain import REFERENCE_STAIN_MATRIX, concentration_channel, concentrations
 
@@ -36,8 +35,9 @@ def local_peaks(image: np.ndarray, *, min_distance: int, threshold_abs: float) -
     (Chebyshev, strictly) of a kept one is dropped. The neighbourhood maximum is OpenCV's ``dilate`` (exact for
     floats; pixels outside the image are ignored, as with ``scipy.ndimage.maximum_filter(mode='nearest')``, which
     skimage uses and which took 90% of the time). Two peaks closer than ``min_distance`` lie in each other's
-    neighbourhood, so each is at least the other: they have equal values. Without equal values the spacing rule
-    therefore drops nothing; with them, skimage applies it itself. A constant image has no peak, as in skimage.
+    neighbourhood, so each is at least the other: they have equal values. Without equal values, or with equal
+    values all at least ``min_distance`` apart, the spacing rule therefore drops nothing; otherwise it is applied to
+    the peaks alone (:func:`_spaced`). A constant image has no peak, as in skimage.
 
     Returns
     -------
@@ -57,10 +57,24 @@ def local_peaks(image: np.ndarray, *, min_distance: int, threshold_abs: float) -
     coords = np.transpose((rows, cols))[np.argsort(-values, kind="stable")]
     if min_distance <= 1 or np.unique(values).size == values.size:
         return coords
-    # equal-valued peaks, possibly closer than min_distance: skimage's spacing rule on the peaks alone
-    masked = np.where(peak, image, np.array(-np.inf, dtype=image.dtype))
-    return peak_local_max(masked, min_distance=min_distance, threshold_abs=threshold_abs,
-                          footprint=np.ones((1, 1), dtype=bool), exclude_border=False)
+    return _spaced(coords, min_distance)
+
+
+def _spaced(coords: np.ndarray, min_distance: int) -> np.ndarray:
+    """skimage's spacing rule (``skimage._shared.coord.ensure_spacing`` with the Chebyshev distance) on points
+    already in decreasing order: each point not yet dropped is kept and drops every later point less than
+    ``min_distance`` from it. Run on the peaks alone, not on a masked copy of the whole image."""
+    from scipy.spatial import cKDTree
+
+    # integer points: a distance below min_distance is at most min_distance - 1
+    near = cKDTree(coords).query_ball_point(coords, r=min_distance - 1, p=np.inf)
+    dropped = np.zeros(len(coords), dtype=bool)
+    for i, neighbours in enumerate(near):
+        if not dropped[i]:
+            for j in neighbours:
+                if j != i:
+                    dropped[j] = True
+    return coords[~dropped]
 
 
 def find_candidates(
