@@ -72,6 +72,21 @@ def test_batch_on_a_running_scheduler_matches_a_local_run(scheduler_address, tmp
     assert (tmp_path / "dask" / "report.html").is_file()
 
 
+def test_batch_with_a_model_card_on_dask_workers_matches_a_local_run(scheduler_address, tmp_path):
+    """The workers load the card themselves (from the path the run options carry) and name it in every row."""
+    pytest.importorskip("onnx")
+    from test_model_contract import write_model
+
+    card = write_model(tmp_path / "model")
+    tiles = ROOT / "sample_slides"
+    common = ["--mpp", "0.25", "--model", str(card), "--no-progress"]
+    assert main(["batch", str(tiles), "--out", str(tmp_path / "local"), "--jobs", "1", *common]) == 0
+    assert main(["batch", str(tiles), "--out", str(tmp_path / "dask"), "--dask", scheduler_address, *common]) == 0
+    local, remote = _rows(tmp_path / "local" / "tiles.csv"), _rows(tmp_path / "dask" / "tiles.csv")
+    assert local and all(r["error"] == "" and r["model_name"] == "darkness-test" for r in local)
+    assert sorted(remote, key=lambda r: r["image"]) == sorted(local, key=lambda r: r["image"])
+
+
 def test_slide_on_a_running_scheduler_matches_a_local_run(scheduler_address, tmp_path):
     from spindledx.slide.synthetic import make_slide_rgb, write_pyramidal_tiff
 

@@ -209,10 +209,23 @@ def test_site_in_a_real_browser(built, browser_page, tmp_path):
     assert page.console_errors == []
 
 
+NUMBERS = ("probability", "likelihood", "likelihood_ratio")
+
+
+def _without_numbers(value):
+    """A quiz question with the interpreter's numbers left out (they are compared within a tolerance)."""
+    if isinstance(value, dict):
+        return {k: _without_numbers(v) for k, v in value.items() if k not in NUMBERS}
+    if isinstance(value, list):
+        return [_without_numbers(v) for v in value]
+    return value
+
+
 def test_quiz_in_the_browser_is_the_interpreters_answer(built, browser_page):
-    """Every quiz question as the page unpacks it (assets/quiz-data.js stores repeated strings once) against the
-    Python answer: the same questions and reveals field for field, probabilities within 0.0005 of the interpreter's
-    own and in its order, the same evidence rows (literature label, note and source of each)."""
+    """Every quiz question with the answer the page computes (the panel form's interpreter on the question's input)
+    against the Python answer, in one page session: the same questions, ranking, expected entity and rank, evidence
+    rows (result, effect, literature label, note and source of each), and every probability, likelihood and
+    likelihood ratio within 0.0005 of the interpreter's own."""
     kb = load_knowledge_base()
     python, _ = site_module._quiz_data(kb)
     cases = {c.id: c for c in load_quiz_cases(kb=kb)}
@@ -226,7 +239,7 @@ def test_quiz_in_the_browser_is_the_interpreters_answer(built, browser_page):
     total, *parts = (int(x) for x in summary.groups())
     assert total == sum(parts) == len(python)  # the summary counts every case the quiz asks
     for got, want in zip(shown, python, strict=True):
-        assert got == want
+        assert _without_numbers(got) == _without_numbers(want)
         result = questions[got["id"]].result
         ranked = result.differential[: len(got["answer"]["differential"])]
         assert [d["id"] for d in got["answer"]["differential"]] == [e.id for e in ranked]
@@ -241,7 +254,8 @@ def test_quiz_in_the_browser_is_the_interpreters_answer(built, browser_page):
             assert (r["kind"], r["marker"], r["result"], r["effect"]) == (j["kind"], j["marker"], j["result"],
                                                                            j["effect"])
             assert abs(r["likelihood"] - ev.likelihood) <= 0.0005
-            assert abs(r["likelihood_ratio"] - ev.likelihood_ratio) <= 0.0005 * max(1.0, ev.likelihood_ratio)
+            # the ratio is kept to 3 decimals (as the Python quiz keeps it): half a unit of that, and no more
+            assert abs(r["likelihood_ratio"] - ev.likelihood_ratio) <= 0.0005 * max(1.0, ev.likelihood_ratio) + 1e-9
             assert r["literature"] == literature_label(j) and r["note"] == j["note"]
             assert r["source_segments"] == source_segments(j["source"])
     assert page.console_errors == []

@@ -28,11 +28,17 @@ def batch(
     objective: opts.Objective = None,
     allow_unusual_hpf: opts.AllowUnusualHpf = False,
     progress: opts.Progress = None,
+    model: opts.Model = None,
     overwrite: opts.Overwrite = False,
 ) -> None:
     """Score a set of tiles with QA flags, agreement statistics and an HTML report.
 
+    Every tile is scored with the shipped detector, or with the model given by --model (also in --jobs worker
+    processes and on --dask workers); the outputs name the model.
+
     Example: spindledx batch sample_slides/manifest.csv --out batch_out
+
+    Example: spindledx batch sample_slides/manifest.csv --model adapted_model --out batch_adapted
     """
     from spindledx.mitosis.evaluate import detection_scores
     from spindledx.qa.batch import run_batch
@@ -45,7 +51,7 @@ def batch(
     opts.check_dask(dask)
     report = run_batch(source, out_dir=out, jobs=opts.resolve_jobs(jobs), dask=dask, mpp=mpp,
                        annotations=annotations, threshold=threshold, hpf_area_mm2=hpf_area,
-                       progress=opts.resolve_progress(progress), overwrite=overwrite)
+                       model=model, progress=opts.resolve_progress(progress), overwrite=overwrite)
     s = report.summary
     det = s.get("detection")
     counts = s.get("counts")
@@ -66,6 +72,10 @@ def batch(
         a = s["ihc_agreement"]
         lines.append(f"IHC: recorded diagnosis top-1 in {a['top1_agree']}/{a['n_cases']} cases, "
                      f"top-3 in {a['top3_agree']}/{a['n_cases']}")
+    if model is not None:
+        prov = report.provenance
+        lines.append(f"model: {prov.get('model_name')} {prov.get('model_version')} (sha256 "
+                     f"{str(prov.get('model_sha256') or '')[:12]}…), given with --model: its accuracy is its card's")
     lines.append(f"report: {report.paths['report']}")
     if "parquet" not in report.paths:
         lines.append("tiles.parquet not written: pyarrow is not installed (pip install 'spindledx[parquet]')")

@@ -13,8 +13,8 @@ from spindledx.qa.runner import BatchReport
 
 def run_batch(source: str | Path, *, out_dir: str | Path, jobs: int = 1, dask: str | None = None,
               mpp: float | None = None, annotations: str | Path | None = None, threshold: float | None = None,
-              hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2, progress: bool = False,
-              overwrite: bool = False) -> BatchReport:
+              hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2, model: str | Path | None = None,
+              progress: bool = False, overwrite: bool = False) -> BatchReport:
     """Score a set of tiles with QA flags, agreement statistics and an HTML report (what ``spindledx batch``
     does). The tile-level engine is :func:`spindledx.qa.runner.run_batch`.
 
@@ -34,6 +34,10 @@ def run_batch(source: str | Path, *, out_dir: str | Path, jobs: int = 1, dask: s
         Folder input only: CSV of reference points (image, x, y or cx, cy).
     threshold, hpf_area_mm2
         Minimum detection score (default: the model's) and the HPF area.
+    model
+        A model card (JSON beside its ONNX file, the model contract) or a folder holding one, as ``spindledx
+        adapt`` writes it, to score every tile with instead of the shipped model. It is checked (checksum, input
+        shape) before any tile is scored; worker processes and Dask workers load it themselves.
     progress
         Progress bar on stderr.
     overwrite
@@ -61,12 +65,23 @@ def run_batch(source: str | Path, *, out_dir: str | Path, jobs: int = 1, dask: s
         specs = load_manifest(source, default_mpp=mpp)
     else:
         raise BadInputError(f"{source}: no such file or folder")
-    from spindledx.detection.model import load_shipped_model
+    from spindledx.detection.model import load_model_file, load_shipped_model, resolve_model_card
     from spindledx.engine.folder import output_folder
 
-    load_shipped_model()  # fail fast with one message when no trained detector is shipped, not once per tile
+    # fail fast with one message (no trained detector shipped; a card that is missing, corrupt or breaks the
+    # model contract), not once per tile
+    if model is None:
+        load_shipped_model()
+        options = RunOptions(threshold=threshold, hpf_area_mm2=hpf_area_mm2)
+        identity = None
+    else:
+        card = os.path.realpath(resolve_model_card(model))
+        desc = load_model_file(card).description
+        options = RunOptions(threshold=threshold, hpf_area_mm2=hpf_area_mm2, model=card, model_sha256=desc.sha256)
+        identity = f"{desc.extra.get('name') or 'model'} {desc.version} sha256 {desc.sha256}"
     settings = {"source": os.path.realpath(source), "annotations": None if annotations is None else
                 os.path.realpath(annotations), "mpp": mpp, "threshold": threshold, "hpf_area_mm2": hpf_area_mm2}
+    if identity is not None:  # absent for the shipped model, so earlier runs of it still resume
+        settings["model"] = identity
     with output_folder(out_dir, "batch", settings, overwrite=overwrite, state=(JSONL_NAME, RUN_NAME)):
-        return run_and_write(specs, Path(out_dir), jobs=jobs, dask=dask,
-                             options=RunOptions(threshold=threshold, hpf_area_mm2=hpf_area_mm2), progress=progress)
+        return run_and_write(specs, Path(out_dir), jobs=jobs, dask=dask, options=options, progress=progress)

@@ -54,11 +54,15 @@ def write_outputs(rows: Sequence[dict], summary: dict, out_dir: str | Path, *, s
     (:func:`spindledx.qa.runner.run_and_write`).
 
     ``provenance``: spindledx / model / knowledge-base versions, threshold and date
-    (:func:`spindledx.provenance`), shown in the report.
+    (:func:`spindledx.provenance`), shown in the report and the review page; the tables name the model in
+    ``model_name``, ``model_version`` and ``model_sha256`` columns.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = tiles_frame(rows)
+    if provenance is not None and len(frame):  # every row names the model that scored it, as the summary does
+        for key in ("model_name", "model_version", "model_sha256"):
+            frame[key] = provenance.get(key)
     paths = {"csv": out_dir / "tiles.csv", "parquet": out_dir / "tiles.parquet", "report": out_dir / "report.html"}
     # every file is written to a temporary name and renamed: a full disk never leaves a truncated table or page
     atomic_write_text(paths["csv"], spreadsheet_safe(frame).to_csv(index=False))

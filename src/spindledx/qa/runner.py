@@ -49,11 +49,20 @@ class RunOptions:
         HPF area for per-10-HPF figures.
     threshold
         Detection score threshold (None: the detector's own).
+    model
+        A model card (JSON beside its ONNX file, the model contract of ``docs/guide/models.md``) to score with
+        instead of the shipped model; every process that scores tiles loads it itself (checksum verified, cached
+        per process, :func:`spindledx.detection.model.load_model_file`).
+    model_sha256
+        The sha256 of that card's ONNX file when the run started: a worker that finds another one scores no tile
+        with it (the row carries the error).
     """
 
     match_radius_um: float = 7.5
     hpf_area_mm2: float = counting.DEFAULT_HPF_AREA_MM2
     threshold: float | None = None
+    model: str | None = None
+    model_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,7 @@ def _score(tile: Any, detector: Detector | None, scorer: Scorer | None, options:
         from spindledx.mitosis.score import score_image
 
         if detector is None:
-            from spindledx.detection import shipped
-
-            detector = shipped.shipped_detector(options.threshold, threads=model_threads)
+            detector = _run_detector(options, model_threads)
         region = None
         if spec is not None and spec.roi is not None:
             from spindledx.imaging.roi import load_roi
@@ -92,6 +99,21 @@ def _score(tile: Any, detector: Detector | None, scorer: Scorer | None, options:
         result = score_image(tile, detector=detector, hpf_area_mm2=options.hpf_area_mm2,
                              threshold=options.threshold, roi=region)
     return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+
+
+def _run_detector(options: RunOptions, model_threads: int) -> Detector:
+    """The detector of the run's options: the model card's (loaded once per process and thread setting, its
+    sha256 checked against the one the run started with) or the shipped one."""
+    from spindledx.detection import shipped
+
+    if options.model is None:
+        return shipped.shipped_detector(options.threshold, threads=model_threads)
+    detector = shipped.shipped_detector(options.threshold, threads=model_threads, model=options.model)
+    found = detector.model_description.sha256
+    if options.model_sha256 is not None and found != options.model_sha256:
+        raise BadInputError(f"{printable(options.model)}: the model card now names sha256 {found[:12]}…, not the "
+                            f"{options.model_sha256[:12]}… this run started with; start a new run")
+    return detector
 
 
 def _match(pred: list[dict], spec: TileSpec, mpp: float, radius_um: float) -> tuple[int, int, int]:
@@ -169,11 +191,21 @@ def process_tile(spec: TileSpec, *, detector: Detector | None = None, scorer: Sc
 
 
 def run_signature(options: RunOptions, *, injected: bool) -> dict:
-    """What must not change between a run and its resumption: options and the shipped model's checksum."""
+    """What must not change between a run and its resumption: options and the model's name, version and
+    checksum (the shipped model's, or that of the card given as ``options.model``)."""
     sig: dict[str, Any] = {"match_radius_um": options.match_radius_um, "hpf_area_mm2": options.hpf_area_mm2,
                            "threshold": options.threshold}
     if injected:
         sig["detector"] = "injected"
+    elif options.model is not None:
+        from spindledx.detection.model import read_description
+
+        desc = read_description(options.model)
+        sig["detector"] = "model card"
+        sig["model_name"] = desc.extra.get("name")
+        sig["model_version"] = desc.version
+        sig["model_sha256"] = options.model_sha256 or desc.sha256
+        sig["model_threshold"] = desc.threshold
     else:
         try:
             from spindledx.detection.model import shipped_description
@@ -245,7 +277,7 @@ def run_batch(specs: list[TileSpec], out_dir: str | Path, *, jobs: int = 1, dask
     Raises
     ------
     BadInputError
-        ``out_dir`` holds a run made with other options or another shipped model (``run.json``).
+        ``out_dir`` holds a run made with other options or another model (``run.json``).
 
     Returns
     -------
@@ -292,21 +324,30 @@ def _run_batch(specs: list[TileSpec], out_dir: Path, *, jobs: int, dask: str | N
 
 @dataclass(frozen=True)
 class BatchReport:
-    """A finished (or interrupted) batch: its outcome, the summary object and the written files."""
+    """A finished (or interrupted) batch: its outcome, the summary object, the written files and the provenance
+    the outputs carry."""
 
     outcome: BatchOutcome
     summary: dict
     paths: dict
+    provenance: dict = field(default_factory=dict)
 
 
 def _provenance(options: RunOptions, *, injected: bool) -> dict:
-    """Versions, threshold and date for the batch outputs (an injected detector is named as such)."""
+    """Versions, threshold and date for the batch outputs: the model's name, version and sha256 (a model card's,
+    with ``adapted_from`` for a model made by ``spindledx adapt``, and the card's path), or an injected detector
+    named as such."""
     from spindledx.provenance import provenance
 
     if injected:
         prov = provenance(include_model=False)
         return {"spindledx_version": prov["spindledx_version"], "model_name": "injected detector",
                 "threshold": options.threshold, "kb_version": prov["kb_version"], "date": prov["date"]}
+    if options.model is not None:
+        from spindledx.detection.model import read_description
+
+        prov = provenance(model_description=read_description(options.model), threshold=options.threshold)
+        return {**prov, "model_card": printable(options.model)}
     return provenance(threshold=options.threshold)
 
 
@@ -339,7 +380,7 @@ def _run_and_write(specs: list[TileSpec], out_dir: Path, *, jobs: int, dask: str
     paths = write_outputs(outcome.rows, summary, out_dir, specs_by_key=specs_by_key, provenance=prov)
     paths["summary"] = _write_summary(outcome, summary, specs, out_dir, options=options, provenance=prov,
                                       written=[*paths.values(), out_dir / JSONL_NAME, out_dir / RUN_NAME])
-    return BatchReport(outcome=outcome, summary=summary, paths=paths)
+    return BatchReport(outcome=outcome, summary=summary, paths=paths, provenance=prov)
 
 
 def _write_summary(outcome: BatchOutcome, summary: dict, specs: list[TileSpec], out_dir: Path, *,

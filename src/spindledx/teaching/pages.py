@@ -284,7 +284,8 @@ def compare_page(kb: KnowledgeBase, comparison: Comparison, links: SiteLinks, *,
 
 
 def quiz_page(sets: Mapping[str, int], skipped: tuple[tuple[str, str], ...], *, frame: Frame | None = None) -> str:
-    """The quiz frame; questions, answers and scoring live in the page script (quiz-data.js + site.js)."""
+    """The quiz frame; questions, answers and scoring live in the page scripts (quiz-data.js; the answers computed
+    by panel.js on panel-model.js; site.js)."""
     return render_page("site/quiz.html.j2", frame, total=sum(sets.values()), sets=dict(sets), skipped=list(skipped))
 
 

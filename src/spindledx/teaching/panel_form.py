@@ -7,7 +7,8 @@ Python model itself (:func:`spindledx.ihc.model.marker_table` per site, the morp
 :mod:`spindledx.ihc.selection` and the calibrated constants), so the script only combines them: the context (prior
 x age x sex, capped), the stain columns (neutral fill, focal/diffuse, lineage-group weights), the findings, the
 markers-tested term, the tempered posterior with its doubt share, the open-world check, the likelihood ratios of
-the explanation and the expected information gain of the next markers.  ``tests/test_teaching_panel_form.py`` runs
+the explanation and the expected information gain of the next markers.  The quiz page computes its answers
+with the same script (:func:`spindledx.teaching.site.pack_quiz`).  ``tests/test_teaching_panel_form.py`` runs
 the script in a browser on every case of the built-in case sets and compares it with ``interpret_panel``.
 """
 

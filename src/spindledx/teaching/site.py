@@ -23,6 +23,7 @@ from pathlib import Path
 
 from spindledx.errors import BadInputError
 from spindledx.files import atomic_write_bytes
+from spindledx.ihc.interpret import PanelResult
 from spindledx.ihc.knowledge import KnowledgeBase, load_knowledge_base, normalize_name
 from spindledx.ihc.model import default_constants
 from spindledx.provenance import provenance
@@ -83,22 +84,34 @@ def _quiz_data(kb: KnowledgeBase) -> tuple[list[dict], tuple[tuple[str, str], ..
                           "effect": ev["effect"], "literature": literature_label(ev), "note": ev["note"],
                           "source_segments": source_segments(ev["source"])})
         answer["evidence"] = shown
+        item["input"] = _interpreter_input(q.result)
         data.append(item)
     return data, skipped
 
 
+def _interpreter_input(result: PanelResult) -> dict:
+    """The input of the page's interpreter (``SPX_PANEL.interpret`` of ``assets/panel.js``) for one quiz case: the
+    stains as the Python interpreter read them ([marker, event, result]), the site and the findings."""
+    f = result.findings
+    return {"site": result.site or "", "obs": [[o.marker, o.event, o.result] for o in result.panel.observations],
+            "age": f.age_years, "sex": f.sex, "mitoses": f.mitoses_per_10hpf, "necrosis": f.necrosis,
+            "atypia": f.atypia, "patterns": list(f.patterns)}
+
+
 ROW_FIELDS = ("kind", "marker", "literature")  # an evidence row's fields that repeat across questions
-CASE_FIELDS = ("result", "likelihood", "likelihood_ratio", "effect")  # the fields of this case
 
 
 def pack_quiz(questions: list[dict]) -> dict:
-    """The quiz data as written to ``assets/quiz-data.js``: each repeated string stored once, referenced by index.
+    """The quiz data as written to ``assets/quiz-data.js``: the questions, without the interpreter's numbers.
 
-    Entities (id and name), evidence notes, source segment lists, pitfall lists and the repeating part of an
-    evidence row (:data:`ROW_FIELDS` with its note and source index) go into tables; a question keeps its own
-    fields and indices into them, an evidence row is its ``rows`` index followed by :data:`CASE_FIELDS`.
-    ``assets/site.js`` (``unpackQuiz``) rebuilds exactly the list of questions given here
-    (``tests/test_teaching_site.py`` compares the two in a browser).
+    The page computes each answer (differential, rank and probability of the expected entity, likelihood, ratio and
+    effect of each evidence row) with the interpreter of the panel form (``assets/panel.js`` on
+    ``assets/panel-model.js``) from the question's ``input``; the data keeps what the model does not hold: the
+    choices, the expected entity, the warnings, the case source and per evidence row its result as read and the
+    literature label, note and source.  Repeated strings are stored once: entities (id and name), notes, source
+    segment lists, pitfall lists and the repeating part of an evidence row (:data:`ROW_FIELDS` with its note and
+    source index) go into tables referenced by index.  ``assets/site.js`` (``unpackQuiz``) rebuilds the questions
+    given here; ``tests/test_teaching_site.py`` compares them with the Python answer in a browser.
     """
     names = ("entities", "notes", "sources", "pitfalls", "rows")
     index: dict[str, dict[str, int]] = {name: {} for name in names}
@@ -116,21 +129,19 @@ def pack_quiz(questions: list[dict]) -> dict:
 
     def evidence(ev: dict) -> list:
         row = [*(ev[k] for k in ROW_FIELDS), ref("notes", ev["note"]), ref("sources", ev["source_segments"])]
-        return [ref("rows", row), *(ev[k] for k in CASE_FIELDS)]
+        return [ref("rows", row), ev["result"]]
 
     packed = []
     for q in questions:
         a = q["answer"]
         packed.append({
-            **{k: q[k] for k in ("id", "set", "kind", "panel", "site", "clinical")},
-            "choices": [entity(c) for c in q["choices"]],
-            "expected": [entity(a["expected"]), a["expected"]["rank"], a["expected"]["probability"]],
-            "differential": [[entity(d), d["probability"]] for d in a["differential"]],
-            "evidence": [evidence(ev) for ev in a["evidence"]],
+            **{k: q[k] for k in ("id", "set", "kind", "panel", "site", "clinical", "input")},
+            "choices": [entity(c) for c in q["choices"]], "expected": entity(a["expected"]),
+            "top": len(a["differential"]), "evidence": [evidence(ev) for ev in a["evidence"]],
             "pitfalls": ref("pitfalls", a["pitfalls"]), "warnings": a["warnings"],
             "case_source_segments": a["case_source_segments"],
         })
-    return {**values, "row_fields": list(ROW_FIELDS), "case_fields": list(CASE_FIELDS), "questions": packed}
+    return {**values, "row_fields": list(ROW_FIELDS), "questions": packed}
 
 
 def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
@@ -160,7 +171,8 @@ def render_site(kb: KnowledgeBase | None = None) -> dict[str, str]:
     files["panel.html"] = panel_page(kb, frame=frame("Panel form", scripts=("assets/panel-model.js",
                                                                              "assets/panel.js")))
     files["matrix.html"] = pages.matrix_page(kb, links, frame=frame("Entity × marker matrix"))
-    files["quiz.html"] = pages.quiz_page(sets, skipped, frame=frame("Quiz", scripts=("assets/quiz-data.js",)))
+    files["quiz.html"] = pages.quiz_page(sets, skipped, frame=frame("Quiz", scripts=(
+        "assets/panel-model.js", "assets/panel.js", "assets/quiz-data.js")))
     for e, entity in kb.entities.items():
         files[links.entity[e]] = pages.entity_page(kb, e, links, frame=frame(entity.name, "../"))
     for m in kb.markers:

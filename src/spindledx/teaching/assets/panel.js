@@ -277,7 +277,7 @@
     var nNext = input.n_next === undefined ? 8 : input.n_next;
     var lead = order.slice(0, 4);
     M.markers.forEach(function (m, j) {
-      if (markers.indexOf(m.name) >= 0 || M.non_discriminatory.indexOf(m.name) >= 0) { return; }
+      if (!nNext || markers.indexOf(m.name) >= 0 || M.non_discriminatory.indexOf(m.name) >= 0) { return; }
       var col = table.p.map(function (r) { return r[j]; });
       if (!col.some(function (x) { return x !== null; })) { return; }
       var p = fillNeutral(col, post);

@@ -113,32 +113,48 @@
   }
 
   /* ---- quiz ---- */
-  /* assets/quiz-data.js stores each repeated string once (spindledx.teaching.site.pack_quiz): rebuild the questions
-     with their answers, the shape the quiz below reads (published as window.SPX_QUIZ) */
-  function unpackQuiz(data) {
+  /* assets/quiz-data.js holds the questions (spindledx.teaching.site.pack_quiz, each repeated string stored once);
+     the answer of each (differential, rank of the expected entity, the numbers of its evidence) is computed here by
+     the interpreter of the panel form (SPX_PANEL.interpret, assets/panel.js on assets/panel-model.js), rounded as
+     the Python quiz rounds them. The questions are published as window.SPX_QUIZ, the shape the quiz below reads. */
+  function round(x, digits) {
+    if (!isFinite(x)) { return x; }
+    var f = Math.pow(10, digits);
+    return Math.round(x * f) / f;
+  }
+
+  function unpackQuiz(data, interpret) {
     function entity(i) { return { id: data.entities[i][0], name: data.entities[i][1] }; }
     return data.questions.map(function (q) {
-      var expected = entity(q.expected[0]);
-      expected.rank = q.expected[1];
-      expected.probability = q.expected[2];
+      var input = q.input;
+      var result = interpret({ site: input.site, age: input.age, sex: input.sex, mitoses: input.mitoses,
+        necrosis: input.necrosis, atypia: input.atypia, patterns: input.patterns, n_next: 0,
+        obs: input.obs.map(function (o) { return { marker: o[0], event: o[1], result: o[2] }; }) });
+      var expected = entity(q.expected);
+      var ranks = result.differential.map(function (e) { return e.id; });
+      var entry = result.differential[ranks.indexOf(expected.id)];
+      expected.rank = ranks.indexOf(expected.id) + 1;
+      expected.probability = round(entry.probability, 4);
+      var n = data.row_fields.length;
       return {
-        id: q.id, set: q.set, kind: q.kind, panel: q.panel, site: q.site, clinical: q.clinical,
+        id: q.id, set: q.set, kind: q.kind, panel: q.panel, site: q.site, clinical: q.clinical, input: input,
         choices: q.choices.map(entity),
         answer: {
           expected: expected,
-          differential: q.differential.map(function (d) {
-            var e = entity(d[0]);
-            e.probability = d[1];
-            return e;
+          differential: result.differential.slice(0, q.top).map(function (e) {
+            return { id: e.id, name: e.name, probability: round(e.probability, 4) };
           }),
-          evidence: q.evidence.map(function (item) {
+          evidence: q.evidence.map(function (item, k) {
             var ev = {};
             var row = data.rows[item[0]];
-            var n = data.row_fields.length;
-            data.row_fields.forEach(function (k, i) { ev[k] = row[i]; });
+            var computed = entry.evidence[k];
+            data.row_fields.forEach(function (f, i) { ev[f] = row[i]; });
+            ev.result = item[1];
+            ev.likelihood = round(computed.likelihood, 4);
+            ev.likelihood_ratio = round(computed.lr, 3);
+            ev.effect = computed.effect;
             ev.note = data.notes[row[n]];
             ev.source_segments = data.sources[row[n + 1]];
-            data.case_fields.forEach(function (k, i) { ev[k] = item[i + 1]; });
             return ev;
           }),
           pitfalls: data.pitfalls[q.pitfalls], warnings: q.warnings, case_source_segments: q.case_source_segments
@@ -146,7 +162,9 @@
       };
     });
   }
-  if (window.SPX_QUIZ_DATA && !window.SPX_QUIZ) { window.SPX_QUIZ = unpackQuiz(window.SPX_QUIZ_DATA); }
+  if (window.SPX_QUIZ_DATA && window.SPX_PANEL && !window.SPX_QUIZ) {
+    window.SPX_QUIZ = unpackQuiz(window.SPX_QUIZ_DATA, window.SPX_PANEL.interpret);
+  }
 
   function pct(p) {
     if (p === null || p === undefined) { return "–"; }
