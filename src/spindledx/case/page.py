@@ -11,40 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from spindledx.case.paper import paper_text
+from spindledx.case.paper import entity_name, evidence_basis, paper_text, percent
 from spindledx.pages import render
 
 SECTION_IDS = ("answer", "differential", "evidence", "next-markers", "count", "grade", "caveats", "provenance")
 N_DIFFERENTIAL = 8
-
-
-def _pct(p: float | None) -> str:
-    if p is None:
-        return "–"
-    return "< 1 %" if 0 < p < 0.005 else f"{100 * p:.0f} %"
-
-
-def _entity_name(entry: Mapping[str, Any]) -> str:
-    return str(entry.get("name") or entry.get("id", "")).strip()
-
-
-def _evidence_basis(e: Mapping[str, Any]) -> str:
-    """The figure behind one piece of evidence, in words (stain: % positive and n; morphology: probability of the
-    band; prior: relative weight), then its evidence level."""
-    kind = e.get("kind", "stain")
-    fraction = e.get("fraction_positive")
-    parts: list[str] = []
-    if kind == "stain" and fraction is not None:
-        parts.append(f"{100 * float(fraction):.0f} % positive")
-    elif kind in ("morphology", "clinical") and fraction is not None:
-        parts.append(f"P({e.get('event') or e.get('value')}) = {float(fraction):.2f}")
-    elif kind == "prior" and fraction is not None:
-        parts.append(f"relative weight {float(fraction):g} ({e.get('basis') or 'prior'})")
-    if e.get("n_cases"):
-        parts.append(f"n = {e['n_cases']}")
-    if e.get("evidence_level"):
-        parts.append(str(e["evidence_level"]))
-    return "; ".join(parts)
 
 
 def _evidence_rows(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -59,7 +30,7 @@ def _evidence_rows(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
         effect = e.get("effect") or ("supports" if lr is not None and lr >= 2 else
                                      "against" if lr is not None and lr <= 0.5 else "neutral")
         rows.append({"kind": kind, "what": what, "observed": observed, "likelihood": e.get("likelihood"), "lr": lr,
-                     "effect": effect, "basis": _evidence_basis(e), "source": e.get("source")})
+                     "effect": effect, "basis": evidence_basis(e), "source": e.get("source")})
     return rows
 
 
@@ -88,10 +59,10 @@ def _answer(doc: Mapping[str, Any]) -> dict[str, Any]:
     nxt = []
     for m in (doc.get("next_markers") or [])[:3]:
         pos = m.get("expected_positive") or {}
-        nxt.append((m["marker"], ", ".join(f"{k.replace('_', ' ')} {_pct(v)}" for k, v in list(pos.items())[:3])))
-    return {"lead": _entity_name(lead), "lead_pct": _pct(lead["probability"]),
-            "second": _entity_name(second) if second else None,
-            "second_pct": _pct(second["probability"]) if second else None, "next": nxt}
+        nxt.append((m["marker"], ", ".join(f"{k.replace('_', ' ')} {percent(v)}" for k, v in list(pos.items())[:3])))
+    return {"lead": entity_name(lead), "lead_pct": percent(lead["probability"]),
+            "second": entity_name(second) if second else None,
+            "second_pct": percent(second["probability"]) if second else None, "next": nxt}
 
 
 def _worded(text: Any) -> dict[str, str]:
@@ -146,8 +117,9 @@ def render_case_html(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] 
     inputs = doc["inputs"]
     report = doc.get("report") or {}
     lead = doc["differential"][0]
-    diff_rows = [{"rank": i + 1, "name": _entity_name(e),
-                  "p": {"width_px": max(1, round(120 * float(e["probability"]))), "pct": _pct(float(e["probability"]))},
+    diff_rows = [{"rank": i + 1, "name": entity_name(e),
+                  "p": {"width_px": max(1, round(120 * float(e["probability"]))),
+                        "pct": percent(float(e["probability"]))},
                   "fit": e.get("fit")} for i, e in enumerate(doc["differential"][:N_DIFFERENTIAL])]
     flagged_used = doc.get("morphology_used_flagged") or []
     inputs_pairs = [("IHC panel", inputs["panel"]), ("site", inputs.get("site") or "not given"),
@@ -157,7 +129,7 @@ def render_case_html(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] 
                      ", ".join(m + (" (flagged count, used as asked)" if m in flagged_used else "")
                                for m in doc.get("morphology_used") or []) or "none")]
     nm_rows = [{"marker": m["marker"], "kind": m.get("kind"), "gain": m.get("expected_information_gain"),
-                "pos": "; ".join(f"{k.replace('_', ' ')} {_pct(v)}"
+                "pos": "; ".join(f"{k.replace('_', ' ')} {percent(v)}"
                                  for k, v in (m.get("expected_positive") or {}).items())}
                for m in (doc.get("next_markers") or [])[:8]]
     review = doc.get("review")
@@ -167,11 +139,11 @@ def render_case_html(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] 
     messages = [m for t in doc.get("tiles") or [] for m in t.get("flag_messages") or []]
     messages += list(doc["count"].get("flag_messages") or [])
     caveats = list(doc.get("warnings") or []) + list(doc["grade"].get("caveats") or [])
-    return render("case/case.html.j2", title=f"Case report: {_entity_name(lead)}",
+    return render("case/case.html.j2", title=f"Case report: {entity_name(lead)}",
                   subtitle=f"spindledx case · {doc['provenance'].get('date', '')}", running=running,
                   head=[(k, v) for k, v in head if v], review=review_headline(review) if review else None,
                   answer=_answer(doc), count=_count_figures(doc["count"]), grade=_grade(doc["grade"]),
-                  differential=diff_rows, inputs=inputs_pairs, lead_name=_entity_name(lead),
+                  differential=diff_rows, inputs=inputs_pairs, lead_name=entity_name(lead),
                   evidence=_evidence_rows(lead), pitfalls=list(lead.get("pitfalls") or []), next_markers=nm_rows,
                   tiles=_tile_table(doc),
                   flag_messages=[_worded(m) for m in messages],

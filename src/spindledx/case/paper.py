@@ -10,6 +10,8 @@ resort, writes any other ``--option`` as the words of its name.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 # (pattern, replacement), applied in order: the hints case.json carries, in the words a report uses.
 _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -53,3 +55,34 @@ _COMMAND_NAMED = re.compile(r"`spindledx\b|\bspindledx (?:score|slide|batch|revi
 def has_cli_words(text: str) -> bool:
     """True when ``text`` still names a command-line flag or a ``spindledx`` command."""
     return bool(_FLAG.search(text) or _COMMAND_NAMED.search(text))
+
+
+def percent(p: float | None) -> str:
+    """A probability as the reports print it: "< 1 %" below half a per cent, else whole per cent."""
+    if p is None:
+        return "–"
+    return "< 1 %" if 0 < p < 0.005 else f"{100 * p:.0f} %"
+
+
+def entity_name(entry: Mapping[str, Any]) -> str:
+    """The display name of a differential entry (its id when it has no name)."""
+    return str(entry.get("name") or entry.get("id", "")).strip()
+
+
+def evidence_basis(e: Mapping[str, Any]) -> str:
+    """The figure behind one piece of evidence, in words (stain: % positive and n; morphology: probability of the
+    band; prior: relative weight), then its evidence level."""
+    kind = e.get("kind", "stain")
+    fraction = e.get("fraction_positive")
+    parts: list[str] = []
+    if kind == "stain" and fraction is not None:
+        parts.append(f"{100 * float(fraction):.0f} % positive")
+    elif kind in ("morphology", "clinical") and fraction is not None:
+        parts.append(f"P({e.get('event') or e.get('value')}) = {float(fraction):.2f}")
+    elif kind == "prior" and fraction is not None:
+        parts.append(f"relative weight {float(fraction):g} ({e.get('basis') or 'prior'})")
+    if e.get("n_cases"):
+        parts.append(f"n = {e['n_cases']}")
+    if e.get("evidence_level"):
+        parts.append(str(e["evidence_level"]))
+    return "; ".join(parts)

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from spindledx.case.paper import paper_text
+from spindledx.case.paper import entity_name, evidence_basis, paper_text, percent
 
 PAGE_MARGIN_MM = 12.0
 N_DIFFERENTIAL = 6
@@ -175,16 +175,6 @@ class _Report:
         return [Paragraph(self.text(line), style or self.bullet, bulletText="•") for line in lines]
 
 
-def _pct(p: float | None) -> str:
-    if p is None:
-        return "–"
-    return "< 1 %" if 0 < p < 0.005 else f"{100 * p:.0f} %"
-
-
-def _name(entry: Mapping[str, Any]) -> str:
-    return str(entry.get("name") or entry.get("id", "")).strip()
-
-
 def _num(value: Any, fmt: str = "{:.3g}") -> str:
     if value is None:
         return "–"
@@ -226,23 +216,6 @@ def review_text(r: Mapping[str, Any]) -> str:
     if r.get("partial") and r.get("partial_note"):
         text += f" Partial review: {r['partial_note']}."
     return text
-
-
-def _evidence_basis(e: Mapping[str, Any]) -> str:
-    kind = e.get("kind", "stain")
-    fraction = e.get("fraction_positive")
-    parts: list[str] = []
-    if kind == "stain" and fraction is not None:
-        parts.append(f"{100 * float(fraction):.0f} % positive")
-    elif kind in ("morphology", "clinical") and fraction is not None:
-        parts.append(f"P({e.get('event') or e.get('value')}) = {float(fraction):.2f}")
-    elif kind == "prior" and fraction is not None:
-        parts.append(f"relative weight {float(fraction):g} ({e.get('basis') or 'prior'})")
-    if e.get("n_cases"):
-        parts.append(f"n = {e['n_cases']}")
-    if e.get("evidence_level"):
-        parts.append(str(e["evidence_level"]))
-    return "; ".join(parts)
 
 
 def _header_footer(rep: _Report, report: Mapping[str, Any], date: str, version: str):
@@ -313,9 +286,10 @@ def _answer(rep: _Report, doc: Mapping[str, Any]) -> list[Any]:
     diff = doc["differential"]
     lead, second = diff[0], diff[1] if len(diff) > 1 else None
     c = doc["count"]
-    lines = [rep.para(f"Leading diagnosis: <font size='11'><b>{rep.text(_name(lead))}</b></font> "
-                      f"<b>{_pct(lead['probability'])}</b>"
-                      + (f"   ·   next: {rep.text(_name(second))} {_pct(second['probability'])}" if second else ""),
+    lines = [rep.para(f"Leading diagnosis: <font size='11'><b>{rep.text(entity_name(lead))}</b></font> "
+                      f"<b>{percent(lead['probability'])}</b>"
+                      + (f"   ·   next: {rep.text(entity_name(second))} {percent(second['probability'])}"
+                         if second else ""),
                       rep.lead)]
     lines.append(rep.para(
         f"Mitotic count ({rep.text(c['method'])}): <b>{c['count']}</b> figures in {c['area_mm2']:.3f} mm² = "
@@ -328,7 +302,7 @@ def _answer(rep: _Report, doc: Mapping[str, Any]) -> list[Any]:
         parts = []
         for m in nxt[:3]:
             pos = m.get("expected_positive") or {}
-            shown = ", ".join(f"{k.replace('_', ' ')} {_pct(v)}" for k, v in list(pos.items())[:3])
+            shown = ", ".join(f"{k.replace('_', ' ')} {percent(v)}" for k, v in list(pos.items())[:3])
             parts.append(f"<b>{rep.text(m['marker'])}</b>" + (f" (P(+): {rep.text(shown)})" if shown else ""))
         lines.append(rep.para("What would change it: " + "; ".join(parts) + "."))
     return [rep.box(lines, fill="#f5f9fd")]
@@ -347,7 +321,7 @@ def _given(doc: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _differential(rep: _Report, doc: Mapping[str, Any]) -> list[Any]:
-    rows = [[str(i + 1), rep.text(_name(e)), _pct(float(e["probability"])), _num(e.get("fit"), "{:.2f}")]
+    rows = [[str(i + 1), rep.text(entity_name(e)), percent(float(e["probability"])), _num(e.get("fit"), "{:.2f}")]
             for i, e in enumerate(doc["differential"][:N_DIFFERENTIAL])]
     given = [(k, v) for k, v in _given(doc)]
     left = rep.table(["#", "entity", "probability", "fit of the stains"], rows, (6, 58, 17, 17), numeric=(0, 2, 3))
@@ -376,9 +350,9 @@ def _evidence(rep: _Report, doc: Mapping[str, Any]) -> list[Any]:
         effect = e.get("effect") or ("supports" if lr is not None and lr >= 2 else
                                      "against" if lr is not None and lr <= 0.5 else "neutral")
         rows.append([rep.text(kind), rep.text(what), rep.text(observed), _num(e.get("likelihood")), _num(lr),
-                     rep.text(effect), rep.text(_evidence_basis(e)),
+                     rep.text(effect), rep.text(evidence_basis(e)),
                      rep.para(rep.text(e.get("source") or "–"), rep.tiny)])
-    out = [rep.para(f"Evidence for {rep.text(_name(lead))}", rep.h2)]
+    out = [rep.para(f"Evidence for {rep.text(entity_name(lead))}", rep.h2)]
     if not rows:
         return [*out, rep.para("No evidence recorded.", rep.small)]
     out.append(rep.table(["kind", "evidence", "observed", "P(observed | leading entity)", "likelihood ratio vs "
@@ -395,7 +369,7 @@ def _next_markers(rep: _Report, doc: Mapping[str, Any]) -> list[Any]:
     for m in (doc.get("next_markers") or [])[:N_NEXT_MARKERS]:
         pos = m.get("expected_positive") or {}
         rows.append([rep.text(m["marker"]), rep.text(m.get("kind")), _num(m.get("expected_information_gain")),
-                     rep.text("; ".join(f"{k.replace('_', ' ')} {_pct(v)}" for k, v in pos.items()))])
+                     rep.text("; ".join(f"{k.replace('_', ' ')} {percent(v)}" for k, v in pos.items()))])
     out = [rep.para("Next markers", rep.h2),
            rep.para("Untested markers ranked by expected information gain over the current differential, with the "
                     "chance each leading entity stains positive.", rep.small)]
@@ -583,7 +557,7 @@ def render_case_pdf(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] |
     report = doc.get("report") or {}
     prov = doc.get("provenance") or {}
     lead = doc["differential"][0]
-    title = f"Case report: {_name(lead)}"
+    title = f"Case report: {entity_name(lead)}"
     story: list[Any] = [rep.para(rep.text(title), rep.title)]
     story.append(rep.para(rep.text("Decision aid for trained pathologists and for teaching; not a diagnosis. The "
                                    "mitotic detector is a screening aid: its figures are confirmed by a pathologist "
