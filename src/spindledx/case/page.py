@@ -11,27 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from spindledx.case.paper import entity_name, evidence_basis, paper_text, percent
+from spindledx.case.paper import entity_name, evidence_rows, paper_text, percent
 from spindledx.pages import render
 
 SECTION_IDS = ("answer", "differential", "evidence", "next-markers", "count", "grade", "caveats", "provenance")
 N_DIFFERENTIAL = 8
-
-
-def _evidence_rows(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for e in entry.get("evidence") or []:
-        kind = e.get("kind", "stain")
-        what = e.get("feature") if kind != "stain" and e.get("feature") else e.get("marker") or kind
-        observed = e.get("result") if e.get("result") is not None else e.get("value")
-        if kind == "prior":
-            observed = f"{e.get('result') or 'prior'}: {e.get('event') or e.get('value') or ''}".strip(": ")
-        lr = e.get("likelihood_ratio")
-        effect = e.get("effect") or ("supports" if lr is not None and lr >= 2 else
-                                     "against" if lr is not None and lr <= 0.5 else "neutral")
-        rows.append({"kind": kind, "what": what, "observed": observed, "likelihood": e.get("likelihood"), "lr": lr,
-                     "effect": effect, "basis": evidence_basis(e), "source": e.get("source")})
-    return rows
 
 
 def _count_figures(c: Mapping[str, Any]) -> dict[str, Any]:
@@ -144,7 +128,7 @@ def render_case_html(doc: Mapping[str, Any], *, thumbnails: Mapping[str, bytes] 
                   head=[(k, v) for k, v in head if v], review=review_headline(review) if review else None,
                   answer=_answer(doc), count=_count_figures(doc["count"]), grade=_grade(doc["grade"]),
                   differential=diff_rows, inputs=inputs_pairs, lead_name=entity_name(lead),
-                  evidence=_evidence_rows(lead), pitfalls=list(lead.get("pitfalls") or []), next_markers=nm_rows,
+                  evidence=evidence_rows(lead), pitfalls=list(lead.get("pitfalls") or []), next_markers=nm_rows,
                   tiles=_tile_table(doc),
                   flag_messages=[_worded(m) for m in messages],
                   figures=_figures(doc, thumbnails, review_href), review_href=review_href,

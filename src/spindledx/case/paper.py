@@ -86,3 +86,21 @@ def evidence_basis(e: Mapping[str, Any]) -> str:
     if e.get("evidence_level"):
         parts.append(str(e["evidence_level"]))
     return "; ".join(parts)
+
+
+def evidence_rows(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The evidence of a differential entry as report rows: kind, finding, observed result, likelihood, likelihood
+    ratio, effect (supports at LR >= 2, against at <= 0.5), the figure behind it and its source."""
+    rows = []
+    for e in entry.get("evidence") or []:
+        kind = e.get("kind", "stain")
+        what = e.get("feature") if kind != "stain" and e.get("feature") else e.get("marker") or kind
+        observed = e.get("result") if e.get("result") is not None else e.get("value")
+        if kind == "prior":
+            observed = f"{e.get('result') or 'prior'}: {e.get('event') or e.get('value') or ''}".strip(": ")
+        lr = e.get("likelihood_ratio")
+        effect = e.get("effect") or ("supports" if lr is not None and lr >= 2 else
+                                     "against" if lr is not None and lr <= 0.5 else "neutral")
+        rows.append({"kind": kind, "what": what, "observed": observed, "likelihood": e.get("likelihood"), "lr": lr,
+                     "effect": effect, "basis": evidence_basis(e), "source": e.get("source")})
+    return rows

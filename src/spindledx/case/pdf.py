@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from spindledx.case.paper import entity_name, evidence_basis, paper_text, percent
+from spindledx.case.paper import entity_name, evidence_rows, paper_text, percent
 
 PAGE_MARGIN_MM = 12.0
 N_DIFFERENTIAL = 6
@@ -340,18 +340,10 @@ def _differential(rep: _Report, doc: Mapping[str, Any]) -> list[Any]:
 def _evidence(rep: _Report, doc: Mapping[str, Any]) -> list[Any]:
     lead = doc["differential"][0]
     rows = []
-    for e in lead.get("evidence") or []:
-        kind = e.get("kind", "stain")
-        what = e.get("feature") if kind != "stain" and e.get("feature") else e.get("marker") or kind
-        observed = e.get("result") if e.get("result") is not None else e.get("value")
-        if kind == "prior":
-            observed = f"{e.get('result') or 'prior'}: {e.get('event') or e.get('value') or ''}".strip(": ")
-        lr = e.get("likelihood_ratio")
-        effect = e.get("effect") or ("supports" if lr is not None and lr >= 2 else
-                                     "against" if lr is not None and lr <= 0.5 else "neutral")
-        rows.append([rep.text(kind), rep.text(what), rep.text(observed), _num(e.get("likelihood")), _num(lr),
-                     rep.text(effect), rep.text(evidence_basis(e)),
-                     rep.para(rep.text(e.get("source") or "–"), rep.tiny)])
+    for r in evidence_rows(lead):
+        rows.append([rep.text(r["kind"]), rep.text(r["what"]), rep.text(r["observed"]), _num(r["likelihood"]),
+                     _num(r["lr"]), rep.text(r["effect"]), rep.text(r["basis"]),
+                     rep.para(rep.text(r["source"] or "–"), rep.tiny)])
     out = [rep.para(f"Evidence for {rep.text(entity_name(lead))}", rep.h2)]
     if not rows:
         return [*out, rep.para("No evidence recorded.", rep.small)]
