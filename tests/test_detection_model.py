@@ -162,3 +162,13 @@ def test_int8_entry_is_verified_and_run(tmp_path):
     path.write_text(json.dumps(dict(card, int8={"onnx_file": card["int8"]["onnx_file"]})))
     with pytest.raises(BadInputError, match="int8 needs onnx_file and sha256"):
         load_model(path)
+
+
+def test_provenance_names_the_8bit_graph_that_runs():
+    from spindledx.detection.model import shipped_description
+    from spindledx.provenance import model_provenance
+
+    desc = shipped_description()
+    prov = model_provenance(None)
+    assert prov["model_sha256"] == desc.sha256
+    assert prov["model_int8_sha256"] == desc.extra["int8"]["sha256"] != desc.sha256

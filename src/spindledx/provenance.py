@@ -31,7 +31,9 @@ def kb_version() -> str:
 def model_provenance(description: Any | None) -> dict[str, Any]:
     """Name, version, sha256 and threshold of a model description (``ModelDescription``-like), or the shipped
     model's when ``description`` is None; empty values when no model can be read. A model made by
-    ``spindledx adapt`` also gives ``adapted_from`` (name, version and sha256 of the model it was adapted from)."""
+    ``spindledx adapt`` also gives ``adapted_from`` (name, version and sha256 of the model it was adapted from); a
+    card with an 8-bit graph (``int8`` entry, run in place of the float graph) gives its sha256 as
+    ``model_int8_sha256``."""
     if description is None:
         from spindledx.detection.model import shipped_description
 
@@ -43,7 +45,11 @@ def model_provenance(description: Any | None) -> dict[str, Any]:
            "model_version": getattr(description, "version", None),
            "model_sha256": getattr(description, "sha256", None),
            "threshold": getattr(description, "threshold", None)}
-    adapted = (getattr(description, "extra", None) or {}).get("adapted_from")
+    extra = getattr(description, "extra", None) or {}
+    int8 = extra.get("int8")
+    if isinstance(int8, dict) and isinstance(int8.get("sha256"), str):
+        out["model_int8_sha256"] = int8["sha256"]  # the 8-bit graph the detector runs (the card's graph named above)
+    adapted = extra.get("adapted_from")
     if isinstance(adapted, dict):
         out["adapted_from"] = {k: adapted.get(k) for k in ("name", "version", "sha256")}
     return out
